@@ -1,0 +1,274 @@
+//! The body of a request to scan: a sequence of memory parts and file ranges, streamed to the
+//! scanner in bounded chunks and never collected in memory.
+
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::{Bytes, BytesMut};
+use http_body::{Frame, SizeHint};
+
+/// Largest piece read from a file part at once.
+pub const FILE_CHUNK: usize = 256 * 1024;
+
+/// One piece of the body.
+#[derive(Debug, Clone)]
+pub enum BodyPart {
+    /// Bytes the adapter copied out of nginx's memory buffers.
+    Memory(Bytes),
+    /// A range of a file (nginx's request body temp file, opened through a duplicated fd).
+    File {
+        file: Arc<File>,
+        offset: u64,
+        len: u64,
+    },
+}
+
+impl BodyPart {
+    pub fn len(&self) -> u64 {
+        match self {
+            BodyPart::Memory(b) => b.len() as u64,
+            BodyPart::File { len, .. } => *len,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// The whole request body; cheap to clone (parts are shared), so a scan can be replayed on a
+/// fresh connection.
+#[derive(Debug, Clone, Default)]
+pub struct RequestBody {
+    parts: Vec<BodyPart>,
+    len: u64,
+}
+
+impl RequestBody {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn push(&mut self, part: BodyPart) {
+        if !part.is_empty() {
+            self.len += part.len();
+            self.parts.push(part);
+        }
+    }
+
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn parts(&self) -> &[BodyPart] {
+        &self.parts
+    }
+
+    /// A cursor that yields the body in chunks of at most `chunk` bytes.
+    pub fn reader(&self, chunk: usize) -> BodyReader {
+        BodyReader {
+            parts: self.parts.clone(),
+            index: 0,
+            offset: 0,
+            chunk: chunk.max(1),
+        }
+    }
+}
+
+/// Reads a [`RequestBody`] piece by piece.
+#[derive(Debug)]
+pub struct BodyReader {
+    parts: Vec<BodyPart>,
+    index: usize,
+    offset: u64,
+    chunk: usize,
+}
+
+impl BodyReader {
+    /// The next chunk, or `None` at the end of the body.
+    ///
+    /// File parts are read with `pread` from the page cache; a file that turns out shorter than
+    /// nginx said is an error, never a silently short body.
+    pub fn next_chunk(&mut self) -> Option<io::Result<Bytes>> {
+        loop {
+            let part = self.parts.get(self.index)?;
+            let remaining = part.len() - self.offset;
+            if remaining == 0 {
+                self.index += 1;
+                self.offset = 0;
+                continue;
+            }
+            let want = remaining.min(self.chunk as u64) as usize;
+            let out = match part {
+                BodyPart::Memory(b) => {
+                    let start = self.offset as usize;
+                    Ok(b.slice(start..start + want))
+                }
+                BodyPart::File { file, offset, .. } => {
+                    let mut buf = BytesMut::zeroed(want);
+                    match read_exact_at(file, &mut buf, offset + self.offset) {
+                        Ok(()) => Ok(buf.freeze()),
+                        Err(e) => Err(e),
+                    }
+                }
+            };
+            if out.is_ok() {
+                self.offset += want as u64;
+            } else {
+                // Stop after an error: the stream is broken.
+                self.index = self.parts.len();
+            }
+            return Some(out);
+        }
+    }
+}
+
+fn read_exact_at(file: &File, mut buf: &mut [u8], mut pos: u64) -> io::Result<()> {
+    while !buf.is_empty() {
+        match file.read_at(buf, pos) {
+            Ok(0) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "request body file is shorter than expected",
+                ))
+            }
+            Ok(n) => {
+                buf = &mut buf[n..];
+                pos += n as u64;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// A [`RequestBody`] as a hyper request body. Calls `on_end` once the last byte was handed over.
+pub struct StreamBody {
+    reader: BodyReader,
+    remaining: u64,
+    on_end: Option<Box<dyn FnOnce() + Send>>,
+}
+
+impl StreamBody {
+    pub fn new(body: &RequestBody, on_end: Box<dyn FnOnce() + Send>) -> Self {
+        StreamBody {
+            reader: body.reader(FILE_CHUNK),
+            remaining: body.len(),
+            on_end: Some(on_end),
+        }
+    }
+
+    fn finish(&mut self) {
+        if let Some(f) = self.on_end.take() {
+            f();
+        }
+    }
+}
+
+impl http_body::Body for StreamBody {
+    type Data = Bytes;
+    type Error = io::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+        let this = self.get_mut();
+        match this.reader.next_chunk() {
+            Some(Ok(b)) => {
+                this.remaining -= b.len() as u64;
+                if this.remaining == 0 {
+                    this.finish();
+                }
+                Poll::Ready(Some(Ok(Frame::data(b))))
+            }
+            Some(Err(e)) => Poll::Ready(Some(Err(e))),
+            None => {
+                this.finish();
+                Poll::Ready(None)
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.remaining == 0
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::with_exact(self.remaining)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn reads_memory_and_file_parts_in_order() {
+        let mut f = tempfile_in_tmp();
+        f.write_all(b"0123456789").unwrap();
+        let file = Arc::new(f);
+        let mut body = RequestBody::new();
+        body.push(BodyPart::Memory(Bytes::from_static(b"ab")));
+        body.push(BodyPart::File {
+            file: file.clone(),
+            offset: 2,
+            len: 6,
+        });
+        body.push(BodyPart::Memory(Bytes::new()));
+        body.push(BodyPart::Memory(Bytes::from_static(b"z")));
+        assert_eq!(body.len(), 9);
+        let mut r = body.reader(4);
+        let mut out = Vec::new();
+        let mut sizes = Vec::new();
+        while let Some(c) = r.next_chunk() {
+            let c = c.unwrap();
+            sizes.push(c.len());
+            out.extend_from_slice(&c);
+        }
+        assert_eq!(out, b"ab234567z");
+        assert!(sizes.iter().all(|&s| s <= 4));
+    }
+
+    #[test]
+    fn short_file_is_an_error() {
+        let mut f = tempfile_in_tmp();
+        f.write_all(b"abc").unwrap();
+        let mut body = RequestBody::new();
+        body.push(BodyPart::File {
+            file: Arc::new(f),
+            offset: 0,
+            len: 10,
+        });
+        let mut r = body.reader(100);
+        assert!(r.next_chunk().unwrap().is_err());
+        assert!(r.next_chunk().is_none());
+    }
+
+    fn tempfile_in_tmp() -> File {
+        let path = std::env::temp_dir().join(format!(
+            "ometascan-body-test-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .read(true)
+            .write(true)
+            .open(&path)
+            .unwrap();
+        std::fs::remove_file(&path).unwrap();
+        f
+    }
+}

@@ -1,0 +1,97 @@
+//! Renaming the `filename` of a `Content-Disposition` header after the scanner's.
+
+/// Splits a header value into its `;`-separated items, honouring quoted strings.
+fn split_params(v: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut in_quotes = false;
+    let mut escaped = false;
+    for (i, c) in v.char_indices() {
+        if escaped {
+            escaped = false;
+            continue;
+        }
+        match c {
+            '\\' if in_quotes => escaped = true,
+            '"' => in_quotes = !in_quotes,
+            ';' if !in_quotes => {
+                out.push(&v[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    out.push(&v[start..]);
+    out
+}
+
+fn param_name(item: &str) -> Option<String> {
+    let (name, _) = item.split_once('=')?;
+    Some(name.trim().to_ascii_lowercase())
+}
+
+/// Returns the client's `Content-Disposition` with its `filename` and `filename*` parameters
+/// replaced by those of the scanner's header. `None` when the scanner's header names no file.
+pub fn rename_filename(client: &str, scanner: &str) -> Option<String> {
+    let scanner_params: Vec<&str> = split_params(scanner)
+        .into_iter()
+        .skip(1)
+        .filter(|p| {
+            matches!(
+                param_name(p).as_deref(),
+                Some("filename") | Some("filename*")
+            )
+        })
+        .map(str::trim)
+        .collect();
+    if scanner_params.is_empty() {
+        return None;
+    }
+    let mut items: Vec<String> = split_params(client)
+        .into_iter()
+        .enumerate()
+        .filter(|(i, p)| {
+            *i == 0
+                || !matches!(
+                    param_name(p).as_deref(),
+                    Some("filename") | Some("filename*")
+                )
+        })
+        .map(|(_, p)| p.trim().to_string())
+        .collect();
+    items.extend(scanner_params.iter().map(|s| s.to_string()));
+    Some(items.join("; "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replaces_both_forms() {
+        assert_eq!(
+            rename_filename(
+                "attachment; filename=\"report.docx\"; size=10",
+                "attachment; filename=\"sanitized_report.docx\""
+            )
+            .as_deref(),
+            Some("attachment; size=10; filename=\"sanitized_report.docx\"")
+        );
+        assert_eq!(
+            rename_filename(
+                "form-data; name=\"f\"; filename=\"a;b.pdf\"; filename*=UTF-8''a%3Bb.pdf",
+                "inline; filename*=UTF-8''clean.pdf; filename=\"clean.pdf\""
+            )
+            .as_deref(),
+            Some("form-data; name=\"f\"; filename*=UTF-8''clean.pdf; filename=\"clean.pdf\"")
+        );
+    }
+
+    #[test]
+    fn scanner_without_filename_changes_nothing() {
+        assert_eq!(
+            rename_filename("attachment; filename=a", "attachment"),
+            None
+        );
+    }
+}

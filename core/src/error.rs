@@ -1,0 +1,54 @@
+//! Why a scan failed. Every failure fails closed: the adapter answers 502, or 504 for timeouts.
+
+use std::io;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ScanError {
+    #[error("connect() to {addr} failed ({source})")]
+    Connect { addr: String, source: io::Error },
+    #[error("could not resolve scanner host \"{0}\"")]
+    Resolve(String),
+    #[error("scanner timed out while connecting")]
+    ConnectTimeout,
+    #[error("scanner timed out while sending the request")]
+    SendTimeout,
+    #[error("scanner timed out while reading the response")]
+    ReadTimeout,
+    #[error("scanner closed the connection prematurely")]
+    Closed,
+    #[error("scanner sent an invalid response: {0}")]
+    Protocol(String),
+    #[error("scanner response header is too large")]
+    HeaderTooLarge,
+    #[error("scanner response page is larger than {0} bytes")]
+    PageTooLarge(usize),
+    #[error("reading the request body failed ({0})")]
+    Body(io::Error),
+    #[error("storing the scanner's body failed ({0})")]
+    Spill(io::Error),
+    #[error("I/O error talking to the scanner ({0})")]
+    Io(io::Error),
+    #[error("the request cannot be sent to the scanner: {0}")]
+    Request(String),
+    #[error("{0} scanners are not supported")]
+    Unsupported(&'static str),
+}
+
+impl ScanError {
+    /// Timeouts are answered with 504, everything else with 502.
+    pub fn is_timeout(&self) -> bool {
+        matches!(
+            self,
+            ScanError::ConnectTimeout | ScanError::SendTimeout | ScanError::ReadTimeout
+        )
+    }
+
+    /// The HTTP status the client gets for this failure.
+    pub fn status(&self) -> u16 {
+        if self.is_timeout() {
+            504
+        } else {
+            502
+        }
+    }
+}

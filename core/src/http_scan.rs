@@ -1,0 +1,574 @@
+//! The HTTP scan protocol (`http://` scanners): the client's request goes to the scanner as an
+//! HTTP/1.1 request, and the scanner's answer is the verdict. See `docs/protocol.md`.
+
+use std::future::poll_fn;
+use std::io::{self, Write};
+use std::net::SocketAddr;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use http::header::{HeaderName, HeaderValue};
+use http_body::Body as _;
+use hyper::body::Incoming;
+use tokio::net::TcpStream;
+use tokio::time::timeout;
+
+use crate::body::{RequestBody, StreamBody};
+use crate::error::ScanError;
+use crate::headers::{self, HeaderList, HeaderRules};
+use crate::pool::{Conn, ConnPool};
+use crate::timed_io::{Fired, IoClock, TimedIo};
+use crate::url::{ScannerUrl, Scheme};
+use crate::verdict::{ResponsePage, SanitizedBody, Verdict};
+
+/// Largest scanner response header block accepted.
+pub const MAX_HEADER_BYTES: usize = 64 * 1024;
+/// Sanitized bodies up to this size stay in memory; larger ones go to a temp file.
+pub const SPILL_THRESHOLD: usize = 1024 * 1024;
+
+/// The three scanner timeouts of a location.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    pub connect: Duration,
+    pub send: Duration,
+    pub read: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        let d = Duration::from_secs(60);
+        Timeouts {
+            connect: d,
+            send: d,
+            read: d,
+        }
+    }
+}
+
+/// How a location scans, in plain values.
+#[derive(Debug, Clone)]
+pub struct ScanOptions {
+    pub timeouts: Timeouts,
+    pub rules: HeaderRules,
+    /// `ometascan_pre_cache`: the module forwards its own copy after an allowed verdict.
+    pub pre_cache: bool,
+    /// Where a large sanitized body is spilled (nginx's client body temp path).
+    pub spill_dir: PathBuf,
+    /// Largest block page accepted.
+    pub max_page: usize,
+}
+
+impl Default for ScanOptions {
+    fn default() -> Self {
+        ScanOptions {
+            timeouts: Timeouts::default(),
+            rules: HeaderRules::default(),
+            pre_cache: false,
+            spill_dir: std::env::temp_dir(),
+            max_page: 1024 * 1024,
+        }
+    }
+}
+
+/// The client's request, copied out of nginx.
+#[derive(Debug, Clone)]
+pub struct ScanRequest {
+    pub method: Bytes,
+    /// The original request URI, path and query (`$request_uri`).
+    pub uri: Bytes,
+    pub headers: HeaderList,
+    /// The client's address as text (for `X-Forwarded-For`).
+    pub client_addr: String,
+    pub body: RequestBody,
+}
+
+/// Where a scan goes: the URL and its resolved addresses.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub url: ScannerUrl,
+    pub addrs: Vec<SocketAddr>,
+}
+
+/// The per-worker scanner client.
+pub struct Scanner {
+    pool: ConnPool,
+    spill_seq: AtomicU64,
+}
+
+impl Default for Scanner {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// What the scanner's status line and headers call for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Plan {
+    /// Allowed, no body to read (204).
+    Allow,
+    /// Read the body: empty → allowed, otherwise the sanitized content.
+    Sanitize,
+    /// Discard the body, then allowed (pre_cache on, no sanitized mark).
+    AllowDiscard,
+    /// 400: the scanner could not parse the request.
+    BadRequest,
+    /// Any other status: relay the page.
+    Block,
+}
+
+/// The verdict table of the HTTP scan protocol, for a status and the result header.
+pub fn plan(status: u16, sanitized_mark: bool, pre_cache: bool) -> Plan {
+    match status {
+        204 => Plan::Allow,
+        200..=299 if !pre_cache || sanitized_mark => Plan::Sanitize,
+        200..=299 => Plan::AllowDiscard,
+        400 => Plan::BadRequest,
+        _ => Plan::Block,
+    }
+}
+
+impl Scanner {
+    pub fn new() -> Self {
+        Scanner {
+            pool: ConnPool::new(32),
+            spill_seq: AtomicU64::new(0),
+        }
+    }
+
+    pub fn idle_connections(&self) -> usize {
+        self.pool.idle_count()
+    }
+
+    /// Scans one request and returns the scanner's verdict.
+    pub async fn scan(
+        &self,
+        target: &Target,
+        req: &ScanRequest,
+        opts: &ScanOptions,
+    ) -> Result<Verdict, ScanError> {
+        match target.url.scheme {
+            Scheme::Http => {}
+            Scheme::Https => return Err(ScanError::Unsupported("https://")),
+            Scheme::Icap | Scheme::Icaps => return Err(ScanError::Unsupported("ICAP")),
+        }
+        let mut last_err = ScanError::Resolve(target.url.host.clone());
+        for &addr in &target.addrs {
+            // A pooled connection may have been closed by the scanner meanwhile: one that
+            // fails before any byte of an answer is replaced by a fresh one, once.
+            if let Some(conn) = self.pool.take(addr) {
+                match self.exchange(conn, addr, target, req, opts).await {
+                    Ok(v) => return Ok(v),
+                    Err(Attempt::BeforeAnswer(e)) => {
+                        tracing::debug!(
+                            "pooled scanner connection failed ({e}), retrying on a new one"
+                        );
+                    }
+                    Err(Attempt::Final(e)) => return Err(e),
+                }
+            }
+            let conn = match self.connect(addr, opts.timeouts.connect).await {
+                Ok(c) => c,
+                Err(e @ ScanError::ConnectTimeout) => return Err(e),
+                Err(e) => {
+                    last_err = e;
+                    continue;
+                }
+            };
+            return match self.exchange(conn, addr, target, req, opts).await {
+                Ok(v) => Ok(v),
+                Err(Attempt::BeforeAnswer(e)) | Err(Attempt::Final(e)) => Err(e),
+            };
+        }
+        Err(last_err)
+    }
+
+    async fn connect(&self, addr: SocketAddr, limit: Duration) -> Result<Conn, ScanError> {
+        let stream = match timeout(limit, TcpStream::connect(addr)).await {
+            Err(_) => return Err(ScanError::ConnectTimeout),
+            Ok(Err(source)) => {
+                return Err(ScanError::Connect {
+                    addr: addr.to_string(),
+                    source,
+                })
+            }
+            Ok(Ok(s)) => s,
+        };
+        let _ = stream.set_nodelay(true);
+        let clock = IoClock::new();
+        let io = TimedIo::new(stream, clock.clone());
+        let (sender, conn) = hyper::client::conn::http1::Builder::new()
+            .title_case_headers(true)
+            .max_buf_size(MAX_HEADER_BYTES)
+            .handshake(io)
+            .await
+            .map_err(|e| ScanError::Io(io::Error::other(e)))?;
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!("scanner connection ended: {e}");
+            }
+        });
+        Ok(Conn { sender, clock })
+    }
+
+    async fn exchange(
+        &self,
+        mut conn: Conn,
+        addr: SocketAddr,
+        target: &Target,
+        req: &ScanRequest,
+        opts: &ScanOptions,
+    ) -> Result<Verdict, Attempt> {
+        let request = build_request(target, req, opts).map_err(Attempt::Final)?;
+        if conn.sender.ready().await.is_err() {
+            return Err(Attempt::BeforeAnswer(ScanError::Closed));
+        }
+        let clock = conn.clock.clone();
+        clock.begin(opts.timeouts.send, opts.timeouts.read);
+        let sent = Arc::new(AtomicBool::new(false));
+        let on_end = {
+            let clock = clock.clone();
+            let sent = sent.clone();
+            Box::new(move || {
+                sent.store(true, Ordering::Release);
+                clock.arm_read();
+            })
+        };
+        let body = StreamBody::new(&req.body, on_end);
+        if req.body.is_empty() {
+            sent.store(true, Ordering::Release);
+            clock.arm_read();
+        }
+        let request = request.map(|()| body);
+        let response = match conn.sender.send_request(request).await {
+            Ok(r) => r,
+            Err(e) => {
+                let err = map_hyper_error(&e, &clock);
+                clock.end();
+                // Nothing of an answer arrived; only a connection that was reused is retried.
+                return Err(if e.is_canceled() || e.is_incomplete_message() {
+                    Attempt::BeforeAnswer(err)
+                } else {
+                    Attempt::Final(err)
+                });
+            }
+        };
+        let result = self.read_answer(response, &clock, opts).await;
+        clock.end();
+        let verdict = result.map_err(Attempt::Final)?;
+        if sent.load(Ordering::Acquire) {
+            self.pool.put(addr, conn);
+        }
+        Ok(verdict)
+    }
+
+    async fn read_answer(
+        &self,
+        response: hyper::Response<Incoming>,
+        clock: &IoClock,
+        opts: &ScanOptions,
+    ) -> Result<Verdict, ScanError> {
+        let (parts, mut body) = response.into_parts();
+        let status = parts.status.as_u16();
+        let mark = parts
+            .headers
+            .get("x-ometascan-result")
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"sanitized"));
+        match plan(status, mark, opts.pre_cache) {
+            Plan::Allow => {
+                drain(&mut body, clock).await?;
+                Ok(Verdict::Allowed)
+            }
+            Plan::AllowDiscard => {
+                drain(&mut body, clock).await?;
+                Ok(Verdict::Allowed)
+            }
+            Plan::Sanitize => {
+                let content = self.collect_sanitized(&mut body, clock, opts).await?;
+                if content.is_empty() {
+                    return Ok(Verdict::Allowed);
+                }
+                Ok(Verdict::Sanitized {
+                    body: content,
+                    content_type: parts.headers.get("content-type").map(value_bytes),
+                    content_disposition: parts.headers.get("content-disposition").map(value_bytes),
+                    headers: None,
+                })
+            }
+            Plan::BadRequest | Plan::Block => {
+                let page = collect_page(&mut body, clock, opts.max_page).await?;
+                let page = ResponsePage {
+                    status,
+                    headers: relay_headers(&parts.headers),
+                    body: page,
+                };
+                if status == 400 {
+                    Ok(Verdict::BadRequest { page })
+                } else {
+                    Ok(Verdict::Blocked { page, threat: None })
+                }
+            }
+        }
+    }
+
+    async fn collect_sanitized(
+        &self,
+        body: &mut Incoming,
+        clock: &IoClock,
+        opts: &ScanOptions,
+    ) -> Result<SanitizedBody, ScanError> {
+        let mut mem = BytesMut::new();
+        let mut file: Option<(std::fs::File, u64)> = None;
+        while let Some(chunk) = next_data(body, clock).await? {
+            match &mut file {
+                Some((f, len)) => {
+                    f.write_all(&chunk).map_err(ScanError::Spill)?;
+                    *len += chunk.len() as u64;
+                }
+                None if mem.len() + chunk.len() > SPILL_THRESHOLD => {
+                    let mut f = self.spill_file(&opts.spill_dir).map_err(ScanError::Spill)?;
+                    f.write_all(&mem).map_err(ScanError::Spill)?;
+                    f.write_all(&chunk).map_err(ScanError::Spill)?;
+                    file = Some((f, (mem.len() + chunk.len()) as u64));
+                    mem = BytesMut::new();
+                }
+                None => mem.extend_from_slice(&chunk),
+            }
+        }
+        Ok(match file {
+            Some((file, len)) => SanitizedBody::File { file, len },
+            None => SanitizedBody::Memory(mem.freeze()),
+        })
+    }
+
+    /// An unlinked temp file, readable through its descriptor only.
+    fn spill_file(&self, dir: &std::path::Path) -> io::Result<std::fs::File> {
+        let n = self.spill_seq.fetch_add(1, Ordering::Relaxed);
+        let path = dir.join(format!("ometascan-{}-{n}", std::process::id()));
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)?;
+        std::fs::remove_file(&path)?;
+        Ok(f)
+    }
+}
+
+enum Attempt {
+    /// Failed before any byte of an answer: a reused connection may be retried.
+    BeforeAnswer(ScanError),
+    Final(ScanError),
+}
+
+fn value_bytes(v: &HeaderValue) -> Bytes {
+    Bytes::copy_from_slice(v.as_bytes())
+}
+
+/// Builds the request to the scanner (SPEC §3).
+pub fn build_request(
+    target: &Target,
+    req: &ScanRequest,
+    opts: &ScanOptions,
+) -> Result<http::Request<()>, ScanError> {
+    let method = http::Method::from_bytes(&req.method)
+        .map_err(|_| ScanError::Request("invalid method".into()))?;
+    let mut path = Vec::with_capacity(target.url.path.len() + req.uri.len());
+    path.extend_from_slice(target.url.path.as_bytes());
+    path.extend_from_slice(&req.uri);
+    if path.is_empty() || path[0] != b'/' {
+        path.insert(0, b'/');
+    }
+    let uri = http::Uri::from_maybe_shared(Bytes::from(escape_target(&path)))
+        .map_err(|e| ScanError::Request(format!("invalid request URI ({e})")))?;
+    let fields = headers::scan_headers(
+        &req.headers,
+        &target.url.authority(),
+        Some(req.body.len()),
+        &req.client_addr,
+        &opts.rules,
+    );
+    let mut builder = http::Request::builder().method(method).uri(uri);
+    let map = builder
+        .headers_mut()
+        .ok_or_else(|| ScanError::Request("invalid request".into()))?;
+    for (n, v) in fields {
+        let name = HeaderName::from_bytes(&n).map_err(|_| {
+            ScanError::Request(format!(
+                "invalid header name \"{}\"",
+                String::from_utf8_lossy(&n)
+            ))
+        })?;
+        let value = HeaderValue::from_maybe_shared(v)
+            .map_err(|_| ScanError::Request(format!("invalid value of header \"{name}\"")))?;
+        map.append(name, value);
+    }
+    builder
+        .body(())
+        .map_err(|e| ScanError::Request(e.to_string()))
+}
+
+/// Percent-encodes the bytes a request target may not carry as they are.
+fn escape_target(path: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(path.len());
+    for &b in path {
+        let ok = b.is_ascii_graphic()
+            && !matches!(
+                b,
+                b'"' | b'<' | b'>' | b'\\' | b'^' | b'`' | b'{' | b'|' | b'}'
+            );
+        if ok {
+            out.push(b);
+        } else {
+            out.extend_from_slice(format!("%{b:02X}").as_bytes());
+        }
+    }
+    out
+}
+
+/// The scanner's header fields to relay to the client: hop-by-hop fields and the framing
+/// (`Content-Length`) removed, names in the usual capitalisation.
+pub fn relay_headers(map: &http::HeaderMap) -> HeaderList {
+    map.iter()
+        .filter(|(n, _)| {
+            !headers::is_hop_by_hop(n.as_str().as_bytes()) && n.as_str() != "content-length"
+        })
+        .map(|(n, v)| (Bytes::from(title_case(n.as_str())), value_bytes(v)))
+        .collect()
+}
+
+fn title_case(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    let mut up = true;
+    for c in name.chars() {
+        out.push(if up { c.to_ascii_uppercase() } else { c });
+        up = c == '-';
+    }
+    out
+}
+
+fn map_hyper_error(e: &hyper::Error, clock: &IoClock) -> ScanError {
+    match clock.fired() {
+        Fired::Send => return ScanError::SendTimeout,
+        Fired::Read => return ScanError::ReadTimeout,
+        Fired::None => {}
+    }
+    if e.is_parse() && e.to_string().contains("too large") {
+        ScanError::HeaderTooLarge
+    } else if e.is_parse() || e.is_parse_status() {
+        ScanError::Protocol(e.to_string())
+    } else if e.is_incomplete_message() || e.is_canceled() || e.is_closed() {
+        ScanError::Closed
+    } else if let Some(io) =
+        std::error::Error::source(e).and_then(|s| s.downcast_ref::<io::Error>())
+    {
+        ScanError::Io(io::Error::new(io.kind(), io.to_string()))
+    } else {
+        ScanError::Io(io::Error::other(e.to_string()))
+    }
+}
+
+async fn next_data(body: &mut Incoming, clock: &IoClock) -> Result<Option<Bytes>, ScanError> {
+    loop {
+        let frame = poll_fn(|cx| Pin::new(&mut *body).poll_frame(cx)).await;
+        match frame {
+            None => return Ok(None),
+            Some(Err(e)) => return Err(map_hyper_error(&e, clock)),
+            Some(Ok(f)) => {
+                if let Ok(data) = f.into_data() {
+                    if !data.is_empty() {
+                        return Ok(Some(data));
+                    }
+                }
+            }
+        }
+    }
+}
+
+async fn drain(body: &mut Incoming, clock: &IoClock) -> Result<(), ScanError> {
+    while next_data(body, clock).await?.is_some() {}
+    Ok(())
+}
+
+async fn collect_page(
+    body: &mut Incoming,
+    clock: &IoClock,
+    max: usize,
+) -> Result<Bytes, ScanError> {
+    let mut out = BytesMut::new();
+    while let Some(chunk) = next_data(body, clock).await? {
+        if out.len() + chunk.len() > max {
+            return Err(ScanError::PageTooLarge(max));
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(out.freeze())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verdict_table() {
+        assert_eq!(plan(204, false, false), Plan::Allow);
+        assert_eq!(plan(204, false, true), Plan::Allow);
+        assert_eq!(plan(200, false, false), Plan::Sanitize);
+        assert_eq!(plan(201, false, true), Plan::AllowDiscard);
+        assert_eq!(plan(200, true, true), Plan::Sanitize);
+        assert_eq!(plan(400, false, false), Plan::BadRequest);
+        assert_eq!(plan(403, false, false), Plan::Block);
+        assert_eq!(plan(302, false, true), Plan::Block);
+        assert_eq!(plan(500, false, false), Plan::Block);
+    }
+
+    #[test]
+    fn request_target_and_headers() {
+        let target = Target {
+            url: ScannerUrl::parse("http://127.0.0.1:9/scan/").unwrap(),
+            addrs: vec![],
+        };
+        let mut body = RequestBody::new();
+        body.push(crate::BodyPart::Memory(Bytes::from_static(b"hello")));
+        let req = ScanRequest {
+            method: Bytes::from_static(b"PUT"),
+            uri: Bytes::from_static(b"/up/a b?x=1|2"),
+            headers: vec![(Bytes::from_static(b"Host"), Bytes::from_static(b"front"))],
+            client_addr: "10.1.1.1".into(),
+            body,
+        };
+        let r = build_request(&target, &req, &ScanOptions::default()).unwrap();
+        assert_eq!(r.method(), "PUT");
+        assert_eq!(r.uri(), "/scan/up/a%20b?x=1%7C2");
+        assert_eq!(r.headers()["host"], "front");
+        assert_eq!(r.headers()["content-length"], "5");
+    }
+
+    #[test]
+    fn relayed_headers_are_cleaned() {
+        let mut m = http::HeaderMap::new();
+        m.insert("content-type", HeaderValue::from_static("text/html"));
+        m.insert("connection", HeaderValue::from_static("close"));
+        m.insert("content-length", HeaderValue::from_static("3"));
+        m.insert("x-block-reason", HeaderValue::from_static("virus"));
+        let h = relay_headers(&m);
+        assert_eq!(
+            h,
+            vec![
+                (
+                    Bytes::from_static(b"Content-Type"),
+                    Bytes::from_static(b"text/html")
+                ),
+                (
+                    Bytes::from_static(b"X-Block-Reason"),
+                    Bytes::from_static(b"virus")
+                ),
+            ]
+        );
+    }
+}

@@ -1,0 +1,207 @@
+//! A transport wrapper that enforces the send and read timeouts the way nginx does: each is the
+//! longest pause between two successive operations, not a limit on the whole transfer.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use hyper::rt::{Read, ReadBufCursor, Write};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::time::{sleep, Sleep};
+
+/// Which timer fired on a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fired {
+    None,
+    Send,
+    Read,
+}
+
+/// Per-connection timer settings, shared between the transport and the exchange driving it.
+#[derive(Debug, Default)]
+pub struct IoClock {
+    send_ms: AtomicU64,
+    read_ms: AtomicU64,
+    /// The read timer runs only once the whole request has been handed over.
+    read_armed: AtomicBool,
+    fired: AtomicU8,
+}
+
+impl IoClock {
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self::default())
+    }
+
+    /// Starts an exchange with these timeouts.
+    pub fn begin(&self, send: Duration, read: Duration) {
+        self.send_ms
+            .store(send.as_millis() as u64, Ordering::Relaxed);
+        self.read_ms
+            .store(read.as_millis() as u64, Ordering::Relaxed);
+        self.read_armed.store(false, Ordering::Release);
+        self.fired.store(0, Ordering::Relaxed);
+    }
+
+    /// The request is fully handed over: from now on, waiting for the answer is timed.
+    pub fn arm_read(&self) {
+        self.read_armed.store(true, Ordering::Release);
+    }
+
+    /// The exchange is over: an idle pooled connection is not timed.
+    pub fn end(&self) {
+        self.read_armed.store(false, Ordering::Release);
+    }
+
+    pub fn fired(&self) -> Fired {
+        match self.fired.load(Ordering::Acquire) {
+            1 => Fired::Send,
+            2 => Fired::Read,
+            _ => Fired::None,
+        }
+    }
+
+    fn fire(&self, f: Fired) {
+        self.fired
+            .store(if f == Fired::Send { 1 } else { 2 }, Ordering::Release);
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// Wraps a tokio stream for hyper, with the timers of [`IoClock`].
+    pub struct TimedIo<S> {
+        #[pin]
+        inner: S,
+        clock: Arc<IoClock>,
+        read_timer: Option<Pin<Box<Sleep>>>,
+        write_timer: Option<Pin<Box<Sleep>>>,
+    }
+}
+
+impl<S> TimedIo<S> {
+    pub fn new(inner: S, clock: Arc<IoClock>) -> Self {
+        TimedIo {
+            inner,
+            clock,
+            read_timer: None,
+            write_timer: None,
+        }
+    }
+}
+
+fn poll_timer(timer: &mut Option<Pin<Box<Sleep>>>, ms: u64, cx: &mut Context<'_>) -> bool {
+    let t = timer.get_or_insert_with(|| Box::pin(sleep(Duration::from_millis(ms))));
+    t.as_mut().poll(cx).is_ready()
+}
+
+use std::future::Future;
+
+impl<S: AsyncRead + AsyncWrite> Read for TimedIo<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        mut buf: ReadBufCursor<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.project();
+        // SAFETY: the bytes tokio reports as filled are initialized; `advance` is called with
+        // exactly that count, as hyper's own tokio adapter does.
+        let filled = unsafe {
+            let mut tbuf = ReadBuf::uninit(buf.as_mut());
+            match this.inner.poll_read(cx, &mut tbuf) {
+                Poll::Ready(Ok(())) => Ok(tbuf.filled().len()),
+                Poll::Ready(Err(e)) => Err(Some(e)),
+                Poll::Pending => Err(None),
+            }
+        };
+        match filled {
+            Ok(n) => {
+                // SAFETY: `n` bytes were initialized by the inner read.
+                unsafe { buf.advance(n) };
+                *this.read_timer = None;
+                Poll::Ready(Ok(()))
+            }
+            Err(Some(e)) => Poll::Ready(Err(e)),
+            Err(None) => {
+                if this.clock.read_armed.load(Ordering::Acquire) {
+                    let ms = this.clock.read_ms.load(Ordering::Relaxed);
+                    if poll_timer(this.read_timer, ms, cx) {
+                        this.clock.fire(Fired::Read);
+                        return Poll::Ready(Err(io::Error::new(
+                            io::ErrorKind::TimedOut,
+                            "scanner read timed out",
+                        )));
+                    }
+                } else {
+                    *this.read_timer = None;
+                }
+                Poll::Pending
+            }
+        }
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite> Write for TimedIo<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.project();
+        match this.inner.poll_write(cx, buf) {
+            Poll::Ready(r) => {
+                *this.write_timer = None;
+                Poll::Ready(r)
+            }
+            Poll::Pending => {
+                let ms = this.clock.send_ms.load(Ordering::Relaxed);
+                if poll_timer(this.write_timer, ms, cx) {
+                    this.clock.fire(Fired::Send);
+                    return Poll::Ready(Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "scanner send timed out",
+                    )));
+                }
+                Poll::Pending
+            }
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.project();
+        match this.inner.poll_write_vectored(cx, bufs) {
+            Poll::Ready(r) => {
+                *this.write_timer = None;
+                Poll::Ready(r)
+            }
+            Poll::Pending => {
+                let ms = this.clock.send_ms.load(Ordering::Relaxed);
+                if poll_timer(this.write_timer, ms, cx) {
+                    this.clock.fire(Fired::Send);
+                    return Poll::Ready(Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "scanner send timed out",
+                    )));
+                }
+                Poll::Pending
+            }
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.project().inner.poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.project().inner.poll_shutdown(cx)
+    }
+}

@@ -1,0 +1,204 @@
+//! Parsing of the `ometascan_pass` URL.
+
+use std::fmt;
+
+/// Protocol spoken to the scanner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheme {
+    Http,
+    Https,
+    Icap,
+    Icaps,
+}
+
+impl Scheme {
+    pub fn default_port(self) -> u16 {
+        match self {
+            Scheme::Http => 80,
+            Scheme::Https => 443,
+            Scheme::Icap => 1344,
+            Scheme::Icaps => 11344,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scheme::Http => "http",
+            Scheme::Https => "https",
+            Scheme::Icap => "icap",
+            Scheme::Icaps => "icaps",
+        }
+    }
+
+    pub fn is_tls(self) -> bool {
+        matches!(self, Scheme::Https | Scheme::Icaps)
+    }
+}
+
+/// A parsed scanner address: `scheme://host[:port][/path]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScannerUrl {
+    pub scheme: Scheme,
+    /// Host name or address, without the brackets of an IPv6 literal.
+    pub host: String,
+    pub port: u16,
+    /// Whether the port was written in the URL.
+    pub explicit_port: bool,
+    /// Path without a trailing `/` (empty when none was given).
+    pub path: String,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum UrlError {
+    #[error("invalid URL prefix (expected http://, https://, icap:// or icaps://)")]
+    Scheme,
+    #[error("no host in URL")]
+    NoHost,
+    #[error("invalid host in URL")]
+    Host,
+    #[error("invalid port in URL")]
+    Port,
+    #[error("user info is not allowed in URL")]
+    UserInfo,
+    #[error("invalid character in URL path")]
+    Path,
+}
+
+impl ScannerUrl {
+    pub fn parse(s: &str) -> Result<Self, UrlError> {
+        let (scheme, rest) = if let Some(r) = strip_prefix_ci(s, "http://") {
+            (Scheme::Http, r)
+        } else if let Some(r) = strip_prefix_ci(s, "https://") {
+            (Scheme::Https, r)
+        } else if let Some(r) = strip_prefix_ci(s, "icap://") {
+            (Scheme::Icap, r)
+        } else if let Some(r) = strip_prefix_ci(s, "icaps://") {
+            (Scheme::Icaps, r)
+        } else {
+            return Err(UrlError::Scheme);
+        };
+        let (authority, path) = match rest.find(['/', '?']) {
+            Some(i) => (&rest[..i], &rest[i..]),
+            None => (rest, ""),
+        };
+        if authority.contains('@') {
+            return Err(UrlError::UserInfo);
+        }
+        if authority.is_empty() {
+            return Err(UrlError::NoHost);
+        }
+        let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+            let end = v6.find(']').ok_or(UrlError::Host)?;
+            let host = &v6[..end];
+            if host.parse::<std::net::Ipv6Addr>().is_err() {
+                return Err(UrlError::Host);
+            }
+            let after = &v6[end + 1..];
+            let port = match after {
+                "" => None,
+                p => Some(p.strip_prefix(':').ok_or(UrlError::Port)?),
+            };
+            (host, port)
+        } else {
+            match authority.rsplit_once(':') {
+                Some((h, p)) => (h, Some(p)),
+                None => (authority, None),
+            }
+        };
+        if host.is_empty() {
+            return Err(UrlError::NoHost);
+        }
+        if !authority.starts_with('[')
+            && !host
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_')
+        {
+            return Err(UrlError::Host);
+        }
+        let (port, explicit_port) = match port {
+            None => (scheme.default_port(), false),
+            Some(p) => match p.parse::<u16>() {
+                Ok(n) if n > 0 && !p.starts_with('+') => (n, true),
+                _ => return Err(UrlError::Port),
+            },
+        };
+        if path.bytes().any(|b| b <= b' ' || b == 0x7f) {
+            return Err(UrlError::Path);
+        }
+        let path = path.trim_end_matches('/').to_string();
+        Ok(ScannerUrl {
+            scheme,
+            host: host.to_string(),
+            port,
+            explicit_port,
+            path,
+        })
+    }
+
+    /// `host:port` as written in a `Host` header (IPv6 in brackets).
+    pub fn authority(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+}
+
+impl fmt::Display for ScannerUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}://{}{}",
+            self.scheme.as_str(),
+            self.authority(),
+            self.path
+        )
+    }
+}
+
+fn strip_prefix_ci<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
+    if s.len() >= prefix.len() && s[..prefix.len()].eq_ignore_ascii_case(prefix) {
+        Some(&s[prefix.len()..])
+    } else {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_all_forms() {
+        let u = ScannerUrl::parse("http://scanner:8043").unwrap();
+        assert_eq!(
+            (u.scheme, u.host.as_str(), u.port, u.path.as_str()),
+            (Scheme::Http, "scanner", 8043, "")
+        );
+        let u = ScannerUrl::parse("https://10.0.0.1/scan/").unwrap();
+        assert_eq!((u.port, u.path.as_str()), (443, "/scan"));
+        let u = ScannerUrl::parse("icap://[::1]/virus_scan").unwrap();
+        assert_eq!(
+            (u.host.as_str(), u.port, u.path.as_str()),
+            ("::1", 1344, "/virus_scan")
+        );
+        assert_eq!(u.to_string(), "icap://[::1]:1344/virus_scan");
+        let u = ScannerUrl::parse("ICAPS://h:1").unwrap();
+        assert_eq!((u.scheme, u.port), (Scheme::Icaps, 1));
+    }
+
+    #[test]
+    fn rejects_bad_urls() {
+        assert_eq!(ScannerUrl::parse("ftp://x"), Err(UrlError::Scheme));
+        assert_eq!(ScannerUrl::parse("scanner:80"), Err(UrlError::Scheme));
+        assert_eq!(ScannerUrl::parse("http://"), Err(UrlError::NoHost));
+        assert_eq!(ScannerUrl::parse("http://:80"), Err(UrlError::NoHost));
+        assert_eq!(ScannerUrl::parse("http://h:0"), Err(UrlError::Port));
+        assert_eq!(ScannerUrl::parse("http://h:65536"), Err(UrlError::Port));
+        assert_eq!(ScannerUrl::parse("http://h:x"), Err(UrlError::Port));
+        assert_eq!(ScannerUrl::parse("http://[zz]:1"), Err(UrlError::Host));
+        assert_eq!(ScannerUrl::parse("http://u@h"), Err(UrlError::UserInfo));
+        assert_eq!(ScannerUrl::parse("http://h%/"), Err(UrlError::Host));
+    }
+}
