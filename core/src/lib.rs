@@ -12,6 +12,7 @@ pub mod headers;
 pub mod http_scan;
 pub mod pool;
 pub mod timed_io;
+pub mod tls;
 pub mod url;
 pub mod verdict;
 
