@@ -1,1 +1,103 @@
+//! ngx_http_ometascan_module: scans requests with an external scanning server before nginx
+//! lets them through.
+//!
+//! This crate is the nginx adapter: the module and directive tables ([`conf`]), the request
+//! flow ([`handler`]), the bridge to the worker's tokio runtime ([`bridge`]) and logging glue
+//! ([`log`]). All `unsafe` code of the project lives here; the protocols, the scanner client
+//! and the verdict rules are in the nginx-independent `ometascan-core` crate.
 
+use std::ffi::c_void;
+use std::ptr;
+
+use ngx::ffi::*;
+use ngx::http::{HttpModule, HttpModuleLocationConf, HttpModuleMainConf, NgxHttpCoreModule};
+use ngx::ngx_modules;
+
+mod bridge;
+mod conf;
+mod handler;
+mod log;
+
+/// Type that ties the module to `ngx`'s configuration accessors.
+pub struct Module;
+
+impl HttpModule for Module {
+    fn module() -> &'static ngx_module_t {
+        module()
+    }
+}
+
+// SAFETY: the location configuration of this module is always a `conf::LocConf`.
+unsafe impl HttpModuleLocationConf for Module {
+    type LocationConf = conf::LocConf;
+}
+
+/// The module descriptor.
+pub fn module() -> &'static ngx_module_t {
+    // SAFETY: nginx writes the indexes once while loading the module, before any request.
+    unsafe { &*ptr::addr_of!(ngx_http_ometascan_module) }
+}
+
+static MODULE_CTX: ngx_http_module_t = ngx_http_module_t {
+    preconfiguration: None,
+    postconfiguration: Some(postconfiguration),
+    create_main_conf: None,
+    init_main_conf: None,
+    create_srv_conf: None,
+    merge_srv_conf: None,
+    create_loc_conf: Some(conf::create_loc_conf),
+    merge_loc_conf: Some(conf::merge_loc_conf),
+};
+
+#[no_mangle]
+#[allow(non_upper_case_globals)]
+pub static mut ngx_http_ometascan_module: ngx_module_t = ngx_module_t {
+    ctx: ptr::addr_of!(MODULE_CTX) as *mut c_void,
+    // SAFETY: only the address is taken; nginx reads the table while parsing.
+    commands: ptr::addr_of_mut!(conf::COMMANDS) as *mut ngx_command_t,
+    type_: NGX_HTTP_MODULE as ngx_uint_t,
+    init_process: Some(init_process),
+    exit_process: Some(exit_process),
+    ..ngx_module_t::default()
+};
+
+ngx_modules!(ngx_http_ometascan_module);
+
+/// Registers the scan handler in the precontent phase.
+unsafe extern "C" fn postconfiguration(cf: *mut ngx_conf_t) -> ngx_int_t {
+    // SAFETY: cf is the http configuration; the core main conf exists.
+    unsafe {
+        let Some(cmcf) = NgxHttpCoreModule::main_conf_mut(&*cf) else {
+            return NGX_ERROR as ngx_int_t;
+        };
+        let phase = &mut cmcf.phases[ngx_http_phases_NGX_HTTP_PRECONTENT_PHASE as usize];
+        let h = ngx_array_push(&mut phase.handlers) as *mut ngx_http_handler_pt;
+        if h.is_null() {
+            return NGX_ERROR as ngx_int_t;
+        }
+        *h = Some(handler::scan_handler);
+    }
+    NGX_OK as ngx_int_t
+}
+
+unsafe extern "C" fn init_process(cycle: *mut ngx_cycle_t) -> ngx_int_t {
+    // SAFETY: called once in each worker on the nginx thread.
+    unsafe {
+        if let Err(e) = bridge::init(cycle) {
+            ngx::ngx_log_error!(NGX_LOG_EMERG, (*cycle).log, "ometascan: {}", e);
+            return NGX_ERROR as ngx_int_t;
+        }
+        ngx::ngx_log_error!(
+            NGX_LOG_NOTICE,
+            (*cycle).log,
+            "ometascan module {} started",
+            env!("CARGO_PKG_VERSION")
+        );
+    }
+    NGX_OK as ngx_int_t
+}
+
+unsafe extern "C" fn exit_process(_cycle: *mut ngx_cycle_t) {
+    // SAFETY: called once in each worker on the nginx thread.
+    unsafe { bridge::exit() };
+}

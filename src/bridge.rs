@@ -1,0 +1,312 @@
+//! The bridge between nginx's event loop and the worker's tokio runtime.
+//!
+//! One runtime per worker process, created in `init_process` (never in the master: no threads
+//! before fork). A scan runs as a tokio task that owns only plain data; when it ends it pushes
+//! a [`Completion`] onto a queue and, if the queue was empty, writes to an eventfd that nginx's
+//! event loop watches like any socket. The eventfd's read handler, on the nginx thread, drains
+//! the queue and resumes the requests. Nothing polls: a worker waiting for scans sleeps in
+//! `epoll_wait`.
+//!
+//! Requests are tracked in a slot table that only the nginx thread touches. A slot is freed
+//! when its scan completes or when the request goes away (its pool cleanup cancels the task);
+//! a completion whose slot was freed or reused (generation mismatch) is dropped without
+//! touching nginx memory.
+
+use std::cell::RefCell;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use ngx::ffi::*;
+use ometascan_core::{ScanError, Scanner, Verdict};
+
+/// Identifies a scan in flight: slot index plus generation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SlotId {
+    index: u32,
+    gen: u32,
+}
+
+/// What a finished scan hands back to the nginx thread.
+pub struct Completion {
+    pub slot: SlotId,
+    pub result: Result<Verdict, ScanError>,
+    pub elapsed: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BridgeError {
+    #[error("eventfd() failed ({0})")]
+    EventFd(std::io::Error),
+    #[error("could not start the scanner runtime ({0})")]
+    Runtime(std::io::Error),
+    #[error("no free connection for the scanner notification channel")]
+    Connection,
+    #[error("could not add the scanner notification channel to the event loop")]
+    Event,
+}
+
+/// Shared with tokio threads: the completion queue and the eventfd.
+struct Shared {
+    queue: Mutex<Vec<Completion>>,
+    efd: AtomicI32,
+    closed: AtomicBool,
+}
+
+static SHARED: Shared = Shared {
+    queue: Mutex::new(Vec::new()),
+    efd: AtomicI32::new(-1),
+    closed: AtomicBool::new(true),
+};
+
+static RUNTIME: Mutex<Option<tokio::runtime::Runtime>> = Mutex::new(None);
+static HANDLE: OnceLock<tokio::runtime::Handle> = OnceLock::new();
+static SCANNER: OnceLock<Arc<Scanner>> = OnceLock::new();
+
+/// The request a slot belongs to, and how to cancel its task. nginx thread only.
+struct Slot {
+    gen: u32,
+    request: *mut ngx_http_request_t,
+    abort: Option<tokio::task::AbortHandle>,
+}
+
+#[derive(Default)]
+struct Slots {
+    entries: Vec<Slot>,
+    free: Vec<u32>,
+    in_use: usize,
+}
+
+/// nginx-thread state: the eventfd connection and the timer that keeps a shutting-down worker
+/// alive while scans are in flight.
+struct Local {
+    slots: Slots,
+    conn: *mut ngx_connection_t,
+    keeper: Box<ngx_event_t>,
+}
+
+thread_local! {
+    static LOCAL: RefCell<Option<Local>> = const { RefCell::new(None) };
+}
+
+/// While scans are in flight a gracefully exiting worker must wait for them; nginx waits as
+/// long as a non-cancelable timer is pending. This timer exists only while scans are in
+/// flight, and fires at most once a day.
+const KEEPER_INTERVAL: ngx_msec_t = 24 * 60 * 60 * 1000;
+
+/// Starts the runtime and registers the eventfd with nginx's event loop.
+///
+/// # Safety
+/// Called once per worker process from `init_process`, on the nginx thread.
+pub unsafe fn init(cycle: *mut ngx_cycle_t) -> Result<(), BridgeError> {
+    // SAFETY: plain syscall.
+    let efd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
+    if efd < 0 {
+        return Err(BridgeError::EventFd(std::io::Error::last_os_error()));
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("ometascan")
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            // SAFETY: efd is ours.
+            unsafe { libc::close(efd) };
+            return Err(BridgeError::Runtime(e));
+        }
+    };
+    let _ = HANDLE.set(runtime.handle().clone());
+    let _ = SCANNER.set(Arc::new(Scanner::new()));
+    *RUNTIME.lock().unwrap_or_else(|e| e.into_inner()) = Some(runtime);
+
+    // SAFETY: in a worker after the event module initialised connections.
+    let c = unsafe { ngx_get_connection(efd, (*cycle).log) };
+    if c.is_null() {
+        // SAFETY: efd is ours.
+        unsafe { libc::close(efd) };
+        return Err(BridgeError::Connection);
+    }
+    // SAFETY: c is a fresh connection with valid read/write events.
+    unsafe {
+        let rev = (*c).read;
+        (*rev).handler = Some(on_notify);
+        (*rev).log = (*cycle).log;
+        (*(*c).write).log = (*cycle).log;
+        (*c).log = (*cycle).log;
+        if ngx_handle_read_event(rev, 0) != NGX_OK as ngx_int_t {
+            ngx_close_connection(c);
+            return Err(BridgeError::Event);
+        }
+    }
+    SHARED.efd.store(efd, Ordering::Release);
+    SHARED.closed.store(false, Ordering::Release);
+
+    // SAFETY: a zeroed event is nginx's starting state for a timer-only event.
+    let mut keeper: Box<ngx_event_t> = Box::new(unsafe { std::mem::zeroed() });
+    keeper.handler = Some(on_keeper);
+    // SAFETY: the cycle log lives as long as the worker.
+    keeper.log = unsafe { (*cycle).log };
+    LOCAL.with(|l| {
+        *l.borrow_mut() = Some(Local { slots: Slots::default(), conn: c, keeper });
+    });
+    Ok(())
+}
+
+/// Stops the runtime (cancelling what still runs) and closes the eventfd.
+///
+/// # Safety
+/// Called from `exit_process`, on the nginx thread.
+pub unsafe fn exit() {
+    SHARED.closed.store(true, Ordering::Release);
+    if let Some(rt) = RUNTIME.lock().unwrap_or_else(|e| e.into_inner()).take() {
+        rt.shutdown_timeout(Duration::from_millis(200));
+    }
+    LOCAL.with(|l| {
+        if let Some(local) = l.borrow_mut().take() {
+            // SAFETY: the connection was obtained in init and is still open.
+            unsafe {
+                if local.keeper.timer_set() != 0 {
+                    ngx_del_timer(&*local.keeper as *const _ as *mut _);
+                }
+                ngx_close_connection(local.conn);
+            }
+        }
+    });
+    SHARED.efd.store(-1, Ordering::Release);
+    SHARED.queue.lock().unwrap_or_else(|e| e.into_inner()).clear();
+}
+
+/// The worker's scanner client, once the bridge is up.
+pub fn scanner() -> Option<Arc<Scanner>> {
+    SCANNER.get().cloned()
+}
+
+/// Runs `scan` for request `r` on the runtime. `None` when the bridge is not running.
+///
+/// # Safety
+/// On the nginx thread; `r` must stay valid until [`cancel`] is called for the returned slot
+/// or its completion is delivered.
+pub unsafe fn start<F>(r: *mut ngx_http_request_t, scan: F) -> Option<SlotId>
+where
+    F: Future<Output = Result<Verdict, ScanError>> + Send + 'static,
+{
+    let handle = HANDLE.get()?;
+    if SHARED.closed.load(Ordering::Acquire) {
+        return None;
+    }
+    LOCAL.with(|l| {
+        let mut guard = l.borrow_mut();
+        let local = guard.as_mut()?;
+        let slots = &mut local.slots;
+        let index = match slots.free.pop() {
+            Some(i) => i,
+            None => {
+                slots.entries.push(Slot { gen: 0, request: std::ptr::null_mut(), abort: None });
+                (slots.entries.len() - 1) as u32
+            }
+        };
+        let entry = &mut slots.entries[index as usize];
+        entry.gen = entry.gen.wrapping_add(1);
+        entry.request = r;
+        let slot = SlotId { index, gen: entry.gen };
+        let task = handle.spawn(async move {
+            let started = Instant::now();
+            let result = scan.await;
+            push(Completion { slot, result, elapsed: started.elapsed() });
+        });
+        entry.abort = Some(task.abort_handle());
+        slots.in_use += 1;
+        if local.keeper.timer_set() == 0 {
+            // SAFETY: the keeper event lives in LOCAL for the whole worker.
+            unsafe { ngx_add_timer(&mut *local.keeper, KEEPER_INTERVAL) };
+        }
+        Some(slot)
+    })
+}
+
+/// Cancels the scan of a slot whose request is going away.
+pub fn cancel(slot: SlotId) {
+    LOCAL.with(|l| {
+        if let Some(local) = l.borrow_mut().as_mut() {
+            if let Some(abort) = release(local, slot) {
+                abort.abort();
+            }
+        }
+    });
+}
+
+/// Frees a live slot; returns its abort handle.
+fn release(local: &mut Local, slot: SlotId) -> Option<tokio::task::AbortHandle> {
+    let entry = local.slots.entries.get_mut(slot.index as usize)?;
+    if entry.gen != slot.gen || entry.request.is_null() {
+        return None;
+    }
+    entry.request = std::ptr::null_mut();
+    let abort = entry.abort.take();
+    local.slots.free.push(slot.index);
+    local.slots.in_use -= 1;
+    if local.slots.in_use == 0 && local.keeper.timer_set() != 0 {
+        // SAFETY: the keeper event is in the timer tree.
+        unsafe { ngx_del_timer(&mut *local.keeper) };
+    }
+    abort
+}
+
+/// Called on a tokio thread when a scan ends.
+fn push(c: Completion) {
+    if SHARED.closed.load(Ordering::Acquire) {
+        return;
+    }
+    let was_empty = {
+        let mut q = SHARED.queue.lock().unwrap_or_else(|e| e.into_inner());
+        q.push(c);
+        q.len() == 1
+    };
+    if was_empty {
+        let efd = SHARED.efd.load(Ordering::Acquire);
+        if efd >= 0 {
+            let one: u64 = 1;
+            // SAFETY: writes 8 bytes from a valid u64 to our eventfd.
+            unsafe { libc::write(efd, &one as *const u64 as *const libc::c_void, 8) };
+        }
+    }
+}
+
+/// The eventfd became readable: deliver every queued completion.
+unsafe extern "C" fn on_notify(_ev: *mut ngx_event_t) {
+    let efd = SHARED.efd.load(Ordering::Acquire);
+    if efd >= 0 {
+        let mut counter: u64 = 0;
+        // Reset the counter first, then drain: a completion pushed after the drain writes
+        // the eventfd again.
+        // SAFETY: reads 8 bytes into a valid u64 from our non-blocking eventfd.
+        unsafe { libc::read(efd, &mut counter as *mut u64 as *mut libc::c_void, 8) };
+    }
+    let batch = std::mem::take(&mut *SHARED.queue.lock().unwrap_or_else(|e| e.into_inner()));
+    for completion in batch {
+        let request = LOCAL.with(|l| {
+            let mut guard = l.borrow_mut();
+            let local = guard.as_mut()?;
+            let r = local.slots.entries.get(completion.slot.index as usize)?.request;
+            release(local, completion.slot)?;
+            Some(r)
+        });
+        if let Some(r) = request {
+            // SAFETY: the slot was live, so the request has not been freed (its pool cleanup
+            // would have released the slot first).
+            unsafe { crate::handler::on_complete(r, completion) };
+        }
+    }
+}
+
+/// Re-arms the keeper while scans are still in flight.
+unsafe extern "C" fn on_keeper(ev: *mut ngx_event_t) {
+    let busy = LOCAL.with(|l| l.borrow().as_ref().is_some_and(|x| x.slots.in_use > 0));
+    if busy {
+        // SAFETY: ev is the keeper event, owned by LOCAL.
+        unsafe { ngx_add_timer(ev, KEEPER_INTERVAL) };
+    }
+}

@@ -1,0 +1,665 @@
+//! The request flow: read the body with nginx's own machinery, hand a copy of the request to
+//! the scanner, and apply the verdict when it comes back.
+//!
+//! The handler runs in the precontent phase, after the access phase: `auth_request`, `allow`/
+//! `deny` and `satisfy any` have all been decided, and none of them can skip the scan.
+
+use std::fs::File;
+use std::os::fd::{FromRawFd, IntoRawFd};
+use std::ptr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use ngx::ffi::*;
+use ngx::http::{HttpModuleLocationConf, NgxHttpCoreModule};
+use ometascan_core::headers::HeaderRules;
+use ometascan_core::http_scan::Target;
+use ometascan_core::{
+    BodyPart, RequestBody, ResponsePage, SanitizedBody, ScanError, ScanOptions, ScanRequest,
+    Timeouts, Verdict,
+};
+
+use crate::bridge::{self, Completion, SlotId};
+use crate::conf::{LocConf, PassTarget};
+use crate::log;
+use crate::Module;
+
+/// Where a request is in the scan flow.
+enum State {
+    Reading,
+    Scanning(SlotId),
+    Done(Outcome),
+    Applied,
+}
+
+enum Outcome {
+    Verdict(Verdict),
+    Failed(ScanError),
+    /// The module could not even start the scan (no memory, bad header, ...): 500.
+    Internal(String),
+}
+
+/// Per-request state, allocated in the request pool; dropping it (when the pool goes away)
+/// cancels a scan still in flight.
+pub struct Ctx {
+    state: State,
+    pub scanner: String,
+    elapsed: Duration,
+}
+
+impl Drop for Ctx {
+    fn drop(&mut self) {
+        if let State::Scanning(slot) = self.state {
+            bridge::cancel(slot);
+        }
+    }
+}
+
+const NGX_DECLINED_: ngx_int_t = NGX_DECLINED as ngx_int_t;
+const NGX_DONE_: ngx_int_t = NGX_DONE as ngx_int_t;
+const NGX_OK_: ngx_int_t = NGX_OK as ngx_int_t;
+
+/// The module's ctx of a request.
+///
+/// # Safety
+/// `r` must be a live request.
+pub unsafe fn ctx<'a>(r: *mut ngx_http_request_t) -> Option<&'a mut Ctx> {
+    // SAFETY: ctx_index is set by nginx; the slot holds our Ctx or null.
+    unsafe {
+        let p = *(*r).ctx.add(crate::module().ctx_index) as *mut Ctx;
+        p.as_mut()
+    }
+}
+
+/// The precontent-phase handler.
+///
+/// # Safety
+/// Called by nginx's phase engine with a live request.
+pub unsafe extern "C" fn scan_handler(r: *mut ngx_http_request_t) -> ngx_int_t {
+    // SAFETY: r is live; configuration pointers are valid for the request's lifetime.
+    unsafe {
+        if r != (*r).main {
+            return NGX_DECLINED_;
+        }
+        let Some(lcf) = Module::location_conf(&*r) else {
+            return NGX_DECLINED_;
+        };
+        let Some(target) = lcf.target() else {
+            return NGX_DECLINED_;
+        };
+        if (*r).method & lcf.methods() == 0 {
+            return NGX_DECLINED_;
+        }
+        if let Some(ctx) = ctx(r) {
+            return match &ctx.state {
+                State::Done(_) => apply(r, ctx, lcf),
+                State::Applied => NGX_DECLINED_,
+                State::Reading | State::Scanning(_) => NGX_DONE_,
+            };
+        }
+        let pool = ngx::core::Pool::from_ngx_pool((*r).pool);
+        let ctx = pool.allocate(Ctx {
+            state: State::Reading,
+            scanner: target.shown.clone(),
+            elapsed: Duration::ZERO,
+        });
+        if ctx.is_null() {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR as ngx_int_t;
+        }
+        *(*r).ctx.add(crate::module().ctx_index) = ctx as *mut _;
+
+        let rc = ngx_http_read_client_request_body(r, Some(body_handler));
+        if rc >= NGX_HTTP_SPECIAL_RESPONSE as ngx_int_t {
+            return rc;
+        }
+        ngx_http_finalize_request(r, NGX_DONE_);
+        NGX_DONE_
+    }
+}
+
+/// The whole body is in nginx's buffers or temp file: start the scan.
+unsafe extern "C" fn body_handler(r: *mut ngx_http_request_t) {
+    // SAFETY: nginx calls this with the live request whose body it read.
+    unsafe {
+        let Some(ctx) = ctx(r) else { return };
+        let Some(lcf) = Module::location_conf(&*r) else { return };
+        let Some(target) = lcf.target() else { return };
+        match start_scan(r, lcf, target) {
+            Ok(slot) => {
+                ctx.state = State::Scanning(slot);
+                // Keep the request alive while the scan runs; watch the client meanwhile.
+                let main = (*r).main;
+                (*main).set_count((*main).count() + 1);
+                (*r).read_event_handler = Some(ngx_http_test_reading);
+                (*r).write_event_handler = Some(ngx_http_request_empty_handler);
+                log::debug(r, &format!("ometascan: scan started, body {} bytes", body_len(r)));
+            }
+            Err(outcome) => {
+                ctx.state = State::Done(outcome);
+                resume(r);
+            }
+        }
+    }
+}
+
+/// A scan finished: record the outcome and run the phases again, which applies it.
+///
+/// # Safety
+/// On the nginx thread, for a request whose slot was live.
+pub unsafe fn on_complete(r: *mut ngx_http_request_t, done: Completion) {
+    // SAFETY: the request is alive (the bridge checked its slot) and ours holds a reference.
+    unsafe {
+        let c = (*r).connection;
+        if let Some(ctx) = ctx(r) {
+            ctx.elapsed = done.elapsed;
+            ctx.state = State::Done(match done.result {
+                Ok(v) => Outcome::Verdict(v),
+                Err(e) => Outcome::Failed(e),
+            });
+        }
+        let main = (*r).main;
+        let alive = (*main).count() > 1;
+        // Give back the reference taken when the scan started.
+        ngx_http_finalize_request(r, NGX_DONE_);
+        if alive {
+            resume(r);
+        }
+        ngx_http_run_posted_requests(c);
+    }
+}
+
+unsafe fn resume(r: *mut ngx_http_request_t) {
+    // SAFETY: r is live.
+    unsafe {
+        (*r).write_event_handler = Some(ngx_http_core_run_phases);
+        ngx_http_core_run_phases(r);
+    }
+}
+
+/// Applies the outcome; returns what the phase handler returns.
+unsafe fn apply(r: *mut ngx_http_request_t, ctx: &mut Ctx, lcf: &LocConf) -> ngx_int_t {
+    let outcome = match std::mem::replace(&mut ctx.state, State::Applied) {
+        State::Done(o) => o,
+        _ => return NGX_DECLINED_,
+    };
+    let ms = ctx.elapsed.as_millis();
+    // SAFETY: r is live for the whole function.
+    unsafe {
+        match outcome {
+            Outcome::Verdict(Verdict::Allowed) => {
+                log::debug(r, &format!("ometascan: allowed in {ms} ms"));
+                NGX_DECLINED_
+            }
+            Outcome::Verdict(Verdict::Sanitized { body, content_type, content_disposition, .. }) => {
+                let len = body.len();
+                match replace_body(r, body, content_type, content_disposition) {
+                    Ok(()) => {
+                        log::debug(r, &format!("ometascan: sanitized in {ms} ms, new body {len} bytes"));
+                        NGX_DECLINED_
+                    }
+                    Err(e) => {
+                        log::error(r, NGX_LOG_ERR, &format!("cannot forward the sanitized body: {e}"));
+                        NGX_HTTP_INTERNAL_SERVER_ERROR as ngx_int_t
+                    }
+                }
+            }
+            Outcome::Verdict(Verdict::Blocked { page, threat }) => {
+                let threat = threat.map(|t| format!(", threat \"{t}\"")).unwrap_or_default();
+                log::debug(r, &format!("ometascan: blocked with status {} in {ms} ms{threat}", page.status));
+                relay(r, lcf, &page)
+            }
+            Outcome::Verdict(Verdict::BadRequest { page }) => {
+                if lcf.allow_bad_request() {
+                    log::error(
+                        r,
+                        NGX_LOG_WARN,
+                        "scanner could not parse the request (400), forwarding it unscanned \
+                         because of \"ometascan_allow_bad_request_traffic on\"",
+                    );
+                    NGX_DECLINED_
+                } else {
+                    log::debug(r, "ometascan: scanner answered 400");
+                    relay(r, lcf, &page)
+                }
+            }
+            Outcome::Failed(e) => {
+                log::error(r, NGX_LOG_ERR, &format!("scan failed: {e}"));
+                e.status() as ngx_int_t
+            }
+            Outcome::Internal(msg) => {
+                log::error(r, NGX_LOG_ERR, &msg);
+                NGX_HTTP_INTERNAL_SERVER_ERROR as ngx_int_t
+            }
+        }
+    }
+}
+
+/// Sends the scanner's page, or lets `error_page` answer when intercepting.
+unsafe fn relay(r: *mut ngx_http_request_t, lcf: &LocConf, page: &ResponsePage) -> ngx_int_t {
+    // SAFETY: r is live.
+    unsafe {
+        if lcf.intercept_errors() && page.status >= 300 && has_error_page(r, page.status) {
+            return page.status as ngx_int_t;
+        }
+        let rc = send_page(r, page);
+        ngx_http_finalize_request(r, rc);
+        NGX_DONE_
+    }
+}
+
+unsafe fn has_error_page(r: *mut ngx_http_request_t, status: u16) -> bool {
+    // SAFETY: r is live; the core location conf always exists.
+    unsafe {
+        let Some(clcf) = NgxHttpCoreModule::location_conf(&*r) else { return false };
+        let pages = clcf.error_pages;
+        if pages.is_null() {
+            return false;
+        }
+        (*pages).as_slice::<ngx_http_err_page_t>().iter().any(|p| p.status == status as ngx_int_t)
+    }
+}
+
+/// Copies `bytes` into the request pool as an ngx_str_t.
+unsafe fn pool_str(r: *mut ngx_http_request_t, bytes: &[u8]) -> Option<ngx_str_t> {
+    // SAFETY: the request pool outlives every use of the string.
+    unsafe { ngx_str_t::from_bytes((*r).pool, bytes) }
+}
+
+unsafe fn send_page(r: *mut ngx_http_request_t, page: &ResponsePage) -> ngx_int_t {
+    let error = NGX_ERROR as ngx_int_t;
+    // SAFETY: r is live; every allocation comes from its pool.
+    unsafe {
+        (*r).headers_out.status = page.status as ngx_uint_t;
+        (*r).headers_out.content_length_n = page.body.len() as off_t;
+        for (name, value) in &page.headers {
+            if name.eq_ignore_ascii_case(b"content-type") {
+                let Some(v) = pool_str(r, value) else { return error };
+                (*r).headers_out.content_type = v;
+                (*r).headers_out.content_type_len = v.len;
+                continue;
+            }
+            if name.eq_ignore_ascii_case(b"server") || name.eq_ignore_ascii_case(b"date") {
+                continue;
+            }
+            let h = ngx_list_push(&mut (*r).headers_out.headers) as *mut ngx_table_elt_t;
+            if h.is_null() {
+                return error;
+            }
+            ptr::write_bytes(h, 0, 1);
+            let (Some(k), Some(v)) = (pool_str(r, name), pool_str(r, value)) else { return error };
+            let lower = ngx_pnalloc((*r).pool, k.len) as *mut u8;
+            if lower.is_null() {
+                return error;
+            }
+            ngx_strlow(lower, k.data, k.len);
+            (*h).hash = 1;
+            (*h).key = k;
+            (*h).value = v;
+            (*h).lowcase_key = lower;
+        }
+        let rc = ngx_http_send_header(r);
+        if rc == error || rc > NGX_OK_ || (*r).header_only() != 0 {
+            return rc;
+        }
+        let b = if page.body.is_empty() {
+            ngx_pcalloc((*r).pool, std::mem::size_of::<ngx_buf_t>()) as *mut ngx_buf_t
+        } else {
+            let b = ngx_create_temp_buf((*r).pool, page.body.len());
+            if !b.is_null() {
+                ptr::copy_nonoverlapping(page.body.as_ptr(), (*b).last, page.body.len());
+                (*b).last = (*b).last.add(page.body.len());
+            }
+            b
+        };
+        if b.is_null() {
+            return error;
+        }
+        (*b).set_last_buf(1);
+        (*b).set_last_in_chain(1);
+        let mut out = ngx_chain_t { buf: b, next: ptr::null_mut() };
+        ngx_http_output_filter(r, &mut out)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+enum ApplyError {
+    #[error("out of memory")]
+    NoMemory,
+}
+
+/// Replaces the request body with the scanner's, fixing Content-Length, Content-Type and the
+/// Content-Disposition filename.
+unsafe fn replace_body(
+    r: *mut ngx_http_request_t,
+    body: SanitizedBody,
+    content_type: Option<Bytes>,
+    content_disposition: Option<Bytes>,
+) -> Result<(), ApplyError> {
+    // SAFETY: r is live; allocations come from its pool, which outlives the proxying.
+    unsafe {
+        let pool = (*r).pool;
+        let rb = (*r).request_body;
+        if rb.is_null() {
+            return Err(ApplyError::NoMemory);
+        }
+        let len = body.len();
+        let b: *mut ngx_buf_t = match body {
+            SanitizedBody::Memory(bytes) => {
+                if bytes.is_empty() {
+                    ngx_pcalloc(pool, std::mem::size_of::<ngx_buf_t>()) as *mut ngx_buf_t
+                } else {
+                    let b = ngx_create_temp_buf(pool, bytes.len());
+                    if !b.is_null() {
+                        ptr::copy_nonoverlapping(bytes.as_ptr(), (*b).last, bytes.len());
+                        (*b).last = (*b).last.add(bytes.len());
+                    }
+                    b
+                }
+            }
+            SanitizedBody::File { file, len } => file_buf(r, file, len)?,
+        };
+        if b.is_null() {
+            return Err(ApplyError::NoMemory);
+        }
+        (*b).set_last_buf(1);
+        (*b).set_last_in_chain(1);
+        let cl = ngx_alloc_chain_link(pool);
+        if cl.is_null() {
+            return Err(ApplyError::NoMemory);
+        }
+        (*cl).buf = b;
+        (*cl).next = ptr::null_mut();
+        (*rb).bufs = cl;
+        (*rb).buf = b;
+
+        (*r).headers_in.content_length_n = len as off_t;
+        let cl_header = (*r).headers_in.content_length;
+        if !cl_header.is_null() {
+            (*cl_header).value = pool_str(r, len.to_string().as_bytes()).ok_or(ApplyError::NoMemory)?;
+        }
+        if let Some(ct) = content_type {
+            set_header_in(r, b"Content-Type", &ct)?;
+        }
+        if let Some(scanner_cd) = content_disposition {
+            if let Some(h) = find_header_in(r, b"content-disposition") {
+                let client = String::from_utf8_lossy((*h).value.as_bytes()).into_owned();
+                let scanner = String::from_utf8_lossy(&scanner_cd);
+                if let Some(renamed) = ometascan_core::disposition::rename_filename(&client, &scanner) {
+                    (*h).value = pool_str(r, renamed.as_bytes()).ok_or(ApplyError::NoMemory)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A buffer over a spilled sanitized body; the descriptor is closed with the request pool.
+unsafe fn file_buf(r: *mut ngx_http_request_t, file: File, len: u64) -> Result<*mut ngx_buf_t, ApplyError> {
+    // SAFETY: r is live; the cleanup closes the descriptor when the pool is destroyed.
+    unsafe {
+        let pool = (*r).pool;
+        let cln = ngx_pool_cleanup_add(pool, std::mem::size_of::<ngx_pool_cleanup_file_t>());
+        if cln.is_null() {
+            return Err(ApplyError::NoMemory);
+        }
+        let fd = file.into_raw_fd();
+        let name = pool_str(r, b"ometascan sanitized body").ok_or(ApplyError::NoMemory)?;
+        let clnf = (*cln).data as *mut ngx_pool_cleanup_file_t;
+        (*clnf).fd = fd;
+        (*clnf).name = name.data;
+        (*clnf).log = (*pool).log;
+        (*cln).handler = Some(ngx_pool_cleanup_file);
+
+        let f = ngx_pcalloc(pool, std::mem::size_of::<ngx_file_t>()) as *mut ngx_file_t;
+        let b = ngx_pcalloc(pool, std::mem::size_of::<ngx_buf_t>()) as *mut ngx_buf_t;
+        if f.is_null() || b.is_null() {
+            return Err(ApplyError::NoMemory);
+        }
+        (*f).fd = fd;
+        (*f).name = name;
+        (*f).log = (*(*r).connection).log;
+        (*b).file = f;
+        (*b).set_in_file(1);
+        (*b).file_pos = 0;
+        (*b).file_last = len as off_t;
+        Ok(b)
+    }
+}
+
+unsafe fn find_header_in(r: *mut ngx_http_request_t, lower_name: &[u8]) -> Option<*mut ngx_table_elt_t> {
+    // SAFETY: r is live; the header list is valid.
+    unsafe {
+        let mut part: *mut ngx_list_part_t = &mut (*r).headers_in.headers.part;
+        while !part.is_null() {
+            let elts = (*part).elts as *mut ngx_table_elt_t;
+            for i in 0..(*part).nelts {
+                let h = elts.add(i);
+                if (*h).hash != 0 && (*h).key.as_bytes().eq_ignore_ascii_case(lower_name) {
+                    return Some(h);
+                }
+            }
+            part = (*part).next;
+        }
+        None
+    }
+}
+
+unsafe fn set_header_in(r: *mut ngx_http_request_t, name: &[u8], value: &[u8]) -> Result<(), ApplyError> {
+    // SAFETY: r is live; allocations from its pool.
+    unsafe {
+        let v = pool_str(r, value).ok_or(ApplyError::NoMemory)?;
+        let lower = name.to_ascii_lowercase();
+        if let Some(h) = find_header_in(r, &lower) {
+            (*h).value = v;
+            return Ok(());
+        }
+        let h = ngx_list_push(&mut (*r).headers_in.headers) as *mut ngx_table_elt_t;
+        if h.is_null() {
+            return Err(ApplyError::NoMemory);
+        }
+        ptr::write_bytes(h, 0, 1);
+        let k = pool_str(r, name).ok_or(ApplyError::NoMemory)?;
+        let lk = pool_str(r, &lower).ok_or(ApplyError::NoMemory)?;
+        (*h).hash = 1;
+        (*h).key = k;
+        (*h).value = v;
+        (*h).lowcase_key = lk.data;
+        if lower == b"content-type" {
+            (*r).headers_in.content_type = h;
+        }
+        Ok(())
+    }
+}
+
+unsafe fn body_len(r: *mut ngx_http_request_t) -> off_t {
+    // SAFETY: r is live.
+    unsafe { (*r).headers_in.content_length_n.max(0) }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Building the scan job: owned copies only, never an nginx pointer.
+
+unsafe fn start_scan(
+    r: *mut ngx_http_request_t,
+    lcf: &LocConf,
+    target: &PassTarget,
+) -> Result<SlotId, Outcome> {
+    // SAFETY: r is live; everything read is copied.
+    unsafe {
+        let scanner = bridge::scanner()
+            .ok_or_else(|| Outcome::Internal("the scanner runtime is not running".into()))?;
+        let request = scan_request(r)?;
+        let options = scan_options(r, lcf)?;
+        let target = Target { url: target.url.clone(), addrs: peer_addrs(target)? };
+        let future = async move { scanner.scan(&target, &request, &options).await };
+        bridge::start(r, future)
+            .ok_or_else(|| Outcome::Internal("the scanner runtime is not running".into()))
+    }
+}
+
+unsafe fn scan_request(r: *mut ngx_http_request_t) -> Result<ScanRequest, Outcome> {
+    // SAFETY: r is live; lists and buffers are valid while we copy them.
+    unsafe {
+        let mut headers = Vec::new();
+        let mut part: *const ngx_list_part_t = &(*r).headers_in.headers.part;
+        while !part.is_null() {
+            let elts = (*part).elts as *const ngx_table_elt_t;
+            for i in 0..(*part).nelts {
+                let h = &*elts.add(i);
+                if h.hash == 0 {
+                    continue;
+                }
+                headers.push((
+                    Bytes::copy_from_slice(h.key.as_bytes()),
+                    Bytes::copy_from_slice(h.value.as_bytes()),
+                ));
+            }
+            part = (*part).next;
+        }
+        let has_host = headers.iter().any(|(n, _)| n.eq_ignore_ascii_case(b"host"));
+        let server = (*r).headers_in.server;
+        if !has_host && server.len > 0 {
+            headers.insert(0, (Bytes::from_static(b"Host"), Bytes::copy_from_slice(server.as_bytes())));
+        }
+
+        let mut body = RequestBody::new();
+        let rb = (*r).request_body;
+        if !rb.is_null() {
+            let mut files: Vec<(ngx_fd_t, Arc<File>)> = Vec::new();
+            let mut cl = (*rb).bufs;
+            while !cl.is_null() {
+                let b = (*cl).buf;
+                if (*b).in_file() != 0 && !(*b).file.is_null() {
+                    let fd = (*(*b).file).fd;
+                    let file = match files.iter().find(|(f, _)| *f == fd) {
+                        Some((_, file)) => file.clone(),
+                        None => {
+                            let dup = libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0);
+                            if dup < 0 {
+                                return Err(Outcome::Internal(format!(
+                                    "dup() of the request body file failed ({})",
+                                    std::io::Error::last_os_error()
+                                )));
+                            }
+                            let file = Arc::new(File::from_raw_fd(dup));
+                            files.push((fd, file.clone()));
+                            file
+                        }
+                    };
+                    let len = ((*b).file_last - (*b).file_pos).max(0) as u64;
+                    body.push(BodyPart::File { file, offset: (*b).file_pos as u64, len });
+                } else if !(*b).pos.is_null() && (*b).last > (*b).pos {
+                    let n = (*b).last.offset_from((*b).pos) as usize;
+                    body.push(BodyPart::Memory(Bytes::copy_from_slice(std::slice::from_raw_parts((*b).pos, n))));
+                }
+                cl = (*cl).next;
+            }
+        }
+        Ok(ScanRequest {
+            method: Bytes::copy_from_slice((*r).method_name.as_bytes()),
+            uri: Bytes::copy_from_slice((*r).unparsed_uri.as_bytes()),
+            headers,
+            client_addr: String::from_utf8_lossy((*(*r).connection).addr_text.as_bytes()).into_owned(),
+            body,
+        })
+    }
+}
+
+unsafe fn scan_options(r: *mut ngx_http_request_t, lcf: &LocConf) -> Result<ScanOptions, Outcome> {
+    // SAFETY: r is live; complex values belong to the configuration.
+    unsafe {
+        let mut set_headers = Vec::new();
+        for h in lcf.set_headers() {
+            let mut value = ngx_str_t::empty();
+            if ngx_http_complex_value(r, h.value, &mut value) != NGX_OK_ {
+                return Err(Outcome::Internal(format!(
+                    "cannot evaluate \"ometascan_set_header {}\"",
+                    String::from_utf8_lossy(&h.name)
+                )));
+            }
+            set_headers.push((h.name.clone(), Bytes::copy_from_slice(value.as_bytes())));
+        }
+        let spill_dir = NgxHttpCoreModule::location_conf(&*r)
+            .and_then(|clcf| clcf.client_body_temp_path.as_ref())
+            .map(|p| std::path::PathBuf::from(String::from_utf8_lossy(p.name.as_bytes()).into_owned()))
+            .unwrap_or_else(std::env::temp_dir);
+        Ok(ScanOptions {
+            timeouts: Timeouts {
+                connect: lcf.connect_timeout(),
+                send: lcf.send_timeout(),
+                read: lcf.read_timeout(),
+            },
+            rules: HeaderRules { x_forwarded_for: lcf.x_forwarded_for(), set_headers },
+            pre_cache: lcf.pre_cache(),
+            spill_dir,
+            ..ScanOptions::default()
+        })
+    }
+}
+
+static ROUND_ROBIN: AtomicUsize = AtomicUsize::new(0);
+
+/// The scanner addresses of the pass target: the servers nginx resolved for its upstream,
+/// primaries (rotated per scan) then backups, `down` ones left out.
+unsafe fn peer_addrs(target: &PassTarget) -> Result<Vec<std::net::SocketAddr>, Outcome> {
+    // SAFETY: upstream and its round-robin peers were built by nginx at startup and are
+    // read-only afterwards.
+    unsafe {
+        let us = target.upstream;
+        let peers = if us.is_null() {
+            ptr::null_mut()
+        } else {
+            (*us).peer.data as *mut ngx_http_upstream_rr_peers_t
+        };
+        if peers.is_null() {
+            return Err(Outcome::Internal(format!("no servers for scanner \"{}\"", target.shown)));
+        }
+        let mut primary = Vec::new();
+        let mut backup = Vec::new();
+        let mut group = peers;
+        let mut first = true;
+        while !group.is_null() {
+            let mut p = (*group).peer;
+            while !p.is_null() {
+                if (*p).down == 0 {
+                    if let Some(a) = sockaddr_to_std((*p).sockaddr) {
+                        if first { primary.push(a) } else { backup.push(a) }
+                    }
+                }
+                p = (*p).next;
+            }
+            group = (*group).next;
+            first = false;
+        }
+        if !primary.is_empty() {
+            let n = ROUND_ROBIN.fetch_add(1, Ordering::Relaxed) % primary.len();
+            primary.rotate_left(n);
+        }
+        primary.extend(backup);
+        Ok(primary)
+    }
+}
+
+unsafe fn sockaddr_to_std(sa: *const sockaddr) -> Option<std::net::SocketAddr> {
+    // SAFETY: sa points to a sockaddr of the family it declares.
+    unsafe {
+        if sa.is_null() {
+            return None;
+        }
+        match (*sa).sa_family as i32 {
+            libc::AF_INET => {
+                let sin = &*(sa as *const libc::sockaddr_in);
+                let ip = std::net::Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr));
+                Some(std::net::SocketAddr::from((ip, u16::from_be(sin.sin_port))))
+            }
+            libc::AF_INET6 => {
+                let sin6 = &*(sa as *const libc::sockaddr_in6);
+                let ip = std::net::Ipv6Addr::from(sin6.sin6_addr.s6_addr);
+                Some(std::net::SocketAddr::from((ip, u16::from_be(sin6.sin6_port))))
+            }
+            _ => None,
+        }
+    }
+}

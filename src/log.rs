@@ -1,0 +1,66 @@
+//! Error-log lines in nginx's style. A line about a scan carries nginx's usual request context
+//! (`while scanning request, client: ..., server: ..., request: "..."`) followed by
+//! `scanner: "..."`.
+
+use ngx::ffi::*;
+
+/// Appends `, scanner: "URL"` after nginx's own request context.
+unsafe extern "C" fn log_handler(
+    r: *mut ngx_http_request_t,
+    sr: *mut ngx_http_request_t,
+    buf: *mut u_char,
+    len: usize,
+) -> *mut u_char {
+    // SAFETY: nginx calls this while formatting a line for a live request, with `len` bytes
+    // writable at `buf`.
+    unsafe {
+        let mut p = buf;
+        if let Some(prev) = PREV.with(|c| c.get()) {
+            p = prev(r, sr, buf, len);
+        }
+        let used = p.offset_from(buf) as usize;
+        let Some(ctx) = crate::handler::ctx(r) else { return p };
+        let extra = format!(", scanner: \"{}\"", ctx.scanner);
+        let n = extra.len().min(len.saturating_sub(used));
+        std::ptr::copy_nonoverlapping(extra.as_ptr(), p, n);
+        p.add(n)
+    }
+}
+
+thread_local! {
+    static PREV: std::cell::Cell<ngx_http_log_handler_pt> = const { std::cell::Cell::new(None) };
+}
+
+/// Logs `msg` at `level` in the request's error log, with the scan context.
+///
+/// # Safety
+/// `r` must be a live request, on the nginx thread.
+pub unsafe fn error(r: *mut ngx_http_request_t, level: u32, msg: &str) {
+    // SAFETY: r and its connection log are valid; the handler and action are restored after.
+    unsafe {
+        let log = (*(*r).connection).log;
+        if (level as ngx_uint_t) > (*log).log_level {
+            return;
+        }
+        let action = (*log).action;
+        let prev = (*r).log_handler;
+        PREV.with(|c| c.set(prev));
+        (*log).action = c"scanning request".as_ptr() as *mut _;
+        (*r).log_handler = Some(log_handler);
+        ngx::ngx_log_error!(level, log, "{}", msg);
+        (*r).log_handler = prev;
+        (*log).action = action;
+    }
+}
+
+/// Logs `msg` at debug level (only in nginx built with debugging).
+///
+/// # Safety
+/// `r` must be a live request.
+pub unsafe fn debug(r: *mut ngx_http_request_t, msg: &str) {
+    // SAFETY: r and its connection log are valid.
+    unsafe {
+        let log = (*(*r).connection).log;
+        ngx::ngx_log_debug!(mask: ngx::log::DebugMask::Http, log, "{}", msg);
+    }
+}
