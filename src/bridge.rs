@@ -150,7 +150,11 @@ pub unsafe fn init(cycle: *mut ngx_cycle_t) -> Result<(), BridgeError> {
     // SAFETY: the cycle log lives as long as the worker.
     keeper.log = unsafe { (*cycle).log };
     LOCAL.with(|l| {
-        *l.borrow_mut() = Some(Local { slots: Slots::default(), conn: c, keeper });
+        *l.borrow_mut() = Some(Local {
+            slots: Slots::default(),
+            conn: c,
+            keeper,
+        });
     });
     Ok(())
 }
@@ -176,7 +180,11 @@ pub unsafe fn exit() {
         }
     });
     SHARED.efd.store(-1, Ordering::Release);
-    SHARED.queue.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    SHARED
+        .queue
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clear();
 }
 
 /// The worker's scanner client, once the bridge is up.
@@ -204,18 +212,29 @@ where
         let index = match slots.free.pop() {
             Some(i) => i,
             None => {
-                slots.entries.push(Slot { gen: 0, request: std::ptr::null_mut(), abort: None });
+                slots.entries.push(Slot {
+                    gen: 0,
+                    request: std::ptr::null_mut(),
+                    abort: None,
+                });
                 (slots.entries.len() - 1) as u32
             }
         };
         let entry = &mut slots.entries[index as usize];
         entry.gen = entry.gen.wrapping_add(1);
         entry.request = r;
-        let slot = SlotId { index, gen: entry.gen };
+        let slot = SlotId {
+            index,
+            gen: entry.gen,
+        };
         let task = handle.spawn(async move {
             let started = Instant::now();
             let result = scan.await;
-            push(Completion { slot, result, elapsed: started.elapsed() });
+            push(Completion {
+                slot,
+                result,
+                elapsed: started.elapsed(),
+            });
         });
         entry.abort = Some(task.abort_handle());
         slots.in_use += 1;
@@ -290,7 +309,11 @@ unsafe extern "C" fn on_notify(_ev: *mut ngx_event_t) {
         let request = LOCAL.with(|l| {
             let mut guard = l.borrow_mut();
             let local = guard.as_mut()?;
-            let r = local.slots.entries.get(completion.slot.index as usize)?.request;
+            let r = local
+                .slots
+                .entries
+                .get(completion.slot.index as usize)?
+                .request;
             release(local, completion.slot)?;
             Some(r)
         });

@@ -12,7 +12,7 @@ use bytes::Bytes;
 use ngx::ffi::*;
 use ngx::ngx_conf_log_error;
 use ometascan_core::tls::{self, Suite, TlsVersion};
-use ometascan_core::{Scheme, ScannerUrl};
+use ometascan_core::{ScannerUrl, Scheme};
 
 /// Methods scanned when `ometascan_methods` is not set.
 pub const DEFAULT_METHODS: usize = (NGX_HTTP_GET
@@ -138,7 +138,10 @@ impl LocConf {
                 .ssl_protocols
                 .clone()
                 .unwrap_or_else(|| vec![TlsVersion::Tls12, TlsVersion::Tls13]),
-            ciphers: self.ssl_ciphers.clone().unwrap_or_else(|| tls::TLS12_SUITES.to_vec()),
+            ciphers: self
+                .ssl_ciphers
+                .clone()
+                .unwrap_or_else(|| tls::TLS12_SUITES.to_vec()),
             session_reuse: self.ssl_session_reuse.unwrap_or(true),
             name: self.ssl_name.clone(),
             server_name: self.ssl_server_name.unwrap_or(false),
@@ -183,7 +186,12 @@ impl LocConf {
         );
         if self.set_headers.is_none() {
             self.set_headers = prev.set_headers.as_ref().map(|v| {
-                v.iter().map(|h| SetHeader { name: h.name.clone(), value: h.value }).collect()
+                v.iter()
+                    .map(|h| SetHeader {
+                        name: h.name.clone(),
+                        value: h.value,
+                    })
+                    .collect()
             });
         }
     }
@@ -238,9 +246,18 @@ unsafe fn fail(cf: *mut ngx_conf_t, message: &str) -> *mut c_char {
 
 fn invalid(value: &ngx_str_t, name: &str, why: &str) -> String {
     if why.is_empty() {
-        format!("invalid value \"{}\" in \"{}\" directive", text(value), name)
+        format!(
+            "invalid value \"{}\" in \"{}\" directive",
+            text(value),
+            name
+        )
     } else {
-        format!("invalid value \"{}\" in \"{}\" directive, {}", text(value), name, why)
+        format!(
+            "invalid value \"{}\" in \"{}\" directive, {}",
+            text(value),
+            name,
+            why
+        )
     }
 }
 
@@ -346,7 +363,11 @@ macro_rules! time_handler {
             // SAFETY: ngx_parse_time only reads the string.
             let ms = unsafe { ngx_parse_time(&mut v, 0) };
             if ms == NGX_ERROR as ngx_int_t || ms <= 0 {
-                let why = if ms == 0 { "it must be greater than zero" } else { "" };
+                let why = if ms == 0 {
+                    "it must be greater than zero"
+                } else {
+                    ""
+                };
                 // SAFETY: cf is valid during the handler.
                 return unsafe { fail(cf, &invalid(&a[1], &name, why)) };
             }
@@ -370,7 +391,11 @@ macro_rules! time_handler {
     };
 }
 
-time_handler!(set_connect_timeout, connect_timeout, Some(CONNECT_TIMEOUT_ADVICE));
+time_handler!(
+    set_connect_timeout,
+    connect_timeout,
+    Some(CONNECT_TIMEOUT_ADVICE)
+);
 time_handler!(set_send_timeout, send_timeout, None);
 time_handler!(set_read_timeout, read_timeout, None);
 
@@ -402,7 +427,10 @@ pub unsafe extern "C" fn set_pass(
                 &invalid(
                     &a[1],
                     &name,
-                    &format!("{}:// scanners are not supported by this version", url.scheme.as_str()),
+                    &format!(
+                        "{}:// scanners are not supported by this version",
+                        url.scheme.as_str()
+                    ),
                 ),
             )
         };
@@ -410,8 +438,16 @@ pub unsafe extern "C" fn set_pass(
     // Hand the host to nginx's upstream machinery, as proxy_pass does: an upstream{} block of
     // that name is used as is; otherwise nginx resolves the host when the configuration is
     // initialised and fails with "host not found" if it cannot.
-    let host = if url.host.contains(':') { format!("[{}]", url.host) } else { url.host.clone() };
-    let authority = if url.explicit_port { format!("{host}:{}", url.port) } else { host };
+    let host = if url.host.contains(':') {
+        format!("[{}]", url.host)
+    } else {
+        url.host.clone()
+    };
+    let authority = if url.explicit_port {
+        format!("{host}:{}", url.port)
+    } else {
+        host
+    };
     // SAFETY: a zeroed ngx_url_t is the documented starting state (ngx_memzero in nginx).
     let mut u: ngx_url_t = unsafe { std::mem::zeroed() };
     // SAFETY: the pool outlives the configuration; the string is copied into it.
@@ -426,7 +462,11 @@ pub unsafe extern "C" fn set_pass(
     if upstream.is_null() {
         return conf_error();
     }
-    c.pass = Some(Pass::Scan(Box::new(PassTarget { url, shown: raw, upstream })));
+    c.pass = Some(Pass::Scan(Box::new(PassTarget {
+        url,
+        shown: raw,
+        upstream,
+    })));
     CONF_OK
 }
 
@@ -516,7 +556,12 @@ pub unsafe extern "C" fn set_pre_cache_size(
         // SAFETY: cf is valid during the handler.
         return unsafe { fail(cf, &invalid(&a[1], &name, "")) };
     }
-    ngx_conf_log_error!(NGX_LOG_WARN, cf, "the \"{}\" directive is deprecated and has no effect", name);
+    ngx_conf_log_error!(
+        NGX_LOG_WARN,
+        cf,
+        "the \"{}\" directive is deprecated and has no effect",
+        name
+    );
     CONF_OK
 }
 
@@ -560,7 +605,12 @@ pub unsafe extern "C" fn set_ssl_verify_depth(
             CONF_OK
         }
         // SAFETY: cf is valid during the handler.
-        _ => unsafe { fail(cf, &invalid(&a[1], &name, "it must be a number from 1 to 100")) },
+        _ => unsafe {
+            fail(
+                cf,
+                &invalid(&a[1], &name, "it must be a number from 1 to 100"),
+            )
+        },
     }
 }
 
@@ -590,7 +640,10 @@ pub unsafe extern "C" fn set_ssl_protocols(
             CONF_OK
         }
         Err(tls::TlsConfigError::UnknownProtocol(p)) => {
-            let bad = ngx_str_t { len: p.len(), data: p.as_ptr() as *mut u8 };
+            let bad = ngx_str_t {
+                len: p.len(),
+                data: p.as_ptr() as *mut u8,
+            };
             let why = "it must be SSLv3, TLSv1, TLSv1.1, TLSv1.2 or TLSv1.3";
             // SAFETY: cf is valid during the handler.
             unsafe { fail(cf, &invalid(&bad, &name, why)) }
@@ -632,7 +685,8 @@ pub unsafe extern "C" fn set_ssl_name(
     duplicate_check!(cf, c.ssl_name, name);
     let v = text(&a[1]);
     let ok = !v.is_empty()
-        && v.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b':'));
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b':'));
     if !ok {
         // SAFETY: cf is valid during the handler.
         return unsafe { fail(cf, &invalid(&a[1], &name, "it must be a host name")) };
@@ -680,13 +734,17 @@ pub unsafe extern "C" fn merge_loc_conf(
     CONF_OK
 }
 
-type Handler = unsafe extern "C" fn(*mut ngx_conf_t, *mut ngx_command_t, *mut c_void) -> *mut c_char;
+type Handler =
+    unsafe extern "C" fn(*mut ngx_conf_t, *mut ngx_command_t, *mut c_void) -> *mut c_char;
 
 const ANY_LEVEL: u32 = NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF;
 
 const fn cmd(name: &'static CStr, args: u32, set: Handler) -> ngx_command_t {
     ngx_command_t {
-        name: ngx_str_t { len: name.to_bytes().len(), data: name.as_ptr() as *mut u8 },
+        name: ngx_str_t {
+            len: name.to_bytes().len(),
+            data: name.as_ptr() as *mut u8,
+        },
         type_: (ANY_LEVEL | args) as ngx_uint_t,
         set: Some(set),
         conf: NGX_HTTP_LOC_CONF_OFFSET,
@@ -699,22 +757,62 @@ const fn cmd(name: &'static CStr, args: u32, set: Handler) -> ngx_command_t {
 pub static mut COMMANDS: [ngx_command_t; 20] = [
     cmd(c"ometascan_pass", NGX_CONF_TAKE1, set_pass),
     cmd(c"ometascan_methods", NGX_CONF_1MORE, set_methods),
-    cmd(c"ometascan_connect_timeout", NGX_CONF_TAKE1, set_connect_timeout),
+    cmd(
+        c"ometascan_connect_timeout",
+        NGX_CONF_TAKE1,
+        set_connect_timeout,
+    ),
     cmd(c"ometascan_send_timeout", NGX_CONF_TAKE1, set_send_timeout),
     cmd(c"ometascan_read_timeout", NGX_CONF_TAKE1, set_read_timeout),
-    cmd(c"ometascan_x_forwarded_for", NGX_CONF_TAKE1, set_x_forwarded_for),
-    cmd(c"ometascan_intercept_errors", NGX_CONF_TAKE1, set_intercept_errors),
-    cmd(c"ometascan_allow_bad_request_traffic", NGX_CONF_TAKE1, set_allow_bad_request),
+    cmd(
+        c"ometascan_x_forwarded_for",
+        NGX_CONF_TAKE1,
+        set_x_forwarded_for,
+    ),
+    cmd(
+        c"ometascan_intercept_errors",
+        NGX_CONF_TAKE1,
+        set_intercept_errors,
+    ),
+    cmd(
+        c"ometascan_allow_bad_request_traffic",
+        NGX_CONF_TAKE1,
+        set_allow_bad_request,
+    ),
     cmd(c"ometascan_set_header", NGX_CONF_TAKE2, set_set_header),
     cmd(c"ometascan_pre_cache", NGX_CONF_TAKE1, set_pre_cache),
-    cmd(c"ometascan_pre_cache_size", NGX_CONF_TAKE1, set_pre_cache_size),
-    cmd(c"ometascan_ssl_trusted_certificate", NGX_CONF_TAKE1, set_ssl_trusted_certificate),
+    cmd(
+        c"ometascan_pre_cache_size",
+        NGX_CONF_TAKE1,
+        set_pre_cache_size,
+    ),
+    cmd(
+        c"ometascan_ssl_trusted_certificate",
+        NGX_CONF_TAKE1,
+        set_ssl_trusted_certificate,
+    ),
     cmd(c"ometascan_ssl_verify", NGX_CONF_TAKE1, set_ssl_verify),
-    cmd(c"ometascan_ssl_verify_depth", NGX_CONF_TAKE1, set_ssl_verify_depth),
-    cmd(c"ometascan_ssl_protocols", NGX_CONF_1MORE, set_ssl_protocols),
+    cmd(
+        c"ometascan_ssl_verify_depth",
+        NGX_CONF_TAKE1,
+        set_ssl_verify_depth,
+    ),
+    cmd(
+        c"ometascan_ssl_protocols",
+        NGX_CONF_1MORE,
+        set_ssl_protocols,
+    ),
     cmd(c"ometascan_ssl_ciphers", NGX_CONF_TAKE1, set_ssl_ciphers),
-    cmd(c"ometascan_ssl_session_reuse", NGX_CONF_TAKE1, set_ssl_session_reuse),
+    cmd(
+        c"ometascan_ssl_session_reuse",
+        NGX_CONF_TAKE1,
+        set_ssl_session_reuse,
+    ),
     cmd(c"ometascan_ssl_name", NGX_CONF_TAKE1, set_ssl_name),
-    cmd(c"ometascan_ssl_server_name", NGX_CONF_TAKE1, set_ssl_server_name),
+    cmd(
+        c"ometascan_ssl_server_name",
+        NGX_CONF_TAKE1,
+        set_ssl_server_name,
+    ),
     ngx_command_t::empty(),
 ];

@@ -124,7 +124,9 @@ unsafe extern "C" fn body_handler(r: *mut ngx_http_request_t) {
     // SAFETY: nginx calls this with the live request whose body it read.
     unsafe {
         let Some(ctx) = ctx(r) else { return };
-        let Some(lcf) = Module::location_conf(&*r) else { return };
+        let Some(lcf) = Module::location_conf(&*r) else {
+            return;
+        };
         let Some(target) = lcf.target() else { return };
         match start_scan(r, lcf, target) {
             Ok(slot) => {
@@ -134,7 +136,10 @@ unsafe extern "C" fn body_handler(r: *mut ngx_http_request_t) {
                 (*main).set_count((*main).count() + 1);
                 (*r).read_event_handler = Some(ngx_http_test_reading);
                 (*r).write_event_handler = Some(ngx_http_request_empty_handler);
-                log::debug(r, &format!("ometascan: scan started, body {} bytes", body_len(r)));
+                log::debug(
+                    r,
+                    &format!("ometascan: scan started, body {} bytes", body_len(r)),
+                );
             }
             Err(outcome) => {
                 ctx.state = State::Done(outcome);
@@ -192,22 +197,42 @@ unsafe fn apply(r: *mut ngx_http_request_t, ctx: &mut Ctx, lcf: &LocConf) -> ngx
                 log::debug(r, &format!("ometascan: allowed in {ms} ms"));
                 NGX_DECLINED_
             }
-            Outcome::Verdict(Verdict::Sanitized { body, content_type, content_disposition, .. }) => {
+            Outcome::Verdict(Verdict::Sanitized {
+                body,
+                content_type,
+                content_disposition,
+                ..
+            }) => {
                 let len = body.len();
                 match replace_body(r, body, content_type, content_disposition) {
                     Ok(()) => {
-                        log::debug(r, &format!("ometascan: sanitized in {ms} ms, new body {len} bytes"));
+                        log::debug(
+                            r,
+                            &format!("ometascan: sanitized in {ms} ms, new body {len} bytes"),
+                        );
                         NGX_DECLINED_
                     }
                     Err(e) => {
-                        log::error(r, NGX_LOG_ERR, &format!("cannot forward the sanitized body: {e}"));
+                        log::error(
+                            r,
+                            NGX_LOG_ERR,
+                            &format!("cannot forward the sanitized body: {e}"),
+                        );
                         NGX_HTTP_INTERNAL_SERVER_ERROR as ngx_int_t
                     }
                 }
             }
             Outcome::Verdict(Verdict::Blocked { page, threat }) => {
-                let threat = threat.map(|t| format!(", threat \"{t}\"")).unwrap_or_default();
-                log::debug(r, &format!("ometascan: blocked with status {} in {ms} ms{threat}", page.status));
+                let threat = threat
+                    .map(|t| format!(", threat \"{t}\""))
+                    .unwrap_or_default();
+                log::debug(
+                    r,
+                    &format!(
+                        "ometascan: blocked with status {} in {ms} ms{threat}",
+                        page.status
+                    ),
+                );
                 relay(r, lcf, &page)
             }
             Outcome::Verdict(Verdict::BadRequest { page }) => {
@@ -252,12 +277,17 @@ unsafe fn relay(r: *mut ngx_http_request_t, lcf: &LocConf, page: &ResponsePage) 
 unsafe fn has_error_page(r: *mut ngx_http_request_t, status: u16) -> bool {
     // SAFETY: r is live; the core location conf always exists.
     unsafe {
-        let Some(clcf) = NgxHttpCoreModule::location_conf(&*r) else { return false };
+        let Some(clcf) = NgxHttpCoreModule::location_conf(&*r) else {
+            return false;
+        };
         let pages = clcf.error_pages;
         if pages.is_null() {
             return false;
         }
-        (*pages).as_slice::<ngx_http_err_page_t>().iter().any(|p| p.status == status as ngx_int_t)
+        (*pages)
+            .as_slice::<ngx_http_err_page_t>()
+            .iter()
+            .any(|p| p.status == status as ngx_int_t)
     }
 }
 
@@ -275,7 +305,9 @@ unsafe fn send_page(r: *mut ngx_http_request_t, page: &ResponsePage) -> ngx_int_
         (*r).headers_out.content_length_n = page.body.len() as off_t;
         for (name, value) in &page.headers {
             if name.eq_ignore_ascii_case(b"content-type") {
-                let Some(v) = pool_str(r, value) else { return error };
+                let Some(v) = pool_str(r, value) else {
+                    return error;
+                };
                 (*r).headers_out.content_type = v;
                 (*r).headers_out.content_type_len = v.len;
                 continue;
@@ -288,7 +320,9 @@ unsafe fn send_page(r: *mut ngx_http_request_t, page: &ResponsePage) -> ngx_int_
                 return error;
             }
             ptr::write_bytes(h, 0, 1);
-            let (Some(k), Some(v)) = (pool_str(r, name), pool_str(r, value)) else { return error };
+            let (Some(k), Some(v)) = (pool_str(r, name), pool_str(r, value)) else {
+                return error;
+            };
             let lower = ngx_pnalloc((*r).pool, k.len) as *mut u8;
             if lower.is_null() {
                 return error;
@@ -318,7 +352,10 @@ unsafe fn send_page(r: *mut ngx_http_request_t, page: &ResponsePage) -> ngx_int_
         }
         (*b).set_last_buf(1);
         (*b).set_last_in_chain(1);
-        let mut out = ngx_chain_t { buf: b, next: ptr::null_mut() };
+        let mut out = ngx_chain_t {
+            buf: b,
+            next: ptr::null_mut(),
+        };
         ngx_http_output_filter(r, &mut out)
     }
 }
@@ -371,13 +408,14 @@ unsafe fn replace_body(
         }
         (*cl).buf = b;
         (*cl).next = ptr::null_mut();
+        // rb->buf stays: the upstream module reuses it as its output buffer.
         (*rb).bufs = cl;
-        (*rb).buf = b;
 
         (*r).headers_in.content_length_n = len as off_t;
         let cl_header = (*r).headers_in.content_length;
         if !cl_header.is_null() {
-            (*cl_header).value = pool_str(r, len.to_string().as_bytes()).ok_or(ApplyError::NoMemory)?;
+            (*cl_header).value =
+                pool_str(r, len.to_string().as_bytes()).ok_or(ApplyError::NoMemory)?;
         }
         if let Some(ct) = content_type {
             set_header_in(r, b"Content-Type", &ct)?;
@@ -386,7 +424,9 @@ unsafe fn replace_body(
             if let Some(h) = find_header_in(r, b"content-disposition") {
                 let client = String::from_utf8_lossy((*h).value.as_bytes()).into_owned();
                 let scanner = String::from_utf8_lossy(&scanner_cd);
-                if let Some(renamed) = ometascan_core::disposition::rename_filename(&client, &scanner) {
+                if let Some(renamed) =
+                    ometascan_core::disposition::rename_filename(&client, &scanner)
+                {
                     (*h).value = pool_str(r, renamed.as_bytes()).ok_or(ApplyError::NoMemory)?;
                 }
             }
@@ -396,7 +436,11 @@ unsafe fn replace_body(
 }
 
 /// A buffer over a spilled sanitized body; the descriptor is closed with the request pool.
-unsafe fn file_buf(r: *mut ngx_http_request_t, file: File, len: u64) -> Result<*mut ngx_buf_t, ApplyError> {
+unsafe fn file_buf(
+    r: *mut ngx_http_request_t,
+    file: File,
+    len: u64,
+) -> Result<*mut ngx_buf_t, ApplyError> {
     // SAFETY: r is live; the cleanup closes the descriptor when the pool is destroyed.
     unsafe {
         let pool = (*r).pool;
@@ -428,7 +472,10 @@ unsafe fn file_buf(r: *mut ngx_http_request_t, file: File, len: u64) -> Result<*
     }
 }
 
-unsafe fn find_header_in(r: *mut ngx_http_request_t, lower_name: &[u8]) -> Option<*mut ngx_table_elt_t> {
+unsafe fn find_header_in(
+    r: *mut ngx_http_request_t,
+    lower_name: &[u8],
+) -> Option<*mut ngx_table_elt_t> {
     // SAFETY: r is live; the header list is valid.
     unsafe {
         let mut part: *mut ngx_list_part_t = &mut (*r).headers_in.headers.part;
@@ -446,7 +493,11 @@ unsafe fn find_header_in(r: *mut ngx_http_request_t, lower_name: &[u8]) -> Optio
     }
 }
 
-unsafe fn set_header_in(r: *mut ngx_http_request_t, name: &[u8], value: &[u8]) -> Result<(), ApplyError> {
+unsafe fn set_header_in(
+    r: *mut ngx_http_request_t,
+    name: &[u8],
+    value: &[u8],
+) -> Result<(), ApplyError> {
     // SAFETY: r is live; allocations from its pool.
     unsafe {
         let v = pool_str(r, value).ok_or(ApplyError::NoMemory)?;
@@ -492,7 +543,10 @@ unsafe fn start_scan(
             .ok_or_else(|| Outcome::Internal("the scanner runtime is not running".into()))?;
         let request = scan_request(r)?;
         let options = scan_options(r, lcf)?;
-        let target = Target { url: target.url.clone(), addrs: peer_addrs(target)? };
+        let target = Target {
+            url: target.url.clone(),
+            addrs: peer_addrs(target)?,
+        };
         let future = async move { scanner.scan(&target, &request, &options).await };
         bridge::start(r, future)
             .ok_or_else(|| Outcome::Internal("the scanner runtime is not running".into()))
@@ -521,7 +575,13 @@ unsafe fn scan_request(r: *mut ngx_http_request_t) -> Result<ScanRequest, Outcom
         let has_host = headers.iter().any(|(n, _)| n.eq_ignore_ascii_case(b"host"));
         let server = (*r).headers_in.server;
         if !has_host && server.len > 0 {
-            headers.insert(0, (Bytes::from_static(b"Host"), Bytes::copy_from_slice(server.as_bytes())));
+            headers.insert(
+                0,
+                (
+                    Bytes::from_static(b"Host"),
+                    Bytes::copy_from_slice(server.as_bytes()),
+                ),
+            );
         }
 
         let mut body = RequestBody::new();
@@ -549,10 +609,16 @@ unsafe fn scan_request(r: *mut ngx_http_request_t) -> Result<ScanRequest, Outcom
                         }
                     };
                     let len = ((*b).file_last - (*b).file_pos).max(0) as u64;
-                    body.push(BodyPart::File { file, offset: (*b).file_pos as u64, len });
+                    body.push(BodyPart::File {
+                        file,
+                        offset: (*b).file_pos as u64,
+                        len,
+                    });
                 } else if !(*b).pos.is_null() && (*b).last > (*b).pos {
                     let n = (*b).last.offset_from((*b).pos) as usize;
-                    body.push(BodyPart::Memory(Bytes::copy_from_slice(std::slice::from_raw_parts((*b).pos, n))));
+                    body.push(BodyPart::Memory(Bytes::copy_from_slice(
+                        std::slice::from_raw_parts((*b).pos, n),
+                    )));
                 }
                 cl = (*cl).next;
             }
@@ -561,7 +627,8 @@ unsafe fn scan_request(r: *mut ngx_http_request_t) -> Result<ScanRequest, Outcom
             method: Bytes::copy_from_slice((*r).method_name.as_bytes()),
             uri: Bytes::copy_from_slice((*r).unparsed_uri.as_bytes()),
             headers,
-            client_addr: String::from_utf8_lossy((*(*r).connection).addr_text.as_bytes()).into_owned(),
+            client_addr: String::from_utf8_lossy((*(*r).connection).addr_text.as_bytes())
+                .into_owned(),
             body,
         })
     }
@@ -583,7 +650,9 @@ unsafe fn scan_options(r: *mut ngx_http_request_t, lcf: &LocConf) -> Result<Scan
         }
         let spill_dir = NgxHttpCoreModule::location_conf(&*r)
             .and_then(|clcf| clcf.client_body_temp_path.as_ref())
-            .map(|p| std::path::PathBuf::from(String::from_utf8_lossy(p.name.as_bytes()).into_owned()))
+            .map(|p| {
+                std::path::PathBuf::from(String::from_utf8_lossy(p.name.as_bytes()).into_owned())
+            })
             .unwrap_or_else(std::env::temp_dir);
         Ok(ScanOptions {
             timeouts: Timeouts {
@@ -591,7 +660,10 @@ unsafe fn scan_options(r: *mut ngx_http_request_t, lcf: &LocConf) -> Result<Scan
                 send: lcf.send_timeout(),
                 read: lcf.read_timeout(),
             },
-            rules: HeaderRules { x_forwarded_for: lcf.x_forwarded_for(), set_headers },
+            rules: HeaderRules {
+                x_forwarded_for: lcf.x_forwarded_for(),
+                set_headers,
+            },
             pre_cache: lcf.pre_cache(),
             spill_dir,
             ..ScanOptions::default()
@@ -614,7 +686,10 @@ unsafe fn peer_addrs(target: &PassTarget) -> Result<Vec<std::net::SocketAddr>, O
             (*us).peer.data as *mut ngx_http_upstream_rr_peers_t
         };
         if peers.is_null() {
-            return Err(Outcome::Internal(format!("no servers for scanner \"{}\"", target.shown)));
+            return Err(Outcome::Internal(format!(
+                "no servers for scanner \"{}\"",
+                target.shown
+            )));
         }
         let mut primary = Vec::new();
         let mut backup = Vec::new();
@@ -625,7 +700,11 @@ unsafe fn peer_addrs(target: &PassTarget) -> Result<Vec<std::net::SocketAddr>, O
             while !p.is_null() {
                 if (*p).down == 0 {
                     if let Some(a) = sockaddr_to_std((*p).sockaddr) {
-                        if first { primary.push(a) } else { backup.push(a) }
+                        if first {
+                            primary.push(a)
+                        } else {
+                            backup.push(a)
+                        }
                     }
                 }
                 p = (*p).next;
@@ -657,7 +736,10 @@ unsafe fn sockaddr_to_std(sa: *const sockaddr) -> Option<std::net::SocketAddr> {
             libc::AF_INET6 => {
                 let sin6 = &*(sa as *const libc::sockaddr_in6);
                 let ip = std::net::Ipv6Addr::from(sin6.sin6_addr.s6_addr);
-                Some(std::net::SocketAddr::from((ip, u16::from_be(sin6.sin6_port))))
+                Some(std::net::SocketAddr::from((
+                    ip,
+                    u16::from_be(sin6.sin6_port),
+                )))
             }
             _ => None,
         }

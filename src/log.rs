@@ -19,7 +19,9 @@ unsafe extern "C" fn log_handler(
             p = prev(r, sr, buf, len);
         }
         let used = p.offset_from(buf) as usize;
-        let Some(ctx) = crate::handler::ctx(r) else { return p };
+        let Some(ctx) = crate::handler::ctx(r) else {
+            return p;
+        };
         let extra = format!(", scanner: \"{}\"", ctx.scanner);
         let n = extra.len().min(len.saturating_sub(used));
         std::ptr::copy_nonoverlapping(extra.as_ptr(), p, n);

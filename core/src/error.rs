@@ -4,7 +4,7 @@ use std::io;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ScanError {
-    #[error("connect() to {addr} failed ({source})")]
+    #[error("connect() to {addr} failed ({})", os_error(.source))]
     Connect { addr: String, source: io::Error },
     #[error("could not resolve scanner host \"{0}\"")]
     Resolve(String),
@@ -22,11 +22,11 @@ pub enum ScanError {
     HeaderTooLarge,
     #[error("scanner response page is larger than {0} bytes")]
     PageTooLarge(usize),
-    #[error("reading the request body failed ({0})")]
+    #[error("reading the request body failed ({})", os_error(.0))]
     Body(io::Error),
-    #[error("storing the scanner's body failed ({0})")]
+    #[error("storing the scanner's body failed ({})", os_error(.0))]
     Spill(io::Error),
-    #[error("I/O error talking to the scanner ({0})")]
+    #[error("I/O error talking to the scanner ({})", os_error(.0))]
     Io(io::Error),
     #[error("the request cannot be sent to the scanner: {0}")]
     Request(String),
@@ -50,5 +50,17 @@ impl ScanError {
         } else {
             502
         }
+    }
+}
+
+/// An I/O error the way nginx prints one: `111: Connection refused`.
+pub fn os_error(e: &io::Error) -> String {
+    match e.raw_os_error() {
+        Some(code) => {
+            let text = io::Error::from_raw_os_error(code).to_string();
+            let text = text.split(" (os error").next().unwrap_or(&text).to_string();
+            format!("{code}: {text}")
+        }
+        None => e.to_string(),
     }
 }

@@ -119,11 +119,14 @@ pub enum Plan {
     BadRequest,
     /// Any other status: relay the page.
     Block,
+    /// A final answer cannot be informational.
+    Invalid,
 }
 
 /// The verdict table of the HTTP scan protocol, for a status and the result header.
 pub fn plan(status: u16, sanitized_mark: bool, pre_cache: bool) -> Plan {
     match status {
+        100..=199 => Plan::Invalid,
         204 => Plan::Allow,
         200..=299 if !pre_cache || sanitized_mark => Plan::Sanitize,
         200..=299 => Plan::AllowDiscard,
@@ -279,6 +282,7 @@ impl Scanner {
             .get("x-ometascan-result")
             .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"sanitized"));
         match plan(status, mark, opts.pre_cache) {
+            Plan::Invalid => Err(ScanError::Protocol(format!("unexpected status {status}"))),
             Plan::Allow => {
                 drain(&mut body, clock).await?;
                 Ok(Verdict::Allowed)
@@ -525,6 +529,7 @@ mod tests {
         assert_eq!(plan(403, false, false), Plan::Block);
         assert_eq!(plan(302, false, true), Plan::Block);
         assert_eq!(plan(500, false, false), Plan::Block);
+        assert_eq!(plan(101, false, false), Plan::Invalid);
     }
 
     #[test]

@@ -77,12 +77,54 @@ pub struct Suite {
 /// TLS 1.2 suites, in the library's order of preference. TLS 1.3 suites are not governed by
 /// the cipher list (as with OpenSSL).
 pub const TLS12_SUITES: [Suite; 6] = [
-    Suite { openssl: "ECDHE-ECDSA-AES256-GCM-SHA384", iana: "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384", auth: "ECDSA", enc: "AESGCM", bits: 256, mac: "SHA384" },
-    Suite { openssl: "ECDHE-ECDSA-AES128-GCM-SHA256", iana: "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256", auth: "ECDSA", enc: "AESGCM", bits: 128, mac: "SHA256" },
-    Suite { openssl: "ECDHE-ECDSA-CHACHA20-POLY1305", iana: "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256", auth: "ECDSA", enc: "CHACHA20", bits: 256, mac: "AEAD" },
-    Suite { openssl: "ECDHE-RSA-AES256-GCM-SHA384", iana: "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384", auth: "RSA", enc: "AESGCM", bits: 256, mac: "SHA384" },
-    Suite { openssl: "ECDHE-RSA-AES128-GCM-SHA256", iana: "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256", auth: "RSA", enc: "AESGCM", bits: 128, mac: "SHA256" },
-    Suite { openssl: "ECDHE-RSA-CHACHA20-POLY1305", iana: "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256", auth: "RSA", enc: "CHACHA20", bits: 256, mac: "AEAD" },
+    Suite {
+        openssl: "ECDHE-ECDSA-AES256-GCM-SHA384",
+        iana: "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384",
+        auth: "ECDSA",
+        enc: "AESGCM",
+        bits: 256,
+        mac: "SHA384",
+    },
+    Suite {
+        openssl: "ECDHE-ECDSA-AES128-GCM-SHA256",
+        iana: "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
+        auth: "ECDSA",
+        enc: "AESGCM",
+        bits: 128,
+        mac: "SHA256",
+    },
+    Suite {
+        openssl: "ECDHE-ECDSA-CHACHA20-POLY1305",
+        iana: "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256",
+        auth: "ECDSA",
+        enc: "CHACHA20",
+        bits: 256,
+        mac: "AEAD",
+    },
+    Suite {
+        openssl: "ECDHE-RSA-AES256-GCM-SHA384",
+        iana: "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
+        auth: "RSA",
+        enc: "AESGCM",
+        bits: 256,
+        mac: "SHA384",
+    },
+    Suite {
+        openssl: "ECDHE-RSA-AES128-GCM-SHA256",
+        iana: "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
+        auth: "RSA",
+        enc: "AESGCM",
+        bits: 128,
+        mac: "SHA256",
+    },
+    Suite {
+        openssl: "ECDHE-RSA-CHACHA20-POLY1305",
+        iana: "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256",
+        auth: "RSA",
+        enc: "CHACHA20",
+        bits: 256,
+        mac: "AEAD",
+    },
 ];
 
 /// Whether `suite` matches one OpenSSL keyword or cipher name; `None` for a keyword that
@@ -92,8 +134,18 @@ fn matches(suite: &Suite, word: &str) -> bool {
         return true;
     }
     match word {
-        "ALL" | "DEFAULT" | "HIGH" | "ECDHE" | "EECDH" | "kECDHE" | "kEECDH" | "AEAD" | "TLSv1.2"
-        | "FIPS" | "SSLv3" | "COMPLEMENTOFDEFAULT" => word != "COMPLEMENTOFDEFAULT",
+        "ALL"
+        | "DEFAULT"
+        | "HIGH"
+        | "ECDHE"
+        | "EECDH"
+        | "kECDHE"
+        | "kEECDH"
+        | "AEAD"
+        | "TLSv1.2"
+        | "FIPS"
+        | "SSLv3"
+        | "COMPLEMENTOFDEFAULT" => word != "COMPLEMENTOFDEFAULT",
         "aRSA" | "RSA" => suite.auth == "RSA",
         "aECDSA" | "ECDSA" => suite.auth == "ECDSA",
         "AESGCM" => suite.enc == "AESGCM",
@@ -158,8 +210,10 @@ pub fn select_ciphers(spec: &str) -> Result<Vec<Suite>, TlsConfigError> {
 /// certificate is an error.
 pub fn load_ca_file(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsConfigError> {
     let shown = path.display().to_string();
-    let data = std::fs::read(path)
-        .map_err(|e| TlsConfigError::Unreadable { path: shown.clone(), reason: e.to_string() })?;
+    let data = std::fs::read(path).map_err(|e| TlsConfigError::Unreadable {
+        path: shown.clone(),
+        reason: e.to_string(),
+    })?;
     let mut certs = Vec::new();
     for c in CertificateDer::pem_slice_iter(&data) {
         let c = c.map_err(|e| TlsConfigError::BadCertificate {
@@ -185,7 +239,11 @@ mod tests {
     use super::*;
 
     fn names(spec: &str) -> Vec<&'static str> {
-        select_ciphers(spec).unwrap().iter().map(|s| s.openssl).collect()
+        select_ciphers(spec)
+            .unwrap()
+            .iter()
+            .map(|s| s.openssl)
+            .collect()
     }
 
     #[test]
@@ -193,21 +251,42 @@ mod tests {
         let p = parse_protocols(&["TLSv1.1", "TLSv1.2", "TLSv1.3"]).unwrap();
         assert_eq!(p.versions, vec![TlsVersion::Tls12, TlsVersion::Tls13]);
         assert_eq!(p.ignored, vec!["TLSv1.1".to_string()]);
-        assert_eq!(parse_protocols(&["SSLv3", "TLSv1"]), Err(TlsConfigError::NoUsableProtocol));
-        assert!(matches!(parse_protocols(&["TLSv2"]), Err(TlsConfigError::UnknownProtocol(_))));
+        assert_eq!(
+            parse_protocols(&["SSLv3", "TLSv1"]),
+            Err(TlsConfigError::NoUsableProtocol)
+        );
+        assert!(matches!(
+            parse_protocols(&["TLSv2"]),
+            Err(TlsConfigError::UnknownProtocol(_))
+        ));
     }
 
     #[test]
     fn cipher_lists() {
         assert_eq!(names("DEFAULT").len(), 6);
         assert_eq!(names("HIGH:!aNULL:!MD5").len(), 6);
-        assert_eq!(names("ECDHE-RSA-AES128-GCM-SHA256"), vec!["ECDHE-RSA-AES128-GCM-SHA256"]);
+        assert_eq!(
+            names("ECDHE-RSA-AES128-GCM-SHA256"),
+            vec!["ECDHE-RSA-AES128-GCM-SHA256"]
+        );
         assert_eq!(
             names("ECDHE+AESGCM:!aECDSA"),
             vec!["ECDHE-RSA-AES256-GCM-SHA384", "ECDHE-RSA-AES128-GCM-SHA256"]
         );
-        assert_eq!(names("ALL:-AES256:!CHACHA20"), vec!["ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-RSA-AES128-GCM-SHA256"]);
-        assert_eq!(names("AES128:+aECDSA"), vec!["ECDHE-RSA-AES128-GCM-SHA256", "ECDHE-ECDSA-AES128-GCM-SHA256"]);
+        assert_eq!(
+            names("ALL:-AES256:!CHACHA20"),
+            vec![
+                "ECDHE-ECDSA-AES128-GCM-SHA256",
+                "ECDHE-RSA-AES128-GCM-SHA256"
+            ]
+        );
+        assert_eq!(
+            names("AES128:+aECDSA"),
+            vec![
+                "ECDHE-RSA-AES128-GCM-SHA256",
+                "ECDHE-ECDSA-AES128-GCM-SHA256"
+            ]
+        );
         assert_eq!(names("!CHACHA20:ALL").len(), 4);
         assert!(select_ciphers("RC4-SHA").is_err());
         assert!(select_ciphers("NONSENSE").is_err());
@@ -219,7 +298,10 @@ mod tests {
         let dir = std::env::temp_dir();
         let bad = dir.join(format!("ometascan-ca-bad-{}", std::process::id()));
         std::fs::write(&bad, "not a pem").unwrap();
-        assert!(matches!(load_ca_file(&bad), Err(TlsConfigError::NoCertificate(_))));
+        assert!(matches!(
+            load_ca_file(&bad),
+            Err(TlsConfigError::NoCertificate(_))
+        ));
         std::fs::remove_file(&bad).unwrap();
         assert!(matches!(
             load_ca_file(Path::new("/nonexistent/ca.pem")),

@@ -1,0 +1,315 @@
+//! A scanner that speaks the HTTP scan protocol, scriptable per request.
+
+use std::collections::VecDeque;
+use std::io::{BufReader, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::Duration;
+
+use crate::http1::{read_body, read_head, request_framing, Framing, Head};
+use crate::{contains, Fnv, EICAR};
+
+/// What the double does with one request.
+#[derive(Debug, Clone)]
+pub enum Action {
+    /// `204 No Content`.
+    Allow,
+    /// `200` with an empty body.
+    AllowEmpty,
+    /// `200` with the request's own body.
+    Echo,
+    /// Any complete response.
+    Respond {
+        status: u16,
+        headers: Vec<(String, String)>,
+        body: Vec<u8>,
+    },
+    /// `403` block page when the body holds the EICAR string, `204` otherwise.
+    EicarAware,
+    /// Wait, then do the inner action.
+    Delay(Duration, Box<Action>),
+    /// Close the connection with a reset once the request head arrived.
+    ResetAfterHead,
+    /// Read this many body bytes, then reset.
+    ResetMidBody(usize),
+    /// Read the request and never answer.
+    Silent,
+    /// Stop reading after the head; never answer (the sender's buffers fill up).
+    StallReading,
+    /// Read the request, write these bytes, close.
+    Raw(Vec<u8>),
+    /// Read the request, then write the response one byte per interval.
+    SlowDrip {
+        interval: Duration,
+        response: Vec<u8>,
+    },
+}
+
+impl Action {
+    pub fn block(status: u16, body: &[u8]) -> Action {
+        Action::Respond {
+            status,
+            headers: vec![("Content-Type".into(), "text/html".into())],
+            body: body.to_vec(),
+        }
+    }
+}
+
+/// One request as the double received it.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub head: Head,
+    pub body: Vec<u8>,
+    pub body_len: u64,
+    pub body_hash: u64,
+}
+
+impl Received {
+    pub fn method(&self) -> &str {
+        self.head.start.split(' ').next().unwrap_or("")
+    }
+
+    pub fn target(&self) -> &str {
+        self.head.start.split(' ').nth(1).unwrap_or("")
+    }
+}
+
+struct State {
+    script: Mutex<VecDeque<Action>>,
+    default: Mutex<Action>,
+    received: Mutex<Vec<Received>>,
+    connections: AtomicUsize,
+    /// Keep bodies up to this size in `Received::body`.
+    keep_body: AtomicUsize,
+    stop: AtomicBool,
+    held: Mutex<Vec<TcpStream>>,
+}
+
+/// The running double; stops when dropped.
+pub struct ScannerDouble {
+    addr: SocketAddr,
+    state: Arc<State>,
+}
+
+impl ScannerDouble {
+    pub fn start(default: Action) -> ScannerDouble {
+        Self::bind("127.0.0.1:0", default)
+    }
+
+    pub fn bind(addr: &str, default: Action) -> ScannerDouble {
+        let listener = TcpListener::bind(addr).expect("bind scanner double");
+        let addr = listener.local_addr().expect("local addr");
+        let state = Arc::new(State {
+            script: Mutex::new(VecDeque::new()),
+            default: Mutex::new(default),
+            received: Mutex::new(Vec::new()),
+            connections: AtomicUsize::new(0),
+            keep_body: AtomicUsize::new(16 * 1024 * 1024),
+            stop: AtomicBool::new(false),
+            held: Mutex::new(Vec::new()),
+        });
+        let st = state.clone();
+        thread::spawn(move || {
+            for conn in listener.incoming() {
+                if st.stop.load(Ordering::Acquire) {
+                    break;
+                }
+                let Ok(conn) = conn else { continue };
+                st.connections.fetch_add(1, Ordering::AcqRel);
+                let st = st.clone();
+                thread::spawn(move || serve(conn, st));
+            }
+        });
+        ScannerDouble { addr, state }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port())
+    }
+
+    /// Actions for the next requests, in order; the default applies after them.
+    pub fn script(&self, actions: impl IntoIterator<Item = Action>) {
+        self.state.script.lock().unwrap().extend(actions);
+    }
+
+    pub fn set_default(&self, a: Action) {
+        *self.state.default.lock().unwrap() = a;
+    }
+
+    pub fn keep_bodies_up_to(&self, n: usize) {
+        self.state.keep_body.store(n, Ordering::Release);
+    }
+
+    pub fn received(&self) -> Vec<Received> {
+        self.state.received.lock().unwrap().clone()
+    }
+
+    pub fn connections(&self) -> usize {
+        self.state.connections.load(Ordering::Acquire)
+    }
+}
+
+impl Drop for ScannerDouble {
+    fn drop(&mut self) {
+        self.state.stop.store(true, Ordering::Release);
+        for s in self.state.held.lock().unwrap().drain(..) {
+            let _ = s.shutdown(Shutdown::Both);
+        }
+        let _ = TcpStream::connect(self.addr);
+    }
+}
+
+fn reset(s: &TcpStream) {
+    // SO_LINGER 0 turns the close into a reset.
+    let l = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: valid fd and option struct.
+    unsafe {
+        libc::setsockopt(
+            std::os::fd::AsRawFd::as_raw_fd(s),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            &l as *const _ as *const libc::c_void,
+            std::mem::size_of::<libc::linger>() as u32,
+        );
+    }
+}
+
+fn serve(conn: TcpStream, st: Arc<State>) {
+    let Ok(write_half) = conn.try_clone() else {
+        return;
+    };
+    let mut w = write_half;
+    let mut r = BufReader::with_capacity(256 * 1024, conn);
+    loop {
+        let Ok(Some(head)) = read_head(&mut r) else {
+            return;
+        };
+        let action = {
+            let next = st.script.lock().unwrap().pop_front();
+            next.unwrap_or_else(|| st.default.lock().unwrap().clone())
+        };
+        match &action {
+            Action::ResetAfterHead => {
+                record(&st, head, Vec::new(), 0, Fnv::default());
+                reset(&w);
+                return;
+            }
+            Action::StallReading => {
+                record(&st, head, Vec::new(), 0, Fnv::default());
+                st.held.lock().unwrap().push(w);
+                return;
+            }
+            _ => {}
+        }
+        let keep = st.keep_body.load(Ordering::Acquire);
+        let mut body = Vec::new();
+        let mut hash = Fnv::default();
+        let limit = if let Action::ResetMidBody(n) = action {
+            Some(n)
+        } else {
+            None
+        };
+        let framing = request_framing(&head);
+        let result = match (limit, framing) {
+            (Some(n), Framing::Length(len)) => {
+                let mut got = 0usize;
+                let mut buf = vec![0u8; 4096];
+                let want = (n as u64).min(len) as usize;
+                while got < want {
+                    match std::io::Read::read(&mut r, &mut buf[..(want - got).min(4096)]) {
+                        Ok(0) | Err(_) => break,
+                        Ok(k) => got += k,
+                    }
+                }
+                record(&st, head, Vec::new(), got as u64, hash);
+                reset(&w);
+                return;
+            }
+            (_, framing) => read_body(&mut r, framing, |c| {
+                hash.update(c);
+                if body.len() + c.len() <= keep {
+                    body.extend_from_slice(c);
+                }
+            }),
+        };
+        let Ok(len) = result else { return };
+        let eicar = contains(&body, EICAR);
+        record(&st, head.clone(), body.clone(), len, hash);
+        let mut action = action;
+        if let Action::Delay(d, inner) = action {
+            thread::sleep(d);
+            action = *inner;
+        }
+        let out: Vec<u8> = match action {
+            Action::Allow => b"HTTP/1.1 204 No Content\r\n\r\n".to_vec(),
+            Action::AllowEmpty => b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n".to_vec(),
+            Action::Echo => response(200, &[], &body),
+            Action::Respond {
+                status,
+                headers,
+                body,
+            } => response(status, &headers, &body),
+            Action::EicarAware => {
+                if eicar {
+                    response(
+                        403,
+                        &[("Content-Type".into(), "text/html".into())],
+                        b"<html><body><h1>Blocked</h1>The upload contains the EICAR test virus.</body></html>\n",
+                    )
+                } else {
+                    b"HTTP/1.1 204 No Content\r\n\r\n".to_vec()
+                }
+            }
+            Action::Silent => {
+                st.held.lock().unwrap().push(w);
+                return;
+            }
+            Action::Raw(bytes) => {
+                let _ = w.write_all(&bytes);
+                let _ = w.shutdown(Shutdown::Write);
+                return;
+            }
+            Action::SlowDrip { interval, response } => {
+                for b in response {
+                    if w.write_all(&[b]).is_err() {
+                        return;
+                    }
+                    thread::sleep(interval);
+                }
+                continue;
+            }
+            _ => return,
+        };
+        if w.write_all(&out).is_err() {
+            return;
+        }
+    }
+}
+
+fn record(st: &State, head: Head, body: Vec<u8>, len: u64, hash: Fnv) {
+    st.received.lock().unwrap().push(Received {
+        head,
+        body,
+        body_len: len,
+        body_hash: hash.finish(),
+    });
+}
+
+fn response(status: u16, headers: &[(String, String)], body: &[u8]) -> Vec<u8> {
+    let mut out = format!("HTTP/1.1 {status} Status\r\n").into_bytes();
+    for (n, v) in headers {
+        out.extend_from_slice(format!("{n}: {v}\r\n").as_bytes());
+    }
+    out.extend_from_slice(format!("Content-Length: {}\r\n\r\n", body.len()).as_bytes());
+    out.extend_from_slice(body);
+    out
+}

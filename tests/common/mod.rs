@@ -1,0 +1,45 @@
+//! Shared setup for the integration tests: nginx with the module in front of a recording
+//! backend, scanning through a scanner double.
+#![allow(dead_code)]
+
+pub use ometascan_testkit::client::{self, Conn, Response};
+pub use ometascan_testkit::nginx::{self, Nginx};
+pub use ometascan_testkit::{fnv1a, random_bytes, Action, Backend, ScannerDouble, EICAR};
+
+/// The three parts of a scanned setup.
+pub struct Setup {
+    pub nginx: Nginx,
+    pub scanner: ScannerDouble,
+    pub backend: Backend,
+}
+
+/// nginx with `location /` scanning through a double (default `action`) and proxying to a
+/// backend; `extra` goes into the location.
+pub fn setup(action: Action, extra: &str) -> Setup {
+    let scanner = ScannerDouble::start(action);
+    let backend = Backend::start();
+    let http = format!(
+        "server {{\n listen 127.0.0.1:%PORT%;\n location / {{\n  ometascan_pass {};\n  proxy_pass http://127.0.0.1:{};\n  {}\n }}\n}}",
+        scanner.url(),
+        backend.port(),
+        extra
+    );
+    let nginx = Nginx::start(&http);
+    Setup {
+        nginx,
+        scanner,
+        backend,
+    }
+}
+
+/// Waits until `f` holds or the time is up.
+pub fn wait_for(limit: std::time::Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + limit;
+    while std::time::Instant::now() < deadline {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    f()
+}
