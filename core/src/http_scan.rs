@@ -471,7 +471,13 @@ fn map_hyper_error(e: &hyper::Error, clock: &IoClock) -> ScanError {
     } else if let Some(io) =
         std::error::Error::source(e).and_then(|s| s.downcast_ref::<io::Error>())
     {
-        ScanError::Io(io::Error::new(io.kind(), io.to_string()))
+        if io.kind() == io::ErrorKind::UnexpectedEof {
+            ScanError::Closed
+        } else if let Some(code) = io.raw_os_error() {
+            ScanError::Io(io::Error::from_raw_os_error(code))
+        } else {
+            ScanError::Io(io::Error::new(io.kind(), io.to_string()))
+        }
     } else {
         ScanError::Io(io::Error::other(e.to_string()))
     }

@@ -4,8 +4,8 @@
 use std::io;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
-use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use hyper::rt::{Read, ReadBufCursor, Write};
@@ -28,6 +28,8 @@ pub struct IoClock {
     /// The read timer runs only once the whole request has been handed over.
     read_armed: AtomicBool,
     fired: AtomicU8,
+    /// The reader parked while unarmed: woken on arming so that it starts its timer.
+    parked_reader: Mutex<Option<Waker>>,
 }
 
 impl IoClock {
@@ -48,6 +50,14 @@ impl IoClock {
     /// The request is fully handed over: from now on, waiting for the answer is timed.
     pub fn arm_read(&self) {
         self.read_armed.store(true, Ordering::Release);
+        let waker = self
+            .parked_reader
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(w) = waker {
+            w.wake();
+        }
     }
 
     /// The exchange is over: an idle pooled connection is not timed.
@@ -135,6 +145,17 @@ impl<S: AsyncRead + AsyncWrite> Read for TimedIo<S> {
                     }
                 } else {
                     *this.read_timer = None;
+                    let mut parked = this
+                        .clock
+                        .parked_reader
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner());
+                    *parked = Some(cx.waker().clone());
+                    drop(parked);
+                    // Armed meanwhile: poll again so the timer starts.
+                    if this.clock.read_armed.load(Ordering::Acquire) {
+                        cx.waker().wake_by_ref();
+                    }
                 }
                 Poll::Pending
             }
