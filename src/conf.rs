@@ -600,7 +600,7 @@ pub unsafe extern "C" fn set_ssl_verify_depth(
     let name = name_of(cmd);
     duplicate_check!(cf, c.ssl_verify_depth, name);
     match text(&a[1]).parse::<u32>() {
-        Ok(n) if n >= 1 && n <= 100 => {
+        Ok(n) if (1..=100).contains(&n) => {
             c.ssl_verify_depth = Some(n);
             CONF_OK
         }

@@ -24,7 +24,10 @@ fn body_in_temp_file_100mb_is_scanned_and_forwarded_exactly() {
 
 #[test]
 fn body_in_memory_with_large_client_body_buffer() {
-    let s = setup(Action::Allow, "client_body_buffer_size 1m; client_max_body_size 2m;");
+    let s = setup(
+        Action::Allow,
+        "client_body_buffer_size 1m; client_max_body_size 2m;",
+    );
     let body = random_bytes(900_000, 7);
     let r = client::post(s.nginx.port, "/mem", &body).unwrap();
     assert_eq!(r.status, 200);
@@ -50,7 +53,8 @@ fn chunked_upload_is_dechunked_for_the_scanner() {
     let s = setup(Action::Allow, "client_max_body_size 10m;");
     let body = random_bytes(200_000, 11);
     let mut c = Conn::open(s.nginx.port).unwrap();
-    let mut msg = b"POST /chunked HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+    let mut msg =
+        b"POST /chunked HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
     for piece in body.chunks(7_777) {
         write!(msg, "{:x}\r\n", piece.len()).unwrap();
         msg.extend_from_slice(piece);
@@ -71,26 +75,49 @@ fn chunked_upload_is_dechunked_for_the_scanner() {
 fn http10_client() {
     let s = setup(Action::Allow, "");
     let mut c = Conn::open(s.nginx.port).unwrap();
-    c.send_raw(b"POST /old HTTP/1.0\r\nContent-Length: 5\r\n\r\nhello").unwrap();
+    c.send_raw(b"POST /old HTTP/1.0\r\nContent-Length: 5\r\n\r\nhello")
+        .unwrap();
     let r = c.read_response(false).unwrap();
     assert_eq!(r.status, 200);
     assert!(r.head.start.starts_with("HTTP/1.1 200"));
     let seen = &s.scanner.received()[0];
     assert_eq!(seen.body, b"hello");
-    assert!(seen.head.header("host").is_some(), "a Host is always sent to the scanner");
+    assert!(
+        seen.head.header("host").is_some(),
+        "a Host is always sent to the scanner"
+    );
     assert_eq!(s.backend.received()[0].body, b"hello");
 }
 
 #[test]
 fn keepalive_connection_carries_several_scanned_requests() {
     let s = setup(Action::Allow, "");
-    s.scanner.script([Action::Allow, Action::block(403, b"no"), Action::Echo, Action::Allow]);
+    s.scanner.script([
+        Action::Allow,
+        Action::block(403, b"no"),
+        Action::Echo,
+        Action::Allow,
+    ]);
     let mut c = Conn::open(s.nginx.port).unwrap();
     let statuses: Vec<u16> = (0..4)
-        .map(|i| c.request("POST", &format!("/k{i}"), &[], format!("body {i}").as_bytes()).unwrap().status)
+        .map(|i| {
+            c.request(
+                "POST",
+                &format!("/k{i}"),
+                &[],
+                format!("body {i}").as_bytes(),
+            )
+            .unwrap()
+            .status
+        })
         .collect();
     assert_eq!(statuses, vec![200, 403, 200, 200]);
-    let got: Vec<String> = s.backend.received().iter().map(|r| r.target().to_string()).collect();
+    let got: Vec<String> = s
+        .backend
+        .received()
+        .iter()
+        .map(|r| r.target().to_string())
+        .collect();
     assert_eq!(got, vec!["/k0", "/k2", "/k3"]);
     // The module keeps its connection to the scanner alive too.
     assert_eq!(s.scanner.connections(), 1);
@@ -98,7 +125,10 @@ fn keepalive_connection_carries_several_scanned_requests() {
 
 #[test]
 fn concurrent_scans_are_independent() {
-    let s = setup(Action::Delay(Duration::from_millis(300), Box::new(Action::EicarAware)), "");
+    let s = setup(
+        Action::Delay(Duration::from_millis(300), Box::new(Action::EicarAware)),
+        "",
+    );
     let port = s.nginx.port;
     let handles: Vec<_> = (0..16)
         .map(|i| {
@@ -107,7 +137,10 @@ fn concurrent_scans_are_independent() {
                 if i % 4 == 0 {
                     body.extend_from_slice(EICAR);
                 }
-                (i, client::post(port, &format!("/c{i}"), &body).unwrap().status)
+                (
+                    i,
+                    client::post(port, &format!("/c{i}"), &body).unwrap().status,
+                )
             })
         })
         .collect();
@@ -136,7 +169,14 @@ fn http2_client() {
     std::fs::write(dir.join("eicar.com"), EICAR).unwrap();
     let curl = |file: &str| {
         let out = std::process::Command::new("curl")
-            .args(["-s", "--http2-prior-knowledge", "-o", "/dev/null", "-w", "%{http_code} %{http_version}"])
+            .args([
+                "-s",
+                "--http2-prior-knowledge",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code} %{http_version}",
+            ])
             .arg("--data-binary")
             .arg(format!("@{}", dir.join(file).display()))
             .arg(format!("http://127.0.0.1:{}/h2/{file}", n.port))
@@ -150,7 +190,13 @@ fn http2_client() {
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].body, clean);
     assert_eq!(scanner.received().len(), 2);
-    assert_eq!(scanner.received()[0].head.header("host").map(|h| h.starts_with("127.0.0.1")), Some(true));
+    assert_eq!(
+        scanner.received()[0]
+            .head
+            .header("host")
+            .map(|h| h.starts_with("127.0.0.1")),
+        Some(true)
+    );
 }
 
 /// 20 concurrent 100 MB uploads: the worker's resident memory must not follow the body size.
@@ -160,7 +206,10 @@ fn worker_memory_does_not_grow_with_body_size() {
     s.scanner.keep_bodies_up_to(0);
     s.backend.keep_bodies_up_to(0);
     let worker = s.nginx.worker();
-    assert_eq!(client::post(s.nginx.port, "/warm", b"x").unwrap().status, 200);
+    assert_eq!(
+        client::post(s.nginx.port, "/warm", b"x").unwrap().status,
+        200
+    );
     let base = nginx::rss_kib(worker);
     let peak = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(base));
     let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -187,8 +236,13 @@ fn worker_memory_does_not_grow_with_body_size() {
     done.store(true, std::sync::atomic::Ordering::Release);
     sampler.join().unwrap();
     let growth_mib = (peak.load(std::sync::atomic::Ordering::Acquire) - base) as f64 / 1024.0;
-    eprintln!("worker RSS: base {} KiB, growth {:.1} MiB during 20 x 100 MB uploads", base, growth_mib);
+    eprintln!(
+        "worker RSS: base {} KiB, growth {:.1} MiB during 20 x 100 MB uploads",
+        base, growth_mib
+    );
     assert_eq!(s.backend.received().len(), 21);
-    assert!(s.backend.received()[1..].iter().all(|r| r.body_hash == fnv1a(&body)));
+    assert!(s.backend.received()[1..]
+        .iter()
+        .all(|r| r.body_hash == fnv1a(&body)));
     assert!(growth_mib < 64.0, "worker RSS grew by {growth_mib:.1} MiB");
 }

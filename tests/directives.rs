@@ -22,17 +22,34 @@ fn bad(directives: &str, name: &str, value: &str) -> String {
     let c = nginx::check_http(&location(directives));
     assert!(!c.ok, "expected failure for {directives:?}:\n{}", c.output);
     assert!(c.output.contains("[emerg]"), "{}", c.output);
-    assert!(c.output.contains(&format!("\"{name}\"")), "no directive name in:\n{}", c.output);
-    assert!(c.output.contains(value), "no value {value:?} in:\n{}", c.output);
+    assert!(
+        c.output.contains(&format!("\"{name}\"")),
+        "no directive name in:\n{}",
+        c.output
+    );
+    assert!(
+        c.output.contains(value),
+        "no value {value:?} in:\n{}",
+        c.output
+    );
     let conf = c.conf_path.display().to_string();
-    assert!(c.output.contains(&format!("{conf}:")), "no file:line in:\n{}", c.output);
+    assert!(
+        c.output.contains(&format!("{conf}:")),
+        "no file:line in:\n{}",
+        c.output
+    );
     c.output
 }
 
 #[test]
 fn pass() {
     good("");
-    for url in ["http://127.0.0.1:8043/scan/", "http://[::1]:8043", "http://localhost", "HTTP://127.0.0.1"] {
+    for url in [
+        "http://127.0.0.1:8043/scan/",
+        "http://[::1]:8043",
+        "http://localhost",
+        "HTTP://127.0.0.1",
+    ] {
         let c = nginx::check_http(&format!(
             "server {{ listen 127.0.0.1:%PORT%; location / {{ ometascan_pass {url}; }} }}"
         ));
@@ -51,7 +68,13 @@ fn pass() {
             "server {{ listen 127.0.0.1:%PORT%; location / {{ ometascan_pass {url}; }} }}"
         ));
         assert!(!c.ok);
-        assert!(c.output.contains(&format!("invalid value \"{url}\" in \"ometascan_pass\" directive")), "{}", c.output);
+        assert!(
+            c.output.contains(&format!(
+                "invalid value \"{url}\" in \"ometascan_pass\" directive"
+            )),
+            "{}",
+            c.output
+        );
         assert!(c.output.contains(why), "{why}: {}", c.output);
     }
     // A host that does not resolve is nginx's own "host not found" error.
@@ -61,7 +84,11 @@ fn pass() {
     assert!(!c.ok);
     assert!(c.output.contains("host not found"), "{}", c.output);
     // Duplicate at one level.
-    let out = bad("ometascan_pass http://127.0.0.1:10;", "ometascan_pass", "is duplicate");
+    let out = bad(
+        "ometascan_pass http://127.0.0.1:10;",
+        "ometascan_pass",
+        "is duplicate",
+    );
     assert!(out.contains("is duplicate"));
     // off is accepted.
     let c = nginx::check_http("ometascan_pass http://127.0.0.1:9; server { listen 127.0.0.1:%PORT%; location / { ometascan_pass off; } }");
@@ -70,12 +97,20 @@ fn pass() {
 
 #[test]
 fn schemes_not_in_this_version_are_refused_clearly() {
-    for url in ["https://127.0.0.1", "icap://127.0.0.1/avscan", "icaps://127.0.0.1/avscan"] {
+    for url in [
+        "https://127.0.0.1",
+        "icap://127.0.0.1/avscan",
+        "icaps://127.0.0.1/avscan",
+    ] {
         let c = nginx::check_http(&format!(
             "server {{ listen 127.0.0.1:%PORT%; location / {{ ometascan_pass {url}; }} }}"
         ));
         assert!(!c.ok);
-        assert!(c.output.contains("not supported by this version"), "{}", c.output);
+        assert!(
+            c.output.contains("not supported by this version"),
+            "{}",
+            c.output
+        );
     }
 }
 
@@ -83,13 +118,25 @@ fn schemes_not_in_this_version_are_refused_clearly() {
 fn methods() {
     good("ometascan_methods POST;");
     good("ometascan_methods get head post put patch delete;");
-    bad("ometascan_methods POST OPTIONS;", "ometascan_methods", "\"OPTIONS\"");
-    bad("ometascan_methods PROPFIND;", "ometascan_methods", "\"PROPFIND\"");
+    bad(
+        "ometascan_methods POST OPTIONS;",
+        "ometascan_methods",
+        "\"OPTIONS\"",
+    );
+    bad(
+        "ometascan_methods PROPFIND;",
+        "ometascan_methods",
+        "\"PROPFIND\"",
+    );
 }
 
 #[test]
 fn timeouts() {
-    for d in ["ometascan_connect_timeout", "ometascan_send_timeout", "ometascan_read_timeout"] {
+    for d in [
+        "ometascan_connect_timeout",
+        "ometascan_send_timeout",
+        "ometascan_read_timeout",
+    ] {
         good(&format!("{d} 500ms;"));
         good(&format!("{d} 1d;"));
         good(&format!("{d} 1m30s;"));
@@ -100,7 +147,11 @@ fn timeouts() {
     }
     let c = nginx::check_http(&location("ometascan_connect_timeout 90s;"));
     assert!(c.ok);
-    assert!(c.output.contains("[warn]") && c.output.contains("above 75s"), "{}", c.output);
+    assert!(
+        c.output.contains("[warn]") && c.output.contains("above 75s"),
+        "{}",
+        c.output
+    );
     let c = nginx::check_http(&location("ometascan_connect_timeout 75s;"));
     assert!(c.ok && !c.output.contains("[warn]"), "{}", c.output);
 }
@@ -126,11 +177,23 @@ fn flags() {
 fn allow_bad_request_traffic_requires_pre_cache() {
     good("ometascan_allow_bad_request_traffic on; ometascan_pre_cache on;");
     good("ometascan_allow_bad_request_traffic off;");
-    bad("ometascan_allow_bad_request_traffic maybe;", "ometascan_allow_bad_request_traffic", "\"maybe\"");
+    bad(
+        "ometascan_allow_bad_request_traffic maybe;",
+        "ometascan_allow_bad_request_traffic",
+        "\"maybe\"",
+    );
     let c = nginx::check_http(&location("ometascan_allow_bad_request_traffic on;"));
     assert!(!c.ok);
-    assert!(c.output.contains("requires \"ometascan_pre_cache on\""), "{}", c.output);
-    assert!(c.output.contains(&format!("{}:", c.conf_path.display())), "{}", c.output);
+    assert!(
+        c.output.contains("requires \"ometascan_pre_cache on\""),
+        "{}",
+        c.output
+    );
+    assert!(
+        c.output.contains(&format!("{}:", c.conf_path.display())),
+        "{}",
+        c.output
+    );
     // Inherited from http level, switched off below: still an error where it applies.
     let c = nginx::check_http(
         "ometascan_allow_bad_request_traffic on; ometascan_pre_cache on;\n\
@@ -144,50 +207,118 @@ fn set_header() {
     good("ometascan_set_header X-MDCLOUD-APIKEY $http_x_key;");
     good("ometascan_set_header Accept-Encoding \"\";");
     good("ometascan_set_header X-A a; ometascan_set_header X-B \"$remote_addr:$request_uri\";");
-    bad("ometascan_set_header \"Bad Name\" v;", "ometascan_set_header", "\"Bad Name\"");
-    let c = nginx::check_http(&location("ometascan_set_header X-A $no_such_variable_here;"));
+    bad(
+        "ometascan_set_header \"Bad Name\" v;",
+        "ometascan_set_header",
+        "\"Bad Name\"",
+    );
+    let c = nginx::check_http(&location(
+        "ometascan_set_header X-A $no_such_variable_here;",
+    ));
     assert!(!c.ok);
-    assert!(c.output.contains("unknown \"no_such_variable_here\" variable"), "{}", c.output);
+    assert!(
+        c.output
+            .contains("unknown \"no_such_variable_here\" variable"),
+        "{}",
+        c.output
+    );
     let c = nginx::check_http(&location("ometascan_set_header X-A;"));
-    assert!(!c.ok && c.output.contains("invalid number of arguments in \"ometascan_set_header\""), "{}", c.output);
+    assert!(
+        !c.ok
+            && c.output
+                .contains("invalid number of arguments in \"ometascan_set_header\""),
+        "{}",
+        c.output
+    );
 }
 
 #[test]
 fn pre_cache_size_is_deprecated() {
     let c = nginx::check_http(&location("ometascan_pre_cache_size 9223372036854775807;"));
     assert!(c.ok, "{}", c.output);
-    assert!(c.output.contains("[warn]") && c.output.contains("deprecated"), "{}", c.output);
+    assert!(
+        c.output.contains("[warn]") && c.output.contains("deprecated"),
+        "{}",
+        c.output
+    );
     good("ometascan_pre_cache_size 8k;");
-    bad("ometascan_pre_cache_size lots;", "ometascan_pre_cache_size", "\"lots\"");
+    bad(
+        "ometascan_pre_cache_size lots;",
+        "ometascan_pre_cache_size",
+        "\"lots\"",
+    );
 }
 
 #[test]
 fn ssl_directives() {
     good("ometascan_ssl_verify_depth 3;");
-    bad("ometascan_ssl_verify_depth 0;", "ometascan_ssl_verify_depth", "\"0\"");
-    bad("ometascan_ssl_verify_depth x;", "ometascan_ssl_verify_depth", "\"x\"");
+    bad(
+        "ometascan_ssl_verify_depth 0;",
+        "ometascan_ssl_verify_depth",
+        "\"0\"",
+    );
+    bad(
+        "ometascan_ssl_verify_depth x;",
+        "ometascan_ssl_verify_depth",
+        "\"x\"",
+    );
 
     good("ometascan_ssl_protocols TLSv1.2 TLSv1.3;");
     let c = nginx::check_http(&location("ometascan_ssl_protocols TLSv1.1 TLSv1.2;"));
-    assert!(c.ok && c.output.contains("[warn]") && c.output.contains("TLSv1.1"), "{}", c.output);
-    bad("ometascan_ssl_protocols TLSv2;", "ometascan_ssl_protocols", "\"TLSv2\"");
+    assert!(
+        c.ok && c.output.contains("[warn]") && c.output.contains("TLSv1.1"),
+        "{}",
+        c.output
+    );
+    bad(
+        "ometascan_ssl_protocols TLSv2;",
+        "ometascan_ssl_protocols",
+        "\"TLSv2\"",
+    );
     let c = nginx::check_http(&location("ometascan_ssl_protocols SSLv3 TLSv1;"));
-    assert!(!c.ok && c.output.contains("no protocol version usable"), "{}", c.output);
+    assert!(
+        !c.ok && c.output.contains("no protocol version usable"),
+        "{}",
+        c.output
+    );
 
     good("ometascan_ssl_ciphers DEFAULT;");
     good("ometascan_ssl_ciphers HIGH:!aNULL:!MD5;");
     good("ometascan_ssl_ciphers ECDHE-RSA-AES128-GCM-SHA256;");
-    bad("ometascan_ssl_ciphers RC4-MD5;", "ometascan_ssl_ciphers", "\"RC4-MD5\"");
+    bad(
+        "ometascan_ssl_ciphers RC4-MD5;",
+        "ometascan_ssl_ciphers",
+        "\"RC4-MD5\"",
+    );
 
     good("ometascan_ssl_name scanner.example.com;");
-    bad("ometascan_ssl_name \"bad name\";", "ometascan_ssl_name", "\"bad name\"");
+    bad(
+        "ometascan_ssl_name \"bad name\";",
+        "ometascan_ssl_name",
+        "\"bad name\"",
+    );
 
-    let c = nginx::check_http(&location("ometascan_ssl_trusted_certificate /nonexistent/ca.pem;"));
-    assert!(!c.ok && c.output.contains("/nonexistent/ca.pem") && c.output.contains("ometascan_ssl_trusted_certificate"), "{}", c.output);
+    let c = nginx::check_http(&location(
+        "ometascan_ssl_trusted_certificate /nonexistent/ca.pem;",
+    ));
+    assert!(
+        !c.ok
+            && c.output.contains("/nonexistent/ca.pem")
+            && c.output.contains("ometascan_ssl_trusted_certificate"),
+        "{}",
+        c.output
+    );
     let junk = std::env::temp_dir().join(format!("ometascan-junk-ca-{}.pem", std::process::id()));
     std::fs::write(&junk, "junk").unwrap();
-    let c = nginx::check_http(&location(&format!("ometascan_ssl_trusted_certificate {};", junk.display())));
-    assert!(!c.ok && c.output.contains("no certificate found"), "{}", c.output);
+    let c = nginx::check_http(&location(&format!(
+        "ometascan_ssl_trusted_certificate {};",
+        junk.display()
+    )));
+    assert!(
+        !c.ok && c.output.contains("no certificate found"),
+        "{}",
+        c.output
+    );
     std::fs::remove_file(&junk).unwrap();
 }
 
@@ -223,7 +354,15 @@ fn inherited_settings_apply_in_locations() {
     );
     let n = Nginx::start(&http);
     assert_eq!(client::post(n.port, "/a", b"x").unwrap().status, 200);
-    assert_eq!(client::request(n.port, "PUT", "/a", &[], b"x").unwrap().status, 403);
+    assert_eq!(
+        client::request(n.port, "PUT", "/a", &[], b"x")
+            .unwrap()
+            .status,
+        403
+    );
     assert_eq!(scanner.received().len(), 1);
-    assert_eq!(scanner.received()[0].head.header("x-forwarded-for"), Some("127.0.0.1"));
+    assert_eq!(
+        scanner.received()[0].head.header("x-forwarded-for"),
+        Some("127.0.0.1")
+    );
 }

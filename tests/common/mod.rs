@@ -1,6 +1,6 @@
 //! Shared setup for the integration tests: nginx with the module in front of a recording
 //! backend, scanning through a scanner double.
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 pub use ometascan_testkit::client::{self, Conn, Response};
 pub use ometascan_testkit::nginx::{self, Nginx};

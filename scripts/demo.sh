@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Sets everything up on a Debian 12 machine and shows the module at work: nginx with the
+# module in front of a backend, scanning through a scanner; a clean upload goes through,
+# the EICAR test file is blocked.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+"$root/scripts/install-deps.sh"
+
+echo "== building the module and the vendored nginx"
+cargo build -q
+cargo build -q -p ometascan-testkit --bins
+nginx_bin=$(ls -t target/debug/build/nginx-sys-*/out/objs/nginx | head -1)
+
+run=$(mktemp -d /tmp/ometascan-demo.XXXXXX)
+chmod 755 "$run"  # nginx workers run as an unprivileged user
+pids=()
+cleanup() {
+    [ -f "$run/logs/nginx.pid" ] && "$nginx_bin" -p "$run" -c "$run/nginx.conf" -s stop 2>/dev/null || true
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+    [ -n "${KEEP:-}" ] || rm -rf "$run"
+}
+trap cleanup EXIT
+mkdir -p "$run/logs"
+
+port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+p_nginx=$(port); p_scan=$(port); p_back=$(port)
+target/debug/ometascan-scanner-double "127.0.0.1:$p_scan" >"$run/scanner.log" & pids+=($!)
+target/debug/ometascan-backend "127.0.0.1:$p_back" >"$run/backend.log" & pids+=($!)
+
+cat >"$run/nginx.conf" <<CONF
+load_module $root/target/debug/libngx_http_ometascan_module.so;
+worker_processes 1;
+error_log $run/logs/error.log info;
+pid $run/logs/nginx.pid;
+events {}
+http {
+    access_log off;
+    client_max_body_size 100m;
+    server {
+        listen 127.0.0.1:$p_nginx;
+        location / {
+            ometascan_pass    http://127.0.0.1:$p_scan;
+            ometascan_methods POST PUT;
+            proxy_pass        http://127.0.0.1:$p_back;
+        }
+    }
+}
+CONF
+"$nginx_bin" -p "$run" -c "$run/nginx.conf"
+sleep 0.5
+
+head -c 700000 /dev/urandom >"$run/clean.bin"
+printf '%s' 'X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*' >"$run/eicar.com"
+
+echo
+echo "== clean 700 KB upload"
+curl -s -w 'HTTP %{http_code}\n' --data-binary "@$run/clean.bin" "http://127.0.0.1:$p_nginx/upload/clean.bin"
+echo
+echo "== EICAR test file"
+curl -s -w 'HTTP %{http_code}\n' --data-binary "@$run/eicar.com" "http://127.0.0.1:$p_nginx/upload/eicar.com"
+sleep 0.3
+echo
+echo "== what the scanner saw"
+grep '^scanner: ' "$run/scanner.log" || true
+echo "== what the backend received (EICAR never reaches it)"
+grep '^backend: ' "$run/backend.log" || true

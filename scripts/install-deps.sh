@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Installs what building and testing the module needs on Debian 12: the C toolchain pieces
+# bindgen and the vendored nginx build use, curl and openssl for the tests, and Debian's
+# nginx + nginx-dev for building and loading the module into the distribution's nginx.
+# Rust itself (cargo with rustfmt and clippy) must be installed already (rustup).
+set -euo pipefail
+
+packages=(clang libclang-dev libssl-dev libpcre2-dev zlib1g-dev make curl openssl ca-certificates nginx nginx-dev)
+
+missing=()
+for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+
+if [ ${#missing[@]} -gt 0 ]; then
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    # Installing the nginx package must not start a system nginx on port 80.
+    had_policy=0
+    [ -e /usr/sbin/policy-rc.d ] && had_policy=1
+    if [ $had_policy -eq 0 ]; then
+        printf '#!/bin/sh\nexit 101\n' | $sudo tee /usr/sbin/policy-rc.d >/dev/null
+        $sudo chmod +x /usr/sbin/policy-rc.d
+    fi
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    [ $had_policy -eq 1 ] || $sudo rm -f /usr/sbin/policy-rc.d
+fi
+
+if ! command -v cargo >/dev/null; then
+    echo "cargo is not installed: install Rust with rustup (https://rustup.rs)" >&2
+    exit 1
+fi
+for c in rustfmt clippy; do
+    if ! cargo "${c/rustfmt/fmt}" --version >/dev/null 2>&1; then
+        rustup component add "$c"
+    fi
+done
