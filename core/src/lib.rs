@@ -10,6 +10,7 @@ pub mod disposition;
 pub mod error;
 pub mod headers;
 pub mod http_scan;
+pub mod icap;
 pub mod pool;
 pub mod timed_io;
 pub mod tls;

@@ -1,0 +1,592 @@
+//! ICAP (RFC 3507) message encoding and parsing: what travels on an `icap://` connection.
+//! Pure functions over bytes; the exchange itself is in [`crate::icap_client`].
+
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use crate::headers::HeaderList;
+
+/// Largest ICAP answer head (status line and headers) accepted.
+pub const MAX_ICAP_HEAD: usize = 64 * 1024;
+/// Largest encapsulated HTTP header block accepted.
+pub const MAX_HTTP_HEAD: usize = 64 * 1024;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum IcapError {
+    #[error("invalid ICAP status line \"{0}\"")]
+    StatusLine(String),
+    #[error("invalid ICAP header line")]
+    HeaderLine,
+    #[error("ICAP answer header is larger than {0} bytes")]
+    TooLarge(usize),
+    #[error("invalid Encapsulated header \"{0}\"")]
+    Encapsulated(String),
+    #[error("missing Encapsulated header")]
+    NoEncapsulated,
+    #[error("invalid encapsulated HTTP header")]
+    HttpHead,
+    #[error("invalid chunk in ICAP body")]
+    Chunk,
+}
+
+/// A parsed ICAP answer head.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IcapHead {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+}
+
+impl IcapHead {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Finds the end of a head (`\r\n\r\n`, or a bare `\n\n`); returns the length including it.
+fn head_end(buf: &[u8]) -> Option<usize> {
+    let mut i = 0;
+    while i < buf.len() {
+        if buf[i] == b'\n' {
+            if buf.get(i + 1) == Some(&b'\n') {
+                return Some(i + 2);
+            }
+            if buf.get(i + 1) == Some(&b'\r') && buf.get(i + 2) == Some(&b'\n') {
+                return Some(i + 3);
+            }
+        }
+        i += 1;
+    }
+    None
+}
+
+/// Splits a head into lines and folds continuation lines (starting with space or tab) into
+/// the previous header, as c-icap's `X-Violations-Found` needs.
+fn header_lines(block: &str) -> Result<(String, Vec<(String, String)>), IcapError> {
+    let mut lines = block.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l));
+    let start = lines.next().unwrap_or("").to_string();
+    let mut headers: Vec<(String, String)> = Vec::new();
+    for line in lines {
+        if line.is_empty() {
+            continue;
+        }
+        if line.starts_with([' ', '\t']) {
+            let last = headers.last_mut().ok_or(IcapError::HeaderLine)?;
+            last.1.push(' ');
+            last.1.push_str(line.trim());
+            continue;
+        }
+        let (n, v) = line.split_once(':').ok_or(IcapError::HeaderLine)?;
+        if n.is_empty() || n.contains([' ', '\t']) {
+            return Err(IcapError::HeaderLine);
+        }
+        headers.push((n.to_string(), v.trim().to_string()));
+    }
+    Ok((start, headers))
+}
+
+/// Parses an ICAP answer head from the start of `buf`. `Ok(None)`: more bytes are needed.
+/// Returns the head and the number of bytes it took.
+pub fn parse_head(buf: &[u8]) -> Result<Option<(IcapHead, usize)>, IcapError> {
+    let Some(end) = head_end(buf) else {
+        if buf.len() > MAX_ICAP_HEAD {
+            return Err(IcapError::TooLarge(MAX_ICAP_HEAD));
+        }
+        return Ok(None);
+    };
+    if end > MAX_ICAP_HEAD {
+        return Err(IcapError::TooLarge(MAX_ICAP_HEAD));
+    }
+    let text = std::str::from_utf8(&buf[..end]).map_err(|_| IcapError::HeaderLine)?;
+    let (start, headers) = header_lines(text)?;
+    let mut parts = start.splitn(3, ' ');
+    let version = parts.next().unwrap_or("");
+    let code = parts.next().unwrap_or("");
+    if !version.starts_with("ICAP/1.") || code.len() != 3 {
+        return Err(IcapError::StatusLine(start.clone()));
+    }
+    let status: u16 = code
+        .parse()
+        .map_err(|_| IcapError::StatusLine(start.clone()))?;
+    if !(100..=599).contains(&status) {
+        return Err(IcapError::StatusLine(start));
+    }
+    Ok(Some((IcapHead { status, headers }, end)))
+}
+
+/// The sections of an `Encapsulated` header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Section {
+    ReqHdr,
+    ResHdr,
+    ReqBody,
+    ResBody,
+    NullBody,
+    OptBody,
+}
+
+/// `Encapsulated: req-hdr=0, req-body=412` → [(ReqHdr, 0), (ReqBody, 412)], offsets rising.
+pub fn parse_encapsulated(v: &str) -> Result<Vec<(Section, usize)>, IcapError> {
+    let bad = || IcapError::Encapsulated(v.to_string());
+    let mut out: Vec<(Section, usize)> = Vec::new();
+    for item in v.split(',') {
+        let (name, off) = item.trim().split_once('=').ok_or_else(bad)?;
+        let section = match name.trim().to_ascii_lowercase().as_str() {
+            "req-hdr" => Section::ReqHdr,
+            "res-hdr" => Section::ResHdr,
+            "req-body" => Section::ReqBody,
+            "res-body" => Section::ResBody,
+            "null-body" => Section::NullBody,
+            "opt-body" => Section::OptBody,
+            _ => return Err(bad()),
+        };
+        let off: usize = off.trim().parse().map_err(|_| bad())?;
+        if out.last().is_some_and(|&(_, prev)| off < prev) {
+            return Err(bad());
+        }
+        out.push((section, off));
+    }
+    let bodies = out
+        .iter()
+        .filter(|(s, _)| {
+            matches!(
+                s,
+                Section::ReqBody | Section::ResBody | Section::NullBody | Section::OptBody
+            )
+        })
+        .count();
+    let last_is_body = matches!(
+        out.last(),
+        Some((
+            Section::ReqBody | Section::ResBody | Section::NullBody | Section::OptBody,
+            _
+        ))
+    );
+    if out.is_empty() || bodies != 1 || !last_is_body {
+        return Err(bad());
+    }
+    Ok(out)
+}
+
+/// An encapsulated HTTP message head.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpHead {
+    pub start: String,
+    pub headers: HeaderList,
+}
+
+impl HttpHead {
+    pub fn header(&self, name: &str) -> Option<&Bytes> {
+        crate::headers::find(&self.headers, name)
+    }
+
+    /// Status of a response head (`HTTP/1.0 403 Forbidden` → 403).
+    pub fn status(&self) -> Option<u16> {
+        let mut p = self.start.split(' ');
+        let v = p.next()?;
+        if !v.starts_with("HTTP/") {
+            return None;
+        }
+        p.next()?.parse().ok().filter(|s| (100..=999).contains(s))
+    }
+}
+
+/// Parses an encapsulated HTTP header block (it must end with an empty line).
+pub fn parse_http_head(block: &[u8]) -> Result<HttpHead, IcapError> {
+    if block.len() > MAX_HTTP_HEAD || head_end(block) != Some(block.len()) {
+        return Err(IcapError::HttpHead);
+    }
+    let text = String::from_utf8_lossy(block);
+    let (start, headers) = header_lines(&text).map_err(|_| IcapError::HttpHead)?;
+    if start.is_empty() {
+        return Err(IcapError::HttpHead);
+    }
+    Ok(HttpHead {
+        start,
+        headers: headers
+            .into_iter()
+            .map(|(n, v)| (Bytes::from(n), Bytes::from(v)))
+            .collect(),
+    })
+}
+
+/// Incremental decoder of an ICAP chunked body (RFC 3507 §4.5: HTTP chunking, with the
+/// `ieof` extension on the last chunk).
+#[derive(Debug, Default)]
+pub struct ChunkDecoder {
+    /// Bytes left in the current chunk, plus its CRLF once data is done.
+    remaining: usize,
+    in_data: bool,
+    done: bool,
+}
+
+/// What [`ChunkDecoder::decode`] found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Decoded {
+    /// Body data at `range` of the input.
+    Data(std::ops::Range<usize>),
+    /// The last chunk was read.
+    End,
+    /// More input is needed.
+    NeedMore,
+}
+
+impl ChunkDecoder {
+    pub fn is_done(&self) -> bool {
+        self.done
+    }
+
+    /// Decodes from `buf`, returning what was found and how many bytes of `buf` it used.
+    pub fn decode(&mut self, buf: &[u8]) -> Result<(Decoded, usize), IcapError> {
+        if self.done {
+            return Ok((Decoded::End, 0));
+        }
+        if self.in_data {
+            if self.remaining > 0 {
+                if buf.is_empty() {
+                    return Ok((Decoded::NeedMore, 0));
+                }
+                let n = self.remaining.min(buf.len());
+                self.remaining -= n;
+                return Ok((Decoded::Data(0..n), n));
+            }
+            // Data done: expect CRLF.
+            if buf.len() < 2 {
+                return Ok((Decoded::NeedMore, 0));
+            }
+            if &buf[..2] != b"\r\n" {
+                return Err(IcapError::Chunk);
+            }
+            self.in_data = false;
+            return Ok((Decoded::NeedMore, 2));
+        }
+        let Some(eol) = buf.iter().position(|&b| b == b'\n') else {
+            if buf.len() > 1024 {
+                return Err(IcapError::Chunk);
+            }
+            return Ok((Decoded::NeedMore, 0));
+        };
+        let line = std::str::from_utf8(&buf[..eol]).map_err(|_| IcapError::Chunk)?;
+        let line = line.strip_suffix('\r').unwrap_or(line);
+        let size_text = line.split(';').next().unwrap_or("").trim();
+        let size = usize::from_str_radix(size_text, 16).map_err(|_| IcapError::Chunk)?;
+        if size_text.is_empty() || size_text.len() > 15 {
+            return Err(IcapError::Chunk);
+        }
+        if size == 0 {
+            // Last chunk: an empty line (no trailers are used in ICAP bodies) must follow.
+            let rest = &buf[eol + 1..];
+            if rest.len() < 2 && !(rest.first() == Some(&b'\n')) {
+                return Ok((Decoded::NeedMore, 0));
+            }
+            let used = if rest.starts_with(b"\r\n") {
+                2
+            } else if rest.starts_with(b"\n") {
+                1
+            } else {
+                return Err(IcapError::Chunk);
+            };
+            self.done = true;
+            return Ok((Decoded::End, eol + 1 + used));
+        }
+        self.remaining = size;
+        self.in_data = true;
+        Ok((Decoded::NeedMore, eol + 1))
+    }
+}
+
+/// What the server said in its OPTIONS answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Options {
+    pub istag: Option<String>,
+    pub preview: Option<usize>,
+    pub allow_204: bool,
+    pub max_connections: Option<usize>,
+    pub ttl: Duration,
+    pub transfer_preview: Vec<String>,
+    pub transfer_ignore: Vec<String>,
+    pub transfer_complete: Vec<String>,
+}
+
+/// How long OPTIONS are kept when the server names no `Options-TTL`.
+pub const DEFAULT_OPTIONS_TTL: Duration = Duration::from_secs(3600);
+
+fn list(v: Option<&str>) -> Vec<String> {
+    v.map(|v| {
+        v.split(',')
+            .map(|s| s.trim().to_ascii_lowercase())
+            .filter(|s| !s.is_empty())
+            .collect()
+    })
+    .unwrap_or_default()
+}
+
+pub fn parse_options(head: &IcapHead) -> Options {
+    Options {
+        istag: head.header("istag").map(str::to_string),
+        preview: head.header("preview").and_then(|v| v.trim().parse().ok()),
+        allow_204: head
+            .header("allow")
+            .is_some_and(|v| v.split(',').any(|x| x.trim() == "204")),
+        max_connections: head
+            .header("max-connections")
+            .and_then(|v| v.trim().parse().ok())
+            .filter(|&n| n > 0),
+        ttl: head
+            .header("options-ttl")
+            .and_then(|v| v.trim().parse().ok())
+            .map(Duration::from_secs)
+            .unwrap_or(DEFAULT_OPTIONS_TTL),
+        transfer_preview: list(head.header("transfer-preview")),
+        transfer_ignore: list(head.header("transfer-ignore")),
+        transfer_complete: list(head.header("transfer-complete")),
+    }
+}
+
+/// How to send a body, following the server's Transfer-* lists for the file extension.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transfer {
+    Preview(usize),
+    Complete,
+    /// The server asked not to be sent files of this type.
+    Ignore,
+}
+
+pub fn transfer_for(options: &Options, uri_path: &str) -> Transfer {
+    let file = uri_path
+        .split(['?', '#'])
+        .next()
+        .unwrap_or("")
+        .rsplit('/')
+        .next()
+        .unwrap_or("");
+    let ext = file.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase());
+    let hit = |l: &[String]| ext.as_ref().is_some_and(|e| l.iter().any(|x| x == e));
+    if hit(&options.transfer_ignore) {
+        return Transfer::Ignore;
+    }
+    if hit(&options.transfer_complete) {
+        return Transfer::Complete;
+    }
+    let preview_listed =
+        hit(&options.transfer_preview) || options.transfer_preview.iter().any(|x| x == "*");
+    let complete_all = options.transfer_complete.iter().any(|x| x == "*");
+    match options.preview {
+        Some(p) if preview_listed || (!complete_all && options.transfer_preview.is_empty()) => {
+            Transfer::Preview(p)
+        }
+        _ => Transfer::Complete,
+    }
+}
+
+/// The threat names an ICAP server reported, if any.
+pub fn threat(head: &IcapHead) -> Option<String> {
+    if let Some(v) = head.header("x-infection-found") {
+        for part in v.split(';') {
+            if let Some(name) = part.trim().strip_prefix("Threat=") {
+                if !name.is_empty() {
+                    return Some(name.to_string());
+                }
+            }
+        }
+    }
+    if let Some(v) = head.header("x-virus-id") {
+        let v = v.trim();
+        if !v.is_empty() {
+            return Some(v.to_string());
+        }
+    }
+    if let Some(v) = head.header("x-violations-found") {
+        // "1 - Name 0 0": count, then per violation: file name, threat, ids.
+        let words: Vec<&str> = v.split_whitespace().collect();
+        if words.len() >= 3 {
+            return Some(words[2].to_string());
+        }
+    }
+    None
+}
+
+/// An ICAP request head: `METHOD icap://authority/service ICAP/1.0` and headers.
+pub fn request_head(
+    method: &str,
+    authority: &str,
+    service: &str,
+    headers: &[(String, String)],
+) -> Vec<u8> {
+    let mut out = format!("{method} icap://{authority}{service} ICAP/1.0\r\nHost: {authority}\r\n");
+    for (n, v) in headers {
+        out.push_str(n);
+        out.push_str(": ");
+        out.push_str(v);
+        out.push_str("\r\n");
+    }
+    out.push_str("\r\n");
+    out.into_bytes()
+}
+
+/// The encapsulated HTTP request header block.
+pub fn http_request_block(method: &[u8], uri: &[u8], headers: &[(Bytes, Bytes)]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(256);
+    out.extend_from_slice(method);
+    out.push(b' ');
+    out.extend_from_slice(uri);
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+    for (n, v) in headers {
+        out.extend_from_slice(n);
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(v);
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    out
+}
+
+/// The chunk-size line for `n` bytes.
+pub fn chunk_header(n: usize) -> Vec<u8> {
+    format!("{n:x}\r\n").into_bytes()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BLOCKED: &[u8] = b"ICAP/1.0 200 OK\r\nServer: C-ICAP/0.5.10\r\nConnection: keep-alive\r\nISTag: \"CI0001-L5CkDhq+qWNs+PZ5DxxXsAAA\"\r\nX-Infection-Found: Type=0; Resolution=2; Threat=Harness.EICAR-Body-NDB.UNOFFICIAL;\r\nX-Violations-Found: 1\r\n\t-\r\n\tHarness.EICAR-Body-NDB.UNOFFICIAL\r\n\t0\r\n\t0\r\nEncapsulated: res-hdr=0, res-body=108\r\n\r\nHTTP/1.0 403 Forbidden\r\n";
+
+    #[test]
+    fn parses_c_icap_block_answer_with_folded_header() {
+        let (head, used) = parse_head(BLOCKED).unwrap().unwrap();
+        assert_eq!(head.status, 200);
+        assert_eq!(&BLOCKED[used..], b"HTTP/1.0 403 Forbidden\r\n");
+        assert_eq!(
+            head.header("x-violations-found"),
+            Some("1 - Harness.EICAR-Body-NDB.UNOFFICIAL 0 0")
+        );
+        assert_eq!(
+            threat(&head).as_deref(),
+            Some("Harness.EICAR-Body-NDB.UNOFFICIAL")
+        );
+        let enc = parse_encapsulated(head.header("encapsulated").unwrap()).unwrap();
+        assert_eq!(enc, vec![(Section::ResHdr, 0), (Section::ResBody, 108)]);
+    }
+
+    #[test]
+    fn incomplete_and_bad_heads() {
+        assert_eq!(parse_head(b"ICAP/1.0 204 Unmod").unwrap(), None);
+        assert!(matches!(
+            parse_head(b"HTTP/1.1 200 OK\r\n\r\n"),
+            Err(IcapError::StatusLine(_))
+        ));
+        assert!(matches!(
+            parse_head(b"ICAP/1.0 2x4 X\r\n\r\n"),
+            Err(IcapError::StatusLine(_))
+        ));
+        assert!(matches!(
+            parse_head(b"ICAP/1.0 204 X\r\nno colon\r\n\r\n"),
+            Err(IcapError::HeaderLine)
+        ));
+        let big = [b"ICAP/1.0 204 X\r\nA: ".to_vec(), vec![b'a'; MAX_ICAP_HEAD]].concat();
+        assert_eq!(parse_head(&big), Err(IcapError::TooLarge(MAX_ICAP_HEAD)));
+        let (h, n) = parse_head(b"ICAP/1.0 204 Unmodified\r\nISTag: \"x\"\r\n\r\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!((h.status, n), (204, 39));
+    }
+
+    #[test]
+    fn encapsulated_forms() {
+        assert_eq!(
+            parse_encapsulated("null-body=0").unwrap(),
+            vec![(Section::NullBody, 0)]
+        );
+        assert_eq!(
+            parse_encapsulated("req-hdr=0, req-body=174").unwrap(),
+            vec![(Section::ReqHdr, 0), (Section::ReqBody, 174)]
+        );
+        assert!(parse_encapsulated("req-hdr=0").is_err());
+        assert!(parse_encapsulated("req-hdr=10, req-body=5").is_err());
+        assert!(parse_encapsulated("res-body=0, res-hdr=5").is_err());
+        assert!(parse_encapsulated("req-hdr=x, null-body=1").is_err());
+        assert!(parse_encapsulated("").is_err());
+    }
+
+    #[test]
+    fn chunk_decoding_across_splits() {
+        let wire = b"5\r\nhello\r\n3; ext\r\nabc\r\n0; ieof\r\n\r\n";
+        for split in 0..wire.len() {
+            let mut d = ChunkDecoder::default();
+            let mut out = Vec::new();
+            let mut buf: Vec<u8> = wire[..split].to_vec();
+            let mut fed = split;
+            loop {
+                let (what, used) = d.decode(&buf).unwrap();
+                if let Decoded::Data(r) = &what {
+                    out.extend_from_slice(&buf[r.clone()]);
+                }
+                buf.drain(..used);
+                match what {
+                    Decoded::End => break,
+                    Decoded::NeedMore if used == 0 => {
+                        assert!(fed < wire.len(), "stuck at split {split}");
+                        buf.extend_from_slice(&wire[fed..]);
+                        fed = wire.len();
+                    }
+                    _ => {}
+                }
+            }
+            assert_eq!(out, b"helloabc", "split {split}");
+            assert!(buf.is_empty());
+        }
+        let mut d = ChunkDecoder::default();
+        assert!(d.decode(b"zz\r\n").is_err());
+        let mut d = ChunkDecoder::default();
+        let (_, n) = d.decode(b"2\r\nab").unwrap();
+        let (_, m) = d.decode(&b"2\r\nabXY"[n..]).unwrap();
+        assert!(d.decode(&b"2\r\nabXY"[n + m..]).is_err());
+    }
+
+    #[test]
+    fn options_and_transfer_rules() {
+        let raw = b"ICAP/1.0 200 OK\r\nMethods: RESPMOD, REQMOD\r\nISTag: \"CI0001-L5Ck\"\r\nTransfer-Preview: *\r\nOptions-TTL: 3600\r\nPreview: 1024\r\nAllow: 204\r\nMax-Connections: 7\r\nEncapsulated: null-body=0\r\n\r\n";
+        let (h, _) = parse_head(raw).unwrap().unwrap();
+        let o = parse_options(&h);
+        assert_eq!(o.preview, Some(1024));
+        assert!(o.allow_204);
+        assert_eq!(o.max_connections, Some(7));
+        assert_eq!(o.ttl, Duration::from_secs(3600));
+        assert_eq!(transfer_for(&o, "/up/a.bin?x=1"), Transfer::Preview(1024));
+        let o2 = Options {
+            transfer_ignore: vec!["jpg".into()],
+            transfer_complete: vec!["exe".into()],
+            ..o.clone()
+        };
+        assert_eq!(transfer_for(&o2, "/a/photo.JPG"), Transfer::Ignore);
+        assert_eq!(transfer_for(&o2, "/a/setup.exe"), Transfer::Complete);
+        let o3 = Options { preview: None, ..o };
+        assert_eq!(transfer_for(&o3, "/a"), Transfer::Complete);
+    }
+
+    #[test]
+    fn http_heads() {
+        let h = parse_http_head(
+            b"HTTP/1.0 403 Forbidden\r\nServer: C-ICAP\r\nContent-Type: text/html\r\n\r\n",
+        )
+        .unwrap();
+        assert_eq!(h.status(), Some(403));
+        assert_eq!(
+            h.header("content-type").map(|v| &v[..]),
+            Some(&b"text/html"[..])
+        );
+        assert!(parse_http_head(b"HTTP/1.0 403 Forbidden\r\n").is_err());
+        let block = http_request_block(
+            b"POST",
+            b"/up?a=1",
+            &[(Bytes::from_static(b"Host"), Bytes::from_static(b"h"))],
+        );
+        assert_eq!(block, b"POST /up?a=1 HTTP/1.1\r\nHost: h\r\n\r\n");
+        let r = parse_http_head(&block).unwrap();
+        assert_eq!(r.status(), None);
+    }
+}
