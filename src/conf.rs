@@ -419,7 +419,7 @@ pub unsafe extern "C" fn set_pass(
         // SAFETY: cf is valid during the handler.
         Err(e) => return unsafe { fail(cf, &invalid(&a[1], &name, &e.to_string())) },
     };
-    if url.scheme != Scheme::Http {
+    if !matches!(url.scheme, Scheme::Http | Scheme::Icap) {
         // SAFETY: cf is valid during the handler.
         return unsafe {
             fail(

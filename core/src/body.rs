@@ -98,6 +98,12 @@ impl BodyReader {
     /// File parts are read with `pread` from the page cache; a file that turns out shorter than
     /// nginx said is an error, never a silently short body.
     pub fn next_chunk(&mut self) -> Option<io::Result<Bytes>> {
+        self.next_chunk_max(self.chunk)
+    }
+
+    /// The next chunk of at most `max` bytes (and at most the reader's chunk size).
+    pub fn next_chunk_max(&mut self, max: usize) -> Option<io::Result<Bytes>> {
+        let limit = max.min(self.chunk).max(1);
         loop {
             let part = self.parts.get(self.index)?;
             let remaining = part.len() - self.offset;
@@ -106,7 +112,7 @@ impl BodyReader {
                 self.offset = 0;
                 continue;
             }
-            let want = remaining.min(self.chunk as u64) as usize;
+            let want = remaining.min(limit as u64) as usize;
             let out = match part {
                 BodyPart::Memory(b) => {
                     let start = self.offset as usize;

@@ -2,16 +2,15 @@
 //! HTTP/1.1 request, and the scanner's answer is the verdict. See `docs/protocol.md`.
 
 use std::future::poll_fn;
-use std::io::{self, Write};
+use std::io;
 use std::net::SocketAddr;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue};
 use http_body::Body as _;
 use hyper::body::Incoming;
@@ -22,6 +21,7 @@ use crate::body::{RequestBody, StreamBody};
 use crate::error::ScanError;
 use crate::headers::{self, HeaderList, HeaderRules};
 use crate::pool::{Conn, ConnPool};
+use crate::sink::{BodySink, PageSink};
 use crate::timed_io::{Fired, IoClock, TimedIo};
 use crate::url::{ScannerUrl, Scheme};
 use crate::verdict::{ResponsePage, SanitizedBody, Verdict};
@@ -97,7 +97,7 @@ pub struct Target {
 /// The per-worker scanner client.
 pub struct Scanner {
     pool: ConnPool,
-    spill_seq: AtomicU64,
+    icap: crate::icap_client::IcapClient,
 }
 
 impl Default for Scanner {
@@ -139,7 +139,7 @@ impl Scanner {
     pub fn new() -> Self {
         Scanner {
             pool: ConnPool::new(32),
-            spill_seq: AtomicU64::new(0),
+            icap: crate::icap_client::IcapClient::new(),
         }
     }
 
@@ -157,7 +157,8 @@ impl Scanner {
         match target.url.scheme {
             Scheme::Http => {}
             Scheme::Https => return Err(ScanError::Unsupported("https://")),
-            Scheme::Icap | Scheme::Icaps => return Err(ScanError::Unsupported("ICAP")),
+            Scheme::Icap => return self.icap.scan(target, req, opts).await,
+            Scheme::Icaps => return Err(ScanError::Unsupported("icaps://")),
         }
         let mut last_err = ScanError::Resolve(target.url.host.clone());
         for &addr in &target.addrs {
@@ -325,42 +326,11 @@ impl Scanner {
         clock: &IoClock,
         opts: &ScanOptions,
     ) -> Result<SanitizedBody, ScanError> {
-        let mut mem = BytesMut::new();
-        let mut file: Option<(std::fs::File, u64)> = None;
+        let mut sink = BodySink::new(SPILL_THRESHOLD, &opts.spill_dir);
         while let Some(chunk) = next_data(body, clock).await? {
-            match &mut file {
-                Some((f, len)) => {
-                    f.write_all(&chunk).map_err(ScanError::Spill)?;
-                    *len += chunk.len() as u64;
-                }
-                None if mem.len() + chunk.len() > SPILL_THRESHOLD => {
-                    let mut f = self.spill_file(&opts.spill_dir).map_err(ScanError::Spill)?;
-                    f.write_all(&mem).map_err(ScanError::Spill)?;
-                    f.write_all(&chunk).map_err(ScanError::Spill)?;
-                    file = Some((f, (mem.len() + chunk.len()) as u64));
-                    mem = BytesMut::new();
-                }
-                None => mem.extend_from_slice(&chunk),
-            }
+            sink.push(&chunk)?;
         }
-        Ok(match file {
-            Some((file, len)) => SanitizedBody::File { file, len },
-            None => SanitizedBody::Memory(mem.freeze()),
-        })
-    }
-
-    /// An unlinked temp file, readable through its descriptor only.
-    fn spill_file(&self, dir: &std::path::Path) -> io::Result<std::fs::File> {
-        let n = self.spill_seq.fetch_add(1, Ordering::Relaxed);
-        let path = dir.join(format!("ometascan-{}-{n}", std::process::id()));
-        let f = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&path)?;
-        std::fs::remove_file(&path)?;
-        Ok(f)
+        Ok(sink.finish())
     }
 }
 
@@ -510,14 +480,11 @@ async fn collect_page(
     clock: &IoClock,
     max: usize,
 ) -> Result<Bytes, ScanError> {
-    let mut out = BytesMut::new();
+    let mut page = PageSink::new(max);
     while let Some(chunk) = next_data(body, clock).await? {
-        if out.len() + chunk.len() > max {
-            return Err(ScanError::PageTooLarge(max));
-        }
-        out.extend_from_slice(&chunk);
+        page.push(&chunk)?;
     }
-    Ok(out.freeze())
+    Ok(page.finish())
 }
 
 #[cfg(test)]

@@ -1,0 +1,99 @@
+//! Where a scanner's replacement body goes: memory up to a threshold, then an unlinked temp
+//! file, so that a large sanitized body never sits in memory.
+
+use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use bytes::BytesMut;
+
+use crate::error::ScanError;
+use crate::verdict::SanitizedBody;
+
+static SPILL_SEQ: AtomicU64 = AtomicU64::new(0);
+
+/// An unlinked temp file in `dir`, readable through its descriptor only.
+pub fn spill_file(dir: &Path) -> io::Result<std::fs::File> {
+    let n = SPILL_SEQ.fetch_add(1, Ordering::Relaxed);
+    let path = dir.join(format!("ometascan-{}-{n}", std::process::id()));
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)?;
+    std::fs::remove_file(&path)?;
+    Ok(f)
+}
+
+/// Collects a body: in memory up to `threshold` bytes, in a temp file beyond.
+pub struct BodySink<'a> {
+    mem: BytesMut,
+    file: Option<(std::fs::File, u64)>,
+    threshold: usize,
+    dir: &'a Path,
+}
+
+impl<'a> BodySink<'a> {
+    pub fn new(threshold: usize, dir: &'a Path) -> Self {
+        BodySink {
+            mem: BytesMut::new(),
+            file: None,
+            threshold,
+            dir,
+        }
+    }
+
+    pub fn push(&mut self, chunk: &[u8]) -> Result<(), ScanError> {
+        match &mut self.file {
+            Some((f, len)) => {
+                f.write_all(chunk).map_err(ScanError::Spill)?;
+                *len += chunk.len() as u64;
+            }
+            None if self.mem.len() + chunk.len() > self.threshold => {
+                let mut f = spill_file(self.dir).map_err(ScanError::Spill)?;
+                f.write_all(&self.mem).map_err(ScanError::Spill)?;
+                f.write_all(chunk).map_err(ScanError::Spill)?;
+                self.file = Some((f, (self.mem.len() + chunk.len()) as u64));
+                self.mem = BytesMut::new();
+            }
+            None => self.mem.extend_from_slice(chunk),
+        }
+        Ok(())
+    }
+
+    pub fn finish(self) -> SanitizedBody {
+        match self.file {
+            Some((file, len)) => SanitizedBody::File { file, len },
+            None => SanitizedBody::Memory(self.mem.freeze()),
+        }
+    }
+}
+
+/// Collects a block page, refusing one larger than `max`.
+pub struct PageSink {
+    buf: BytesMut,
+    max: usize,
+}
+
+impl PageSink {
+    pub fn new(max: usize) -> Self {
+        PageSink {
+            buf: BytesMut::new(),
+            max,
+        }
+    }
+
+    pub fn push(&mut self, chunk: &[u8]) -> Result<(), ScanError> {
+        if self.buf.len() + chunk.len() > self.max {
+            return Err(ScanError::PageTooLarge(self.max));
+        }
+        self.buf.extend_from_slice(chunk);
+        Ok(())
+    }
+
+    pub fn finish(self) -> bytes::Bytes {
+        self.buf.freeze()
+    }
+}
