@@ -226,13 +226,15 @@ unsafe fn apply(r: *mut ngx_http_request_t, ctx: &mut Ctx, lcf: &LocConf) -> ngx
                 let threat = threat
                     .map(|t| format!(", threat \"{t}\""))
                     .unwrap_or_default();
-                log::debug(
+                log::error(
                     r,
+                    NGX_LOG_NOTICE,
                     &format!(
-                        "ometascan: blocked with status {} in {ms} ms{threat}",
+                        "request blocked by the scanner with status {}{threat}",
                         page.status
                     ),
                 );
+                log::debug(r, &format!("ometascan: blocked in {ms} ms"));
                 relay(r, lcf, &page)
             }
             Outcome::Verdict(Verdict::BadRequest { page }) => {
