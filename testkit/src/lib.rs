@@ -6,6 +6,7 @@
 //! - [`client`]: a raw HTTP/1.x client with full control over framing.
 
 pub mod backend;
+pub mod cicap;
 pub mod client;
 pub mod http1;
 pub mod nginx;
