@@ -279,7 +279,7 @@ impl ChunkDecoder {
         if size == 0 {
             // Last chunk: an empty line (no trailers are used in ICAP bodies) must follow.
             let rest = &buf[eol + 1..];
-            if rest.len() < 2 && !(rest.first() == Some(&b'\n')) {
+            if rest.len() < 2 && rest.first() != Some(&b'\n') {
                 return Ok((Decoded::NeedMore, 0));
             }
             let used = if rest.starts_with(b"\r\n") {
@@ -588,5 +588,82 @@ mod tests {
         assert_eq!(block, b"POST /up?a=1 HTTP/1.1\r\nHost: h\r\n\r\n");
         let r = parse_http_head(&block).unwrap();
         assert_eq!(r.status(), None);
+    }
+}
+
+#[cfg(test)]
+mod fuzz {
+    //! Property tests: the answer parsers never panic, and agree with themselves however the
+    //! input is split.
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+        #[test]
+        fn parse_head_never_panics(data in proptest::collection::vec(any::<u8>(), 0..2048)) {
+            let _ = parse_head(&data);
+        }
+
+        #[test]
+        fn parse_head_of_icap_like_text(lines in proptest::collection::vec("[ -~\t]{0,40}", 0..12), status in 0u16..1000) {
+            let text = format!("ICAP/1.0 {status} X\r\n{}\r\n\r\n", lines.join("\r\n"));
+            if let Ok(Some((h, used))) = parse_head(text.as_bytes()) {
+                prop_assert!(used <= text.len());
+                prop_assert!((100..=599).contains(&h.status));
+            }
+        }
+
+        #[test]
+        fn encapsulated_never_panics(s in "[a-z=, 0-9-]{0,60}") {
+            if let Ok(v) = parse_encapsulated(&s) {
+                prop_assert!(!v.is_empty());
+                prop_assert!(v.windows(2).all(|w| w[0].1 <= w[1].1));
+            }
+        }
+
+        #[test]
+        fn chunk_decoder_never_panics(data in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let mut d = ChunkDecoder::default();
+            let mut buf = &data[..];
+            for _ in 0..1000 {
+                match d.decode(buf) {
+                    Ok((Decoded::NeedMore, 0)) | Ok((Decoded::End, _)) | Err(_) => break,
+                    Ok((_, used)) => buf = &buf[used..],
+                }
+            }
+        }
+
+        #[test]
+        fn chunked_roundtrip(body in proptest::collection::vec(any::<u8>(), 0..3000), sizes in proptest::collection::vec(1usize..700, 1..10)) {
+            let mut wire = Vec::new();
+            let mut rest = &body[..];
+            let mut i = 0;
+            while !rest.is_empty() {
+                let n = sizes[i % sizes.len()].min(rest.len());
+                wire.extend_from_slice(&chunk_header(n));
+                wire.extend_from_slice(&rest[..n]);
+                wire.extend_from_slice(b"\r\n");
+                rest = &rest[n..];
+                i += 1;
+            }
+            wire.extend_from_slice(b"0\r\n\r\n");
+            let mut d = ChunkDecoder::default();
+            let mut out = Vec::new();
+            let mut buf = &wire[..];
+            loop {
+                let (what, used) = d.decode(buf).unwrap();
+                if let Decoded::Data(r) = &what {
+                    out.extend_from_slice(&buf[r.clone()]);
+                }
+                buf = &buf[used..];
+                if what == Decoded::End {
+                    break;
+                }
+            }
+            prop_assert_eq!(out, body);
+            prop_assert!(buf.is_empty());
+        }
     }
 }

@@ -9,6 +9,7 @@ pub mod backend;
 pub mod cicap;
 pub mod client;
 pub mod http1;
+pub mod icap_double;
 pub mod nginx;
 pub mod scanner;
 

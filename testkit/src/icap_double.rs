@@ -1,0 +1,237 @@
+//! An ICAP server double for the corner cases a real server does not produce on demand.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::Duration;
+
+/// What the double does with a REQMOD.
+#[derive(Debug, Clone)]
+pub enum IcapAction {
+    /// 204 after reading the whole request.
+    Allow,
+    /// 204 right after the preview (the rest is never asked for).
+    AllowAfterPreview,
+    /// `100 Continue` even after a preview that ended in `ieof`.
+    ContinueAfterIeof,
+    /// A block page as soon as the ICAP head arrived, while the body is still coming; then
+    /// the connection is closed.
+    EarlyBlock,
+    /// A raw answer after reading the whole request.
+    Raw(Vec<u8>),
+    /// The 204 answer one byte per interval.
+    SlowDrip(Duration),
+}
+
+/// A block answer in c-icap's shape (encapsulated HTTP/1.0 403, no Content-Length).
+pub fn block_answer(page: &str) -> Vec<u8> {
+    let http = "HTTP/1.0 403 Forbidden\r\nContent-Type: text/html\r\n\r\n";
+    format!(
+        "ICAP/1.0 200 OK\r\nISTag: \"double-1\"\r\nX-Infection-Found: Type=0; Resolution=2; Threat=Double.Threat;\r\n\
+         Encapsulated: res-hdr=0, res-body={}\r\n\r\n{http}{:x}\r\n{page}\r\n0\r\n\r\n",
+        http.len(),
+        page.len()
+    )
+    .into_bytes()
+}
+
+struct State {
+    action: Mutex<IcapAction>,
+    preview: Mutex<Option<usize>>,
+    stop: AtomicBool,
+    /// Body bytes received per REQMOD.
+    bodies: Mutex<Vec<usize>>,
+}
+
+pub struct IcapDouble {
+    port: u16,
+    state: Arc<State>,
+}
+
+impl IcapDouble {
+    pub fn start(action: IcapAction, preview: Option<usize>) -> IcapDouble {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let state = Arc::new(State {
+            action: Mutex::new(action),
+            preview: Mutex::new(preview),
+            stop: AtomicBool::new(false),
+            bodies: Mutex::new(Vec::new()),
+        });
+        let st = state.clone();
+        thread::spawn(move || {
+            for c in listener.incoming() {
+                if st.stop.load(Ordering::Acquire) {
+                    break;
+                }
+                let Ok(c) = c else { continue };
+                let st = st.clone();
+                thread::spawn(move || serve(c, st));
+            }
+        });
+        IcapDouble { port, state }
+    }
+
+    pub fn url(&self, service: &str) -> String {
+        format!("icap://127.0.0.1:{}/{service}", self.port)
+    }
+
+    /// Body bytes received by each REQMOD so far.
+    pub fn bodies(&self) -> Vec<usize> {
+        self.state.bodies.lock().unwrap().clone()
+    }
+}
+
+impl Drop for IcapDouble {
+    fn drop(&mut self) {
+        self.state.stop.store(true, Ordering::Release);
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
+    }
+}
+
+fn read_head(r: &mut BufReader<TcpStream>) -> Option<Vec<String>> {
+    let mut lines = Vec::new();
+    loop {
+        let mut l = String::new();
+        if r.read_line(&mut l).ok()? == 0 {
+            return None;
+        }
+        let l = l.trim_end().to_string();
+        if l.is_empty() {
+            return Some(lines);
+        }
+        lines.push(l);
+    }
+}
+
+/// Reads chunks until the last one; returns (bytes, ended with ieof).
+fn read_chunks(r: &mut BufReader<TcpStream>) -> Option<(usize, bool)> {
+    let mut total = 0;
+    loop {
+        let mut l = String::new();
+        r.read_line(&mut l).ok()?;
+        let l = l.trim_end();
+        let (size, ext) = l
+            .split_once(';')
+            .map(|(a, b)| (a, b.trim()))
+            .unwrap_or((l, ""));
+        let n = usize::from_str_radix(size.trim(), 16).ok()?;
+        if n == 0 {
+            let mut e = String::new();
+            r.read_line(&mut e).ok()?;
+            return Some((total, ext == "ieof"));
+        }
+        let mut buf = vec![0u8; n + 2];
+        r.read_exact(&mut buf).ok()?;
+        total += n;
+    }
+}
+
+fn serve(c: TcpStream, st: Arc<State>) {
+    let Ok(mut w) = c.try_clone() else { return };
+    let mut r = BufReader::new(c);
+    loop {
+        let Some(head) = read_head(&mut r) else {
+            return;
+        };
+        let Some(first) = head.first() else { return };
+        if first.starts_with("OPTIONS") {
+            let preview = st
+                .preview
+                .lock()
+                .unwrap()
+                .map(|p| format!("Preview: {p}\r\n"))
+                .unwrap_or_default();
+            let out = format!(
+                "ICAP/1.0 200 OK\r\nMethods: REQMOD\r\nISTag: \"double-1\"\r\n{preview}Allow: 204\r\n\
+                 Transfer-Preview: *\r\nOptions-TTL: 60\r\nEncapsulated: null-body=0\r\n\r\n"
+            );
+            if w.write_all(out.as_bytes()).is_err() {
+                return;
+            }
+            continue;
+        }
+        let action = st.action.lock().unwrap().clone();
+        let header = |name: &str| {
+            head.iter()
+                .find(|l| l.to_ascii_lowercase().starts_with(&format!("{name}:")))
+                .map(|l| l[name.len() + 1..].trim().to_string())
+        };
+        if let IcapAction::EarlyBlock = action {
+            let _ = w.write_all(&block_answer("early block"));
+            thread::sleep(Duration::from_millis(200));
+            let _ = w.shutdown(Shutdown::Both);
+            return;
+        }
+        let enc = header("encapsulated").unwrap_or_default();
+        let body_off: usize = enc
+            .split(',')
+            .find_map(|p| {
+                p.trim()
+                    .split_once('=')
+                    .filter(|(k, _)| k.ends_with("body"))
+                    .map(|(_, v)| v.parse().unwrap_or(0))
+            })
+            .unwrap_or(0);
+        let mut hdr = vec![0u8; body_off];
+        if r.read_exact(&mut hdr).is_err() {
+            return;
+        }
+        let has_body = enc.contains("req-body");
+        let mut total = 0;
+        if has_body {
+            let Some((n, ieof)) = read_chunks(&mut r) else {
+                return;
+            };
+            total += n;
+            if header("preview").is_some() {
+                match action {
+                    IcapAction::AllowAfterPreview => {
+                        st.bodies.lock().unwrap().push(total);
+                        let _ =
+                            w.write_all(b"ICAP/1.0 204 No Content\r\nISTag: \"double-1\"\r\n\r\n");
+                        continue;
+                    }
+                    IcapAction::ContinueAfterIeof => {
+                        let _ = w.write_all(b"ICAP/1.0 100 Continue\r\n\r\n");
+                        thread::sleep(Duration::from_millis(200));
+                        return;
+                    }
+                    _ => {}
+                }
+                if !ieof {
+                    if w.write_all(b"ICAP/1.0 100 Continue\r\n\r\n").is_err() {
+                        return;
+                    }
+                    let Some((n, _)) = read_chunks(&mut r) else {
+                        return;
+                    };
+                    total += n;
+                }
+            }
+        }
+        st.bodies.lock().unwrap().push(total);
+        let out = match action {
+            IcapAction::Raw(bytes) => {
+                let _ = w.write_all(&bytes);
+                let _ = w.shutdown(Shutdown::Write);
+                return;
+            }
+            IcapAction::SlowDrip(interval) => {
+                for b in b"ICAP/1.0 204 No Content\r\nISTag: \"double-1\"\r\n\r\n" {
+                    if w.write_all(&[*b]).is_err() {
+                        return;
+                    }
+                    thread::sleep(interval);
+                }
+                continue;
+            }
+            _ => b"ICAP/1.0 204 No Content\r\nISTag: \"double-1\"\r\n\r\n".to_vec(),
+        };
+        if w.write_all(&out).is_err() {
+            return;
+        }
+    }
+}

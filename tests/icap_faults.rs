@@ -1,0 +1,118 @@
+//! ICAP corner cases from a scanner double: nothing is forwarded unless the answer is a
+//! complete, well-formed allow or modification.
+
+mod common;
+use common::*;
+use ometascan_testkit::icap_double::{block_answer, IcapAction, IcapDouble};
+use std::time::Duration;
+
+fn with_double(
+    action: IcapAction,
+    preview: Option<usize>,
+    extra: &str,
+) -> (Nginx, Backend, IcapDouble) {
+    let d = IcapDouble::start(action, preview);
+    let backend = Backend::start();
+    let http = format!(
+        "client_max_body_size 100m; server {{ listen 127.0.0.1:%PORT%; location / {{ ometascan_pass {}; {extra}\n\
+         proxy_pass http://127.0.0.1:{}; }} }}",
+        d.url("svc"),
+        backend.port()
+    );
+    (Nginx::start(&http), backend, d)
+}
+
+#[test]
+fn allow_204_inside_preview_stops_the_upload() {
+    let (n, backend, d) = with_double(IcapAction::AllowAfterPreview, Some(4096), "");
+    let body = random_bytes(2_000_000, 1);
+    let r = client::post(n.port, "/a.bin", &body).unwrap();
+    assert_eq!(r.status, 200, "{}", n.error_log());
+    assert_eq!(backend.received()[0].body, body);
+    assert_eq!(d.bodies(), vec![4096], "only the preview was sent");
+    // The connection stays usable after a preview answered early.
+    assert_eq!(client::post(n.port, "/b.bin", &body).unwrap().status, 200);
+}
+
+#[test]
+fn whole_body_in_preview_with_ieof() {
+    let (n, backend, d) = with_double(IcapAction::Allow, Some(4096), "");
+    let r = client::post(n.port, "/small.txt", b"tiny").unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(backend.received()[0].body, b"tiny");
+    assert_eq!(d.bodies(), vec![4]);
+}
+
+#[test]
+fn preview_then_continue_then_rest() {
+    let (n, backend, d) = with_double(IcapAction::Allow, Some(1024), "");
+    let body = random_bytes(300_000, 5);
+    assert_eq!(client::post(n.port, "/p.bin", &body).unwrap().status, 200);
+    assert_eq!(backend.received()[0].body, body);
+    assert_eq!(d.bodies(), vec![300_000]);
+}
+
+#[test]
+fn continue_after_ieof_is_502() {
+    let (n, backend, _d) = with_double(IcapAction::ContinueAfterIeof, Some(4096), "");
+    assert_eq!(client::post(n.port, "/x", b"small").unwrap().status, 502);
+    assert!(backend.received().is_empty());
+    assert!(
+        n.error_log().contains("100 Continue after the whole body"),
+        "{}",
+        n.error_log()
+    );
+}
+
+#[test]
+fn early_block_during_upload_stops_sending_and_is_relayed() {
+    let (n, backend, _d) = with_double(IcapAction::EarlyBlock, None, "");
+    let r = client::post(n.port, "/big.bin", &random_bytes(20 << 20, 9)).unwrap();
+    assert_eq!(
+        (r.status, r.text().as_str()),
+        (403, "early block"),
+        "{}",
+        n.error_log()
+    );
+    assert!(backend.received().is_empty());
+    assert!(n.error_log().contains("threat \"Double.Threat\""));
+}
+
+#[test]
+fn malformed_answers_are_502() {
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("206", b"ICAP/1.0 206 Partial Content\r\nEncapsulated: null-body=0\r\n\r\n".to_vec()),
+        ("500", b"ICAP/1.0 500 Server Error\r\n\r\n".to_vec()),
+        ("missing Encapsulated", b"ICAP/1.0 200 OK\r\nISTag: x\r\n\r\n".to_vec()),
+        (
+            "wrong offsets",
+            b"ICAP/1.0 200 OK\r\nEncapsulated: res-hdr=0, res-body=10\r\n\r\nHTTP/1.0 403 Forbidden\r\n\r\n0\r\n\r\n".to_vec(),
+        ),
+        ("not ICAP", b"HTTP/1.1 200 OK\r\n\r\n".to_vec()),
+        ("truncated block", {
+            let mut b = block_answer("a block page that is cut");
+            b.truncate(b.len() - 12);
+            b
+        }),
+        ("bad chunk", b"ICAP/1.0 200 OK\r\nEncapsulated: res-hdr=0, res-body=19\r\n\r\nHTTP/1.0 403 X\r\n\r\nzz\r\n".to_vec()),
+    ];
+    for (name, raw) in cases {
+        let (n, backend, _d) = with_double(IcapAction::Raw(raw), None, "");
+        let r = client::post(n.port, "/x", b"body").unwrap();
+        assert_eq!(r.status, 502, "{name}: {}", n.error_log());
+        assert!(backend.received().is_empty(), "{name}");
+        assert!(n.error_log().contains("scan failed"), "{name}");
+    }
+}
+
+#[test]
+fn slow_drip_answer_within_read_timeout_between_bytes() {
+    let (n, backend, _d) = with_double(
+        IcapAction::SlowDrip(Duration::from_millis(40)),
+        None,
+        "ometascan_read_timeout 1s;",
+    );
+    let r = client::post(n.port, "/slow", b"slow").unwrap();
+    assert_eq!(r.status, 200, "{}", n.error_log());
+    assert_eq!(backend.received()[0].body, b"slow");
+}
