@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Sets everything up on a Debian 12 machine and shows the module at work: nginx with the
-# module in front of a backend, scanning through a scanner; a clean upload goes through,
-# the EICAR test file is blocked.
+# module in front of a backend, scanning through c-icap + ClamAV over ICAP; a clean upload goes
+# through, the EICAR test file is blocked with the scanner's block page.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -17,6 +17,8 @@ chmod 755 "$run"  # nginx workers run as an unprivileged user
 pids=()
 cleanup() {
     [ -f "$run/logs/nginx.pid" ] && "$nginx_bin" -p "$run" -c "$run/nginx.conf" -s stop 2>/dev/null || true
+    exec 3>&- 2>/dev/null || true
+    sleep 1
     for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
     [ -n "${KEEP:-}" ] || rm -rf "$run"
 }
@@ -24,9 +26,15 @@ trap cleanup EXIT
 mkdir -p "$run/logs"
 
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-p_nginx=$(port); p_scan=$(port); p_back=$(port)
-target/debug/ometascan-scanner-double "127.0.0.1:$p_scan" >"$run/scanner.log" & pids+=($!)
+p_nginx=$(port); p_back=$(port)
 target/debug/ometascan-backend "127.0.0.1:$p_back" >"$run/backend.log" & pids+=($!)
+# c-icap + ClamAV with a local EICAR signature; it stops when its control pipe closes.
+mkfifo "$run/scanner.ctl"
+target/debug/ometascan-icap-scanner <"$run/scanner.ctl" >"$run/scanner.log" 2>&1 & pids+=($!)
+exec 3>"$run/scanner.ctl"
+for _ in $(seq 1 600); do grep -q '^icap://' "$run/scanner.log" && break; sleep 0.1; done
+scanner_url=$(grep -m1 '^icap://' "$run/scanner.log") || { cat "$run/scanner.log"; exit 1; }
+echo "== scanner: c-icap + ClamAV at $scanner_url"
 
 cat >"$run/nginx.conf" <<CONF
 load_module $root/target/debug/libngx_http_ometascan_module.so;
@@ -40,7 +48,7 @@ http {
     server {
         listen 127.0.0.1:$p_nginx;
         location / {
-            ometascan_pass    http://127.0.0.1:$p_scan;
+            ometascan_pass    $scanner_url;
             ometascan_methods POST PUT;
             proxy_pass        http://127.0.0.1:$p_back;
         }
@@ -61,7 +69,5 @@ echo "== EICAR test file"
 curl -s -w 'HTTP %{http_code}\n' --data-binary "@$run/eicar.com" "http://127.0.0.1:$p_nginx/upload/eicar.com"
 sleep 0.3
 echo
-echo "== what the scanner saw"
-grep '^scanner: ' "$run/scanner.log" || true
 echo "== what the backend received (EICAR never reaches it)"
 grep '^backend: ' "$run/backend.log" || true

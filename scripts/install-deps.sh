@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Installs what building and testing the module needs on Debian 12: the C toolchain pieces
 # bindgen and the vendored nginx build use, curl and openssl for the tests, and Debian's
-# nginx + nginx-dev for building and loading the module into the distribution's nginx.
+# nginx + nginx-dev for building and loading the module into the distribution's nginx, and
+# c-icap + ClamAV, the real ICAP scanner the tests and the demo run.
 # Rust itself (cargo with rustfmt and clippy) must be installed already (rustup).
 set -euo pipefail
 
-packages=(clang libclang-dev libssl-dev libpcre2-dev zlib1g-dev make curl openssl ca-certificates nginx nginx-dev)
+packages=(clang libclang-dev libssl-dev libpcre2-dev zlib1g-dev make curl openssl ca-certificates python3
+          nginx nginx-dev c-icap libc-icap-mod-virus-scan clamav-daemon)
 
 missing=()
 for p in "${packages[@]}"; do
@@ -15,7 +17,7 @@ done
 if [ ${#missing[@]} -gt 0 ]; then
     sudo=""
     [ "$(id -u)" -eq 0 ] || sudo="sudo"
-    # Installing the nginx package must not start a system nginx on port 80.
+    # Installing the packages must not start system services (nginx on port 80, clamd, freshclam).
     had_policy=0
     [ -e /usr/sbin/policy-rc.d ] && had_policy=1
     if [ $had_policy -eq 0 ]; then
