@@ -116,3 +116,62 @@ fn slow_drip_answer_within_read_timeout_between_bytes() {
     assert_eq!(r.status, 200, "{}", n.error_log());
     assert_eq!(backend.received()[0].body, b"slow");
 }
+
+#[test]
+fn options_are_cached_and_asked_again_when_the_istag_changes() {
+    let (n, backend, d) = with_double(IcapAction::Allow, None, "");
+    for i in 0..4 {
+        assert_eq!(
+            client::post(n.port, &format!("/o{i}"), b"x")
+                .unwrap()
+                .status,
+            200
+        );
+    }
+    assert_eq!(d.options_count(), 1, "OPTIONS once per service and worker");
+    d.set_istag("\"double-2\"");
+    assert_eq!(client::post(n.port, "/o4", b"x").unwrap().status, 200);
+    assert_eq!(client::post(n.port, "/o5", b"x").unwrap().status, 200);
+    assert_eq!(
+        d.options_count(),
+        2,
+        "a changed ISTag drops the cached OPTIONS"
+    );
+    assert_eq!(backend.received().len(), 6);
+}
+
+#[test]
+fn max_connections_is_never_exceeded_and_scans_queue() {
+    let (n, backend, d) = with_double(IcapAction::Allow, None, "");
+    d.set_options_extra("Max-Connections: 2\r\n");
+    let port = n.port;
+    let handles: Vec<_> = (0..12)
+        .map(|i| {
+            std::thread::spawn(move || {
+                client::post(port, &format!("/m{i}"), &random_bytes(50_000, i))
+                    .unwrap()
+                    .status
+            })
+        })
+        .collect();
+    for h in handles {
+        assert_eq!(h.join().unwrap(), 200);
+    }
+    assert_eq!(backend.received().len(), 12);
+    assert_eq!(
+        d.max_concurrent(),
+        2,
+        "scans overlapped up to the limit and never beyond"
+    );
+}
+
+#[test]
+fn pooled_connection_closed_by_the_server_is_replaced_once() {
+    let (n, backend, d) = with_double(IcapAction::Allow, None, "");
+    d.close_after_each_answer(true);
+    for i in 0..4 {
+        let r = client::post(n.port, &format!("/c{i}"), b"x").unwrap();
+        assert_eq!(r.status, 200, "{}", n.error_log());
+    }
+    assert_eq!(backend.received().len(), 4);
+}

@@ -2,7 +2,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
@@ -40,6 +40,15 @@ pub fn block_answer(page: &str) -> Vec<u8> {
 struct State {
     action: Mutex<IcapAction>,
     preview: Mutex<Option<usize>>,
+    /// Extra OPTIONS header lines (e.g. `Max-Connections: 1\r\n`).
+    options_extra: Mutex<String>,
+    /// ISTag sent in OPTIONS and REQMOD answers.
+    istag: Mutex<String>,
+    /// Close the connection after each answer, without saying so.
+    close_after: AtomicBool,
+    options_count: AtomicUsize,
+    active: AtomicUsize,
+    max_active: AtomicUsize,
     stop: AtomicBool,
     /// Body bytes received per REQMOD.
     bodies: Mutex<Vec<usize>>,
@@ -57,6 +66,12 @@ impl IcapDouble {
         let state = Arc::new(State {
             action: Mutex::new(action),
             preview: Mutex::new(preview),
+            options_extra: Mutex::new(String::new()),
+            istag: Mutex::new("\"double-1\"".into()),
+            close_after: AtomicBool::new(false),
+            options_count: AtomicUsize::new(0),
+            active: AtomicUsize::new(0),
+            max_active: AtomicUsize::new(0),
             stop: AtomicBool::new(false),
             bodies: Mutex::new(Vec::new()),
         });
@@ -76,6 +91,27 @@ impl IcapDouble {
 
     pub fn url(&self, service: &str) -> String {
         format!("icap://127.0.0.1:{}/{service}", self.port)
+    }
+
+    pub fn set_options_extra(&self, lines: &str) {
+        *self.state.options_extra.lock().unwrap() = lines.to_string();
+    }
+
+    pub fn set_istag(&self, tag: &str) {
+        *self.state.istag.lock().unwrap() = tag.to_string();
+    }
+
+    pub fn close_after_each_answer(&self, on: bool) {
+        self.state.close_after.store(on, Ordering::Release);
+    }
+
+    pub fn options_count(&self) -> usize {
+        self.state.options_count.load(Ordering::Acquire)
+    }
+
+    /// The most REQMODs that were in progress at once.
+    pub fn max_concurrent(&self) -> usize {
+        self.state.max_active.load(Ordering::Acquire)
     }
 
     /// Body bytes received by each REQMOD so far.
@@ -138,6 +174,9 @@ fn serve(c: TcpStream, st: Arc<State>) {
         };
         let Some(first) = head.first() else { return };
         if first.starts_with("OPTIONS") {
+            st.options_count.fetch_add(1, Ordering::AcqRel);
+            let extra = st.options_extra.lock().unwrap().clone();
+            let istag = st.istag.lock().unwrap().clone();
             let preview = st
                 .preview
                 .lock()
@@ -145,7 +184,7 @@ fn serve(c: TcpStream, st: Arc<State>) {
                 .map(|p| format!("Preview: {p}\r\n"))
                 .unwrap_or_default();
             let out = format!(
-                "ICAP/1.0 200 OK\r\nMethods: REQMOD\r\nISTag: \"double-1\"\r\n{preview}Allow: 204\r\n\
+                "ICAP/1.0 200 OK\r\nMethods: REQMOD\r\nISTag: {istag}\r\n{preview}Allow: 204\r\n{extra}\
                  Transfer-Preview: *\r\nOptions-TTL: 60\r\nEncapsulated: null-body=0\r\n\r\n"
             );
             if w.write_all(out.as_bytes()).is_err() {
@@ -154,6 +193,9 @@ fn serve(c: TcpStream, st: Arc<State>) {
             continue;
         }
         let action = st.action.lock().unwrap().clone();
+        let now = st.active.fetch_add(1, Ordering::AcqRel) + 1;
+        st.max_active.fetch_max(now, Ordering::AcqRel);
+        let _active = Active(&st.active);
         let header = |name: &str| {
             head.iter()
                 .find(|l| l.to_ascii_lowercase().starts_with(&format!("{name}:")))
@@ -228,10 +270,28 @@ fn serve(c: TcpStream, st: Arc<State>) {
                 }
                 continue;
             }
-            _ => b"ICAP/1.0 204 No Content\r\nISTag: \"double-1\"\r\n\r\n".to_vec(),
+            _ => {
+                // A little work, so that concurrent scans overlap.
+                thread::sleep(Duration::from_millis(20));
+                let istag = st.istag.lock().unwrap().clone();
+                format!("ICAP/1.0 204 No Content\r\nISTag: {istag}\r\n\r\n").into_bytes()
+            }
         };
         if w.write_all(&out).is_err() {
             return;
         }
+        if st.close_after.load(Ordering::Acquire) {
+            let _ = w.shutdown(Shutdown::Both);
+            return;
+        }
+    }
+}
+
+/// Counts a REQMOD in progress for as long as it lives.
+struct Active<'a>(&'a AtomicUsize);
+
+impl Drop for Active<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
