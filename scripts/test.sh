@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every check of the project on a Debian 12 machine, installing what it needs first:
 # formatting, clippy, the unit tests of the core, the integration tests (real nginx with the
-# module, scanner double, recording backend) and the build against Debian's own nginx.
+# module, scanner doubles, c-icap + ClamAV, recording backend), the build against Debian's own
+# nginx, the Debian package (built, installed, used, purged) and the RPM.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -16,3 +17,7 @@ echo "== cargo test"
 cargo test --workspace
 echo "== module built against Debian's nginx"
 "$root/scripts/check-system-nginx.sh"
+echo "== Debian package: build, lintian, install, use, purge"
+"$root/scripts/check-deb.sh"
+echo "== RPM: build and inspect"
+"$root/scripts/check-rpm.sh"
