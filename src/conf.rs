@@ -12,7 +12,7 @@ use bytes::Bytes;
 use ngx::ffi::*;
 use ngx::ngx_conf_log_error;
 use ometascan_core::tls::{self, Suite, TlsVersion};
-use ometascan_core::{ScannerUrl, Scheme};
+use ometascan_core::ScannerUrl;
 
 /// Methods scanned when `ometascan_methods` is not set.
 pub const DEFAULT_METHODS: usize = (NGX_HTTP_GET
@@ -81,6 +81,8 @@ pub struct LocConf {
     pub ssl_session_reuse: Option<bool>,
     pub ssl_name: Option<String>,
     pub ssl_server_name: Option<bool>,
+    /// TLS client of a `https://` or `icaps://` scanner, made when merging.
+    pub tls: Option<std::sync::Arc<tls::TlsClient>>,
 }
 
 impl LocConf {
@@ -419,22 +421,6 @@ pub unsafe extern "C" fn set_pass(
         // SAFETY: cf is valid during the handler.
         Err(e) => return unsafe { fail(cf, &invalid(&a[1], &name, &e.to_string())) },
     };
-    if !matches!(url.scheme, Scheme::Http | Scheme::Icap) {
-        // SAFETY: cf is valid during the handler.
-        return unsafe {
-            fail(
-                cf,
-                &invalid(
-                    &a[1],
-                    &name,
-                    &format!(
-                        "{}:// scanners are not supported by this version",
-                        url.scheme.as_str()
-                    ),
-                ),
-            )
-        };
-    }
     // Hand the host to nginx's upstream machinery, as proxy_pass does: an upstream{} block of
     // that name is used as is; otherwise nginx resolves the host when the configuration is
     // initialised and fails with "host not found" if it cannot.
@@ -714,6 +700,40 @@ pub unsafe extern "C" fn merge_loc_conf(
     // SAFETY: nginx passes two of our LocConfs.
     let (prev, conf) = unsafe { (lcf(parent), lcf(child)) };
     conf.merge(prev);
+    if let Some(target) = conf.target() {
+        if target.url.scheme.is_tls() {
+            let ssl = conf.ssl();
+            let client = tls::TlsClient::new(tls::TlsSettings {
+                verify: ssl.verify,
+                trusted_certificate: ssl.trusted_certificate,
+                verify_depth: ssl.verify_depth,
+                versions: ssl.versions,
+                ciphers: ssl.ciphers,
+                session_reuse: ssl.session_reuse,
+                name: ssl.name.unwrap_or_else(|| target.url.host.clone()),
+                send_sni: ssl.server_name,
+            });
+            // Built now so that nginx -t reports what cannot work (no CA bundle, bad name).
+            if let Err(e) = client
+                .config()
+                .and_then(|_| client.server_name().map(|_| ()))
+            {
+                let msg = format!("ometascan: TLS settings for \"{}\": {e}\0", target.shown);
+                // SAFETY: cf->log is the configuration log.
+                unsafe {
+                    ngx_log_error_core(
+                        NGX_LOG_EMERG as ngx_uint_t,
+                        (*cf).log,
+                        0,
+                        c"%s".as_ptr(),
+                        msg.as_ptr() as *const c_char,
+                    );
+                }
+                return conf_error();
+            }
+            conf.tls = Some(std::sync::Arc::new(client));
+        }
+    }
     if conf.allow_bad_request() && !conf.pre_cache() {
         let at = conf.allow_bad_request_at.clone().unwrap_or_default();
         // SAFETY: cf->log is the configuration log.

@@ -668,6 +668,7 @@ unsafe fn scan_options(r: *mut ngx_http_request_t, lcf: &LocConf) -> Result<Scan
             },
             pre_cache: lcf.pre_cache(),
             spill_dir,
+            tls: lcf.tls.clone(),
             ..ScanOptions::default()
         })
     }

@@ -98,18 +98,27 @@ fn pass() {
 }
 
 #[test]
-fn schemes_not_in_this_version_are_refused_clearly() {
-    for url in ["https://127.0.0.1", "icaps://127.0.0.1/avscan"] {
+fn tls_schemes_are_accepted_and_checked_at_startup() {
+    for url in [
+        "https://127.0.0.1",
+        "icaps://127.0.0.1/avscan",
+        "https://localhost:8443/scan",
+    ] {
         let c = nginx::check_http(&format!(
             "server {{ listen 127.0.0.1:%PORT%; location / {{ ometascan_pass {url}; }} }}"
         ));
-        assert!(!c.ok);
-        assert!(
-            c.output.contains("not supported by this version"),
-            "{}",
-            c.output
-        );
+        assert!(c.ok, "{url}: {}", c.output);
     }
+    // An IP address is a valid name to verify; a name rustls cannot use is refused.
+    let c = nginx::check_http(
+        "server { listen 127.0.0.1:%PORT%; location / { ometascan_pass https://127.0.0.1; ometascan_ssl_name \"a..b\"; } }",
+    );
+    assert!(!c.ok, "{}", c.output);
+    assert!(
+        c.output.contains("TLS settings for \"https://127.0.0.1\""),
+        "{}",
+        c.output
+    );
 }
 
 #[test]

@@ -14,6 +14,8 @@ pub enum ScanError {
     SendTimeout,
     #[error("scanner timed out while reading the response")]
     ReadTimeout,
+    #[error("SSL handshake with the scanner failed: {0}")]
+    Tls(String),
     #[error("scanner closed the connection prematurely")]
     Closed,
     #[error("scanner sent an invalid response: {0}")]

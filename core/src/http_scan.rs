@@ -14,8 +14,6 @@ use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue};
 use http_body::Body as _;
 use hyper::body::Incoming;
-use tokio::net::TcpStream;
-use tokio::time::timeout;
 
 use crate::body::{RequestBody, StreamBody};
 use crate::error::ScanError;
@@ -23,6 +21,7 @@ use crate::headers::{self, HeaderList, HeaderRules};
 use crate::pool::{Conn, ConnPool};
 use crate::sink::{BodySink, PageSink};
 use crate::timed_io::{Fired, IoClock, TimedIo};
+use crate::transport::{self, PoolKey};
 use crate::url::{ScannerUrl, Scheme};
 use crate::verdict::{ResponsePage, SanitizedBody, Verdict};
 
@@ -61,6 +60,8 @@ pub struct ScanOptions {
     pub spill_dir: PathBuf,
     /// Largest block page accepted.
     pub max_page: usize,
+    /// TLS to the scanner (`https://`, `icaps://`).
+    pub tls: Option<std::sync::Arc<crate::tls::TlsClient>>,
 }
 
 impl Default for ScanOptions {
@@ -71,6 +72,7 @@ impl Default for ScanOptions {
             pre_cache: false,
             spill_dir: std::env::temp_dir(),
             max_page: 1024 * 1024,
+            tls: None,
         }
     }
 }
@@ -154,18 +156,19 @@ impl Scanner {
         req: &ScanRequest,
         opts: &ScanOptions,
     ) -> Result<Verdict, ScanError> {
-        match target.url.scheme {
-            Scheme::Http => {}
-            Scheme::Https => return Err(ScanError::Unsupported("https://")),
-            Scheme::Icap => return self.icap.scan(target, req, opts).await,
-            Scheme::Icaps => return Err(ScanError::Unsupported("icaps://")),
+        if target.url.scheme.is_tls() && opts.tls.is_none() {
+            return Err(ScanError::Tls("no TLS settings for this scanner".into()));
+        }
+        if matches!(target.url.scheme, Scheme::Icap | Scheme::Icaps) {
+            return self.icap.scan(target, req, opts).await;
         }
         let mut last_err = ScanError::Resolve(target.url.host.clone());
         for &addr in &target.addrs {
             // A pooled connection may have been closed by the scanner meanwhile: one that
             // fails before any byte of an answer is replaced by a fresh one, once.
-            if let Some(conn) = self.pool.take(addr) {
-                match self.exchange(conn, addr, target, req, opts).await {
+            let key = PoolKey::new(addr, opts.tls.as_ref());
+            if let Some(conn) = self.pool.take(key) {
+                match self.exchange(conn, key, target, req, opts).await {
                     Ok(v) => return Ok(v),
                     Err(Attempt::BeforeAnswer(e)) => {
                         tracing::debug!(
@@ -175,7 +178,7 @@ impl Scanner {
                     Err(Attempt::Final(e)) => return Err(e),
                 }
             }
-            let conn = match self.connect(addr, opts.timeouts.connect).await {
+            let conn = match self.connect(addr, opts).await {
                 Ok(c) => c,
                 Err(e @ ScanError::ConnectTimeout) => return Err(e),
                 Err(e) => {
@@ -183,7 +186,7 @@ impl Scanner {
                     continue;
                 }
             };
-            return match self.exchange(conn, addr, target, req, opts).await {
+            return match self.exchange(conn, key, target, req, opts).await {
                 Ok(v) => Ok(v),
                 Err(Attempt::BeforeAnswer(e)) | Err(Attempt::Final(e)) => Err(e),
             };
@@ -191,18 +194,8 @@ impl Scanner {
         Err(last_err)
     }
 
-    async fn connect(&self, addr: SocketAddr, limit: Duration) -> Result<Conn, ScanError> {
-        let stream = match timeout(limit, TcpStream::connect(addr)).await {
-            Err(_) => return Err(ScanError::ConnectTimeout),
-            Ok(Err(source)) => {
-                return Err(ScanError::Connect {
-                    addr: addr.to_string(),
-                    source,
-                })
-            }
-            Ok(Ok(s)) => s,
-        };
-        let _ = stream.set_nodelay(true);
+    async fn connect(&self, addr: SocketAddr, opts: &ScanOptions) -> Result<Conn, ScanError> {
+        let stream = transport::connect(addr, opts.timeouts.connect, opts.tls.as_deref()).await?;
         let clock = IoClock::new();
         let io = TimedIo::new(stream, clock.clone());
         let (sender, conn) = hyper::client::conn::http1::Builder::new()
@@ -222,7 +215,7 @@ impl Scanner {
     async fn exchange(
         &self,
         mut conn: Conn,
-        addr: SocketAddr,
+        key: PoolKey,
         target: &Target,
         req: &ScanRequest,
         opts: &ScanOptions,
@@ -265,7 +258,7 @@ impl Scanner {
         clock.end();
         let verdict = result.map_err(Attempt::Final)?;
         if sent.load(Ordering::Acquire) {
-            self.pool.put(addr, conn);
+            self.pool.put(key, conn);
         }
         Ok(verdict)
     }

@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
 use tokio::time::timeout;
 
@@ -19,9 +18,10 @@ use crate::headers;
 use crate::http_scan::{ScanOptions, ScanRequest, Target, SPILL_THRESHOLD};
 use crate::icap::{self, ChunkDecoder, Decoded, IcapError, IcapHead, Options, Section, Transfer};
 use crate::sink::{BodySink, PageSink};
+use crate::transport::{self, BoxIo, PoolKey};
 use crate::verdict::{ResponsePage, Verdict};
 
-type ServiceKey = (SocketAddr, String);
+type ServiceKey = (PoolKey, String);
 
 struct CachedOptions {
     options: Options,
@@ -30,13 +30,13 @@ struct CachedOptions {
 
 /// A connection with the bytes read past the last answer.
 struct IcapConn {
-    stream: TcpStream,
+    stream: BoxIo,
     buf: BytesMut,
 }
 
 /// The per-worker ICAP client.
 pub struct IcapClient {
-    idle: Mutex<HashMap<SocketAddr, Vec<IcapConn>>>,
+    idle: Mutex<HashMap<PoolKey, Vec<IcapConn>>>,
     options: Mutex<HashMap<ServiceKey, CachedOptions>>,
     limits: Mutex<HashMap<ServiceKey, (usize, Arc<Semaphore>)>>,
 }
@@ -87,7 +87,8 @@ impl IcapClient {
         };
         let mut last_err = ScanError::Resolve(target.url.host.clone());
         for &addr in &target.addrs {
-            let key = (addr, service.clone());
+            let pool_key = PoolKey::new(addr, opts.tls.as_ref());
+            let key = (pool_key, service.clone());
             let options = match self.options_for(&key, target, opts).await {
                 Ok(o) => o,
                 Err(e @ ScanError::Connect { .. }) => {
@@ -110,9 +111,9 @@ impl IcapClient {
                 Some(s) => Some(s.acquire().await.map_err(|_| ScanError::Closed)?),
                 None => None,
             };
-            if let Some(conn) = self.take(addr) {
+            if let Some(conn) = self.take(pool_key) {
                 match self
-                    .reqmod(conn, addr, target, &key, &options, transfer, req, opts)
+                    .reqmod(conn, pool_key, target, &key, &options, transfer, req, opts)
                     .await
                 {
                     Ok(v) => return Ok(v),
@@ -122,9 +123,9 @@ impl IcapClient {
                     Err(Attempt::Final(e)) => return Err(e),
                 }
             }
-            let conn = connect(addr, opts.timeouts.connect).await?;
+            let conn = connect(addr, opts).await?;
             return match self
-                .reqmod(conn, addr, target, &key, &options, transfer, req, opts)
+                .reqmod(conn, pool_key, target, &key, &options, transfer, req, opts)
                 .await
             {
                 Ok(v) => Ok(v),
@@ -146,7 +147,7 @@ impl IcapClient {
         Some(entry.1.clone())
     }
 
-    fn take(&self, addr: SocketAddr) -> Option<IcapConn> {
+    fn take(&self, addr: PoolKey) -> Option<IcapConn> {
         self.idle
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -154,7 +155,7 @@ impl IcapClient {
             .pop()
     }
 
-    fn put(&self, addr: SocketAddr, conn: IcapConn) {
+    fn put(&self, addr: PoolKey, conn: IcapConn) {
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
         let list = idle.entry(addr).or_default();
         if list.len() < MAX_IDLE {
@@ -190,7 +191,7 @@ impl IcapClient {
         let (options, conn) = loop {
             let (conn, reused) = match self.take(key.0) {
                 Some(c) => (c, true),
-                None => (connect(key.0, opts.timeouts.connect).await?, false),
+                None => (connect(key.0.addr, opts).await?, false),
             };
             match ask_options(conn, target, &key.1, opts).await {
                 Ok(r) => break r,
@@ -218,7 +219,7 @@ impl IcapClient {
     async fn reqmod(
         &self,
         mut conn: IcapConn,
-        addr: SocketAddr,
+        addr: PoolKey,
         target: &Target,
         key: &ServiceKey,
         options: &Options,
@@ -275,7 +276,7 @@ impl IcapClient {
         let mut body = req.body.reader(FILE_CHUNK);
         let mut sent_everything = true;
         let answer = {
-            let (mut rd, mut wr) = conn.stream.split();
+            let (mut rd, mut wr) = tokio::io::split(&mut conn.stream);
             let buf = &mut conn.buf;
             let mut out: VecDeque<Bytes> = VecDeque::new();
             out.push_back(Bytes::from(head));
@@ -384,18 +385,8 @@ fn push_chunk(out: &mut VecDeque<Bytes>, data: Bytes) {
     out.push_back(Bytes::from_static(b"\r\n"));
 }
 
-async fn connect(addr: SocketAddr, limit: Duration) -> Result<IcapConn, ScanError> {
-    let stream = match timeout(limit, TcpStream::connect(addr)).await {
-        Err(_) => return Err(ScanError::ConnectTimeout),
-        Ok(Err(source)) => {
-            return Err(ScanError::Connect {
-                addr: addr.to_string(),
-                source,
-            })
-        }
-        Ok(Ok(s)) => s,
-    };
-    let _ = stream.set_nodelay(true);
+async fn connect(addr: SocketAddr, opts: &ScanOptions) -> Result<IcapConn, ScanError> {
+    let stream = transport::connect(addr, opts.timeouts.connect, opts.tls.as_deref()).await?;
     Ok(IcapConn {
         stream,
         buf: BytesMut::with_capacity(16 * 1024),
@@ -665,7 +656,7 @@ async fn ask_options(
         service,
         &[("Encapsulated".to_string(), "null-body=0".to_string())],
     );
-    let (mut rd, mut wr) = conn.stream.split();
+    let (mut rd, mut wr) = tokio::io::split(&mut conn.stream);
     write_all_timed(&mut wr, &head, t.send)
         .await
         .map_err(|e| stale_or_final(e, &conn.buf))?;

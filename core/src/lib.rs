@@ -16,6 +16,7 @@ pub mod pool;
 pub mod sink;
 pub mod timed_io;
 pub mod tls;
+pub mod transport;
 pub mod url;
 pub mod verdict;
 

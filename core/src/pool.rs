@@ -1,13 +1,13 @@
 //! Keep-alive connections to scanners, per worker and per scanner address.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use hyper::client::conn::http1::SendRequest;
 
 use crate::body::StreamBody;
 use crate::timed_io::IoClock;
+use crate::transport::PoolKey;
 
 /// An HTTP/1.1 connection to a scanner, ready for another exchange.
 pub struct Conn {
@@ -17,7 +17,7 @@ pub struct Conn {
 
 /// Idle connections by scanner address; bounded per address.
 pub struct ConnPool {
-    idle: Mutex<HashMap<SocketAddr, Vec<Conn>>>,
+    idle: Mutex<HashMap<PoolKey, Vec<Conn>>>,
     max_idle: usize,
 }
 
@@ -30,7 +30,7 @@ impl ConnPool {
     }
 
     /// An idle connection to `addr` that the scanner has not closed, if any.
-    pub fn take(&self, addr: SocketAddr) -> Option<Conn> {
+    pub fn take(&self, addr: PoolKey) -> Option<Conn> {
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
         let list = idle.get_mut(&addr)?;
         while let Some(conn) = list.pop() {
@@ -42,7 +42,7 @@ impl ConnPool {
     }
 
     /// Returns a connection after a complete exchange.
-    pub fn put(&self, addr: SocketAddr, conn: Conn) {
+    pub fn put(&self, addr: PoolKey, conn: Conn) {
         if conn.sender.is_closed() {
             return;
         }

@@ -309,3 +309,260 @@ mod tests {
         ));
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// The client side: a rustls configuration built from the directives' values.
+
+use std::sync::{Arc, OnceLock};
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::{Resumption, WebPkiServerVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::{ServerName, UnixTime};
+use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+
+/// CA bundles of the usual distributions, for `ometascan_ssl_verify on` without
+/// `ometascan_ssl_trusted_certificate`.
+const SYSTEM_BUNDLES: [&str; 3] = [
+    "/etc/ssl/certs/ca-certificates.crt",
+    "/etc/pki/tls/certs/ca-bundle.crt",
+    "/etc/ssl/cert.pem",
+];
+
+/// The TLS directives of a location, in plain values.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsSettings {
+    pub verify: bool,
+    pub trusted_certificate: Option<String>,
+    pub verify_depth: u32,
+    pub versions: Vec<TlsVersion>,
+    pub ciphers: Vec<Suite>,
+    pub session_reuse: bool,
+    /// Name to verify and to send in SNI (`ometascan_ssl_name`, else the URL's host).
+    pub name: String,
+    pub send_sni: bool,
+}
+
+/// A location's TLS client: the rustls configuration is built once per worker, on first use,
+/// and shared by all its connections (which is also what makes session resumption work).
+#[derive(Debug)]
+pub struct TlsClient {
+    pub settings: TlsSettings,
+    config: OnceLock<Result<Arc<ClientConfig>, String>>,
+}
+
+impl TlsClient {
+    pub fn new(settings: TlsSettings) -> Self {
+        TlsClient {
+            settings,
+            config: OnceLock::new(),
+        }
+    }
+
+    pub fn config(&self) -> Result<Arc<ClientConfig>, String> {
+        self.config
+            .get_or_init(|| build_config(&self.settings).map(Arc::new))
+            .clone()
+    }
+
+    pub fn server_name(&self) -> Result<ServerName<'static>, String> {
+        ServerName::try_from(self.settings.name.clone())
+            .map_err(|_| format!("invalid TLS server name \"{}\"", self.settings.name))
+    }
+}
+
+fn provider(settings: &TlsSettings) -> CryptoProvider {
+    let mut p = rustls::crypto::ring::default_provider();
+    p.cipher_suites.retain(|s| match s {
+        rustls::SupportedCipherSuite::Tls13(_) => true,
+        rustls::SupportedCipherSuite::Tls12(_) => {
+            let name = format!("{:?}", s.suite());
+            settings.ciphers.iter().any(|c| c.iana == name)
+        }
+    });
+    p
+}
+
+/// Builds the rustls configuration; checks a CA bundle only when verification needs it.
+pub fn build_config(settings: &TlsSettings) -> Result<ClientConfig, String> {
+    let provider = Arc::new(provider(settings));
+    let versions: Vec<&'static rustls::SupportedProtocolVersion> = settings
+        .versions
+        .iter()
+        .map(|v| match v {
+            TlsVersion::Tls12 => &rustls::version::TLS12,
+            TlsVersion::Tls13 => &rustls::version::TLS13,
+        })
+        .collect();
+    let builder = ClientConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&versions)
+        .map_err(|e| format!("TLS configuration: {e}"))?;
+    let verifier: Arc<dyn ServerCertVerifier> = if settings.verify {
+        let mut roots = RootCertStore::empty();
+        let certs = match &settings.trusted_certificate {
+            Some(path) => load_ca_file(Path::new(path)).map_err(|e| e.to_string())?,
+            None => SYSTEM_BUNDLES
+                .iter()
+                .find_map(|p| load_ca_file(Path::new(p)).ok())
+                .ok_or("no system CA bundle found for ometascan_ssl_verify")?,
+        };
+        let (_added, _ignored) = roots.add_parsable_certificates(certs);
+        let inner = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+            .build()
+            .map_err(|e| format!("TLS verifier: {e}"))?;
+        Arc::new(DepthVerifier {
+            inner,
+            depth: settings.verify_depth,
+        })
+    } else {
+        Arc::new(NoVerify {
+            provider: provider.clone(),
+        })
+    };
+    let mut config = builder
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
+        .with_no_client_auth();
+    config.enable_sni = settings.send_sni;
+    if !settings.session_reuse {
+        config.resumption = Resumption::disabled();
+    }
+    Ok(config)
+}
+
+/// Full verification, plus nginx's verify depth: the chain from the scanner's certificate to a
+/// trusted root may hold at most `depth` certificates above the scanner's own.
+#[derive(Debug)]
+struct DepthVerifier {
+    inner: Arc<WebPkiServerVerifier>,
+    depth: u32,
+}
+
+impl ServerCertVerifier for DepthVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let verified =
+            self.inner
+                .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)?;
+        // Intermediates plus the root above them.
+        if intermediates.len() as u32 + 1 > self.depth {
+            return Err(rustls::Error::General(format!(
+                "certificate chain too long ({} certificates above the scanner's, ometascan_ssl_verify_depth is {})",
+                intermediates.len() + 1,
+                self.depth
+            )));
+        }
+        Ok(verified)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+}
+
+/// `ometascan_ssl_verify off`: any certificate is accepted, but the handshake is still
+/// checked against it, so the connection is encrypted to whoever holds that key.
+#[derive(Debug)]
+struct NoVerify {
+    provider: Arc<CryptoProvider>,
+}
+
+impl ServerCertVerifier for NoVerify {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+/// Describes a TLS failure the way an operator needs to read it.
+pub fn describe_tls_error(e: &std::io::Error) -> String {
+    if let Some(inner) = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
+        return match inner {
+            rustls::Error::InvalidCertificate(c) => {
+                format!("certificate verify error: {}", cert_error(c))
+            }
+            rustls::Error::General(g) => format!("certificate verify error: {g}"),
+            other => other.to_string(),
+        };
+    }
+    e.to_string()
+}
+
+fn cert_error(e: &rustls::CertificateError) -> String {
+    use rustls::CertificateError as C;
+    match e {
+        C::Expired | C::ExpiredContext { .. } => "certificate has expired".into(),
+        C::NotValidYet | C::NotValidYetContext { .. } => "certificate is not yet valid".into(),
+        C::UnknownIssuer => "unable to get local issuer certificate (unknown CA)".into(),
+        C::NotValidForName | C::NotValidForNameContext { .. } => {
+            "certificate does not match the scanner's name".into()
+        }
+        C::BadSignature => "bad certificate signature".into(),
+        C::Revoked => "certificate revoked".into(),
+        other => format!("{other:?}"),
+    }
+}

@@ -12,6 +12,7 @@ pub mod http1;
 pub mod icap_double;
 pub mod nginx;
 pub mod scanner;
+pub mod tls;
 
 pub use backend::Backend;
 pub use nginx::Nginx;
