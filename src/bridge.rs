@@ -119,7 +119,23 @@ pub unsafe fn init(cycle: *mut ngx_cycle_t) -> Result<(), BridgeError> {
         }
     };
     let _ = HANDLE.set(runtime.handle().clone());
-    let _ = SCANNER.set(Arc::new(Scanner::new()));
+    let scanner = Arc::new(Scanner::new());
+    // Lines from the scanner side (servers going down or up) ring the same bell.
+    scanner.notices().set_bell(Box::new(ring));
+    // Active health checks configured for this cycle, one task per scanner group.
+    let cycle_id = cycle as usize;
+    for (c, spec) in crate::conf::HEALTH_CHECKS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+    {
+        if *c == cycle_id {
+            let task =
+                ometascan_core::health::run(spec.clone(), scanner.balancer(), scanner.notices());
+            runtime.spawn(task);
+        }
+    }
+    let _ = SCANNER.set(scanner);
     *RUNTIME.lock().unwrap_or_else(|e| e.into_inner()) = Some(runtime);
 
     // SAFETY: in a worker after the event module initialised connections.
@@ -285,17 +301,22 @@ fn push(c: Completion) {
         q.len() == 1
     };
     if was_empty {
-        let efd = SHARED.efd.load(Ordering::Acquire);
-        if efd >= 0 {
-            let one: u64 = 1;
-            // SAFETY: writes 8 bytes from a valid u64 to our eventfd.
-            unsafe { libc::write(efd, &one as *const u64 as *const libc::c_void, 8) };
-        }
+        ring();
+    }
+}
+
+/// Wakes the nginx event loop.
+fn ring() {
+    let efd = SHARED.efd.load(Ordering::Acquire);
+    if efd >= 0 {
+        let one: u64 = 1;
+        // SAFETY: writes 8 bytes from a valid u64 to our eventfd.
+        unsafe { libc::write(efd, &one as *const u64 as *const libc::c_void, 8) };
     }
 }
 
 /// The eventfd became readable: deliver every queued completion.
-unsafe extern "C" fn on_notify(_ev: *mut ngx_event_t) {
+unsafe extern "C" fn on_notify(ev: *mut ngx_event_t) {
     let efd = SHARED.efd.load(Ordering::Acquire);
     if efd >= 0 {
         let mut counter: u64 = 0;
@@ -303,6 +324,17 @@ unsafe extern "C" fn on_notify(_ev: *mut ngx_event_t) {
         // the eventfd again.
         // SAFETY: reads 8 bytes into a valid u64 from our non-blocking eventfd.
         unsafe { libc::read(efd, &mut counter as *mut u64 as *mut libc::c_void, 8) };
+    }
+    if let Some(scanner) = SCANNER.get() {
+        for (level, line) in scanner.notices().drain() {
+            let level = match level {
+                ometascan_core::notices::Level::Warn => NGX_LOG_WARN,
+                ometascan_core::notices::Level::Notice => NGX_LOG_NOTICE,
+            };
+            // SAFETY: the event's log is the cycle log, valid for the worker's life.
+            let log = unsafe { (*ev).log };
+            ngx::ngx_log_error!(level, log, "{}", line);
+        }
     }
     let batch = std::mem::take(&mut *SHARED.queue.lock().unwrap_or_else(|e| e.into_inner()));
     for completion in batch {

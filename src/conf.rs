@@ -11,6 +11,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use ngx::ffi::*;
 use ngx::ngx_conf_log_error;
+use ometascan_core::balancer::PeerSpec;
+use ometascan_core::health::HealthSpec;
 use ometascan_core::tls::{self, Suite, TlsVersion};
 use ometascan_core::ScannerUrl;
 
@@ -83,7 +85,39 @@ pub struct LocConf {
     pub ssl_server_name: Option<bool>,
     /// TLS client of a `https://` or `icaps://` scanner, made when merging.
     pub tls: Option<std::sync::Arc<tls::TlsClient>>,
+    pub keepalive: Option<usize>,
+    pub keepalive_timeout: Option<Duration>,
+    pub health_check: Option<HealthConf>,
+    /// The servers of the scanner's group, read from nginx's upstream when merging.
+    pub peers: Option<std::sync::Arc<Vec<PeerSpec>>>,
 }
+
+/// `ometascan_health_check` parameters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthConf {
+    pub interval: Duration,
+    pub fails: u32,
+    pub passes: u32,
+    pub uri: String,
+    pub timeout: Duration,
+}
+
+impl Default for HealthConf {
+    fn default() -> Self {
+        HealthConf {
+            interval: Duration::from_secs(5),
+            fails: 2,
+            passes: 1,
+            uri: "/".into(),
+            timeout: Duration::from_secs(2),
+        }
+    }
+}
+
+/// Health checks to start in each worker, by configuration cycle (set while parsing, in the
+/// master; read after fork).
+pub static HEALTH_CHECKS: std::sync::Mutex<Vec<(usize, HealthSpec)>> =
+    std::sync::Mutex::new(Vec::new());
 
 impl LocConf {
     /// The scanner of this location, unless scanning is off or not configured.
@@ -124,6 +158,14 @@ impl LocConf {
 
     pub fn pre_cache(&self) -> bool {
         self.pre_cache.unwrap_or(false)
+    }
+
+    pub fn keepalive(&self) -> usize {
+        self.keepalive.unwrap_or(32)
+    }
+
+    pub fn keepalive_timeout(&self) -> Duration {
+        self.keepalive_timeout.unwrap_or(Duration::from_secs(60))
     }
 
     pub fn set_headers(&self) -> &[SetHeader] {
@@ -184,7 +226,10 @@ impl LocConf {
             ssl_ciphers,
             ssl_session_reuse,
             ssl_name,
-            ssl_server_name
+            ssl_server_name,
+            keepalive,
+            keepalive_timeout,
+            health_check
         );
         if self.set_headers.is_none() {
             self.set_headers = prev.set_headers.as_ref().map(|v| {
@@ -400,6 +445,154 @@ time_handler!(
 );
 time_handler!(set_send_timeout, send_timeout, None);
 time_handler!(set_read_timeout, read_timeout, None);
+time_handler!(set_keepalive_timeout, keepalive_timeout, None);
+
+/// `ometascan_keepalive number`: idle connections kept per scanner server (0: none).
+pub unsafe extern "C" fn set_keepalive(
+    cf: *mut ngx_conf_t,
+    cmd: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    // SAFETY: called by nginx with its own cf/cmd and our LocConf.
+    let (a, c) = unsafe { (args(cf), lcf(conf)) };
+    let name = name_of(cmd);
+    duplicate_check!(cf, c.keepalive, name);
+    match text(&a[1]).parse::<usize>() {
+        Ok(n) if n <= 10_000 => {
+            c.keepalive = Some(n);
+            CONF_OK
+        }
+        // SAFETY: cf is valid during the handler.
+        _ => unsafe {
+            fail(
+                cf,
+                &invalid(&a[1], &name, "it must be a number from 0 to 10000"),
+            )
+        },
+    }
+}
+
+/// `ometascan_health_check [interval=time] [fails=n] [passes=n] [uri=path] [timeout=time]`.
+pub unsafe extern "C" fn set_health_check(
+    cf: *mut ngx_conf_t,
+    cmd: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    // SAFETY: called by nginx with its own cf/cmd and our LocConf.
+    let (a, c) = unsafe { (args(cf), lcf(conf)) };
+    let name = name_of(cmd);
+    duplicate_check!(cf, c.health_check, name);
+    let mut h = HealthConf::default();
+    for v in &a[1..] {
+        let item = text(v);
+        let Some((key, value)) = item.split_once('=') else {
+            // SAFETY: cf is valid during the handler.
+            return unsafe { fail(cf, &invalid(v, &name, "parameters are key=value")) };
+        };
+        let time = |value: &str| {
+            let mut s = ngx_str_t {
+                len: value.len(),
+                data: value.as_ptr() as *mut u8,
+            };
+            // SAFETY: ngx_parse_time only reads the string.
+            let ms = unsafe { ngx_parse_time(&mut s, 0) };
+            (ms > 0).then(|| Duration::from_millis(ms as u64))
+        };
+        let ok = match key {
+            "interval" => time(value).map(|d| h.interval = d).is_some(),
+            "timeout" => time(value).map(|d| h.timeout = d).is_some(),
+            "fails" => value
+                .parse::<u32>()
+                .ok()
+                .filter(|&n| n > 0)
+                .map(|n| h.fails = n)
+                .is_some(),
+            "passes" => value
+                .parse::<u32>()
+                .ok()
+                .filter(|&n| n > 0)
+                .map(|n| h.passes = n)
+                .is_some(),
+            "uri" => {
+                let ok = value.starts_with('/') && !value.bytes().any(|b| b <= b' ');
+                if ok {
+                    h.uri = value.to_string();
+                }
+                ok
+            }
+            _ => false,
+        };
+        if !ok {
+            // SAFETY: cf is valid during the handler.
+            return unsafe { fail(cf, &invalid(v, &name, "")) };
+        }
+    }
+    c.health_check = Some(h);
+    CONF_OK
+}
+
+/// The servers of an upstream group as nginx initialised them: primaries, then backups;
+/// `down` ones left out.
+///
+/// # Safety
+/// `us` must be an upstream whose round-robin peers nginx has initialised.
+pub unsafe fn upstream_peers(us: *mut ngx_http_upstream_srv_conf_t) -> Vec<PeerSpec> {
+    let mut out = Vec::new();
+    // SAFETY: per the contract, the peer lists are valid and read-only.
+    unsafe {
+        if us.is_null() {
+            return out;
+        }
+        let mut group = (*us).peer.data as *mut ngx_http_upstream_rr_peers_t;
+        let mut backup = false;
+        while !group.is_null() {
+            let mut p = (*group).peer;
+            while !p.is_null() {
+                if (*p).down == 0 {
+                    if let Some(addr) = sockaddr_to_std((*p).sockaddr) {
+                        out.push(PeerSpec {
+                            addr,
+                            name: text(&(*p).name),
+                            weight: (*p).weight.max(1) as u32,
+                            max_fails: (*p).max_fails as u32,
+                            fail_timeout: Duration::from_secs((*p).fail_timeout.max(0) as u64),
+                            backup,
+                        });
+                    }
+                }
+                p = (*p).next;
+            }
+            group = (*group).next;
+            backup = true;
+        }
+    }
+    out
+}
+
+unsafe fn sockaddr_to_std(sa: *const sockaddr) -> Option<std::net::SocketAddr> {
+    // SAFETY: sa points to a sockaddr of the family it declares.
+    unsafe {
+        if sa.is_null() {
+            return None;
+        }
+        match (*sa).sa_family as i32 {
+            libc::AF_INET => {
+                let sin = &*(sa as *const libc::sockaddr_in);
+                let ip = std::net::Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr));
+                Some(std::net::SocketAddr::from((ip, u16::from_be(sin.sin_port))))
+            }
+            libc::AF_INET6 => {
+                let sin6 = &*(sa as *const libc::sockaddr_in6);
+                let ip = std::net::Ipv6Addr::from(sin6.sin6_addr.s6_addr);
+                Some(std::net::SocketAddr::from((
+                    ip,
+                    u16::from_be(sin6.sin6_port),
+                )))
+            }
+            _ => None,
+        }
+    }
+}
 
 /// `ometascan_pass URL | off`.
 pub unsafe extern "C" fn set_pass(
@@ -734,6 +927,48 @@ pub unsafe extern "C" fn merge_loc_conf(
             conf.tls = Some(std::sync::Arc::new(client));
         }
     }
+    if let Some(target) = conf.target() {
+        // SAFETY: the upstream module initialised its groups before modules after it merge.
+        let peers = unsafe { upstream_peers(target.upstream) };
+        if peers.is_empty() {
+            let msg = format!("ometascan: no usable servers for \"{}\"\0", target.shown);
+            // SAFETY: cf->log is the configuration log.
+            unsafe {
+                ngx_log_error_core(
+                    NGX_LOG_EMERG as ngx_uint_t,
+                    (*cf).log,
+                    0,
+                    c"%s".as_ptr(),
+                    msg.as_ptr() as *const c_char,
+                );
+            }
+            return conf_error();
+        }
+        let peers = std::sync::Arc::new(peers);
+        if let Some(h) = &conf.health_check {
+            let spec = HealthSpec {
+                group: target.upstream as usize,
+                peers: peers.clone(),
+                url: target.url.clone(),
+                tls: conf.tls.clone(),
+                interval: h.interval,
+                fails: h.fails,
+                passes: h.passes,
+                uri: h.uri.clone(),
+                timeout: h.timeout,
+            };
+            // SAFETY: cf->cycle is the cycle being configured.
+            let cycle = unsafe { (*cf).cycle } as usize;
+            let mut all = HEALTH_CHECKS.lock().unwrap_or_else(|e| e.into_inner());
+            if !all
+                .iter()
+                .any(|(c, s)| *c == cycle && s.group == spec.group)
+            {
+                all.push((cycle, spec));
+            }
+        }
+        conf.peers = Some(peers);
+    }
     if conf.allow_bad_request() && !conf.pre_cache() {
         let at = conf.allow_bad_request_at.clone().unwrap_or_default();
         // SAFETY: cf->log is the configuration log.
@@ -774,7 +1009,14 @@ const fn cmd(name: &'static CStr, args: u32, set: Handler) -> ngx_command_t {
 }
 
 /// The directive table nginx reads while parsing the configuration.
-pub static mut COMMANDS: [ngx_command_t; 20] = [
+pub static mut COMMANDS: [ngx_command_t; 23] = [
+    cmd(c"ometascan_keepalive", NGX_CONF_TAKE1, set_keepalive),
+    cmd(
+        c"ometascan_keepalive_timeout",
+        NGX_CONF_TAKE1,
+        set_keepalive_timeout,
+    ),
+    cmd(c"ometascan_health_check", NGX_CONF_ANY, set_health_check),
     cmd(c"ometascan_pass", NGX_CONF_TAKE1, set_pass),
     cmd(c"ometascan_methods", NGX_CONF_1MORE, set_methods),
     cmd(

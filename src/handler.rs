@@ -7,7 +7,6 @@
 use std::fs::File;
 use std::os::fd::{FromRawFd, IntoRawFd};
 use std::ptr;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -545,9 +544,13 @@ unsafe fn start_scan(
             .ok_or_else(|| Outcome::Internal("the scanner runtime is not running".into()))?;
         let request = scan_request(r)?;
         let options = scan_options(r, lcf)?;
+        let peers = lcf.peers.clone().ok_or_else(|| {
+            Outcome::Internal(format!("no servers for scanner \"{}\"", target.shown))
+        })?;
         let target = Target {
             url: target.url.clone(),
-            addrs: peer_addrs(target)?,
+            group: target.upstream as usize,
+            peers,
         };
         let future = async move { scanner.scan(&target, &request, &options).await };
         bridge::start(r, future)
@@ -669,82 +672,9 @@ unsafe fn scan_options(r: *mut ngx_http_request_t, lcf: &LocConf) -> Result<Scan
             pre_cache: lcf.pre_cache(),
             spill_dir,
             tls: lcf.tls.clone(),
+            keepalive: lcf.keepalive(),
+            keepalive_timeout: lcf.keepalive_timeout(),
             ..ScanOptions::default()
         })
-    }
-}
-
-static ROUND_ROBIN: AtomicUsize = AtomicUsize::new(0);
-
-/// The scanner addresses of the pass target: the servers nginx resolved for its upstream,
-/// primaries (rotated per scan) then backups, `down` ones left out.
-unsafe fn peer_addrs(target: &PassTarget) -> Result<Vec<std::net::SocketAddr>, Outcome> {
-    // SAFETY: upstream and its round-robin peers were built by nginx at startup and are
-    // read-only afterwards.
-    unsafe {
-        let us = target.upstream;
-        let peers = if us.is_null() {
-            ptr::null_mut()
-        } else {
-            (*us).peer.data as *mut ngx_http_upstream_rr_peers_t
-        };
-        if peers.is_null() {
-            return Err(Outcome::Internal(format!(
-                "no servers for scanner \"{}\"",
-                target.shown
-            )));
-        }
-        let mut primary = Vec::new();
-        let mut backup = Vec::new();
-        let mut group = peers;
-        let mut first = true;
-        while !group.is_null() {
-            let mut p = (*group).peer;
-            while !p.is_null() {
-                if (*p).down == 0 {
-                    if let Some(a) = sockaddr_to_std((*p).sockaddr) {
-                        if first {
-                            primary.push(a)
-                        } else {
-                            backup.push(a)
-                        }
-                    }
-                }
-                p = (*p).next;
-            }
-            group = (*group).next;
-            first = false;
-        }
-        if !primary.is_empty() {
-            let n = ROUND_ROBIN.fetch_add(1, Ordering::Relaxed) % primary.len();
-            primary.rotate_left(n);
-        }
-        primary.extend(backup);
-        Ok(primary)
-    }
-}
-
-unsafe fn sockaddr_to_std(sa: *const sockaddr) -> Option<std::net::SocketAddr> {
-    // SAFETY: sa points to a sockaddr of the family it declares.
-    unsafe {
-        if sa.is_null() {
-            return None;
-        }
-        match (*sa).sa_family as i32 {
-            libc::AF_INET => {
-                let sin = &*(sa as *const libc::sockaddr_in);
-                let ip = std::net::Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr));
-                Some(std::net::SocketAddr::from((ip, u16::from_be(sin.sin_port))))
-            }
-            libc::AF_INET6 => {
-                let sin6 = &*(sa as *const libc::sockaddr_in6);
-                let ip = std::net::Ipv6Addr::from(sin6.sin6_addr.s6_addr);
-                Some(std::net::SocketAddr::from((
-                    ip,
-                    u16::from_be(sin6.sin6_port),
-                )))
-            }
-            _ => None,
-        }
     }
 }

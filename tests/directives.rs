@@ -373,3 +373,61 @@ fn inherited_settings_apply_in_locations() {
         Some("127.0.0.1")
     );
 }
+
+#[test]
+fn keepalive_and_health_check() {
+    good("ometascan_keepalive 0;");
+    good("ometascan_keepalive 64; ometascan_keepalive_timeout 30s;");
+    bad(
+        "ometascan_keepalive lots;",
+        "ometascan_keepalive",
+        "\"lots\"",
+    );
+    bad(
+        "ometascan_keepalive_timeout 3x;",
+        "ometascan_keepalive_timeout",
+        "\"3x\"",
+    );
+    good("ometascan_health_check;");
+    good("ometascan_health_check interval=1s fails=3 passes=2 uri=/status timeout=500ms;");
+    bad(
+        "ometascan_health_check interval=never;",
+        "ometascan_health_check",
+        "\"interval=never\"",
+    );
+    bad(
+        "ometascan_health_check fails=0;",
+        "ometascan_health_check",
+        "\"fails=0\"",
+    );
+    bad(
+        "ometascan_health_check uri=status;",
+        "ometascan_health_check",
+        "\"uri=status\"",
+    );
+    bad(
+        "ometascan_health_check color=red;",
+        "ometascan_health_check",
+        "\"color=red\"",
+    );
+    bad(
+        "ometascan_health_check 5s;",
+        "ometascan_health_check",
+        "\"5s\"",
+    );
+}
+
+#[test]
+fn upstream_groups_are_nginx_upstreams() {
+    let c = nginx::check_http(
+        "upstream icap { server 127.0.0.1:8043 weight=2 max_fails=2 fail_timeout=5s; server 127.0.0.1:8044 backup; }\n\
+         server { listen 127.0.0.1:%PORT%; location / { ometascan_pass http://icap; } }",
+    );
+    assert!(c.ok, "{}", c.output);
+    // An upstream name with a port is nginx's own error.
+    let c = nginx::check_http(
+        "upstream icap { server 127.0.0.1:8043; }\n\
+         server { listen 127.0.0.1:%PORT%; location / { ometascan_pass http://icap:99; } }",
+    );
+    assert!(!c.ok, "{}", c.output);
+}

@@ -34,6 +34,8 @@ pub enum ScanError {
     Request(String),
     #[error("{0} scanners are not supported")]
     Unsupported(&'static str),
+    #[error("no live scanners")]
+    NoLiveScanner,
 }
 
 impl ScanError {
@@ -42,6 +44,22 @@ impl ScanError {
         matches!(
             self,
             ScanError::ConnectTimeout | ScanError::SendTimeout | ScanError::ReadTimeout
+        )
+    }
+
+    /// Whether the failure says something about the scanner server (counted for its health).
+    pub fn is_server_failure(&self) -> bool {
+        matches!(
+            self,
+            ScanError::Connect { .. }
+                | ScanError::ConnectTimeout
+                | ScanError::SendTimeout
+                | ScanError::ReadTimeout
+                | ScanError::Tls(_)
+                | ScanError::Closed
+                | ScanError::Protocol(_)
+                | ScanError::HeaderTooLarge
+                | ScanError::Io(_)
         )
     }
 

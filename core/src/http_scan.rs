@@ -15,9 +15,11 @@ use http::header::{HeaderName, HeaderValue};
 use http_body::Body as _;
 use hyper::body::Incoming;
 
+use crate::balancer::{Balancer, PeerSpec};
 use crate::body::{RequestBody, StreamBody};
 use crate::error::ScanError;
 use crate::headers::{self, HeaderList, HeaderRules};
+use crate::notices::Notices;
 use crate::pool::{Conn, ConnPool};
 use crate::sink::{BodySink, PageSink};
 use crate::timed_io::{Fired, IoClock, TimedIo};
@@ -62,6 +64,10 @@ pub struct ScanOptions {
     pub max_page: usize,
     /// TLS to the scanner (`https://`, `icaps://`).
     pub tls: Option<std::sync::Arc<crate::tls::TlsClient>>,
+    /// Idle connections kept per server (`ometascan_keepalive`; 0: none).
+    pub keepalive: usize,
+    /// How long an idle connection is kept (`ometascan_keepalive_timeout`).
+    pub keepalive_timeout: Duration,
 }
 
 impl Default for ScanOptions {
@@ -73,6 +79,8 @@ impl Default for ScanOptions {
             spill_dir: std::env::temp_dir(),
             max_page: 1024 * 1024,
             tls: None,
+            keepalive: 32,
+            keepalive_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -89,17 +97,51 @@ pub struct ScanRequest {
     pub body: RequestBody,
 }
 
-/// Where a scan goes: the URL and its resolved addresses.
+/// Where a scan goes: the URL and the servers of its group.
 #[derive(Debug, Clone)]
 pub struct Target {
     pub url: ScannerUrl,
-    pub addrs: Vec<SocketAddr>,
+    /// Identifies the group for the balancer (the adapter uses nginx's upstream).
+    pub group: usize,
+    pub peers: std::sync::Arc<Vec<PeerSpec>>,
+}
+
+impl Target {
+    /// A group of plain addresses, each of weight 1 (for tests and simple setups).
+    pub fn from_addrs(url: ScannerUrl, addrs: &[SocketAddr]) -> Self {
+        let peers = addrs
+            .iter()
+            .map(|a| PeerSpec {
+                addr: *a,
+                name: a.to_string(),
+                weight: 1,
+                max_fails: 1,
+                fail_timeout: std::time::Duration::from_secs(10),
+                backup: false,
+            })
+            .collect();
+        Target {
+            url,
+            group: 0,
+            peers: std::sync::Arc::new(peers),
+        }
+    }
+}
+
+/// The outcome of one attempt on one server that produced no verdict.
+pub(crate) enum One {
+    /// Nothing of an answer came from this server: the next one may be tried.
+    Next(ScanError),
+    /// The server answered (or the failure is not the server's): this is the result.
+    Final(ScanError),
 }
 
 /// The per-worker scanner client.
 pub struct Scanner {
     pool: ConnPool,
     icap: crate::icap_client::IcapClient,
+    balancer: std::sync::Arc<Balancer>,
+    notices: std::sync::Arc<Notices>,
 }
 
 impl Default for Scanner {
@@ -140,9 +182,21 @@ pub fn plan(status: u16, sanitized_mark: bool, pre_cache: bool) -> Plan {
 impl Scanner {
     pub fn new() -> Self {
         Scanner {
-            pool: ConnPool::new(32),
+            pool: ConnPool::default(),
             icap: crate::icap_client::IcapClient::new(),
+            balancer: std::sync::Arc::new(Balancer::new()),
+            notices: std::sync::Arc::new(Notices::default()),
         }
+    }
+
+    /// The worker's balancer, shared with the health checker.
+    pub fn balancer(&self) -> std::sync::Arc<Balancer> {
+        self.balancer.clone()
+    }
+
+    /// Lines for the error log from the scanner side (servers going down or up).
+    pub fn notices(&self) -> std::sync::Arc<Notices> {
+        self.notices.clone()
     }
 
     pub fn idle_connections(&self) -> usize {
@@ -159,39 +213,79 @@ impl Scanner {
         if target.url.scheme.is_tls() && opts.tls.is_none() {
             return Err(ScanError::Tls("no TLS settings for this scanner".into()));
         }
-        if matches!(target.url.scheme, Scheme::Icap | Scheme::Icaps) {
-            return self.icap.scan(target, req, opts).await;
-        }
-        let mut last_err = ScanError::Resolve(target.url.host.clone());
-        for &addr in &target.addrs {
-            // A pooled connection may have been closed by the scanner meanwhile: one that
-            // fails before any byte of an answer is replaced by a fresh one, once.
-            let key = PoolKey::new(addr, opts.tls.as_ref());
-            if let Some(conn) = self.pool.take(key) {
-                match self.exchange(conn, key, target, req, opts).await {
-                    Ok(v) => return Ok(v),
-                    Err(Attempt::BeforeAnswer(e)) => {
-                        tracing::debug!(
-                            "pooled scanner connection failed ({e}), retrying on a new one"
-                        );
+        let icap = matches!(target.url.scheme, Scheme::Icap | Scheme::Icaps);
+        // Each server of the group at most once; another one only while no byte of an
+        // answer arrived (a server that answered decides).
+        let mut tried = Vec::new();
+        let mut last_err = None;
+        loop {
+            let Some(idx) = self.balancer.pick(target.group, &target.peers, &tried) else {
+                return Err(last_err.unwrap_or(ScanError::NoLiveScanner));
+            };
+            tried.push(idx);
+            let peer = &target.peers[idx];
+            let result = if icap {
+                self.icap.scan_one(peer.addr, target, req, opts).await
+            } else {
+                self.scan_one(peer.addr, target, req, opts).await
+            };
+            match result {
+                Ok(v) => {
+                    self.balancer.succeeded(target.group, &target.peers, idx);
+                    return Ok(v);
+                }
+                Err(One::Next(e)) => {
+                    self.server_failed(target, idx, &e);
+                    tracing::debug!("scanner {} failed ({e}), trying the next one", peer.name);
+                    last_err = Some(e);
+                }
+                Err(One::Final(e)) => {
+                    if e.is_server_failure() {
+                        self.server_failed(target, idx, &e);
                     }
-                    Err(Attempt::Final(e)) => return Err(e),
+                    return Err(e);
                 }
             }
-            let conn = match self.connect(addr, opts).await {
-                Ok(c) => c,
-                Err(e @ ScanError::ConnectTimeout) => return Err(e),
-                Err(e) => {
-                    last_err = e;
-                    continue;
-                }
-            };
-            return match self.exchange(conn, key, target, req, opts).await {
-                Ok(v) => Ok(v),
-                Err(Attempt::BeforeAnswer(e)) | Err(Attempt::Final(e)) => Err(e),
-            };
         }
-        Err(last_err)
+    }
+
+    fn server_failed(&self, target: &Target, idx: usize, e: &ScanError) {
+        if let Some(change) = self.balancer.failed(target.group, &target.peers, idx) {
+            self.notices.push_change(change, &format!("after: {e}"));
+        }
+    }
+
+    /// One attempt on one server of the group.
+    async fn scan_one(
+        &self,
+        addr: SocketAddr,
+        target: &Target,
+        req: &ScanRequest,
+        opts: &ScanOptions,
+    ) -> Result<Verdict, One> {
+        // A pooled connection may have been closed by the scanner meanwhile: one that fails
+        // before any byte of an answer is replaced by a fresh one, once.
+        let key = PoolKey::new(addr, opts.tls.as_ref());
+        if let Some(conn) = self
+            .pool
+            .take(key, opts.keepalive_timeout, |c| !c.sender.is_closed())
+        {
+            match self.exchange(conn, key, target, req, opts).await {
+                Ok(v) => return Ok(v),
+                Err(Attempt::BeforeAnswer(e)) => {
+                    tracing::debug!(
+                        "pooled scanner connection failed ({e}), retrying on a new one"
+                    );
+                }
+                Err(Attempt::Final(e)) => return Err(One::Final(e)),
+            }
+        }
+        let conn = self.connect(addr, opts).await.map_err(One::Next)?;
+        match self.exchange(conn, key, target, req, opts).await {
+            Ok(v) => Ok(v),
+            Err(Attempt::BeforeAnswer(e)) => Err(One::Next(e)),
+            Err(Attempt::Final(e)) => Err(One::Final(e)),
+        }
     }
 
     async fn connect(&self, addr: SocketAddr, opts: &ScanOptions) -> Result<Conn, ScanError> {
@@ -258,7 +352,7 @@ impl Scanner {
         clock.end();
         let verdict = result.map_err(Attempt::Final)?;
         if sent.load(Ordering::Acquire) {
-            self.pool.put(key, conn);
+            self.pool.put(key, conn, opts.keepalive);
         }
         Ok(verdict)
     }
@@ -500,10 +594,8 @@ mod tests {
 
     #[test]
     fn request_target_and_headers() {
-        let target = Target {
-            url: ScannerUrl::parse("http://127.0.0.1:9/scan/").unwrap(),
-            addrs: vec![],
-        };
+        let target =
+            Target::from_addrs(ScannerUrl::parse("http://127.0.0.1:9/scan/").unwrap(), &[]);
         let mut body = RequestBody::new();
         body.push(crate::BodyPart::Memory(Bytes::from_static(b"hello")));
         let req = ScanRequest {

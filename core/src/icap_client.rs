@@ -15,8 +15,9 @@ use tokio::time::timeout;
 use crate::body::{BodyReader, FILE_CHUNK};
 use crate::error::ScanError;
 use crate::headers;
-use crate::http_scan::{ScanOptions, ScanRequest, Target, SPILL_THRESHOLD};
+use crate::http_scan::{One, ScanOptions, ScanRequest, Target, SPILL_THRESHOLD};
 use crate::icap::{self, ChunkDecoder, Decoded, IcapError, IcapHead, Options, Section, Transfer};
+use crate::pool::IdlePool;
 use crate::sink::{BodySink, PageSink};
 use crate::transport::{self, BoxIo, PoolKey};
 use crate::verdict::{ResponsePage, Verdict};
@@ -36,7 +37,7 @@ struct IcapConn {
 
 /// The per-worker ICAP client.
 pub struct IcapClient {
-    idle: Mutex<HashMap<PoolKey, Vec<IcapConn>>>,
+    idle: IdlePool<IcapConn>,
     options: Mutex<HashMap<ServiceKey, CachedOptions>>,
     limits: Mutex<HashMap<ServiceKey, (usize, Arc<Semaphore>)>>,
 }
@@ -63,76 +64,74 @@ enum Attempt {
     Final(ScanError),
 }
 
-const MAX_IDLE: usize = 32;
-
 impl IcapClient {
     pub fn new() -> Self {
         IcapClient {
-            idle: Mutex::new(HashMap::new()),
+            idle: IdlePool::default(),
             options: Mutex::new(HashMap::new()),
             limits: Mutex::new(HashMap::new()),
         }
     }
 
-    pub async fn scan(
+    /// One attempt on the server at `addr`.
+    pub(crate) async fn scan_one(
         &self,
+        addr: SocketAddr,
         target: &Target,
         req: &ScanRequest,
         opts: &ScanOptions,
-    ) -> Result<Verdict, ScanError> {
+    ) -> Result<Verdict, One> {
         let service = if target.url.path.is_empty() {
             "/".to_string()
         } else {
             target.url.path.clone()
         };
-        let mut last_err = ScanError::Resolve(target.url.host.clone());
-        for &addr in &target.addrs {
-            let pool_key = PoolKey::new(addr, opts.tls.as_ref());
-            let key = (pool_key, service.clone());
-            let options = match self.options_for(&key, target, opts).await {
-                Ok(o) => o,
-                Err(e @ ScanError::Connect { .. }) => {
-                    last_err = e;
-                    continue;
-                }
-                Err(e) => return Err(e),
-            };
-            let transfer = if req.body.is_empty() {
-                Transfer::Complete
-            } else {
-                icap::transfer_for(&options, &String::from_utf8_lossy(&req.uri))
-            };
-            if transfer == Transfer::Ignore {
-                tracing::debug!("ICAP server asked not to be sent this file type");
-                return Ok(Verdict::Allowed);
-            }
-            let permits = self.limit(&key, options.max_connections);
-            let _permit = match &permits {
-                Some(s) => Some(s.acquire().await.map_err(|_| ScanError::Closed)?),
-                None => None,
-            };
-            if let Some(conn) = self.take(pool_key) {
-                match self
-                    .reqmod(conn, pool_key, target, &key, &options, transfer, req, opts)
+        let pool_key = PoolKey::new(addr, opts.tls.as_ref());
+        let key = (pool_key, service);
+        let options = match self.options_for(&key, target, opts).await {
+            Ok(o) => o,
+            // Nothing was scanned yet: another server may do it.
+            Err(e) => return Err(One::Next(e)),
+        };
+        let transfer = if req.body.is_empty() {
+            Transfer::Complete
+        } else {
+            icap::transfer_for(&options, &String::from_utf8_lossy(&req.uri))
+        };
+        if transfer == Transfer::Ignore {
+            tracing::debug!("ICAP server asked not to be sent this file type");
+            return Ok(Verdict::Allowed);
+        }
+        let permits = self.limit(&key, options.max_connections);
+        let _permit = match &permits {
+            Some(s) => Some(
+                s.acquire()
                     .await
-                {
-                    Ok(v) => return Ok(v),
-                    Err(Attempt::Stale(e)) => {
-                        tracing::debug!("pooled ICAP connection failed ({e}), retrying")
-                    }
-                    Err(Attempt::Final(e)) => return Err(e),
-                }
-            }
-            let conn = connect(addr, opts).await?;
-            return match self
+                    .map_err(|_| One::Final(ScanError::Closed))?,
+            ),
+            None => None,
+        };
+        if let Some(conn) = self.take(pool_key, opts) {
+            match self
                 .reqmod(conn, pool_key, target, &key, &options, transfer, req, opts)
                 .await
             {
-                Ok(v) => Ok(v),
-                Err(Attempt::Stale(e)) | Err(Attempt::Final(e)) => Err(e),
-            };
+                Ok(v) => return Ok(v),
+                Err(Attempt::Stale(e)) => {
+                    tracing::debug!("pooled ICAP connection failed ({e}), retrying")
+                }
+                Err(Attempt::Final(e)) => return Err(One::Final(e)),
+            }
         }
-        Err(last_err)
+        let conn = connect(addr, opts).await.map_err(One::Next)?;
+        match self
+            .reqmod(conn, pool_key, target, &key, &options, transfer, req, opts)
+            .await
+        {
+            Ok(v) => Ok(v),
+            Err(Attempt::Stale(e)) => Err(One::Next(e)),
+            Err(Attempt::Final(e)) => Err(One::Final(e)),
+        }
     }
 
     fn limit(&self, key: &ServiceKey, max: Option<usize>) -> Option<Arc<Semaphore>> {
@@ -147,20 +146,12 @@ impl IcapClient {
         Some(entry.1.clone())
     }
 
-    fn take(&self, addr: PoolKey) -> Option<IcapConn> {
-        self.idle
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get_mut(&addr)?
-            .pop()
+    fn take(&self, addr: PoolKey, opts: &ScanOptions) -> Option<IcapConn> {
+        self.idle.take(addr, opts.keepalive_timeout, |_| true)
     }
 
-    fn put(&self, addr: PoolKey, conn: IcapConn) {
-        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-        let list = idle.entry(addr).or_default();
-        if list.len() < MAX_IDLE {
-            list.push(conn);
-        }
+    fn put(&self, addr: PoolKey, conn: IcapConn, opts: &ScanOptions) {
+        self.idle.put(addr, conn, opts.keepalive);
     }
 
     fn forget_options(&self, key: &ServiceKey) {
@@ -189,7 +180,7 @@ impl IcapClient {
         }
         let mut attempt = 0;
         let (options, conn) = loop {
-            let (conn, reused) = match self.take(key.0) {
+            let (conn, reused) = match self.take(key.0, opts) {
                 Some(c) => (c, true),
                 None => (connect(key.0.addr, opts).await?, false),
             };
@@ -200,7 +191,7 @@ impl IcapClient {
             }
         };
         if let Some(conn) = conn {
-            self.put(key.0, conn);
+            self.put(key.0, conn, opts);
         }
         self.options
             .lock()
@@ -365,7 +356,7 @@ impl IcapClient {
             .header("connection")
             .is_some_and(|v| v.eq_ignore_ascii_case("close"));
         if sent_everything && !close {
-            self.put(addr, conn);
+            self.put(addr, conn, opts);
         }
         Ok(verdict)
     }

@@ -5,13 +5,16 @@
 //! protocol client. The nginx adapter builds a [`ScanRequest`] on the nginx thread, hands it
 //! to [`Scanner::scan`] on the worker's tokio runtime and applies the verdict it gets back.
 
+pub mod balancer;
 pub mod body;
 pub mod disposition;
 pub mod error;
 pub mod headers;
+pub mod health;
 pub mod http_scan;
 pub mod icap;
 pub mod icap_client;
+pub mod notices;
 pub mod pool;
 pub mod sink;
 pub mod timed_io;

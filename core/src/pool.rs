@@ -1,7 +1,9 @@
-//! Keep-alive connections to scanners, per worker and per scanner address.
+//! Keep-alive connections to scanners, per worker and per scanner server: at most a set
+//! number idle per server, each for at most the idle timeout.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use hyper::client::conn::http1::SendRequest;
 
@@ -15,48 +17,52 @@ pub struct Conn {
     pub clock: Arc<IoClock>,
 }
 
-/// Idle connections by scanner address; bounded per address.
-pub struct ConnPool {
-    idle: Mutex<HashMap<PoolKey, Vec<Conn>>>,
-    max_idle: usize,
+/// Idle items by server, with the time they became idle.
+pub struct IdlePool<T> {
+    idle: Mutex<HashMap<PoolKey, Vec<(T, Instant)>>>,
 }
 
-impl ConnPool {
-    pub fn new(max_idle: usize) -> Self {
-        ConnPool {
+impl<T> Default for IdlePool<T> {
+    fn default() -> Self {
+        IdlePool {
             idle: Mutex::new(HashMap::new()),
-            max_idle,
         }
     }
+}
 
-    /// An idle connection to `addr` that the scanner has not closed, if any.
-    pub fn take(&self, addr: PoolKey) -> Option<Conn> {
+impl<T> IdlePool<T> {
+    /// The most recently idle item for `key` that has not been idle longer than `max_idle`
+    /// and passes `usable`.
+    pub fn take(&self, key: PoolKey, max_idle: Duration, usable: impl Fn(&T) -> bool) -> Option<T> {
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-        let list = idle.get_mut(&addr)?;
-        while let Some(conn) = list.pop() {
-            if !conn.sender.is_closed() {
-                return Some(conn);
+        let list = idle.get_mut(&key)?;
+        let now = Instant::now();
+        while let Some((item, since)) = list.pop() {
+            if now.duration_since(since) <= max_idle && usable(&item) {
+                return Some(item);
             }
         }
         None
     }
 
-    /// Returns a connection after a complete exchange.
-    pub fn put(&self, addr: PoolKey, conn: Conn) {
-        if conn.sender.is_closed() {
+    /// Keeps `item` for reuse unless `max` are already idle for `key` (0: no keep-alive).
+    pub fn put(&self, key: PoolKey, item: T, max: usize) {
+        if max == 0 {
             return;
         }
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-        let list = idle.entry(addr).or_default();
-        list.retain(|c| !c.sender.is_closed());
-        if list.len() < self.max_idle {
-            list.push(conn);
+        let list = idle.entry(key).or_default();
+        if list.len() >= max {
+            list.remove(0);
         }
+        list.push((item, Instant::now()));
     }
 
-    /// Number of idle connections held (for tests and status).
+    /// Number of idle items held.
     pub fn idle_count(&self) -> usize {
         let idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
         idle.values().map(Vec::len).sum()
     }
 }
+
+pub type ConnPool = IdlePool<Conn>;

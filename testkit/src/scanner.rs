@@ -85,6 +85,8 @@ struct State {
     keep_body: AtomicUsize,
     stop: AtomicBool,
     held: Mutex<Vec<TcpStream>>,
+    /// Every accepted connection, to cut them all when the double stops.
+    open: Mutex<Vec<TcpStream>>,
 }
 
 /// The running double; stops when dropped.
@@ -109,6 +111,7 @@ impl ScannerDouble {
             keep_body: AtomicUsize::new(16 * 1024 * 1024),
             stop: AtomicBool::new(false),
             held: Mutex::new(Vec::new()),
+            open: Mutex::new(Vec::new()),
         });
         let st = state.clone();
         thread::spawn(move || {
@@ -118,6 +121,9 @@ impl ScannerDouble {
                 }
                 let Ok(conn) = conn else { continue };
                 st.connections.fetch_add(1, Ordering::AcqRel);
+                if let Ok(c) = conn.try_clone() {
+                    st.open.lock().unwrap().push(c);
+                }
                 let st = st.clone();
                 thread::spawn(move || serve(conn, st));
             }
@@ -159,6 +165,10 @@ impl Drop for ScannerDouble {
     fn drop(&mut self) {
         self.state.stop.store(true, Ordering::Release);
         for s in self.state.held.lock().unwrap().drain(..) {
+            let _ = s.shutdown(Shutdown::Both);
+        }
+        // A stopped scanner is gone for kept-alive connections too.
+        for s in self.state.open.lock().unwrap().drain(..) {
             let _ = s.shutdown(Shutdown::Both);
         }
         let _ = TcpStream::connect(self.addr);
