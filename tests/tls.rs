@@ -344,3 +344,18 @@ fn icaps_scanner() {
     assert_eq!(backend.received()[0].body, body);
     assert!(!front.handshakes().is_empty());
 }
+
+#[test]
+fn verify_on_without_a_bundle_uses_the_system_store() {
+    // Debian's CA bundle does not know the test CA: verification fails, cleanly.
+    let root = ca("Test Root");
+    let leaf = server(&["scanner.test"], Some(&root), false);
+    let s = tls_setup(
+        &[&leaf],
+        Action::Allow,
+        FrontOptions::default(),
+        None,
+        "ometascan_ssl_verify on; ometascan_ssl_name scanner.test;",
+    );
+    fails_closed(&s, "unknown CA");
+}
