@@ -19,7 +19,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use ngx::ffi::*;
-use ometascan_core::{ScanError, Scanner, Verdict};
+use ometascan_core::http_scan::ScanOutcome;
+use ometascan_core::Scanner;
 
 /// Identifies a scan in flight: slot index plus generation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,7 +32,7 @@ pub struct SlotId {
 /// What a finished scan hands back to the nginx thread.
 pub struct Completion {
     pub slot: SlotId,
-    pub result: Result<Verdict, ScanError>,
+    pub outcome: ScanOutcome,
     pub elapsed: Duration,
 }
 
@@ -215,7 +216,7 @@ pub fn scanner() -> Option<Arc<Scanner>> {
 /// or its completion is delivered.
 pub unsafe fn start<F>(r: *mut ngx_http_request_t, scan: F) -> Option<SlotId>
 where
-    F: Future<Output = Result<Verdict, ScanError>> + Send + 'static,
+    F: Future<Output = ScanOutcome> + Send + 'static,
 {
     let handle = HANDLE.get()?;
     if SHARED.closed.load(Ordering::Acquire) {
@@ -245,10 +246,10 @@ where
         };
         let task = handle.spawn(async move {
             let started = Instant::now();
-            let result = scan.await;
+            let outcome = scan.await;
             push(Completion {
                 slot,
-                result,
+                outcome,
                 elapsed: started.elapsed(),
             });
         });

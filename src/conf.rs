@@ -85,6 +85,7 @@ pub struct LocConf {
     pub ssl_server_name: Option<bool>,
     /// TLS client of a `https://` or `icaps://` scanner, made when merging.
     pub tls: Option<std::sync::Arc<tls::TlsClient>>,
+    pub log_blocked: Option<bool>,
     pub keepalive: Option<usize>,
     pub keepalive_timeout: Option<Duration>,
     pub health_check: Option<HealthConf>,
@@ -160,6 +161,10 @@ impl LocConf {
         self.pre_cache.unwrap_or(false)
     }
 
+    pub fn log_blocked(&self) -> bool {
+        self.log_blocked.unwrap_or(true)
+    }
+
     pub fn keepalive(&self) -> usize {
         self.keepalive.unwrap_or(32)
     }
@@ -227,6 +232,7 @@ impl LocConf {
             ssl_session_reuse,
             ssl_name,
             ssl_server_name,
+            log_blocked,
             keepalive,
             keepalive_timeout,
             health_check
@@ -371,6 +377,7 @@ flag_handler!(set_pre_cache, pre_cache);
 flag_handler!(set_ssl_verify, ssl_verify);
 flag_handler!(set_ssl_session_reuse, ssl_session_reuse);
 flag_handler!(set_ssl_server_name, ssl_server_name);
+flag_handler!(set_log_blocked, log_blocked);
 
 /// `ometascan_allow_bad_request_traffic on | off`.
 pub unsafe extern "C" fn set_allow_bad_request(
@@ -1009,7 +1016,8 @@ const fn cmd(name: &'static CStr, args: u32, set: Handler) -> ngx_command_t {
 }
 
 /// The directive table nginx reads while parsing the configuration.
-pub static mut COMMANDS: [ngx_command_t; 23] = [
+pub static mut COMMANDS: [ngx_command_t; 24] = [
+    cmd(c"ometascan_log_blocked", NGX_CONF_TAKE1, set_log_blocked),
     cmd(c"ometascan_keepalive", NGX_CONF_TAKE1, set_keepalive),
     cmd(
         c"ometascan_keepalive_timeout",

@@ -46,6 +46,18 @@ pub struct Ctx {
     state: State,
     pub scanner: String,
     elapsed: Duration,
+    /// What the access log variables show.
+    pub report: Report,
+}
+
+/// The scan as the `$ometascan_*` variables tell it.
+#[derive(Debug, Default, Clone)]
+pub struct Report {
+    pub result: Option<&'static str>,
+    pub threat: Option<String>,
+    pub scan_time: Option<Duration>,
+    pub server: Option<std::net::SocketAddr>,
+    pub status: Option<u16>,
 }
 
 impl Drop for Ctx {
@@ -103,6 +115,7 @@ pub unsafe extern "C" fn scan_handler(r: *mut ngx_http_request_t) -> ngx_int_t {
             state: State::Reading,
             scanner: target.shown.clone(),
             elapsed: Duration::ZERO,
+            report: Report::default(),
         });
         if ctx.is_null() {
             return NGX_HTTP_INTERNAL_SERVER_ERROR as ngx_int_t;
@@ -141,6 +154,7 @@ unsafe extern "C" fn body_handler(r: *mut ngx_http_request_t) {
                 );
             }
             Err(outcome) => {
+                ctx.report.result = Some("error");
                 ctx.state = State::Done(outcome);
                 resume(r);
             }
@@ -158,7 +172,21 @@ pub unsafe fn on_complete(r: *mut ngx_http_request_t, done: Completion) {
         let c = (*r).connection;
         if let Some(ctx) = ctx(r) {
             ctx.elapsed = done.elapsed;
-            ctx.state = State::Done(match done.result {
+            let outcome = done.outcome;
+            ctx.report = Report {
+                result: Some(match &outcome.result {
+                    Ok(v) => v.name(),
+                    Err(_) => "error",
+                }),
+                threat: match &outcome.result {
+                    Ok(Verdict::Blocked { threat, .. }) => threat.clone(),
+                    _ => None,
+                },
+                scan_time: Some(done.elapsed),
+                server: outcome.server,
+                status: outcome.status,
+            };
+            ctx.state = State::Done(match outcome.result {
                 Ok(v) => Outcome::Verdict(v),
                 Err(e) => Outcome::Failed(e),
             });
@@ -225,14 +253,16 @@ unsafe fn apply(r: *mut ngx_http_request_t, ctx: &mut Ctx, lcf: &LocConf) -> ngx
                 let threat = threat
                     .map(|t| format!(", threat \"{t}\""))
                     .unwrap_or_default();
-                log::error(
-                    r,
-                    NGX_LOG_NOTICE,
-                    &format!(
-                        "request blocked by the scanner with status {}{threat}",
-                        page.status
-                    ),
-                );
+                if lcf.log_blocked() {
+                    log::error(
+                        r,
+                        NGX_LOG_NOTICE,
+                        &format!(
+                            "request blocked by the scanner with status {}{threat}",
+                            page.status
+                        ),
+                    );
+                }
                 log::debug(r, &format!("ometascan: blocked in {ms} ms"));
                 relay(r, lcf, &page)
             }
@@ -552,7 +582,7 @@ unsafe fn start_scan(
             group: target.upstream as usize,
             peers,
         };
-        let future = async move { scanner.scan(&target, &request, &options).await };
+        let future = async move { scanner.scan_report(&target, &request, &options).await };
         bridge::start(r, future)
             .ok_or_else(|| Outcome::Internal("the scanner runtime is not running".into()))
     }

@@ -17,6 +17,7 @@ mod bridge;
 mod conf;
 mod handler;
 mod log;
+mod variables;
 
 /// Type that ties the module to `ngx`'s configuration accessors.
 pub struct Module;
@@ -39,7 +40,7 @@ pub fn module() -> &'static ngx_module_t {
 }
 
 static MODULE_CTX: ngx_http_module_t = ngx_http_module_t {
-    preconfiguration: None,
+    preconfiguration: Some(preconfiguration),
     postconfiguration: Some(postconfiguration),
     create_main_conf: None,
     init_main_conf: None,
@@ -62,6 +63,12 @@ pub static mut ngx_http_ometascan_module: ngx_module_t = ngx_module_t {
 };
 
 ngx_modules!(ngx_http_ometascan_module);
+
+/// Registers the `$ometascan_*` variables.
+unsafe extern "C" fn preconfiguration(cf: *mut ngx_conf_t) -> ngx_int_t {
+    // SAFETY: cf is the http configuration being parsed.
+    unsafe { variables::add(cf) }
+}
 
 /// Registers the scan handler in the precontent phase.
 unsafe extern "C" fn postconfiguration(cf: *mut ngx_conf_t) -> ngx_int_t {

@@ -172,6 +172,7 @@ fn flags() {
         "ometascan_ssl_verify",
         "ometascan_ssl_session_reuse",
         "ometascan_ssl_server_name",
+        "ometascan_log_blocked",
     ] {
         good(&format!("{d} on;"));
         good(&format!("{d} OFF;"));

@@ -136,6 +136,30 @@ pub(crate) enum One {
     Final(ScanError),
 }
 
+tokio::task_local! {
+    /// The server tried last and the status of its answer, for the scan's report.
+    static ANSWER: std::cell::Cell<(Option<SocketAddr>, Option<u16>)>;
+}
+
+/// Records the status line of the scanner's answer (HTTP or ICAP).
+pub(crate) fn note_status(status: u16) {
+    let _ = ANSWER.try_with(|c| c.set((c.get().0, Some(status))));
+}
+
+fn note_server(addr: SocketAddr) {
+    let _ = ANSWER.try_with(|c| c.set((Some(addr), None)));
+}
+
+/// A scan's result with what the access log wants to know about it.
+#[derive(Debug)]
+pub struct ScanOutcome {
+    pub result: Result<Verdict, ScanError>,
+    /// The server that decided (or was tried last).
+    pub server: Option<SocketAddr>,
+    /// The status of its answer.
+    pub status: Option<u16>,
+}
+
 /// The per-worker scanner client.
 pub struct Scanner {
     pool: ConnPool,
@@ -204,6 +228,26 @@ impl Scanner {
     }
 
     /// Scans one request and returns the scanner's verdict.
+    /// Scans and reports which server answered with which status.
+    pub async fn scan_report(
+        &self,
+        target: &Target,
+        req: &ScanRequest,
+        opts: &ScanOptions,
+    ) -> ScanOutcome {
+        ANSWER
+            .scope(std::cell::Cell::new((None, None)), async {
+                let result = self.scan(target, req, opts).await;
+                let (server, status) = ANSWER.with(|c| c.get());
+                ScanOutcome {
+                    result,
+                    server,
+                    status,
+                }
+            })
+            .await
+    }
+
     pub async fn scan(
         &self,
         target: &Target,
@@ -224,6 +268,7 @@ impl Scanner {
             };
             tried.push(idx);
             let peer = &target.peers[idx];
+            note_server(peer.addr);
             let result = if icap {
                 self.icap.scan_one(peer.addr, target, req, opts).await
             } else {
@@ -365,6 +410,7 @@ impl Scanner {
     ) -> Result<Verdict, ScanError> {
         let (parts, mut body) = response.into_parts();
         let status = parts.status.as_u16();
+        note_status(status);
         let mark = parts
             .headers
             .get("x-ometascan-result")

@@ -515,6 +515,7 @@ async fn read_answer<R: AsyncRead + Unpin>(
     head: IcapHead,
     opts: &ScanOptions,
 ) -> Result<(Verdict, IcapHead), ScanError> {
+    crate::http_scan::note_status(head.status);
     let t = opts.timeouts.read;
     match head.status {
         204 => {

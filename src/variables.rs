@@ -1,0 +1,95 @@
+//! Variables for `log_format` and friends: `$ometascan_result`, `$ometascan_threat`,
+//! `$ometascan_scan_time`, `$ometascan_scanner_addr`, `$ometascan_status`.
+
+use ngx::ffi::*;
+use ngx::http::HttpModuleLocationConf;
+
+use crate::handler;
+use crate::Module;
+
+const VARIABLES: [(&str, usize); 5] = [
+    ("ometascan_result", 0),
+    ("ometascan_threat", 1),
+    ("ometascan_scan_time", 2),
+    ("ometascan_scanner_addr", 3),
+    ("ometascan_status", 4),
+];
+
+/// Registers the variables (preconfiguration).
+///
+/// # Safety
+/// `cf` is the http configuration being parsed.
+pub unsafe fn add(cf: *mut ngx_conf_t) -> ngx_int_t {
+    for (name, index) in VARIABLES {
+        let mut n = ngx_str_t {
+            len: name.len(),
+            data: name.as_ptr() as *mut u8,
+        };
+        // SAFETY: nginx copies the name; cf is valid.
+        let var =
+            unsafe { ngx_http_add_variable(cf, &mut n, NGX_HTTP_VAR_NOCACHEABLE as ngx_uint_t) };
+        if var.is_null() {
+            return NGX_ERROR as ngx_int_t;
+        }
+        // SAFETY: var was just returned by nginx.
+        unsafe {
+            (*var).get_handler = Some(get);
+            (*var).data = index;
+        }
+    }
+    NGX_OK as ngx_int_t
+}
+
+/// The text of variable `index` for request `r`; `None` when it has no value.
+unsafe fn value(r: *mut ngx_http_request_t, index: usize) -> Option<String> {
+    // SAFETY: r is a live request; its main request carries the scan's state.
+    let main = unsafe { (*r).main };
+    // SAFETY: as above.
+    let ctx = unsafe { handler::ctx(main) };
+    let Some(ctx) = ctx else {
+        // Not scanned: "skipped" where scanning is configured, nothing elsewhere.
+        // SAFETY: as above.
+        let scanned_here =
+            unsafe { Module::location_conf(&*r) }.is_some_and(|l| l.target().is_some());
+        return (index == 0 && scanned_here).then(|| "skipped".to_string());
+    };
+    let rep = &ctx.report;
+    match index {
+        0 => Some(rep.result.unwrap_or("skipped").to_string()),
+        1 => rep.threat.clone(),
+        2 => rep
+            .scan_time
+            .map(|d| format!("{}.{:03}", d.as_secs(), d.subsec_millis())),
+        3 => rep.server.map(|a| a.to_string()),
+        4 => rep.status.map(|s| s.to_string()),
+        _ => None,
+    }
+}
+
+unsafe extern "C" fn get(
+    r: *mut ngx_http_request_t,
+    v: *mut ngx_http_variable_value_t,
+    data: usize,
+) -> ngx_int_t {
+    // SAFETY: nginx passes a live request and a value slot to fill.
+    unsafe {
+        match value(r, data) {
+            None => {
+                (*v).set_not_found(1);
+            }
+            Some(text) => {
+                let p = ngx_pnalloc((*r).pool, text.len().max(1)) as *mut u8;
+                if p.is_null() {
+                    return NGX_ERROR as ngx_int_t;
+                }
+                std::ptr::copy_nonoverlapping(text.as_ptr(), p, text.len());
+                (*v).data = p;
+                (*v).set_len(text.len() as u32);
+                (*v).set_valid(1);
+                (*v).set_no_cacheable(0);
+                (*v).set_not_found(0);
+            }
+        }
+    }
+    NGX_OK as ngx_int_t
+}

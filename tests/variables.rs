@@ -1,0 +1,116 @@
+//! The `$ometascan_*` variables in an access log, for every kind of verdict.
+
+mod common;
+use common::*;
+use ometascan_testkit::icap_double::{block_answer, IcapAction, IcapDouble};
+
+const FORMAT: &str = "log_format scan '$request_uri|$ometascan_result|$ometascan_threat|$ometascan_scan_time|$ometascan_scanner_addr|$ometascan_status';";
+
+fn log_lines(n: &Nginx) -> Vec<Vec<String>> {
+    std::fs::read_to_string(n.prefix.join("logs/scan.log"))
+        .unwrap_or_default()
+        .lines()
+        .map(|l| l.split('|').map(str::to_string).collect())
+        .collect()
+}
+
+fn line_for(n: &Nginx, uri: &str) -> Vec<String> {
+    log_lines(n)
+        .into_iter()
+        .find(|l| l[0] == uri)
+        .unwrap_or_else(|| panic!("no log line for {uri}: {:?}", log_lines(n)))
+}
+
+#[test]
+fn variables_per_verdict_over_http() {
+    let scanner = ScannerDouble::start(Action::Allow);
+    let backend = Backend::start();
+    let dead = nginx::free_port();
+    let http = format!(
+        "{FORMAT}\n\
+         server {{ listen 127.0.0.1:%PORT%; access_log %PREFIX%/logs/scan.log scan;\n\
+           location / {{ ometascan_pass {url}; ometascan_methods POST PUT;\n\
+             ometascan_allow_bad_request_traffic on; ometascan_pre_cache on;\n\
+             proxy_pass http://127.0.0.1:{b}; }}\n\
+           location /dead/ {{ ometascan_pass http://127.0.0.1:{dead}; proxy_pass http://127.0.0.1:{b}; }}\n\
+           location /plain/ {{ proxy_pass http://127.0.0.1:{b}; }}\n\
+         }}",
+        url = scanner.url(),
+        b = backend.port()
+    );
+    let n = Nginx::start(&http);
+    let addr = format!("127.0.0.1:{}", scanner.port());
+    scanner.script([
+        Action::Allow,
+        Action::block(403, b"no"),
+        Action::Respond {
+            status: 200,
+            headers: vec![("X-Ometascan-Result".into(), "sanitized".into())],
+            body: b"clean".to_vec(),
+        },
+        Action::block(400, b"unparsable"),
+    ]);
+    for uri in ["/allowed", "/blocked", "/sanitized", "/bad"] {
+        client::post(n.port, uri, b"body").unwrap();
+    }
+    client::request(n.port, "GET", "/skipped", &[], b"").unwrap();
+    client::post(n.port, "/dead/x", b"body").unwrap();
+    client::post(n.port, "/plain/x", b"body").unwrap();
+
+    let l = line_for(&n, "/allowed");
+    assert_eq!(
+        (l[1].as_str(), l[2].as_str(), l[4].as_str(), l[5].as_str()),
+        ("allowed", "-", addr.as_str(), "204")
+    );
+    let t: f64 = l[3].parse().unwrap();
+    assert!(
+        (0.0..5.0).contains(&t) && l[3].contains('.') && l[3].split('.').nth(1).unwrap().len() == 3,
+        "{}",
+        l[3]
+    );
+    let l = line_for(&n, "/blocked");
+    assert_eq!((l[1].as_str(), l[5].as_str()), ("blocked", "403"));
+    let l = line_for(&n, "/sanitized");
+    assert_eq!((l[1].as_str(), l[5].as_str()), ("sanitized", "200"));
+    let l = line_for(&n, "/bad");
+    assert_eq!((l[1].as_str(), l[5].as_str()), ("bad_request", "400"));
+    let l = line_for(&n, "/skipped");
+    assert_eq!(&l[1..], &["skipped", "-", "-", "-", "-"]);
+    let l = line_for(&n, "/dead/x");
+    assert_eq!(
+        (l[1].as_str(), l[4].as_str(), l[5].as_str()),
+        ("error", format!("127.0.0.1:{dead}").as_str(), "-")
+    );
+    let l = line_for(&n, "/plain/x");
+    assert_eq!(&l[1..], &["-", "-", "-", "-", "-"]);
+}
+
+#[test]
+fn threat_from_an_icap_scanner() {
+    let d = IcapDouble::start(IcapAction::Raw(block_answer("blocked")), None);
+    let backend = Backend::start();
+    let http = format!(
+        "{FORMAT}\n\
+         server {{ listen 127.0.0.1:%PORT%; access_log %PREFIX%/logs/scan.log scan;\n\
+           location / {{ ometascan_pass {}; proxy_pass http://127.0.0.1:{}; }} }}",
+        d.url("svc"),
+        backend.port()
+    );
+    let n = Nginx::start(&http);
+    assert_eq!(client::post(n.port, "/v", EICAR).unwrap().status, 403);
+    let l = line_for(&n, "/v");
+    assert_eq!(
+        (l[1].as_str(), l[2].as_str(), l[5].as_str()),
+        ("blocked", "Double.Threat", "200")
+    );
+}
+
+#[test]
+fn blocked_line_can_be_switched_off() {
+    let s = setup(Action::block(403, b"no"), "ometascan_log_blocked off;");
+    assert_eq!(client::post(s.nginx.port, "/q", EICAR).unwrap().status, 403);
+    assert!(!s.nginx.error_log().contains("request blocked by the scanner"));
+    let s = setup(Action::block(403, b"no"), "");
+    assert_eq!(client::post(s.nginx.port, "/q", EICAR).unwrap().status, 403);
+    assert!(s.nginx.error_log().contains("request blocked by the scanner with status 403"));
+}
