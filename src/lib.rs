@@ -66,6 +66,13 @@ ngx_modules!(ngx_http_ometascan_module);
 
 /// Registers the `$ometascan_*` variables.
 unsafe extern "C" fn preconfiguration(cf: *mut ngx_conf_t) -> ngx_int_t {
+    // A new cycle may sit where a freed one was: forget what was registered under its address.
+    // SAFETY: cf is the http configuration being parsed.
+    let cycle = unsafe { (*cf).cycle } as usize;
+    conf::HEALTH_CHECKS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .retain(|(c, _)| *c != cycle);
     // SAFETY: cf is the http configuration being parsed.
     unsafe { variables::add(cf) }
 }
