@@ -327,6 +327,9 @@ unsafe extern "C" fn on_notify(ev: *mut ngx_event_t) {
         unsafe { libc::read(efd, &mut counter as *mut u64 as *mut libc::c_void, 8) };
     }
     if let Some(scanner) = SCANNER.get() {
+        for (addr, down) in scanner.notices().drain_health() {
+            crate::stats::server_health(addr, down);
+        }
         for (level, line) in scanner.notices().drain() {
             let level = match level {
                 ometascan_core::notices::Level::Warn => NGX_LOG_WARN,

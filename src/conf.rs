@@ -1016,7 +1016,18 @@ const fn cmd(name: &'static CStr, args: u32, set: Handler) -> ngx_command_t {
 }
 
 /// The directive table nginx reads while parsing the configuration.
-pub static mut COMMANDS: [ngx_command_t; 24] = [
+pub static mut COMMANDS: [ngx_command_t; 25] = [
+    ngx_command_t {
+        name: ngx_str_t {
+            len: 16,
+            data: c"ometascan_status".as_ptr() as *mut u8,
+        },
+        type_: (NGX_HTTP_LOC_CONF | NGX_CONF_NOARGS) as ngx_uint_t,
+        set: Some(crate::stats::set_status),
+        conf: NGX_HTTP_LOC_CONF_OFFSET,
+        offset: 0,
+        post: ptr::null_mut(),
+    },
     cmd(c"ometascan_log_blocked", NGX_CONF_TAKE1, set_log_blocked),
     cmd(c"ometascan_keepalive", NGX_CONF_TAKE1, set_keepalive),
     cmd(

@@ -23,6 +23,7 @@ use ometascan_core::{
 use crate::bridge::{self, Completion, SlotId};
 use crate::conf::{LocConf, PassTarget};
 use crate::log;
+use crate::stats;
 use crate::Module;
 
 /// Where a request is in the scan flow.
@@ -64,6 +65,7 @@ impl Drop for Ctx {
     fn drop(&mut self) {
         if let State::Scanning(slot) = self.state {
             bridge::cancel(slot);
+            stats::finished(None, None, None, None);
         }
     }
 }
@@ -101,6 +103,7 @@ pub unsafe extern "C" fn scan_handler(r: *mut ngx_http_request_t) -> ngx_int_t {
             return NGX_DECLINED_;
         };
         if (*r).method & lcf.methods() == 0 {
+            stats::skipped();
             return NGX_DECLINED_;
         }
         if let Some(ctx) = ctx(r) {
@@ -143,6 +146,7 @@ unsafe extern "C" fn body_handler(r: *mut ngx_http_request_t) {
         match start_scan(r, lcf, target) {
             Ok(slot) => {
                 ctx.state = State::Scanning(slot);
+                stats::started(body_len(r) as u64);
                 // Keep the request alive while the scan runs; watch the client meanwhile.
                 let main = (*r).main;
                 (*main).set_count((*main).count() + 1);
@@ -155,6 +159,8 @@ unsafe extern "C" fn body_handler(r: *mut ngx_http_request_t) {
             }
             Err(outcome) => {
                 ctx.report.result = Some("error");
+                stats::started(0);
+                stats::finished(Some("error"), None, None, None);
                 ctx.state = State::Done(outcome);
                 resume(r);
             }
@@ -186,6 +192,12 @@ pub unsafe fn on_complete(r: *mut ngx_http_request_t, done: Completion) {
                 server: outcome.server,
                 status: outcome.status,
             };
+            stats::finished(
+                ctx.report.result,
+                outcome.result.as_ref().err(),
+                Some(done.elapsed),
+                outcome.server,
+            );
             ctx.state = State::Done(match outcome.result {
                 Ok(v) => Outcome::Verdict(v),
                 Err(e) => Outcome::Failed(e),

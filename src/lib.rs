@@ -17,6 +17,7 @@ mod bridge;
 mod conf;
 mod handler;
 mod log;
+mod stats;
 mod variables;
 
 /// Type that ties the module to `ngx`'s configuration accessors.
@@ -90,8 +91,8 @@ unsafe extern "C" fn postconfiguration(cf: *mut ngx_conf_t) -> ngx_int_t {
             return NGX_ERROR as ngx_int_t;
         }
         *h = Some(handler::scan_handler);
+        stats::add_zone(cf)
     }
-    NGX_OK as ngx_int_t
 }
 
 unsafe extern "C" fn init_process(cycle: *mut ngx_cycle_t) -> ngx_int_t {

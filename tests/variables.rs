@@ -109,8 +109,14 @@ fn threat_from_an_icap_scanner() {
 fn blocked_line_can_be_switched_off() {
     let s = setup(Action::block(403, b"no"), "ometascan_log_blocked off;");
     assert_eq!(client::post(s.nginx.port, "/q", EICAR).unwrap().status, 403);
-    assert!(!s.nginx.error_log().contains("request blocked by the scanner"));
+    assert!(!s
+        .nginx
+        .error_log()
+        .contains("request blocked by the scanner"));
     let s = setup(Action::block(403, b"no"), "");
     assert_eq!(client::post(s.nginx.port, "/q", EICAR).unwrap().status, 403);
-    assert!(s.nginx.error_log().contains("request blocked by the scanner with status 403"));
+    assert!(s
+        .nginx
+        .error_log()
+        .contains("request blocked by the scanner with status 403"));
 }

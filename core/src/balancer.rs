@@ -52,8 +52,8 @@ pub struct Balancer {
 /// What a state change of a server means for the log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HealthChange {
-    Down(String),
-    Up(String),
+    Down(String, SocketAddr),
+    Up(String, SocketAddr),
 }
 
 impl Balancer {
@@ -131,20 +131,21 @@ impl Balancer {
                 p.out_until = Some(now + p.spec.fail_timeout);
                 p.fails = 0;
                 p.first_fail = None;
-                return Some(HealthChange::Down(p.spec.name.clone()));
+                return Some(HealthChange::Down(p.spec.name.clone(), p.spec.addr));
             }
             None
         })
     }
 
-    /// A scan on server `idx` got its verdict.
-    pub fn succeeded(&self, id: usize, peers: &[PeerSpec], idx: usize) {
+    /// A scan on server `idx` got its verdict; a server that was out is back.
+    pub fn succeeded(&self, id: usize, peers: &[PeerSpec], idx: usize) -> Option<HealthChange> {
         self.with_group(id, peers, |g| {
-            if let Some(p) = g.peers.get_mut(idx) {
-                p.fails = 0;
-                p.first_fail = None;
-                p.out_until = None;
-            }
+            let p = g.peers.get_mut(idx)?;
+            p.fails = 0;
+            p.first_fail = None;
+            p.out_until
+                .take()
+                .map(|_| HealthChange::Up(p.spec.name.clone(), p.spec.addr))
         })
     }
 
@@ -167,9 +168,9 @@ impl Balancer {
                 p.fails = 0;
             }
             Some(if down {
-                HealthChange::Down(p.spec.name.clone())
+                HealthChange::Down(p.spec.name.clone(), p.spec.addr)
             } else {
-                HealthChange::Up(p.spec.name.clone())
+                HealthChange::Up(p.spec.name.clone(), p.spec.addr)
             })
         })
     }
@@ -208,7 +209,7 @@ mod tests {
         let peers = vec![peer(1, 1, false), peer(2, 1, false), peer(3, 1, true)];
         assert_eq!(
             b.failed(1, &peers, 0),
-            Some(HealthChange::Down("127.0.0.1:1".into()))
+            Some(HealthChange::Down("127.0.0.1:1".into(), peers[0].addr))
         );
         for _ in 0..4 {
             assert_eq!(b.pick(1, &peers, &[]), Some(1));
@@ -229,7 +230,7 @@ mod tests {
         assert!((0..4).all(|_| b.pick(3, &peers, &[]) == Some(1)));
         assert_eq!(
             b.set_checked(3, &peers, 0, false),
-            Some(HealthChange::Up("127.0.0.1:1".into()))
+            Some(HealthChange::Up("127.0.0.1:1".into(), peers[0].addr))
         );
         let picks: Vec<_> = (0..4).map(|_| b.pick(3, &peers, &[]).unwrap()).collect();
         assert!(picks.contains(&0) && picks.contains(&1));

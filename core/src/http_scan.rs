@@ -276,7 +276,10 @@ impl Scanner {
             };
             match result {
                 Ok(v) => {
-                    self.balancer.succeeded(target.group, &target.peers, idx);
+                    if let Some(change) = self.balancer.succeeded(target.group, &target.peers, idx)
+                    {
+                        self.notices.push_change(change, "(a scan succeeded)");
+                    }
                     return Ok(v);
                 }
                 Err(One::Next(e)) => {

@@ -17,6 +17,8 @@ type Bell = Box<dyn Fn() + Send + Sync>;
 #[derive(Default)]
 pub struct Notices {
     queue: Mutex<Vec<(Level, String)>>,
+    /// Servers this worker now considers down (`true`) or up, for shared statistics.
+    health: Mutex<Vec<(std::net::SocketAddr, bool)>>,
     bell: OnceLock<Bell>,
 }
 
@@ -37,16 +39,28 @@ impl Notices {
     }
 
     pub fn push_change(&self, change: HealthChange, why: &str) {
+        let (addr, down) = match &change {
+            HealthChange::Down(_, a) => (*a, true),
+            HealthChange::Up(_, a) => (*a, false),
+        };
+        self.health
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((addr, down));
         match change {
-            HealthChange::Down(name) => self.push(
+            HealthChange::Down(name, _) => self.push(
                 Level::Warn,
                 format!("ometascan: scanner {name} is marked down {why}"),
             ),
-            HealthChange::Up(name) => self.push(
+            HealthChange::Up(name, _) => self.push(
                 Level::Notice,
                 format!("ometascan: scanner {name} is up again {why}"),
             ),
         }
+    }
+
+    pub fn drain_health(&self) -> Vec<(std::net::SocketAddr, bool)> {
+        std::mem::take(&mut *self.health.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
     pub fn drain(&self) -> Vec<(Level, String)> {

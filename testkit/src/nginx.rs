@@ -171,6 +171,17 @@ impl Nginx {
         Self::start_with(prefix, port, &text)
     }
 
+    /// Starts nginx with `workers` worker processes.
+    pub fn start_workers(http: &str, workers: usize) -> Nginx {
+        let prefix = new_prefix();
+        let port = free_port();
+        let text = config(&prefix, port, http).replace(
+            "worker_processes 1;",
+            &format!("worker_processes {workers};"),
+        );
+        Self::start_with(prefix, port, &text)
+    }
+
     /// Starts nginx with a whole configuration text.
     pub fn start_with(prefix: PathBuf, port: u16, text: &str) -> Nginx {
         let conf = prefix.join("conf/nginx.conf");

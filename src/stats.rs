@@ -1,0 +1,396 @@
+//! Counters shared by all workers (nginx shared memory) and the status endpoint that shows
+//! them in Prometheus text format: `location = /ometascan_status { ometascan_status; }`.
+//!
+//! Only the nginx thread of each worker writes them (completions, health changes); the
+//! counters are atomics, so workers need no lock.
+
+use std::ffi::{c_char, c_void};
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::ptr;
+use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
+use std::time::Duration;
+
+use ngx::ffi::*;
+use ngx::http::{HttpModuleLocationConf, NgxHttpCoreModule};
+use ometascan_core::ScanError;
+
+const RESULTS: [&str; 6] = [
+    "allowed",
+    "sanitized",
+    "blocked",
+    "bad_request",
+    "error",
+    "skipped",
+];
+const ERRORS: [&str; 6] = ["connect", "timeout", "tls", "protocol", "io", "internal"];
+/// Upper bounds of the scan-time histogram, in milliseconds.
+const BUCKETS_MS: [u64; 10] = [10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000];
+const SERVERS: usize = 64;
+
+#[repr(C)]
+struct Server {
+    /// 0: free; else a hash of the address (never 0).
+    key: AtomicU64,
+    /// The address, packed: IPv4/IPv6 bytes and port.
+    ip: [AtomicU64; 2],
+    port_family: AtomicU64,
+    scans: AtomicU64,
+    failures: AtomicU64,
+    /// Workers that currently consider the server down.
+    down_workers: AtomicU64,
+}
+
+#[repr(C)]
+pub struct Stats {
+    results: [AtomicU64; RESULTS.len()],
+    errors: [AtomicU64; ERRORS.len()],
+    bytes: AtomicU64,
+    in_flight: AtomicU64,
+    buckets: [AtomicU64; BUCKETS_MS.len()],
+    time_sum_ms: AtomicU64,
+    time_count: AtomicU64,
+    servers: [Server; SERVERS],
+}
+
+static STATS: AtomicPtr<Stats> = AtomicPtr::new(ptr::null_mut());
+
+fn stats() -> Option<&'static Stats> {
+    // SAFETY: the pointer is null or points into the shared zone, which lives as long as the
+    // cycle that the worker runs.
+    unsafe { STATS.load(Ordering::Acquire).as_ref() }
+}
+
+/// Adds the shared zone (postconfiguration).
+///
+/// # Safety
+/// `cf` is the http configuration being parsed.
+pub unsafe fn add_zone(cf: *mut ngx_conf_t) -> ngx_int_t {
+    let name = "ometascan_stats";
+    let mut n = ngx_str_t {
+        len: name.len(),
+        data: name.as_ptr() as *mut u8,
+    };
+    // SAFETY: cf is valid; the tag is our module, as nginx modules do.
+    let zone = unsafe {
+        ngx_shared_memory_add(
+            cf,
+            &mut n,
+            64 * 1024,
+            ptr::addr_of!(crate::ngx_http_ometascan_module) as *mut c_void,
+        )
+    };
+    if zone.is_null() {
+        return NGX_ERROR as ngx_int_t;
+    }
+    // SAFETY: zone was just returned by nginx.
+    unsafe {
+        (*zone).init = Some(init_zone);
+    }
+    NGX_OK as ngx_int_t
+}
+
+unsafe extern "C" fn init_zone(zone: *mut ngx_shm_zone_t, data: *mut c_void) -> ngx_int_t {
+    // SAFETY: nginx calls this with the zone, and with the previous cycle's data on reload.
+    unsafe {
+        if !data.is_null() {
+            // Reload: the counters go on.
+            (*zone).data = data;
+            STATS.store(data as *mut Stats, Ordering::Release);
+            return NGX_OK as ngx_int_t;
+        }
+        let pool = (*zone).shm.addr as *mut ngx_slab_pool_t;
+        let p = ngx_slab_calloc(pool, std::mem::size_of::<Stats>());
+        if p.is_null() {
+            return NGX_ERROR as ngx_int_t;
+        }
+        (*zone).data = p;
+        STATS.store(p as *mut Stats, Ordering::Release);
+    }
+    NGX_OK as ngx_int_t
+}
+
+/// A scan started.
+pub fn started(bytes: u64) {
+    if let Some(s) = stats() {
+        s.in_flight.fetch_add(1, Ordering::Relaxed);
+        s.bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
+}
+
+/// A scan ended (or was cancelled: `result` None).
+pub fn finished(
+    result: Option<&str>,
+    error: Option<&ScanError>,
+    time: Option<Duration>,
+    server: Option<SocketAddr>,
+) {
+    let Some(s) = stats() else { return };
+    s.in_flight.fetch_sub(1, Ordering::Relaxed);
+    if let Some(i) = result.and_then(|r| RESULTS.iter().position(|x| *x == r)) {
+        s.results[i].fetch_add(1, Ordering::Relaxed);
+    }
+    if let Some(e) = error {
+        let kind = match e {
+            ScanError::Connect { .. } | ScanError::Resolve(_) | ScanError::NoLiveScanner => 0,
+            ScanError::ConnectTimeout | ScanError::SendTimeout | ScanError::ReadTimeout => 1,
+            ScanError::Tls(_) => 2,
+            ScanError::Protocol(_)
+            | ScanError::HeaderTooLarge
+            | ScanError::PageTooLarge(_)
+            | ScanError::Closed => 3,
+            ScanError::Io(_) => 4,
+            _ => 5,
+        };
+        s.errors[kind].fetch_add(1, Ordering::Relaxed);
+    }
+    if let Some(t) = time {
+        let ms = t.as_millis() as u64;
+        for (i, b) in BUCKETS_MS.iter().enumerate() {
+            if ms <= *b {
+                s.buckets[i].fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        s.time_sum_ms.fetch_add(ms, Ordering::Relaxed);
+        s.time_count.fetch_add(1, Ordering::Relaxed);
+    }
+    if let Some(server) = server.and_then(|a| slot(s, a)) {
+        server.scans.fetch_add(1, Ordering::Relaxed);
+        if error.is_some_and(ScanError::is_server_failure) {
+            server.failures.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// A request that is not scanned in a location that scans (method not listed).
+pub fn skipped() {
+    if let Some(s) = stats() {
+        s.results[5].fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// This worker now considers `addr` down (`true`) or up again.
+pub fn server_health(addr: SocketAddr, down: bool) {
+    let Some(s) = stats() else { return };
+    if let Some(server) = slot(s, addr) {
+        if down {
+            server.down_workers.fetch_add(1, Ordering::Relaxed);
+        } else {
+            let _ = server
+                .down_workers
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| v.checked_sub(1));
+        }
+    }
+}
+
+fn pack(addr: SocketAddr) -> ([u64; 2], u64) {
+    match addr {
+        SocketAddr::V4(a) => (
+            [u64::from(u32::from(*a.ip())), 0],
+            u64::from(a.port()) | 4 << 16,
+        ),
+        SocketAddr::V6(a) => {
+            let b = a.ip().octets();
+            let hi = u64::from_be_bytes(b[..8].try_into().unwrap_or_default());
+            let lo = u64::from_be_bytes(b[8..].try_into().unwrap_or_default());
+            ([hi, lo], u64::from(a.port()) | 6 << 16)
+        }
+    }
+}
+
+fn unpack(ip: [u64; 2], pf: u64) -> SocketAddr {
+    let port = (pf & 0xffff) as u16;
+    if pf >> 16 == 4 {
+        SocketAddr::from((std::net::Ipv4Addr::from(ip[0] as u32), port))
+    } else {
+        let mut b = [0u8; 16];
+        b[..8].copy_from_slice(&ip[0].to_be_bytes());
+        b[8..].copy_from_slice(&ip[1].to_be_bytes());
+        SocketAddr::from((std::net::Ipv6Addr::from(b), port))
+    }
+}
+
+/// The counters of a server, claimed on first use (up to 64 servers).
+fn slot(s: &'static Stats, addr: SocketAddr) -> Option<&'static Server> {
+    let (ip, pf) = pack(addr);
+    let key = (ip[0] ^ ip[1].rotate_left(17) ^ pf.rotate_left(40)) | 1;
+    for server in &s.servers {
+        match server
+            .key
+            .compare_exchange(0, key, Ordering::AcqRel, Ordering::Acquire)
+        {
+            Ok(_) => {
+                server.ip[0].store(ip[0], Ordering::Relaxed);
+                server.ip[1].store(ip[1], Ordering::Relaxed);
+                server.port_family.store(pf, Ordering::Release);
+                return Some(server);
+            }
+            Err(k) if k == key => return Some(server),
+            Err(_) => {}
+        }
+    }
+    None
+}
+
+fn render(s: &Stats) -> String {
+    let mut o = String::with_capacity(4096);
+    let r = |a: &AtomicU64| a.load(Ordering::Relaxed);
+    let _ = writeln!(
+        o,
+        "# HELP ometascan_requests_total Requests in scanning locations, by verdict."
+    );
+    let _ = writeln!(o, "# TYPE ometascan_requests_total counter");
+    for (i, name) in RESULTS.iter().enumerate() {
+        let _ = writeln!(
+            o,
+            "ometascan_requests_total{{result=\"{name}\"}} {}",
+            r(&s.results[i])
+        );
+    }
+    let _ = writeln!(o, "# HELP ometascan_errors_total Failed scans, by kind.");
+    let _ = writeln!(o, "# TYPE ometascan_errors_total counter");
+    for (i, name) in ERRORS.iter().enumerate() {
+        let _ = writeln!(
+            o,
+            "ometascan_errors_total{{kind=\"{name}\"}} {}",
+            r(&s.errors[i])
+        );
+    }
+    let _ = writeln!(
+        o,
+        "# HELP ometascan_scanned_bytes_total Request body bytes sent to scanners."
+    );
+    let _ = writeln!(o, "# TYPE ometascan_scanned_bytes_total counter");
+    let _ = writeln!(o, "ometascan_scanned_bytes_total {}", r(&s.bytes));
+    let _ = writeln!(
+        o,
+        "# HELP ometascan_scans_in_flight Scans waiting for a verdict."
+    );
+    let _ = writeln!(o, "# TYPE ometascan_scans_in_flight gauge");
+    let _ = writeln!(o, "ometascan_scans_in_flight {}", r(&s.in_flight));
+    let _ = writeln!(
+        o,
+        "# HELP ometascan_scan_duration_seconds Time from the start of a scan to its verdict."
+    );
+    let _ = writeln!(o, "# TYPE ometascan_scan_duration_seconds histogram");
+    for (i, b) in BUCKETS_MS.iter().enumerate() {
+        let _ = writeln!(
+            o,
+            "ometascan_scan_duration_seconds_bucket{{le=\"{}\"}} {}",
+            *b as f64 / 1000.0,
+            r(&s.buckets[i])
+        );
+    }
+    let _ = writeln!(
+        o,
+        "ometascan_scan_duration_seconds_bucket{{le=\"+Inf\"}} {}",
+        r(&s.time_count)
+    );
+    let _ = writeln!(
+        o,
+        "ometascan_scan_duration_seconds_sum {:.3}",
+        r(&s.time_sum_ms) as f64 / 1000.0
+    );
+    let _ = writeln!(
+        o,
+        "ometascan_scan_duration_seconds_count {}",
+        r(&s.time_count)
+    );
+    let _ = writeln!(
+        o,
+        "# HELP ometascan_server_scans_total Scans per scanner server."
+    );
+    let _ = writeln!(o, "# TYPE ometascan_server_scans_total counter");
+    let _ = writeln!(
+        o,
+        "# HELP ometascan_server_failures_total Failed scans per scanner server."
+    );
+    let _ = writeln!(o, "# TYPE ometascan_server_failures_total counter");
+    let _ = writeln!(
+        o,
+        "# HELP ometascan_server_down_workers Workers that consider the server down."
+    );
+    let _ = writeln!(o, "# TYPE ometascan_server_down_workers gauge");
+    for server in &s.servers {
+        if r(&server.key) == 0 {
+            continue;
+        }
+        let addr = unpack([r(&server.ip[0]), r(&server.ip[1])], r(&server.port_family));
+        let _ = writeln!(
+            o,
+            "ometascan_server_scans_total{{server=\"{addr}\"}} {}",
+            r(&server.scans)
+        );
+        let _ = writeln!(
+            o,
+            "ometascan_server_failures_total{{server=\"{addr}\"}} {}",
+            r(&server.failures)
+        );
+        let _ = writeln!(
+            o,
+            "ometascan_server_down_workers{{server=\"{addr}\"}} {}",
+            r(&server.down_workers)
+        );
+    }
+    o
+}
+
+/// `ometascan_status;`: makes the location answer with the counters.
+pub unsafe extern "C" fn set_status(
+    cf: *mut ngx_conf_t,
+    _cmd: *mut ngx_command_t,
+    _conf: *mut c_void,
+) -> *mut c_char {
+    // SAFETY: cf is the location being configured; its core conf exists.
+    unsafe {
+        if let Some(clcf) = NgxHttpCoreModule::location_conf_mut(&*cf) {
+            clcf.handler = Some(status_handler);
+        }
+    }
+    ptr::null_mut()
+}
+
+unsafe extern "C" fn status_handler(r: *mut ngx_http_request_t) -> ngx_int_t {
+    // SAFETY: nginx calls a content handler with a live request.
+    unsafe {
+        if (*r).method & (NGX_HTTP_GET | NGX_HTTP_HEAD) as usize == 0 {
+            return NGX_HTTP_NOT_ALLOWED as ngx_int_t;
+        }
+        let rc = ngx_http_discard_request_body(r);
+        if rc != NGX_OK as ngx_int_t {
+            return rc;
+        }
+        let Some(s) = stats() else {
+            return NGX_HTTP_SERVICE_UNAVAILABLE as ngx_int_t;
+        };
+        let body = render(s);
+        let ct = "text/plain; version=0.0.4";
+        (*r).headers_out.status = NGX_HTTP_OK as ngx_uint_t;
+        (*r).headers_out.content_length_n = body.len() as off_t;
+        (*r).headers_out.content_type = ngx_str_t {
+            len: ct.len(),
+            data: ct.as_ptr() as *mut u8,
+        };
+        (*r).headers_out.content_type_len = ct.len();
+        let rc = ngx_http_send_header(r);
+        if rc == NGX_ERROR as ngx_int_t || rc > NGX_OK as ngx_int_t || (*r).header_only() != 0 {
+            return rc;
+        }
+        let b = ngx_create_temp_buf((*r).pool, body.len());
+        if b.is_null() {
+            return NGX_ERROR as ngx_int_t;
+        }
+        ptr::copy_nonoverlapping(body.as_ptr(), (*b).last, body.len());
+        (*b).last = (*b).last.add(body.len());
+        (*b).set_last_buf(1);
+        (*b).set_last_in_chain(1);
+        let mut out = ngx_chain_t {
+            buf: b,
+            next: ptr::null_mut(),
+        };
+        ngx_http_output_filter(r, &mut out)
+    }
+}
+
+#[allow(unused_imports)]
+use HttpModuleLocationConf as _;

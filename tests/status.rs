@@ -1,0 +1,141 @@
+//! The status endpoint: counters of all workers, in Prometheus text format.
+
+mod common;
+use common::*;
+use std::time::Duration;
+
+fn metric(text: &str, name: &str) -> u64 {
+    text.lines()
+        .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse::<f64>().ok())
+        .map(|v| v as u64)
+        .unwrap_or_else(|| panic!("no {name} in:\n{text}"))
+}
+
+#[test]
+fn counters_are_aggregated_across_workers() {
+    let scanner = ScannerDouble::start(Action::EicarAware);
+    let backend = Backend::start();
+    let dead = nginx::free_port();
+    let http = format!(
+        "upstream deadgroup {{ server 127.0.0.1:{dead} max_fails=1 fail_timeout=30s; }}\n\
+         server {{ listen 127.0.0.1:%PORT%;\n\
+           location / {{ ometascan_pass {}; ometascan_methods POST; proxy_pass http://127.0.0.1:{b}; }}\n\
+           location /dead/ {{ ometascan_pass http://deadgroup; proxy_pass http://127.0.0.1:{b}; }}\n\
+           location = /ometascan_status {{ ometascan_status; }}\n\
+         }}",
+        scanner.url(),
+        b = backend.port()
+    );
+    let n = Nginx::start_workers(&http, 2);
+    assert_eq!(n.worker_pids().len(), 2);
+    // Many connections: both workers take some.
+    for i in 0..20 {
+        let body = if i % 5 == 0 {
+            EICAR.to_vec()
+        } else {
+            random_bytes(1000, i)
+        };
+        client::post(n.port, &format!("/u{i}"), &body).unwrap();
+    }
+    for i in 0..3 {
+        client::request(n.port, "GET", &format!("/g{i}"), &[], b"").unwrap();
+    }
+    assert_eq!(client::post(n.port, "/dead/x", b"x").unwrap().status, 502);
+
+    // Every worker sees the same totals.
+    let mut texts = Vec::new();
+    for _ in 0..6 {
+        let r = client::request(n.port, "GET", "/ometascan_status", &[], b"").unwrap();
+        assert_eq!(r.status, 200);
+        assert_eq!(r.header("content-type"), Some("text/plain; version=0.0.4"));
+        texts.push(r.text());
+    }
+    for t in &texts {
+        assert_eq!(
+            metric(t, "ometascan_requests_total{result=\"allowed\"}"),
+            16,
+            "{t}"
+        );
+        assert_eq!(metric(t, "ometascan_requests_total{result=\"blocked\"}"), 4);
+        assert_eq!(metric(t, "ometascan_requests_total{result=\"error\"}"), 1);
+        assert_eq!(metric(t, "ometascan_requests_total{result=\"skipped\"}"), 3);
+        assert_eq!(metric(t, "ometascan_errors_total{kind=\"connect\"}"), 1);
+        assert_eq!(metric(t, "ometascan_scans_in_flight"), 0);
+        assert_eq!(metric(t, "ometascan_scan_duration_seconds_count"), 21);
+        assert_eq!(
+            metric(t, "ometascan_scanned_bytes_total"),
+            16 * 1000 + 4 * EICAR.len() as u64 + 1
+        );
+        assert_eq!(
+            metric(
+                t,
+                &format!(
+                    "ometascan_server_scans_total{{server=\"127.0.0.1:{}\"}}",
+                    scanner.port()
+                )
+            ),
+            20
+        );
+        assert_eq!(
+            metric(
+                t,
+                &format!("ometascan_server_failures_total{{server=\"127.0.0.1:{dead}\"}}")
+            ),
+            1
+        );
+        assert_eq!(
+            metric(
+                t,
+                &format!("ometascan_server_down_workers{{server=\"127.0.0.1:{dead}\"}}")
+            ),
+            1
+        );
+    }
+}
+
+#[test]
+fn in_flight_scans_are_counted() {
+    let scanner = ScannerDouble::start(Action::Delay(
+        Duration::from_millis(1500),
+        Box::new(Action::Allow),
+    ));
+    let backend = Backend::start();
+    let http = format!(
+        "server {{ listen 127.0.0.1:%PORT%;\n\
+           location / {{ ometascan_pass {}; proxy_pass http://127.0.0.1:{}; }}\n\
+           location = /status {{ ometascan_status; }} }}",
+        scanner.url(),
+        backend.port()
+    );
+    let n = Nginx::start(&http);
+    let port = n.port;
+    let hs: Vec<_> = (0..3)
+        .map(|i| {
+            std::thread::spawn(move || client::post(port, &format!("/w{i}"), b"x").unwrap().status)
+        })
+        .collect();
+    assert!(wait_for(Duration::from_secs(3), || scanner
+        .received()
+        .len()
+        == 3));
+    let t = client::request(n.port, "GET", "/status", &[], b"")
+        .unwrap()
+        .text();
+    assert_eq!(metric(&t, "ometascan_scans_in_flight"), 3, "{t}");
+    for h in hs {
+        assert_eq!(h.join().unwrap(), 200);
+    }
+    let t = client::request(n.port, "GET", "/status", &[], b"")
+        .unwrap()
+        .text();
+    assert_eq!(metric(&t, "ometascan_scans_in_flight"), 0);
+    assert!(metric(&t, "ometascan_scan_duration_seconds_bucket{le=\"1\"}") == 0);
+    assert_eq!(
+        metric(&t, "ometascan_scan_duration_seconds_bucket{le=\"2.5\"}"),
+        3
+    );
+    let r = client::post(n.port, "/status", b"x").unwrap();
+    assert_eq!(r.status, 405);
+}
