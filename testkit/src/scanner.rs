@@ -85,8 +85,8 @@ struct State {
     keep_body: AtomicUsize,
     stop: AtomicBool,
     held: Mutex<Vec<TcpStream>>,
-    /// Every accepted connection, to cut them all when the double stops.
-    open: Mutex<Vec<TcpStream>>,
+    /// Every open connection, to cut them all when the double stops.
+    open: Mutex<std::collections::HashMap<usize, TcpStream>>,
 }
 
 /// The running double; stops when dropped.
@@ -111,7 +111,7 @@ impl ScannerDouble {
             keep_body: AtomicUsize::new(16 * 1024 * 1024),
             stop: AtomicBool::new(false),
             held: Mutex::new(Vec::new()),
-            open: Mutex::new(Vec::new()),
+            open: Mutex::new(std::collections::HashMap::new()),
         });
         let st = state.clone();
         thread::spawn(move || {
@@ -120,12 +120,12 @@ impl ScannerDouble {
                     break;
                 }
                 let Ok(conn) = conn else { continue };
-                st.connections.fetch_add(1, Ordering::AcqRel);
+                let id = st.connections.fetch_add(1, Ordering::AcqRel);
                 if let Ok(c) = conn.try_clone() {
-                    st.open.lock().unwrap().push(c);
+                    st.open.lock().unwrap().insert(id, c);
                 }
                 let st = st.clone();
-                thread::spawn(move || serve(conn, st));
+                thread::spawn(move || serve(conn, st, id));
             }
         });
         ScannerDouble { addr, state }
@@ -168,7 +168,7 @@ impl Drop for ScannerDouble {
             let _ = s.shutdown(Shutdown::Both);
         }
         // A stopped scanner is gone for kept-alive connections too.
-        for s in self.state.open.lock().unwrap().drain(..) {
+        for (_, s) in self.state.open.lock().unwrap().drain() {
             let _ = s.shutdown(Shutdown::Both);
         }
         let _ = TcpStream::connect(self.addr);
@@ -193,12 +193,24 @@ fn reset(s: &TcpStream) {
     }
 }
 
-fn serve(conn: TcpStream, st: Arc<State>) {
+/// Forgets a connection's extra handle when its thread ends, so that closing it (or
+/// resetting it) really closes the socket.
+struct Open<'a>(&'a State, usize);
+
+impl Drop for Open<'_> {
+    fn drop(&mut self) {
+        self.0.open.lock().unwrap().remove(&self.1);
+    }
+}
+
+fn serve(conn: TcpStream, st: Arc<State>, id: usize) {
     let Ok(write_half) = conn.try_clone() else {
         return;
     };
     let mut w = write_half;
     let mut r = BufReader::with_capacity(256 * 1024, conn);
+    // Declared last: dropped first, before the handles above.
+    let _open = Open(&st, id);
     loop {
         let Ok(Some(head)) = read_head(&mut r) else {
             return;
