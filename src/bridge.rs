@@ -246,7 +246,14 @@ where
         };
         let task = handle.spawn(async move {
             let started = Instant::now();
-            let outcome = scan.await;
+            // A bug in the scanner client must not leave the request waiting forever.
+            let outcome = CatchUnwind(Box::pin(scan))
+                .await
+                .unwrap_or_else(|_| ScanOutcome {
+                    result: Err(ometascan_core::ScanError::Internal),
+                    server: None,
+                    status: None,
+                });
             push(Completion {
                 slot,
                 outcome,
@@ -261,6 +268,25 @@ where
         }
         Some(slot)
     })
+}
+
+/// Polls a future, turning a panic inside it into an error value.
+struct CatchUnwind<F>(std::pin::Pin<Box<F>>);
+
+impl<F: Future> Future for CatchUnwind<F> {
+    type Output = Result<F::Output, ()>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let inner = self.0.as_mut();
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| inner.poll(cx))) {
+            Ok(std::task::Poll::Ready(v)) => std::task::Poll::Ready(Ok(v)),
+            Ok(std::task::Poll::Pending) => std::task::Poll::Pending,
+            Err(_) => std::task::Poll::Ready(Err(())),
+        }
+    }
 }
 
 /// Cancels the scan of a slot whose request is going away.

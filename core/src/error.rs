@@ -36,6 +36,8 @@ pub enum ScanError {
     Unsupported(&'static str),
     #[error("no live scanners")]
     NoLiveScanner,
+    #[error("internal error in the scanner client")]
+    Internal,
 }
 
 impl ScanError {
