@@ -380,26 +380,7 @@ unsafe fn send_page(r: *mut ngx_http_request_t, page: &ResponsePage) -> ngx_int_
         if rc == error || rc > NGX_OK_ || (*r).header_only() != 0 {
             return rc;
         }
-        let b = if page.body.is_empty() {
-            ngx_pcalloc((*r).pool, std::mem::size_of::<ngx_buf_t>()) as *mut ngx_buf_t
-        } else {
-            let b = ngx_create_temp_buf((*r).pool, page.body.len());
-            if !b.is_null() {
-                ptr::copy_nonoverlapping(page.body.as_ptr(), (*b).last, page.body.len());
-                (*b).last = (*b).last.add(page.body.len());
-            }
-            b
-        };
-        if b.is_null() {
-            return error;
-        }
-        (*b).set_last_buf(1);
-        (*b).set_last_in_chain(1);
-        let mut out = ngx_chain_t {
-            buf: b,
-            next: ptr::null_mut(),
-        };
-        ngx_http_output_filter(r, &mut out)
+        crate::buf::send_body(r, &page.body)
     }
 }
 
@@ -426,18 +407,7 @@ unsafe fn replace_body(
         }
         let len = body.len();
         let b: *mut ngx_buf_t = match body {
-            SanitizedBody::Memory(bytes) => {
-                if bytes.is_empty() {
-                    ngx_pcalloc(pool, std::mem::size_of::<ngx_buf_t>()) as *mut ngx_buf_t
-                } else {
-                    let b = ngx_create_temp_buf(pool, bytes.len());
-                    if !b.is_null() {
-                        ptr::copy_nonoverlapping(bytes.as_ptr(), (*b).last, bytes.len());
-                        (*b).last = (*b).last.add(bytes.len());
-                    }
-                    b
-                }
-            }
+            SanitizedBody::Memory(bytes) => crate::buf::copy_to_buf(pool, &bytes),
             SanitizedBody::File { file, len } => file_buf(r, file, len)?,
         };
         if b.is_null() {

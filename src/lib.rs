@@ -14,6 +14,7 @@ use ngx::http::{HttpModule, HttpModuleLocationConf, HttpModuleMainConf, NgxHttpC
 use ngx::ngx_modules;
 
 mod bridge;
+mod buf;
 mod conf;
 mod handler;
 mod log;

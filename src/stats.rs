@@ -376,21 +376,6 @@ unsafe extern "C" fn status_handler(r: *mut ngx_http_request_t) -> ngx_int_t {
         if rc == NGX_ERROR as ngx_int_t || rc > NGX_OK as ngx_int_t || (*r).header_only() != 0 {
             return rc;
         }
-        let b = ngx_create_temp_buf((*r).pool, body.len());
-        if b.is_null() {
-            return NGX_ERROR as ngx_int_t;
-        }
-        ptr::copy_nonoverlapping(body.as_ptr(), (*b).last, body.len());
-        (*b).last = (*b).last.add(body.len());
-        (*b).set_last_buf(1);
-        (*b).set_last_in_chain(1);
-        let mut out = ngx_chain_t {
-            buf: b,
-            next: ptr::null_mut(),
-        };
-        ngx_http_output_filter(r, &mut out)
+        crate::buf::send_body(r, body.as_bytes())
     }
 }
-
-#[allow(unused_imports)]
-use HttpModuleLocationConf as _;

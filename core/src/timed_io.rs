@@ -163,6 +163,31 @@ impl<S: AsyncRead + AsyncWrite> Read for TimedIo<S> {
     }
 }
 
+/// Applies the send timer to the result of one write attempt.
+fn timed_write(
+    result: Poll<io::Result<usize>>,
+    timer: &mut Option<Pin<Box<Sleep>>>,
+    clock: &IoClock,
+    cx: &mut Context<'_>,
+) -> Poll<io::Result<usize>> {
+    match result {
+        Poll::Ready(r) => {
+            *timer = None;
+            Poll::Ready(r)
+        }
+        Poll::Pending => {
+            if poll_timer(timer, clock.send_ms.load(Ordering::Relaxed), cx) {
+                clock.fire(Fired::Send);
+                return Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "scanner send timed out",
+                )));
+            }
+            Poll::Pending
+        }
+    }
+}
+
 impl<S: AsyncRead + AsyncWrite> Write for TimedIo<S> {
     fn poll_write(
         self: Pin<&mut Self>,
@@ -170,23 +195,8 @@ impl<S: AsyncRead + AsyncWrite> Write for TimedIo<S> {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.project();
-        match this.inner.poll_write(cx, buf) {
-            Poll::Ready(r) => {
-                *this.write_timer = None;
-                Poll::Ready(r)
-            }
-            Poll::Pending => {
-                let ms = this.clock.send_ms.load(Ordering::Relaxed);
-                if poll_timer(this.write_timer, ms, cx) {
-                    this.clock.fire(Fired::Send);
-                    return Poll::Ready(Err(io::Error::new(
-                        io::ErrorKind::TimedOut,
-                        "scanner send timed out",
-                    )));
-                }
-                Poll::Pending
-            }
-        }
+        let r = this.inner.poll_write(cx, buf);
+        timed_write(r, this.write_timer, this.clock, cx)
     }
 
     fn poll_write_vectored(
@@ -195,23 +205,8 @@ impl<S: AsyncRead + AsyncWrite> Write for TimedIo<S> {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let this = self.project();
-        match this.inner.poll_write_vectored(cx, bufs) {
-            Poll::Ready(r) => {
-                *this.write_timer = None;
-                Poll::Ready(r)
-            }
-            Poll::Pending => {
-                let ms = this.clock.send_ms.load(Ordering::Relaxed);
-                if poll_timer(this.write_timer, ms, cx) {
-                    this.clock.fire(Fired::Send);
-                    return Poll::Ready(Err(io::Error::new(
-                        io::ErrorKind::TimedOut,
-                        "scanner send timed out",
-                    )));
-                }
-                Poll::Pending
-            }
-        }
+        let r = this.inner.poll_write_vectored(cx, bufs);
+        timed_write(r, this.write_timer, this.clock, cx)
     }
 
     fn is_write_vectored(&self) -> bool {
