@@ -9,6 +9,8 @@ fn main() {
         .nth(1)
         .unwrap_or_else(|| "127.0.0.1:8082".into());
     let backend = Backend::bind(&addr);
+    // Bodies are hashed, not kept.
+    backend.keep_bodies_up_to(0);
     println!("backend listening on 127.0.0.1:{}", backend.port());
     let mut seen = 0;
     loop {

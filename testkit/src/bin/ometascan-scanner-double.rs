@@ -1,7 +1,8 @@
 //! A stand-in scanner for demos: speaks the HTTP scan protocol, blocks bodies that contain the
 //! EICAR test string (403 page) and allows everything else (204).
 //!
-//! Usage: ometascan-scanner-double [ADDR]   (default 127.0.0.1:8081)
+//! Usage: ometascan-scanner-double [ADDR] [allow]   (default 127.0.0.1:8081; `allow`: allow
+//! everything without looking at the body, for benchmarks)
 
 use ometascan_testkit::{Action, ScannerDouble};
 
