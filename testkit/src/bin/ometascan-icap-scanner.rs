@@ -11,7 +11,10 @@ use ometascan_testkit::cicap::{CIcap, CIcapConfig};
 fn main() {
     // OMETASCAN_CLAMD_CACHE=off: ClamAV scans every body again (benchmarks over repeating data).
     let cache = std::env::var("OMETASCAN_CLAMD_CACHE").map_or(true, |v| v != "off");
-    let scanner = CIcap::start_with(CIcapConfig { clamd_cache: cache, ..CIcapConfig::default() });
+    let scanner = CIcap::start_with(CIcapConfig {
+        clamd_cache: cache,
+        ..CIcapConfig::default()
+    });
     eprintln!("pids {:?}", scanner.pids());
     println!("{}", scanner.url("virus_scan"));
     let mut sink = Vec::new();
