@@ -105,6 +105,11 @@ impl Fnv {
     }
 }
 
+/// Whether `hay` contains `needle`.
+pub fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    !needle.is_empty() && hay.windows(needle.len()).any(|w| w == needle)
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -119,9 +124,4 @@ mod tests {
         }
         assert_ne!(super::fnv1a(b"a"), super::fnv1a(b"a\0"));
     }
-}
-
-/// Whether `hay` contains `needle`.
-pub fn contains(hay: &[u8], needle: &[u8]) -> bool {
-    !needle.is_empty() && hay.windows(needle.len()).any(|w| w == needle)
 }
