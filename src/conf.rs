@@ -326,6 +326,7 @@ unsafe fn lcf<'a>(conf: *mut c_void) -> &'a mut LocConf {
 macro_rules! duplicate_check {
     ($cf:expr, $field:expr, $name:expr) => {
         if $field.is_some() {
+            // SAFETY: cf is the configuration nginx passed to the directive handler.
             return unsafe { fail($cf, &format!("\"{}\" directive is duplicate", $name)) };
         }
     };
