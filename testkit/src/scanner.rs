@@ -264,7 +264,7 @@ fn serve(conn: TcpStream, st: Arc<State>, id: usize) {
             }),
         };
         let Ok(len) = result else { return };
-        let eicar = contains(&body, EICAR);
+        let eicar = matches!(action, Action::EicarAware) && contains(&body, EICAR);
         record(&st, head.clone(), body.clone(), len, hash);
         let mut action = action;
         if let Action::Delay(d, inner) = action {

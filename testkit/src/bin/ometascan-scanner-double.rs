@@ -10,10 +10,23 @@ fn main() {
     let addr = std::env::args()
         .nth(1)
         .unwrap_or_else(|| "127.0.0.1:8081".into());
-    let double = ScannerDouble::bind(&addr, Action::EicarAware);
+    let allow_all = std::env::args().nth(2).as_deref() == Some("allow");
+    let action = if allow_all {
+        Action::Allow
+    } else {
+        Action::EicarAware
+    };
+    let double = ScannerDouble::bind(&addr, action);
+    // Bodies are hashed; the EICAR check needs them kept.
+    double.keep_bodies_up_to(if allow_all { 0 } else { 16 << 20 });
     println!(
-        "scanner double listening on 127.0.0.1:{} (blocks EICAR)",
-        double.port()
+        "scanner double listening on 127.0.0.1:{} ({})",
+        double.port(),
+        if allow_all {
+            "allows all"
+        } else {
+            "blocks EICAR"
+        }
     );
     let mut seen = 0;
     loop {
