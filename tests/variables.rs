@@ -14,11 +14,11 @@ fn log_lines(n: &Nginx) -> Vec<Vec<String>> {
         .collect()
 }
 
+/// The access-log line of `uri`; nginx writes it just after the response, so wait for it.
 fn line_for(n: &Nginx, uri: &str) -> Vec<String> {
-    log_lines(n)
-        .into_iter()
-        .find(|l| l[0] == uri)
-        .unwrap_or_else(|| panic!("no log line for {uri}: {:?}", log_lines(n)))
+    let found = |n: &Nginx| log_lines(n).into_iter().find(|l| l[0] == uri);
+    wait_for(std::time::Duration::from_secs(3), || found(n).is_some());
+    found(n).unwrap_or_else(|| panic!("no log line for {uri}: {:?}", log_lines(n)))
 }
 
 #[test]
