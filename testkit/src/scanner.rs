@@ -264,7 +264,6 @@ fn serve(conn: TcpStream, st: Arc<State>, id: usize) {
             }),
         };
         let Ok(len) = result else { return };
-        let eicar = matches!(action, Action::EicarAware) && contains(&body, EICAR);
         record(&st, head.clone(), body.clone(), len, hash);
         let mut action = action;
         if let Action::Delay(d, inner) = action {
@@ -281,7 +280,7 @@ fn serve(conn: TcpStream, st: Arc<State>, id: usize) {
                 body,
             } => response(status, &headers, &body),
             Action::EicarAware => {
-                if eicar {
+                if contains(&body, EICAR) {
                     response(
                         403,
                         &[("Content-Type".into(), "text/html".into())],
