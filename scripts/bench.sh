@@ -182,6 +182,9 @@ row "1 client -> backend" "http://127.0.0.1:$p_back" "backend:$pid_back"
 row "2 nginx proxy_pass" "http://127.0.0.1:$p_plain" "nginx:$(nginx_workers plain)" "backend:$pid_back"
 row "3 nginx + module + double" "http://127.0.0.1:$p_mod" "nginx:$(nginx_workers module)" "scanner:$pid_double" "backend:$pid_back"
 row "4 nginx + module + c-icap/ClamAV" "http://127.0.0.1:$p_icap" "nginx:$(nginx_workers icap)" "scanner:$icap_group" "backend:$pid_back"
+# The idle ICAP connections nginx keeps would hold c-icap's threads: close them first.
+"$nginx_bin" -p "$run" -c "$run/nginx-icap.conf" -s stop 2>/dev/null || true
+sleep 1
 row "5 squid + c-icap/ClamAV" "http://127.0.0.1:$p_squid" "squid:$squid_group" "scanner:$icap_group" "backend:$pid_back"
 echo
 echo "data set: 542 files, $((total / 1000000)) MB; MB/s counts uploaded bytes; CPU in seconds per 1000 requests"
