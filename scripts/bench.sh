@@ -12,6 +12,7 @@
 # Usage: scripts/bench.sh [CONNECTIONS] [SECONDS]     (default 100 20)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
+. "$root/scripts/lib.sh"
 conns=${1:-100}
 secs=${2:-20}
 cd "$root"
@@ -29,7 +30,7 @@ pids=()
 cleanup() {
     for c in "$run"/nginx-*.conf; do [ -f "$c" ] && "$nginx_bin" -p "$run" -c "$c" -s stop 2>/dev/null || true; done
     [ -f "$run/squid.pid" ] && kill "$(cat "$run/squid.pid")" 2>/dev/null || true
-    exec 3>&- 2>/dev/null || true
+    stop_icap_scanner
     for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
     sleep 1
     [ -n "${KEEP:-}" ] || rm -rf "$run"
@@ -65,16 +66,13 @@ request = function()
 end
 LUA
 
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 p_back=$(port); p_double=$(port); p_plain=$(port); p_mod=$(port); p_icap=$(port); p_squid=$(port)
 
 "$bin/ometascan-backend" "127.0.0.1:$p_back" >/dev/null & pids+=($!); pid_back=$!
 "$bin/ometascan-scanner-double" "127.0.0.1:$p_double" allow >/dev/null & pids+=($!); pid_double=$!
-mkfifo "$run/scanner.ctl"
-OMETASCAN_CLAMD_CACHE=off "$bin/ometascan-icap-scanner" <"$run/scanner.ctl" >"$run/scanner.log" 2>&1 & pids+=($!)
-exec 3>"$run/scanner.ctl"
-for _ in $(seq 1 600); do grep -q '^icap://' "$run/scanner.log" && break; sleep 0.1; done
-icap_url=$(grep -m1 '^icap://' "$run/scanner.log")
+OMETASCAN_CLAMD_CACHE=off start_icap_scanner "$bin/ometascan-icap-scanner" "$run"
+pids+=("$scanner_pid")
+icap_url=$scanner_url
 icap_pids=$(sed -n 's/^pids (\([0-9]*\), \([0-9]*\))/\1 \2/p' "$run/scanner.log")
 
 nginx_conf() { # name listen location-body

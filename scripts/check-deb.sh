@@ -4,6 +4,7 @@
 # EICAR file is blocked through c-icap + ClamAV), then purges it and checks nothing is left.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
+. "$root/scripts/lib.sh"
 deb=$("$root/scripts/build-deb.sh" | tail -1)
 echo "== built $deb"
 echo "== lintian"
@@ -21,7 +22,7 @@ chmod 755 "$run"
 pids=()
 cleanup() {
     [ -f "$run/nginx.pid" ] && /usr/sbin/nginx -c "$run/nginx.conf" -s stop 2>/dev/null || true
-    exec 3>&- 2>/dev/null || true
+    stop_icap_scanner
     for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
     sleep 1
     rm -rf "$run"
@@ -39,14 +40,10 @@ echo "== nginx -t with Debian's configuration (loads the module through modules-
 /usr/sbin/nginx -t
 
 cargo build -q -p ometascan-testkit --bins --manifest-path "$root/Cargo.toml"
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 p_nginx=$(port); p_back=$(port)
 "$root/target/debug/ometascan-backend" "127.0.0.1:$p_back" >"$run/backend.log" & pids+=($!)
-mkfifo "$run/scanner.ctl"
-"$root/target/debug/ometascan-icap-scanner" <"$run/scanner.ctl" >"$run/scanner.log" 2>&1 & pids+=($!)
-exec 3>"$run/scanner.ctl"
-for _ in $(seq 1 600); do grep -q '^icap://' "$run/scanner.log" && break; sleep 0.1; done
-scanner_url=$(grep -m1 '^icap://' "$run/scanner.log")
+start_icap_scanner "$root/target/debug/ometascan-icap-scanner" "$run"
+pids+=("$scanner_pid")
 
 cat >"$run/nginx.conf" <<CONF
 include /etc/nginx/modules-enabled/*.conf;

@@ -3,6 +3,7 @@
 # /usr/sbin/nginx and does its job there: a clean upload reaches the backend, EICAR is blocked.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
+. "$root/scripts/lib.sh"
 out=$root/target/system-nginx
 "$root/scripts/build-system-nginx-module.sh" "$out"
 cargo build -q -p ometascan-testkit --bins --manifest-path "$root/Cargo.toml"
@@ -17,7 +18,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 p_nginx=$(port); p_scan=$(port); p_back=$(port)
 "$root/target/debug/ometascan-scanner-double" "127.0.0.1:$p_scan" >"$run/scanner.log" & pids+=($!)
 "$root/target/debug/ometascan-backend" "127.0.0.1:$p_back" >"$run/backend.log" & pids+=($!)

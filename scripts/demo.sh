@@ -4,6 +4,7 @@
 # through, the EICAR test file is blocked with the scanner's block page.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
+. "$root/scripts/lib.sh"
 cd "$root"
 "$root/scripts/install-deps.sh"
 
@@ -17,7 +18,7 @@ chmod 755 "$run"  # nginx workers run as an unprivileged user
 pids=()
 cleanup() {
     [ -f "$run/logs/nginx.pid" ] && "$nginx_bin" -p "$run" -c "$run/nginx.conf" -s stop 2>/dev/null || true
-    exec 3>&- 2>/dev/null || true
+    stop_icap_scanner
     sleep 1
     for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
     [ -n "${KEEP:-}" ] || rm -rf "$run"
@@ -25,15 +26,11 @@ cleanup() {
 trap cleanup EXIT
 mkdir -p "$run/logs"
 
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 p_nginx=$(port); p_back=$(port)
 target/debug/ometascan-backend "127.0.0.1:$p_back" >"$run/backend.log" & pids+=($!)
 # c-icap + ClamAV with a local EICAR signature; it stops when its control pipe closes.
-mkfifo "$run/scanner.ctl"
-target/debug/ometascan-icap-scanner <"$run/scanner.ctl" >"$run/scanner.log" 2>&1 & pids+=($!)
-exec 3>"$run/scanner.ctl"
-for _ in $(seq 1 600); do grep -q '^icap://' "$run/scanner.log" && break; sleep 0.1; done
-scanner_url=$(grep -m1 '^icap://' "$run/scanner.log") || { cat "$run/scanner.log"; exit 1; }
+start_icap_scanner target/debug/ometascan-icap-scanner "$run"
+pids+=("$scanner_pid")
 echo "== scanner: c-icap + ClamAV at $scanner_url"
 
 cat >"$run/nginx.conf" <<CONF

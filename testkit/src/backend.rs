@@ -6,28 +6,11 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 
-use crate::http1::{read_body, read_head, request_framing, Head};
+use crate::http1::{read_body, read_head, request_framing};
 use crate::Fnv;
 
 /// One request as the backend received it.
-#[derive(Debug, Clone)]
-pub struct Request {
-    pub head: Head,
-    /// The body, when not larger than the keep limit.
-    pub body: Vec<u8>,
-    pub body_len: u64,
-    pub body_hash: u64,
-}
-
-impl Request {
-    pub fn method(&self) -> &str {
-        self.head.start.split(' ').next().unwrap_or("")
-    }
-
-    pub fn target(&self) -> &str {
-        self.head.start.split(' ').nth(1).unwrap_or("")
-    }
-}
+pub type Request = crate::http1::Recorded;
 
 struct State {
     received: Mutex<Vec<Request>>,

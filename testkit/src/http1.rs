@@ -54,6 +54,26 @@ pub fn read_head(r: &mut BufReader<TcpStream>) -> io::Result<Option<Head>> {
     Ok(Some(head))
 }
 
+/// A request as a double or the backend received it.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub head: Head,
+    /// The body, when not larger than the keep limit.
+    pub body: Vec<u8>,
+    pub body_len: u64,
+    pub body_hash: u64,
+}
+
+impl Recorded {
+    pub fn method(&self) -> &str {
+        self.head.start.split(' ').next().unwrap_or("")
+    }
+
+    pub fn target(&self) -> &str {
+        self.head.start.split(' ').nth(1).unwrap_or("")
+    }
+}
+
 /// How a body is framed.
 pub enum Framing {
     Length(u64),

@@ -113,6 +113,18 @@ pub fn config(prefix: &Path, port: u16, http: &str) -> String {
     )
 }
 
+/// `nginx -p PREFIX -c CONF -e PREFIX/logs/error.log`.
+fn command(prefix: &Path, conf: &Path) -> Command {
+    let mut c = Command::new(binary());
+    c.arg("-p")
+        .arg(prefix)
+        .arg("-c")
+        .arg(conf)
+        .arg("-e")
+        .arg(prefix.join("logs/error.log"));
+    c
+}
+
 /// Result of `nginx -t`.
 #[derive(Debug)]
 pub struct Check {
@@ -130,14 +142,8 @@ pub fn check_config(text: &str) -> Check {
         text.replace("%PREFIX%", &prefix.display().to_string()),
     )
     .expect("write conf");
-    let out = Command::new(binary())
+    let out = command(&prefix, &conf)
         .arg("-t")
-        .arg("-p")
-        .arg(&prefix)
-        .arg("-c")
-        .arg(&conf)
-        .arg("-e")
-        .arg(prefix.join("logs/error.log"))
         .output()
         .expect("run nginx -t");
     let output =
@@ -186,13 +192,7 @@ impl Nginx {
     pub fn start_with(prefix: PathBuf, port: u16, text: &str) -> Nginx {
         let conf = prefix.join("conf/nginx.conf");
         std::fs::write(&conf, text).expect("write conf");
-        let child = Command::new(binary())
-            .arg("-p")
-            .arg(&prefix)
-            .arg("-c")
-            .arg(&conf)
-            .arg("-e")
-            .arg(prefix.join("logs/error.log"))
+        let child = command(&prefix, &conf)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())

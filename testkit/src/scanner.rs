@@ -58,23 +58,7 @@ impl Action {
 }
 
 /// One request as the double received it.
-#[derive(Debug, Clone)]
-pub struct Received {
-    pub head: Head,
-    pub body: Vec<u8>,
-    pub body_len: u64,
-    pub body_hash: u64,
-}
-
-impl Received {
-    pub fn method(&self) -> &str {
-        self.head.start.split(' ').next().unwrap_or("")
-    }
-
-    pub fn target(&self) -> &str {
-        self.head.start.split(' ').nth(1).unwrap_or("")
-    }
-}
+pub type Received = crate::http1::Recorded;
 
 struct State {
     script: Mutex<VecDeque<Action>>,
