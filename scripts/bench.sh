@@ -7,7 +7,12 @@
 #   4 client -> nginx + module -> c-icap + ClamAV (icap://) -> backend
 #   5 client -> Squid (reverse proxy, ICAP REQMOD to the same c-icap) -> backend
 # Prints req/s, MB/s uploaded, p50/p99 latency, errors, and CPU seconds per 1000 requests of
-# each process group. ClamAV's clean-file cache is off (the data set repeats).
+# each process group. ClamAV's clean-file cache is off (the data set repeats). One file in 20
+# carries the EICAR test string: rows 4 and 5 check that each of those is answered with a
+# complete block page and that none reaches the backend.
+# Then, with the module and the scanner double: the workers' memory growth during 20
+# concurrent 100 MB uploads, and the worker's CPU while 100 scans wait on a scanner that
+# answers after 10 s.
 #
 # Usage: scripts/bench.sh [CONNECTIONS] [SECONDS]     (default 100 20)
 set -euo pipefail
@@ -40,20 +45,26 @@ mkdir -p "$run/data" "$run/logs"
 
 python3 - "$run/data" <<'PY'
 import random, sys, os
+eicar = rb"X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"
 rng = random.Random(542)
 for i in range(542):
     size = rng.randint(500_000, 1_000_000)
-    with open(os.path.join(sys.argv[1], f"f{i:03}.bin"), "wb") as f:
-        f.write(rng.randbytes(size))
+    body = rng.randbytes(size)
+    name = f"f{i:03}.bin"
+    if i % 20 == 19:
+        at = rng.randrange(size)
+        body = body[:at] + eicar + body[at + len(eicar):]
+        name = f"f{i:03}-eicar.bin"
+    with open(os.path.join(sys.argv[1], name), "wb") as f:
+        f.write(body)
 PY
 total=$(du -sb "$run/data" | cut -f1)
 
 cat >"$run/post.lua" <<LUA
 local files = {}
-local sizes = {}
 local dir = "$run/data"
 for i = 0, 541 do
-  local name = string.format("f%03d.bin", i)
+  local name = string.format(i % 20 == 19 and "f%03d-eicar.bin" or "f%03d.bin", i)
   local f = io.open(dir .. "/" .. name, "rb")
   files[#files + 1] = { name = name, body = f:read("*a") }
   f:close()
@@ -63,6 +74,39 @@ request = function()
   n = n + 1
   local f = files[(n % #files) + 1]
   return wrk.format("POST", "/upload/" .. f.name, { ["Content-Type"] = "application/octet-stream" }, f.body)
+end
+LUA
+# The same load, and every answer looked at: a 403 must be c-icap's whole page naming an EICAR
+# file (c-icap ends its page with two NUL bytes); a 2xx must not come from a backend that saw
+# the EICAR string.
+cat "$run/post.lua" - >"$run/check.lua" <<'LUA'
+blocked, cut, leaked = 0, 0, 0
+statuses = ""
+function response(status, headers, body)
+  if status ~= 200 and status ~= 403 and #statuses < 200 then statuses = statuses .. " " .. status end
+  if status == 403 then
+    if body:find("<h1>VIRUS FOUND</h1>", 1, true) and body:find("-eicar.bin", 1, true)
+        and body:find("</html>[%s%z]*$") then
+      blocked = blocked + 1
+    else
+      cut = cut + 1
+    end
+  elseif status >= 200 and status < 300 then
+    for k, _ in pairs(headers) do
+      if string.lower(k) == "x-eicar-received" then leaked = leaked + 1 end
+    end
+  end
+end
+local threads = {}
+function setup(thread) table.insert(threads, thread) end
+function done(summary, latency, requests)
+  local b, c, l, other = 0, 0, 0, ""
+  for _, t in ipairs(threads) do
+    b = b + t:get("blocked"); c = c + t:get("cut"); l = l + t:get("leaked")
+    other = other .. t:get("statuses")
+  end
+  io.write(string.format("check: %d %d %d\n", b, c, l))
+  io.write("other statuses:" .. other .. "\n")
 end
 LUA
 
@@ -75,10 +119,10 @@ pids+=("$scanner_pid")
 icap_url=$scanner_url
 icap_pids=$(sed -n 's/^pids (\([0-9]*\), \([0-9]*\))/\1 \2/p' "$run/scanner.log")
 
-nginx_conf() { # name listen location-body
+nginx_conf() { # name listen location-body [worker_processes]
     cat >"$run/nginx-$1.conf" <<CONF
 load_module $bin/libngx_http_ometascan_module.so;
-worker_processes auto;
+worker_processes ${4:-auto};
 error_log $run/logs/error-$1.log warn;
 pid $run/logs/nginx-$1.pid;
 events { worker_connections 4096; }
@@ -92,10 +136,11 @@ http {
     server {
         listen 127.0.0.1:$2 backlog=4096;
         location / { $3 proxy_pass http://backend; }
+        location = /ometascan_status { ometascan_status; }
     }
 }
 CONF
-    "$nginx_bin" -p "$run" -c "$run/nginx-$1.conf"
+    "$nginx_bin" -p "$run" -c "$run/nginx-$1.conf" 3>&-
 }
 nginx_conf plain "$p_plain" ""
 nginx_conf module "$p_mod" "ometascan_pass http://127.0.0.1:$p_double;"
@@ -120,7 +165,7 @@ icap_service scan reqmod_precache bypass=0 icap://$icap_hostport
 adaptation_access scan allow all
 request_body_max_size 10 MB
 CONF
-squid -f "$run/squid.conf" -N >/dev/null 2>&1 & pids+=($!)
+squid -f "$run/squid.conf" -N >/dev/null 2>&1 3>&- & pids+=($!)
 for _ in $(seq 1 100); do (echo >/dev/tcp/127.0.0.1/$p_squid) 2>/dev/null && break; sleep 0.1; done
 
 children() { # pids of a process and its descendants
@@ -141,13 +186,14 @@ ticks() { # total CPU ticks of the given pids
 nginx_workers() { pgrep -P "$(cat "$run/logs/nginx-$1.pid")" | tr '\n' ' '; }
 hz=$(getconf CLK_TCK)
 
-printf '\n%-34s %8s %8s %8s %8s %7s  %s\n' "setup ($conns clients, ${secs}s)" "req/s" "MB/s" "p50 ms" "p99 ms" "errors" "CPU s / 1000 req"
-row() { # label url group-name:pids...
-    local label=$1 url=$2; shift 2
+printf '\n%-34s %8s %7s %7s %7s %6s %7s %4s %6s  %s\n' "setup ($conns clients, ${secs}s)" "req/s" "MB/s" "p50 ms" "p99 ms" "errors" "blocked" "cut" "passed" "CPU s / 1000 req"
+row() { # label script url group-name:pids...
+    local label=$1 script=$2 url=$3; shift 3
     local before=() names=() groups=()
     for g in "$@"; do names+=("${g%%:*}"); groups+=("${g#*:}"); before+=("$(ticks ${g#*:})"); done
     local out
-    out=$(wrk -t2 -c"$conns" -d"${secs}s" --timeout 120s --latency -s "$run/post.lua" "$url" 2>&1)
+    out=$(wrk -t2 -c"$conns" -d"${secs}s" --timeout 120s --latency -s "$run/$script.lua" "$url" 2>&1)
+    echo "$out" >"$run/wrk-${label%% *}.txt"
     local reqs rps p50 p99 errs
     reqs=$(sed -n 's/^ *\([0-9]*\) requests in.*/\1/p' <<<"$out")
     rps=$(sed -n 's/^Requests\/sec: *\([0-9.]*\)/\1/p' <<<"$out")
@@ -157,6 +203,13 @@ row() { # label url group-name:pids...
     local sockerr
     sockerr=$(sed -n 's/.*Socket errors: connect \([0-9]*\), read \([0-9]*\), write \([0-9]*\), timeout \([0-9]*\).*/\1 \2 \3 \4/p' <<<"$out")
     for e in $sockerr; do errs=$((errs + e)); done
+    # Blocks answered with a whole page are the expected answer, not errors; cut pages and
+    # EICAR uploads that reached the backend are.
+    local blocked=- cut=- passed=-
+    if [ "$script" = check ]; then
+        read -r blocked cut passed < <(sed -n 's/^check: //p' <<<"$out")
+        errs=$((errs - blocked + passed))
+    fi
     local mbs cpu="" i
     mbs=$(python3 -c "print(f'{$rps * $total / 542 / 1e6:.1f}')")
     for i in "${!groups[@]}"; do
@@ -171,18 +224,122 @@ m={'us':0.001,'ms':1,'s':1000,'m':60000}
 import re
 g=re.match(r'([0-9.]+)([a-z]+)',v)
 print(f'{float(g.group(1))*m[g.group(2)]:.0f}' if g else '-')"; }
-    printf '%-34s %8s %8s %8s %8s %7s %s\n' "$label" "$rps" "$mbs" "$(to_ms "$p50")" "$(to_ms "$p99")" "$errs" "$cpu"
+    printf '%-34s %8s %7s %7s %7s %6s %7s %4s %6s %s\n' "$label" "$rps" "$mbs" "$(to_ms "$p50")" "$(to_ms "$p99")" "$errs" "$blocked" "$cut" "$passed" "$cpu"
+}
+
+# block_pages LABEL URL: uploads the 27 EICAR files at once with curl and checks each answer:
+# a 403 with c-icap's whole page naming that file, and nothing at the backend. Printed after
+# the table.
+pages_report=""
+block_pages() {
+    local dir="$run/pages-${1%% *}" f curls=()
+    mkdir -p "$dir"
+    for f in "$run"/data/*-eicar.bin; do
+        f=$(basename "$f")
+        ( set +e; curl -s -o "$dir/$f.body" -D "$dir/$f.head" -H 'Content-Type: application/octet-stream' \
+            --data-binary @"$run/data/$f" "$2/upload/$f"; echo $? >"$dir/$f.rc" ) 3>&- &
+        curls+=($!)
+    done
+    wait "${curls[@]}" || true
+    pages_report+=$(python3 - "$dir" "$1" <<'PY'
+import os, re, sys
+d, label = sys.argv[1], sys.argv[2]
+names = sorted({n.rsplit(".", 1)[0] for n in os.listdir(d)})
+ok = passed = failed = cut = 0
+why = {}
+for n in names:
+    rc = open(os.path.join(d, n + ".rc")).read().strip()
+    head = open(os.path.join(d, n + ".head"), "rb").read() if os.path.exists(os.path.join(d, n + ".head")) else b""
+    body = open(os.path.join(d, n + ".body"), "rb").read() if os.path.exists(os.path.join(d, n + ".body")) else b""
+    status = re.findall(rb"^HTTP/[0-9.]+ ([0-9]{3})", head, re.M)
+    status = status[-1].decode() if status else "none"
+    if b"x-eicar-received" in head.lower():
+        passed += 1
+    elif status == "403" and b"<h1>VIRUS FOUND</h1>" in body and n.encode() in body \
+            and re.search(rb"</html>[\s\0]*$", body):
+        ok += 1
+    elif status == "403":
+        cut += 1
+    else:
+        failed += 1
+        k = f"status {status}, curl exit {rc}"
+        why[k] = why.get(k, 0) + 1
+detail = "; ".join(f"{v} x {k}" for k, v in why.items())
+print(f"\nblock pages, {label}: {ok} of {len(names)} EICAR uploads got the whole page, "
+      f"{cut} a page cut short, {failed} no page{' (' + detail + ')' if detail else ''}, "
+      f"{passed} reached the backend")
+PY
+)
 }
 
 icap_group=$(children "$icap_pids")
 squid_group=$(children "$(cat "$run/squid.pid" 2>/dev/null || echo)")
-row "1 client -> backend" "http://127.0.0.1:$p_back" "backend:$pid_back"
-row "2 nginx proxy_pass" "http://127.0.0.1:$p_plain" "nginx:$(nginx_workers plain)" "backend:$pid_back"
-row "3 nginx + module + double" "http://127.0.0.1:$p_mod" "nginx:$(nginx_workers module)" "scanner:$pid_double" "backend:$pid_back"
-row "4 nginx + module + c-icap/ClamAV" "http://127.0.0.1:$p_icap" "nginx:$(nginx_workers icap)" "scanner:$icap_group" "backend:$pid_back"
+row "1 client -> backend" post "http://127.0.0.1:$p_back" "backend:$pid_back"
+row "2 nginx proxy_pass" post "http://127.0.0.1:$p_plain" "nginx:$(nginx_workers plain)" "backend:$pid_back"
+row "3 nginx + module + double" post "http://127.0.0.1:$p_mod" "nginx:$(nginx_workers module)" "scanner:$pid_double" "backend:$pid_back"
+row "4 nginx + module + c-icap/ClamAV" check "http://127.0.0.1:$p_icap" "nginx:$(nginx_workers icap)" "scanner:$icap_group" "backend:$pid_back"
+block_pages "nginx + module + c-icap/ClamAV" "http://127.0.0.1:$p_icap"
 # The idle ICAP connections nginx keeps would hold c-icap's threads: close them first.
 "$nginx_bin" -p "$run" -c "$run/nginx-icap.conf" -s stop 2>/dev/null || true
 sleep 1
-row "5 squid + c-icap/ClamAV" "http://127.0.0.1:$p_squid" "squid:$squid_group" "scanner:$icap_group" "backend:$pid_back"
+row "5 squid + c-icap/ClamAV" check "http://127.0.0.1:$p_squid" "squid:$squid_group" "scanner:$icap_group" "backend:$pid_back"
+block_pages "squid + c-icap/ClamAV" "http://127.0.0.1:$p_squid"
 echo
-echo "data set: 542 files, $((total / 1000000)) MB; MB/s counts uploaded bytes; CPU in seconds per 1000 requests"
+echo "data set: 542 files (27 with the EICAR string), $((total / 1000000)) MB; MB/s counts uploaded bytes;"
+echo "blocked: complete block pages, cut: block pages cut short, passed: EICAR uploads the backend got"
+echo "$pages_report"
+
+# Memory: 20 concurrent 100 MB uploads, through plain nginx and through nginx + module +
+# scanner double. The growth of the workers' peak RSS over their RSS at start.
+proc_kb() { awk -v k="$1:" '$1 == k {print $2}' "/proc/$2/status" 2>/dev/null || echo 0; }
+sum_kb() { local t=0 p; for p in ${@:2}; do t=$((t + $(proc_kb "$1" "$p"))); done; echo $t; }
+wait_for() { while [ "$(wc -l <"$1" 2>/dev/null || echo 0)" -lt "$2" ]; do sleep 0.2; done; }
+head -c 100000000 /dev/urandom >"$run/big.bin"
+echo
+big_uploads() { # label name location-body
+    local p_big workers before peak started took ok
+    p_big=$(port)
+    nginx_conf "$2" "$p_big" "client_max_body_size 200m; $3"
+    sleep 0.5
+    workers=$(nginx_workers "$2")
+    before=$(sum_kb VmRSS $workers)
+    started=$(date +%s.%N)
+    for i in $(seq 1 20); do
+        curl -s -o /dev/null -w '%{http_code}\n' -H 'Expect:' -H 'Content-Type: application/octet-stream' \
+            -X POST -T "$run/big.bin" "http://127.0.0.1:$p_big/upload/big$i" >>"$run/$2.codes" 3>&- &
+    done
+    wait_for "$run/$2.codes" 20
+    took=$(python3 -c "import time; print(f'{time.time() - $started:.1f}')")
+    peak=$(sum_kb VmHWM $workers)
+    ok=$(grep -c '^200$' "$run/$2.codes" || true)
+    printf 'memory, %-18s 20 x 100 MB at once, %d workers: %2d of 20 answered 200 in %4s s; worker RSS %d MiB at start, peak %d MiB, growth %d MiB\n' \
+        "$1:" "$(wc -w <<<"$workers")" "$ok" "$took" $((before / 1024)) $((peak / 1024)) $(((peak - before) / 1024))
+    "$nginx_bin" -p "$run" -c "$run/nginx-$2.conf" -s stop 2>/dev/null || true
+}
+big_uploads "plain nginx" big-plain ""
+big_uploads "module + double" big-module "ometascan_pass http://127.0.0.1:$p_double;"
+
+# CPU: 100 scans waiting on a scanner that answers after 10 s, one worker.
+p_slow=$(port); p_wait=$(port)
+"$bin/ometascan-scanner-double" "127.0.0.1:$p_slow" allow delay=10 >/dev/null 3>&- & pids+=($!)
+nginx_conf wait "$p_wait" "ometascan_pass http://127.0.0.1:$p_slow; ometascan_read_timeout 60s;" 1
+head -c 10000 /dev/urandom >"$run/small.bin"
+sleep 0.5
+in_flight() { curl -s "http://127.0.0.1:$p_wait/ometascan_status" | awk '$1 == "ometascan_scans_in_flight" {print $2}'; }
+started=$(date +%s.%N)
+for i in $(seq 1 100); do
+    curl -s -o /dev/null -w '%{http_code}\n' --data-binary @"$run/small.bin" \
+        "http://127.0.0.1:$p_wait/upload/w$i" >>"$run/wait.codes" 3>&- &
+done
+for _ in $(seq 1 50); do [ "$(in_flight)" = 100 ] && break; sleep 0.1; done
+waiting=$(in_flight)
+wait_workers=$(nginx_workers wait)
+t0=$(ticks $wait_workers)
+sleep 5
+t1=$(ticks $wait_workers)
+still=$(in_flight)
+wait_for "$run/wait.codes" 100
+took=$(python3 -c "import time; print(f'{time.time() - $started:.1f}')")
+ok=$(grep -c '^200$' "$run/wait.codes" || true)
+printf 'cpu, waiting scans: one worker with %s scans waiting on a 10 s scanner used %d ms CPU in 5 s (%s still waiting after); %d of 100 answered 200 after %s s\n' \
+    "$waiting" $(((t1 - t0) * 1000 / hz)) "$still" "$ok" "$took"

@@ -63,7 +63,7 @@ http {
 }
 CONF
 /usr/sbin/nginx -t -c "$run/nginx.conf"
-/usr/sbin/nginx -c "$run/nginx.conf"
+/usr/sbin/nginx -c "$run/nginx.conf" 3>&-
 sleep 0.5
 grep -q "ometascan module .* started" "$run/error.log" || { echo "no version line in the error log"; cat "$run/error.log"; exit 1; }
 head -c 700000 /dev/urandom >"$run/clean.bin"

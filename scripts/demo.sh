@@ -52,7 +52,7 @@ http {
     }
 }
 CONF
-"$nginx_bin" -p "$run" -c "$run/nginx.conf"
+"$nginx_bin" -p "$run" -c "$run/nginx.conf" 3>&-
 sleep 0.5
 
 head -c 700000 /dev/urandom >"$run/clean.bin"

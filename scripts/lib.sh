@@ -4,7 +4,8 @@
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 # start_icap_scanner BIN RUN_DIR: starts c-icap + ClamAV through the testkit program BIN, which
-# runs until descriptor 3 (its control pipe) is closed. Sets scanner_url and scanner_pid.
+# runs until descriptor 3 (its control pipe) is closed or it gets SIGTERM. Sets scanner_url and
+# scanner_pid. Start later background processes with 3>&- so that they don't hold the pipe.
 start_icap_scanner() {
     mkfifo "$2/scanner.ctl"
     "$1" <"$2/scanner.ctl" >"$2/scanner.log" 2>&1 &

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 
 use crate::http1::{read_body, read_head, request_framing};
-use crate::Fnv;
+use crate::{Fnv, StreamFind, EICAR};
 
 /// One request as the backend received it.
 pub type Request = crate::http1::Recorded;
@@ -59,7 +59,13 @@ impl Backend {
     }
 
     pub fn received(&self) -> Vec<Request> {
-        self.state.received.lock().unwrap().clone()
+        self.received_since(0)
+    }
+
+    /// The requests received after the first `n`.
+    pub fn received_since(&self, n: usize) -> Vec<Request> {
+        let all = self.state.received.lock().unwrap();
+        all.get(n..).unwrap_or_default().to_vec()
     }
 }
 
@@ -80,8 +86,10 @@ fn serve(conn: TcpStream, st: Arc<State>) {
         let keep = st.keep_body.load(Ordering::Acquire);
         let mut body = Vec::new();
         let mut hash = Fnv::default();
+        let mut eicar = StreamFind::new(EICAR);
         let Ok(len) = read_body(&mut r, request_framing(&head), |c| {
             hash.update(c);
+            eicar.update(c);
             if body.len() + c.len() <= keep {
                 body.extend_from_slice(c);
             }
@@ -95,8 +103,14 @@ fn serve(conn: TcpStream, st: Arc<State>) {
             body_len: len,
             body_hash: hash.finish(),
         });
+        // Tells a load generator that a body with the EICAR string got through.
+        let flag = if eicar.found() {
+            "X-Eicar-Received: yes\r\n"
+        } else {
+            ""
+        };
         let out = format!(
-            "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{}",
+            "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n{flag}Content-Length: {}\r\n\r\n{}",
             reply.len(),
             reply
         );

@@ -2,6 +2,7 @@
 //! clamd, both from Debian's packages, with a signature database made here that detects the
 //! EICAR test string (no network is needed for signatures).
 
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -115,7 +116,9 @@ impl CIcap {
             ),
         )
         .expect("c-icap.conf");
+        // Its own process group: its forked servers are stopped with it.
         let cicap = Command::new("c-icap")
+            .process_group(0)
             .arg("-N")
             .arg("-f")
             .arg(dir.join("c-icap.conf"))
@@ -175,6 +178,9 @@ impl Drop for CIcap {
             let _ = c.kill();
             let _ = c.wait();
         }
+        // Whatever c-icap forked and did not stop in time.
+        // SAFETY: kill(2) on the process group c-icap was started in (its pid).
+        unsafe { libc::kill(-(self.cicap.id() as i32), libc::SIGKILL) };
         if !std::thread::panicking() {
             let _ = std::fs::remove_dir_all(&self.dir);
         }

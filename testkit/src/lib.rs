@@ -107,11 +107,72 @@ impl Fnv {
 
 /// Whether `hay` contains `needle`.
 pub fn contains(hay: &[u8], needle: &[u8]) -> bool {
-    !needle.is_empty() && hay.windows(needle.len()).any(|w| w == needle)
+    !needle.is_empty() && memchr::memmem::find(hay, needle).is_some()
+}
+
+/// Looks for a needle in a body that arrives in pieces (the needle may straddle two).
+#[derive(Debug, Clone)]
+pub struct StreamFind {
+    needle: &'static [u8],
+    tail: Vec<u8>,
+    found: bool,
+}
+
+impl StreamFind {
+    pub fn new(needle: &'static [u8]) -> Self {
+        StreamFind {
+            needle,
+            tail: Vec::new(),
+            found: false,
+        }
+    }
+
+    pub fn update(&mut self, piece: &[u8]) {
+        if self.found || self.needle.is_empty() {
+            return;
+        }
+        let keep = self.needle.len() - 1;
+        // The bytes around the boundary, then the piece itself.
+        let head = &piece[..piece.len().min(keep)];
+        let mut seam = std::mem::take(&mut self.tail);
+        seam.extend_from_slice(head);
+        self.found = contains(&seam, self.needle) || contains(piece, self.needle);
+        if piece.len() >= keep {
+            self.tail = piece[piece.len() - keep..].to_vec();
+        } else {
+            let start = seam.len().saturating_sub(keep);
+            self.tail = seam[start..].to_vec();
+        }
+    }
+
+    pub fn found(&self) -> bool {
+        self.found
+    }
 }
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn stream_find_sees_a_needle_split_anywhere() {
+        let mut body = super::random_bytes(300, 9);
+        body.splice(100..100, super::EICAR.iter().copied());
+        for split in 0..body.len() {
+            for step in [1, 3, 50, 1000] {
+                let mut f = super::StreamFind::new(super::EICAR);
+                f.update(&body[..split]);
+                for c in body[split..].chunks(step) {
+                    f.update(c);
+                }
+                assert!(f.found(), "split {split} step {step}");
+            }
+        }
+        let mut f = super::StreamFind::new(super::EICAR);
+        for c in super::random_bytes(5000, 2).chunks(7) {
+            f.update(c);
+        }
+        assert!(!f.found());
+    }
+
     #[test]
     fn hash_is_split_independent() {
         let data = super::random_bytes(1000, 3);

@@ -137,7 +137,13 @@ impl ScannerDouble {
     }
 
     pub fn received(&self) -> Vec<Received> {
-        self.state.received.lock().unwrap().clone()
+        self.received_since(0)
+    }
+
+    /// The requests received after the first `n`.
+    pub fn received_since(&self, n: usize) -> Vec<Received> {
+        let all = self.state.received.lock().unwrap();
+        all.get(n..).unwrap_or_default().to_vec()
     }
 
     pub fn connections(&self) -> usize {

@@ -15,8 +15,8 @@ fn main() {
     let mut seen = 0;
     loop {
         std::thread::sleep(std::time::Duration::from_millis(100));
-        let received = backend.received();
-        for r in &received[seen..] {
+        let received = backend.received_since(seen);
+        for r in &received {
             println!(
                 "backend: {} {} ({} bytes, fnv1a {:016x})",
                 r.method(),
@@ -25,6 +25,6 @@ fn main() {
                 r.body_hash
             );
         }
-        seen = received.len();
+        seen += received.len();
     }
 }

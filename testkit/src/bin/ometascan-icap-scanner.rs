@@ -1,6 +1,6 @@
 //! Runs c-icap + ClamAV (Debian's packages) with a signature database that detects the EICAR
-//! test string, for demos. Prints the service URL, runs until its standard input closes, then
-//! stops both servers.
+//! test string, for demos. Prints the service URL, runs until its standard input closes or it
+//! gets SIGTERM/SIGINT/SIGHUP, then stops both servers.
 //!
 //! Usage: ometascan-icap-scanner < control-pipe
 
@@ -8,7 +8,23 @@ use std::io::Read;
 
 use ometascan_testkit::cicap::{CIcap, CIcapConfig};
 
+/// Blocks the stop signals in every thread (set before any thread starts) and returns them.
+fn block_stop_signals() -> libc::sigset_t {
+    // SAFETY: sigset_t is plain data; it is initialised by sigemptyset before any other use,
+    // and pthread_sigmask only reads it.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for s in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP] {
+            libc::sigaddset(&mut set, s);
+        }
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        set
+    }
+}
+
 fn main() {
+    let stop = block_stop_signals();
     // OMETASCAN_CLAMD_CACHE=off: ClamAV scans every body again (benchmarks over repeating data).
     let cache = std::env::var("OMETASCAN_CLAMD_CACHE").map_or(true, |v| v != "off");
     let scanner = CIcap::start_with(CIcapConfig {
@@ -17,7 +33,15 @@ fn main() {
     });
     eprintln!("pids {:?}", scanner.pids());
     println!("{}", scanner.url("virus_scan"));
-    let mut sink = Vec::new();
-    let _ = std::io::stdin().read_to_end(&mut sink);
+    std::thread::spawn(|| {
+        let mut sink = Vec::new();
+        let _ = std::io::stdin().read_to_end(&mut sink);
+        // End of the control pipe: the same way out as a signal.
+        // SAFETY: kill(2) on our own process.
+        unsafe { libc::kill(libc::getpid(), libc::SIGTERM) };
+    });
+    let mut sig = 0;
+    // SAFETY: `stop` was initialised by block_stop_signals; `sig` is a valid out pointer.
+    unsafe { libc::sigwait(&stop, &mut sig) };
     drop(scanner);
 }

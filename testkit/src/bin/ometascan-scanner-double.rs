@@ -1,38 +1,60 @@
 //! A stand-in scanner for demos: speaks the HTTP scan protocol, blocks bodies that contain the
 //! EICAR test string (403 page) and allows everything else (204).
 //!
-//! Usage: ometascan-scanner-double [ADDR] [allow]   (default 127.0.0.1:8081; `allow`: allow
-//! everything without looking at the body, for benchmarks)
+//! Usage: ometascan-scanner-double [ADDR] [allow] [delay=SECS]
+//!   ADDR       default 127.0.0.1:8081
+//!   allow      allow everything without looking at the body (benchmarks)
+//!   delay=SECS wait this long before each answer (a slow scanner)
+
+use std::time::Duration;
 
 use ometascan_testkit::{Action, ScannerDouble};
 
 fn main() {
-    let addr = std::env::args()
-        .nth(1)
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let addr = args
+        .first()
+        .cloned()
         .unwrap_or_else(|| "127.0.0.1:8081".into());
-    let allow_all = std::env::args().nth(2).as_deref() == Some("allow");
-    let action = if allow_all {
+    let allow_all = args.iter().any(|a| a == "allow");
+    let delay =
+        args.iter()
+            .find_map(|a| a.strip_prefix("delay="))
+            .map(|s| match s.parse::<f64>() {
+                Ok(v) if v >= 0.0 => Duration::from_secs_f64(v),
+                _ => {
+                    eprintln!("ometascan-scanner-double: bad delay \"{s}\"");
+                    std::process::exit(2);
+                }
+            });
+    let mut action = if allow_all {
         Action::Allow
     } else {
         Action::EicarAware
     };
+    if let Some(d) = delay {
+        action = Action::Delay(d, Box::new(action));
+    }
     let double = ScannerDouble::bind(&addr, action);
     // Bodies are hashed; the EICAR check needs them kept.
     double.keep_bodies_up_to(if allow_all { 0 } else { 16 << 20 });
     println!(
-        "scanner double listening on 127.0.0.1:{} ({})",
+        "scanner double listening on 127.0.0.1:{} ({}{})",
         double.port(),
         if allow_all {
             "allows all"
         } else {
             "blocks EICAR"
-        }
+        },
+        delay
+            .map(|d| format!(", answers after {d:?}"))
+            .unwrap_or_default()
     );
     let mut seen = 0;
     loop {
-        std::thread::sleep(std::time::Duration::from_millis(100));
-        let received = double.received();
-        for r in &received[seen..] {
+        std::thread::sleep(Duration::from_millis(100));
+        let received = double.received_since(seen);
+        for r in &received {
             println!(
                 "scanner: {} {} ({} bytes)",
                 r.method(),
@@ -40,6 +62,6 @@ fn main() {
                 r.body_len
             );
         }
-        seen = received.len();
+        seen += received.len();
     }
 }
