@@ -7,10 +7,18 @@
 //! the queue and resumes the requests. Nothing polls: a worker waiting for scans sleeps in
 //! `epoll_wait`.
 //!
-//! Requests are tracked in a slot table that only the nginx thread touches. A slot is freed
-//! when its scan completes or when the request goes away (its pool cleanup cancels the task);
-//! a completion whose slot was freed or reused (generation mismatch) is dropped without
-//! touching nginx memory.
+//! Requests are tracked in a slot table that only the nginx thread touches.
+//!
+//! The request body's memory buffers are not copied: they are lent to the scan as `Bytes`
+//! (see [`Loan`]). While a scan runs, its request is *blocked* (`r->main->blocked`, as nginx's
+//! own thread pools do it), so nginx frees neither the request nor its pool, even when the
+//! client goes away and the request is terminated. The message that ends a scan is sent only
+//! when the last piece of lent memory is dropped, wherever that happens (the scan task, or a
+//! scanner connection task that still held part of the body). On that message the nginx
+//! thread unblocks the request and either applies the verdict or, if the request was
+//! terminated meanwhile (its cleanup cancelled the task), lets nginx finish it. A message
+//! whose slot was freed or reused (generation mismatch) is dropped without touching nginx
+//! memory.
 
 use std::cell::RefCell;
 use std::future::Future;
@@ -31,9 +39,85 @@ pub struct SlotId {
 
 /// What a finished scan hands back to the nginx thread.
 pub struct Completion {
-    pub slot: SlotId,
     pub outcome: ScanOutcome,
     pub elapsed: Duration,
+}
+
+/// A scan is over and none of its request's memory is in use any more; `done` is `None`
+/// when the task was cancelled or stopped before it had a verdict.
+struct Message {
+    slot: SlotId,
+    done: Option<Completion>,
+}
+
+/// The request memory lent to one scan. Pieces handed out by [`Loan::lend`] keep it alive;
+/// when the last one (and the scan task's own handle) is gone, the scan's [`Message`] is sent.
+pub struct Loan(Arc<LoanInner>);
+
+struct LoanInner {
+    slot: OnceLock<SlotId>,
+    done: Mutex<Option<Completion>>,
+}
+
+impl Loan {
+    pub fn new() -> Loan {
+        Loan(Arc::new(LoanInner {
+            slot: OnceLock::new(),
+            done: Mutex::new(None),
+        }))
+    }
+
+    /// Shares `len` bytes at `ptr` as `Bytes`, without copying.
+    ///
+    /// # Safety
+    /// The memory must stay valid and unchanged until the loan's message has been handled on
+    /// the nginx thread, or, if [`start`] is not reached, until the returned `Bytes` and the
+    /// loan are dropped on the nginx thread.
+    pub unsafe fn lend(&self, ptr: *const u8, len: usize) -> bytes::Bytes {
+        bytes::Bytes::from_owner(Lent {
+            ptr,
+            len,
+            _loan: self.0.clone(),
+        })
+    }
+}
+
+impl Drop for LoanInner {
+    fn drop(&mut self) {
+        // A loan that never reached a slot (the scan did not start) has nobody to tell.
+        if let Some(&slot) = self.slot.get() {
+            let done = self
+                .done
+                .get_mut()
+                .unwrap_or_else(|e| e.into_inner())
+                .take();
+            push(Message { slot, done });
+        }
+    }
+}
+
+/// A piece of request memory owned by `Bytes`.
+struct Lent {
+    ptr: *const u8,
+    len: usize,
+    _loan: Arc<LoanInner>,
+}
+
+// SAFETY: the memory is only read, and it stays valid and unchanged while any `Lent` exists:
+// the request is blocked until the loan's message, which is sent after the last `Lent` is
+// dropped (see `Loan::lend`).
+unsafe impl Send for Lent {}
+// SAFETY: as above; shared reads of immutable memory.
+unsafe impl Sync for Lent {}
+
+impl AsRef<[u8]> for Lent {
+    fn as_ref(&self) -> &[u8] {
+        if self.len == 0 {
+            return &[];
+        }
+        // SAFETY: ptr/len describe live, unchanging memory for the life of `self` (see above).
+        unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -48,9 +132,9 @@ pub enum BridgeError {
     Event,
 }
 
-/// Shared with tokio threads: the completion queue and the eventfd.
+/// Shared with tokio threads: the message queue and the eventfd.
 struct Shared {
-    queue: Mutex<Vec<Completion>>,
+    queue: Mutex<Vec<Message>>,
     efd: AtomicI32,
     closed: AtomicBool,
 }
@@ -70,6 +154,8 @@ struct Slot {
     gen: u32,
     request: *mut ngx_http_request_t,
     abort: Option<tokio::task::AbortHandle>,
+    /// The request was terminated while its scan ran: nginx finishes it on the message.
+    cancelled: bool,
 }
 
 #[derive(Default)]
@@ -209,12 +295,13 @@ pub fn scanner() -> Option<Arc<Scanner>> {
     SCANNER.get().cloned()
 }
 
-/// Runs `scan` for request `r` on the runtime. `None` when the bridge is not running.
+/// Runs `scan` for the main request `r` on the runtime and blocks the request until the
+/// scan's message (see the module docs). `loan` is the memory `scan` borrows from `r`.
+/// `None` when the bridge is not running; then nothing was started or blocked.
 ///
 /// # Safety
-/// On the nginx thread; `r` must stay valid until [`cancel`] is called for the returned slot
-/// or its completion is delivered.
-pub unsafe fn start<F>(r: *mut ngx_http_request_t, scan: F) -> Option<SlotId>
+/// On the nginx thread, with a live main request `r` that has a cleanup calling [`cancel`].
+pub unsafe fn start<F>(r: *mut ngx_http_request_t, loan: Loan, scan: F) -> Option<SlotId>
 where
     F: Future<Output = ScanOutcome> + Send + 'static,
 {
@@ -233,6 +320,7 @@ where
                     gen: 0,
                     request: std::ptr::null_mut(),
                     abort: None,
+                    cancelled: false,
                 });
                 (slots.entries.len() - 1) as u32
             }
@@ -240,25 +328,31 @@ where
         let entry = &mut slots.entries[index as usize];
         entry.gen = entry.gen.wrapping_add(1);
         entry.request = r;
+        entry.cancelled = false;
         let slot = SlotId {
             index,
             gen: entry.gen,
         };
+        let _ = loan.0.slot.set(slot);
+        // SAFETY: r is a live main request; the message for this slot unblocks it.
+        unsafe { (*r).set_blocked((*r).blocked() + 1) };
         let task = handle.spawn(async move {
             let started = Instant::now();
             // A bug in the scanner client must not leave the request waiting forever.
-            let outcome = CatchUnwind(Box::pin(scan))
-                .await
-                .unwrap_or_else(|_| ScanOutcome {
-                    result: Err(ometascan_core::ScanError::Internal),
-                    server: None,
-                    status: None,
-                });
-            push(Completion {
-                slot,
+            let mut scan = CatchUnwind(Box::pin(scan));
+            let outcome = (&mut scan).await.unwrap_or_else(|_| ScanOutcome {
+                result: Err(ometascan_core::ScanError::Internal),
+                server: None,
+                status: None,
+            });
+            // The request (and what it borrowed) goes first; the message leaves when the
+            // last borrowed piece is dropped, here or in a connection task.
+            drop(scan);
+            *loan.0.done.lock().unwrap_or_else(|e| e.into_inner()) = Some(Completion {
                 outcome,
                 elapsed: started.elapsed(),
             });
+            drop(loan);
         });
         entry.abort = Some(task.abort_handle());
         slots.in_use += 1;
@@ -289,8 +383,26 @@ impl<F: Future> Future for CatchUnwind<F> {
     }
 }
 
-/// Cancels the scan of a slot whose request is going away.
+/// Cancels the scan of a request that nginx is terminating. The request stays blocked until
+/// the scan's message; then nginx finishes it.
 pub fn cancel(slot: SlotId) {
+    LOCAL.with(|l| {
+        if let Some(local) = l.borrow_mut().as_mut() {
+            if let Some(entry) = local.slots.entries.get_mut(slot.index as usize) {
+                if entry.gen == slot.gen && !entry.request.is_null() {
+                    entry.cancelled = true;
+                    if let Some(abort) = entry.abort.take() {
+                        abort.abort();
+                    }
+                }
+            }
+        }
+    });
+}
+
+/// Forgets the slot of a request that is being freed. Blocking makes this unreachable while a
+/// scan runs; if it ever happens, the scan's message is dropped without touching the request.
+pub fn forget(slot: SlotId) {
     LOCAL.with(|l| {
         if let Some(local) = l.borrow_mut().as_mut() {
             if let Some(abort) = release(local, slot) {
@@ -318,7 +430,7 @@ fn release(local: &mut Local, slot: SlotId) -> Option<tokio::task::AbortHandle> 
 }
 
 /// Called on a tokio thread when a scan ends.
-fn push(c: Completion) {
+fn push(c: Message) {
     if SHARED.closed.load(Ordering::Acquire) {
         return;
     }
@@ -367,23 +479,58 @@ unsafe extern "C" fn on_notify(ev: *mut ngx_event_t) {
         }
     }
     let batch = std::mem::take(&mut *SHARED.queue.lock().unwrap_or_else(|e| e.into_inner()));
-    for completion in batch {
+    for message in batch {
         let request = LOCAL.with(|l| {
             let mut guard = l.borrow_mut();
             let local = guard.as_mut()?;
-            let r = local
-                .slots
-                .entries
-                .get(completion.slot.index as usize)?
-                .request;
-            release(local, completion.slot)?;
-            Some(r)
+            let entry = local.slots.entries.get(message.slot.index as usize)?;
+            if entry.gen != message.slot.gen || entry.request.is_null() {
+                return None;
+            }
+            let (r, cancelled) = (entry.request, entry.cancelled);
+            release(local, message.slot);
+            Some((r, cancelled))
         });
-        if let Some(r) = request {
-            // SAFETY: the slot was live, so the request has not been freed (its pool cleanup
-            // would have released the slot first).
-            unsafe { crate::handler::on_complete(r, completion) };
+        let Some((r, cancelled)) = request else {
+            continue;
+        };
+        // SAFETY: the slot was live, so the request is blocked and has not been freed; none of
+        // its memory is lent any more.
+        unsafe {
+            (*r).set_blocked((*r).blocked().saturating_sub(1));
+            if cancelled {
+                finish_terminated(r);
+            } else {
+                let done = message.done.unwrap_or_else(|| Completion {
+                    outcome: ScanOutcome {
+                        result: Err(ometascan_core::ScanError::Internal),
+                        server: None,
+                        status: None,
+                    },
+                    elapsed: Duration::ZERO,
+                });
+                crate::handler::on_complete(r, done);
+            }
         }
+    }
+}
+
+/// A terminated request waited for its scan: nginx set the connection's active request to
+/// finish it when unblocked (as for its own thread tasks).
+///
+/// # Safety
+/// On the nginx thread, with a live, unblocked request.
+unsafe fn finish_terminated(r: *mut ngx_http_request_t) {
+    // SAFETY: r and its connection are live; nginx set the active request's write handler.
+    unsafe {
+        let c = (*r).connection;
+        let active = (*c).data as *mut ngx_http_request_t;
+        if (*r).blocked() == 0 && !active.is_null() {
+            if let Some(handler) = (*active).write_event_handler {
+                handler(active);
+            }
+        }
+        ngx_http_run_posted_requests(c);
     }
 }
 

@@ -20,7 +20,7 @@ use ometascan_core::{
     Timeouts, Verdict,
 };
 
-use crate::bridge::{self, Completion, SlotId};
+use crate::bridge::{self, Completion, Loan, SlotId};
 use crate::conf::{LocConf, PassTarget};
 use crate::log;
 use crate::stats;
@@ -64,8 +64,24 @@ pub struct Report {
 impl Drop for Ctx {
     fn drop(&mut self) {
         if let State::Scanning(slot) = self.state {
-            bridge::cancel(slot);
+            bridge::forget(slot);
             stats::finished(None, None, None, None);
+        }
+    }
+}
+
+/// The request's cleanup: nginx is terminating it (client gone, worker stopping, ...) while a
+/// scan may run. The scan is cancelled; the request stays blocked until the scan has let go of
+/// its memory.
+unsafe extern "C" fn cleanup_handler(data: *mut std::ffi::c_void) {
+    let r = data as *mut ngx_http_request_t;
+    // SAFETY: data is the request this cleanup was added to; nginx runs request cleanups
+    // while the request is still allocated.
+    unsafe {
+        if let Some(ctx) = ctx(r) {
+            if let State::Scanning(slot) = ctx.state {
+                bridge::cancel(slot);
+            }
         }
     }
 }
@@ -550,11 +566,21 @@ unsafe fn start_scan(
     lcf: &LocConf,
     target: &PassTarget,
 ) -> Result<SlotId, Outcome> {
-    // SAFETY: r is live; everything read is copied.
+    // SAFETY: r is live; headers are copied, body memory is lent (the request stays blocked
+    // until the scan lets go of it).
     unsafe {
         let scanner = bridge::scanner()
             .ok_or_else(|| Outcome::Internal("the scanner runtime is not running".into()))?;
-        let request = scan_request(r)?;
+        let cln = ngx_http_cleanup_add(r, 0);
+        if cln.is_null() {
+            return Err(Outcome::Internal(
+                "no memory for the request cleanup".into(),
+            ));
+        }
+        (*cln).handler = Some(cleanup_handler);
+        (*cln).data = r as *mut std::ffi::c_void;
+        let loan = Loan::new();
+        let request = scan_request(r, &loan)?;
         let options = scan_options(r, lcf)?;
         let peers = lcf.peers.clone().ok_or_else(|| {
             Outcome::Internal(format!("no servers for scanner \"{}\"", target.shown))
@@ -565,13 +591,14 @@ unsafe fn start_scan(
             peers,
         };
         let future = async move { scanner.scan_report(&target, &request, &options).await };
-        bridge::start(r, future)
+        bridge::start(r, loan, future)
             .ok_or_else(|| Outcome::Internal("the scanner runtime is not running".into()))
     }
 }
 
-unsafe fn scan_request(r: *mut ngx_http_request_t) -> Result<ScanRequest, Outcome> {
-    // SAFETY: r is live; lists and buffers are valid while we copy them.
+unsafe fn scan_request(r: *mut ngx_http_request_t, loan: &Loan) -> Result<ScanRequest, Outcome> {
+    // SAFETY: r is live; lists and buffers are valid while we read them; body buffers are
+    // lent, and stay valid and unchanged until the loan's message (the request is blocked).
     unsafe {
         let mut headers = Vec::new();
         let mut part: *const ngx_list_part_t = &(*r).headers_in.headers.part;
@@ -633,9 +660,7 @@ unsafe fn scan_request(r: *mut ngx_http_request_t) -> Result<ScanRequest, Outcom
                     });
                 } else if !(*b).pos.is_null() && (*b).last > (*b).pos {
                     let n = (*b).last.offset_from((*b).pos) as usize;
-                    body.push(BodyPart::Memory(Bytes::copy_from_slice(
-                        std::slice::from_raw_parts((*b).pos, n),
-                    )));
+                    body.push(BodyPart::Memory(loan.lend((*b).pos, n)));
                 }
                 cl = (*cl).next;
             }

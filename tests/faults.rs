@@ -387,3 +387,89 @@ fn waiting_worker_uses_no_cpu_and_serves_other_requests() {
     // A polling worker would burn ~150 ticks here; an idle one none.
     assert!(used <= 5, "worker used {used} ticks while only waiting");
 }
+
+/// The body of an in-memory request is handed to the scanner without a copy: the request
+/// stays alive until the scanner connection lets go of it. A scanner that answers early and
+/// stops reading must not keep the request waiting for the send timeout.
+#[test]
+fn early_answer_while_a_memory_body_is_still_being_sent() {
+    let page = b"<html>blocked early</html>\n";
+    let mut answer = format!(
+        "HTTP/1.1 403 Forbidden\r\nContent-Type: text/html\r\nContent-Length: {}\r\n\r\n",
+        page.len()
+    )
+    .into_bytes();
+    answer.extend_from_slice(page);
+    let s = setup(
+        Action::AnswerEarly {
+            after: 64 * 1024,
+            response: answer,
+        },
+        "client_max_body_size 64m; client_body_buffer_size 32m; ometascan_send_timeout 30s;",
+    );
+    let worker = s.nginx.worker();
+    s.scanner.script([Action::Allow]);
+    let _ = client::post(s.nginx.port, "/warm", b"x").unwrap();
+    let fds = nginx::fd_count(worker);
+    let t = Instant::now();
+    let r = client::post(s.nginx.port, "/up", &random_bytes(24 << 20, 8)).unwrap();
+    assert_eq!(r.status, 403, "{}", s.nginx.error_log());
+    assert_eq!(r.body, page);
+    assert!(
+        t.elapsed() < Duration::from_secs(10),
+        "waited {:?}",
+        t.elapsed()
+    );
+    assert_eq!(s.backend.received().len(), 1, "only the warm-up request");
+    assert_eq!(s.nginx.worker(), worker);
+    assert!(
+        wait_for(Duration::from_secs(3), || nginx::fd_count(worker) <= fds),
+        "fd leak"
+    );
+}
+
+/// The client goes away while the scanner connection is stuck writing the (lent) body: the
+/// scan is cancelled, the connection task lets go of the body, and nginx frees the request.
+#[test]
+fn client_abort_while_the_body_is_stuck_in_the_scanner_connection() {
+    let s = setup(
+        Action::StallReading,
+        "client_max_body_size 64m; client_body_buffer_size 32m; ometascan_send_timeout 60s;",
+    );
+    let worker = s.nginx.worker();
+    s.scanner.script([Action::Allow]);
+    let _ = client::post(s.nginx.port, "/warm", b"x").unwrap();
+    let fds = nginx::fd_count(worker);
+    let body = random_bytes(24 << 20, 9);
+    let mut c = Conn::open(s.nginx.port).unwrap();
+    c.send_raw(
+        format!(
+            "POST /up HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    c.send_raw(&body).unwrap();
+    assert!(wait_for(Duration::from_secs(5), || s
+        .scanner
+        .received()
+        .len()
+        == 2));
+    // Let the scanner connection fill its buffers and block.
+    std::thread::sleep(Duration::from_millis(500));
+    drop(c);
+    assert!(
+        wait_for(Duration::from_secs(3), || nginx::fd_count(worker) <= fds),
+        "the aborted request was not freed"
+    );
+    assert_eq!(s.nginx.worker(), worker, "worker survived");
+    assert_eq!(s.backend.received().len(), 1);
+    let log = s.nginx.error_log();
+    assert!(!log.contains("[alert]") && !log.contains("[crit]"), "{log}");
+    s.scanner.script([Action::Allow]);
+    assert_eq!(
+        client::post(s.nginx.port, "/after", b"y").unwrap().status,
+        200
+    );
+}

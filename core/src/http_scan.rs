@@ -346,12 +346,17 @@ impl Scanner {
             .handshake(io)
             .await
             .map_err(|e| ScanError::Io(io::Error::other(e)))?;
-        tokio::spawn(async move {
+        let task = tokio::spawn(async move {
             if let Err(e) = conn.await {
                 tracing::debug!("scanner connection ended: {e}");
             }
-        });
-        Ok(Conn { sender, clock })
+        })
+        .abort_handle();
+        Ok(Conn {
+            sender,
+            clock,
+            task,
+        })
     }
 
     async fn exchange(

@@ -12,9 +12,19 @@ use crate::timed_io::IoClock;
 use crate::transport::PoolKey;
 
 /// An HTTP/1.1 connection to a scanner, ready for another exchange.
+///
+/// Dropping it ends the connection's task at once, with whatever of a request body it still
+/// held: a scan is only over when nothing of its body is left anywhere.
 pub struct Conn {
     pub sender: SendRequest<StreamBody>,
     pub clock: Arc<IoClock>,
+    pub task: tokio::task::AbortHandle,
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
 }
 
 /// Idle items by server, with the time they became idle.

@@ -40,6 +40,9 @@ pub enum Action {
     StallReading,
     /// Read the request, write these bytes, close.
     Raw(Vec<u8>),
+    /// Read this many body bytes, write the response, then never read again (the connection
+    /// stays open: the sender's buffers fill up).
+    AnswerEarly { after: usize, response: Vec<u8> },
     /// Read the request, then write the response one byte per interval.
     SlowDrip {
         interval: Duration,
@@ -69,6 +72,7 @@ struct State {
     keep_body: AtomicUsize,
     stop: AtomicBool,
     held: Mutex<Vec<TcpStream>>,
+    held_readers: Mutex<Vec<BufReader<TcpStream>>>,
     /// Every open connection, to cut them all when the double stops.
     open: Mutex<std::collections::HashMap<usize, TcpStream>>,
 }
@@ -95,6 +99,7 @@ impl ScannerDouble {
             keep_body: AtomicUsize::new(16 * 1024 * 1024),
             stop: AtomicBool::new(false),
             held: Mutex::new(Vec::new()),
+            held_readers: Mutex::new(Vec::new()),
             open: Mutex::new(std::collections::HashMap::new()),
         });
         let st = state.clone();
@@ -225,10 +230,9 @@ fn serve(conn: TcpStream, st: Arc<State>, id: usize) {
         let keep = st.keep_body.load(Ordering::Acquire);
         let mut body = Vec::new();
         let mut hash = Fnv::default();
-        let limit = if let Action::ResetMidBody(n) = action {
-            Some(n)
-        } else {
-            None
+        let limit = match action {
+            Action::ResetMidBody(n) | Action::AnswerEarly { after: n, .. } => Some(n),
+            _ => None,
         };
         let framing = request_framing(&head);
         let result = match (limit, framing) {
@@ -243,6 +247,13 @@ fn serve(conn: TcpStream, st: Arc<State>, id: usize) {
                     }
                 }
                 record(&st, head, Vec::new(), got as u64, hash);
+                if let Action::AnswerEarly { response, .. } = action {
+                    let _ = w.write_all(&response);
+                    st.held.lock().unwrap().push(w);
+                    // The reader half stays open with it, unread.
+                    st.held_readers.lock().unwrap().push(r);
+                    return;
+                }
                 reset(&w);
                 return;
             }
