@@ -72,7 +72,7 @@ impl RequestBody {
         &self.parts
     }
 
-    /// A cursor that yields the body in chunks of at most `chunk` bytes.
+    /// A cursor over the body; file parts are read `chunk` bytes at a time.
     pub fn reader(&self, chunk: usize) -> BodyReader {
         BodyReader {
             parts: self.parts.clone(),
@@ -93,17 +93,21 @@ pub struct BodyReader {
 }
 
 impl BodyReader {
-    /// The next chunk, or `None` at the end of the body.
+    /// The next chunk, or `None` at the end of the body: a memory part whole (shared, not
+    /// copied), a file part in reads of at most the reader's chunk size.
     ///
     /// File parts are read with `pread` from the page cache; a file that turns out shorter than
     /// nginx said is an error, never a silently short body.
     pub fn next_chunk(&mut self) -> Option<io::Result<Bytes>> {
-        self.next_chunk_max(self.chunk)
+        self.next(usize::MAX)
     }
 
     /// The next chunk of at most `max` bytes (and at most the reader's chunk size).
     pub fn next_chunk_max(&mut self, max: usize) -> Option<io::Result<Bytes>> {
-        let limit = max.min(self.chunk).max(1);
+        self.next(max.min(self.chunk).max(1))
+    }
+
+    fn next(&mut self, memory_limit: usize) -> Option<io::Result<Bytes>> {
         loop {
             let part = self.parts.get(self.index)?;
             let remaining = part.len() - self.offset;
@@ -112,6 +116,10 @@ impl BodyReader {
                 self.offset = 0;
                 continue;
             }
+            let limit = match part {
+                BodyPart::Memory(_) => memory_limit,
+                BodyPart::File { .. } => memory_limit.min(self.chunk),
+            };
             let want = remaining.min(limit as u64) as usize;
             let out = match part {
                 BodyPart::Memory(b) => {
@@ -243,7 +251,14 @@ mod tests {
             out.extend_from_slice(&c);
         }
         assert_eq!(out, b"ab234567z");
-        assert!(sizes.iter().all(|&s| s <= 4));
+        // File reads are cut at the chunk size; memory parts come whole.
+        assert_eq!(sizes, [2, 4, 2, 1]);
+        let mut r = body.reader(4);
+        let mut sizes = Vec::new();
+        while let Some(c) = r.next_chunk_max(1) {
+            sizes.push(c.unwrap().len());
+        }
+        assert_eq!(sizes, [1; 9]);
     }
 
     #[test]
