@@ -176,10 +176,10 @@ children() { # pids of a process and its descendants
     done
     echo "$all"
 }
-ticks() { # total CPU ticks of the given pids
+ticks() { # CPU ticks of the given processes and all their descendants, living or reaped
     local t=0
-    for p in $@; do
-        [ -r "/proc/$p/stat" ] && t=$((t + $(awk '{print $14+$15}' "/proc/$p/stat")))
+    for p in $(children "$*"); do
+        [ -r "/proc/$p/stat" ] && t=$((t + $(awk '{print $14+$15+$16+$17}' "/proc/$p/stat")))
     done
     echo $t
 }
@@ -192,6 +192,9 @@ row() { # label script url group-name:pids...
     local before=() names=() groups=()
     for g in "$@"; do names+=("${g%%:*}"); groups+=("${g#*:}"); before+=("$(ticks ${g#*:})"); done
     local out
+    # Warm-up (connections, buffers, caches), not measured.
+    wrk -t2 -c"$conns" -d3s --timeout 120s -s "$run/post.lua" "$url" >/dev/null 2>&1 || true
+    for i in "${!groups[@]}"; do before[$i]=$(ticks ${groups[$i]}); done
     out=$(wrk -t2 -c"$conns" -d"${secs}s" --timeout 120s --latency -s "$run/$script.lua" "$url" 2>&1)
     echo "$out" >"$run/wrk-${label%% *}.txt"
     local reqs rps p50 p99 errs
@@ -225,6 +228,10 @@ import re
 g=re.match(r'([0-9.]+)([a-z]+)',v)
 print(f'{float(g.group(1))*m[g.group(2)]:.0f}' if g else '-')"; }
     printf '%-34s %8s %7s %7s %7s %6s %7s %4s %6s %s\n' "$label" "$rps" "$mbs" "$(to_ms "$p50")" "$(to_ms "$p99")" "$errs" "$blocked" "$cut" "$passed" "$cpu"
+    local n=${label%% *}
+    printf -v "rps_$n" '%s' "$rps"
+    printf -v "p99_$n" '%s' "$(to_ms "$p99")"
+    printf -v "cpu_$n" '%s' "$(sed -n 's/.*\(nginx\|squid\)=\([0-9.]*\).*/\2/p' <<<"$cpu")"
 }
 
 # block_pages LABEL URL: uploads the 27 EICAR files at once with curl and checks each answer:
@@ -272,22 +279,33 @@ PY
 )
 }
 
-icap_group=$(children "$icap_pids")
-squid_group=$(children "$(cat "$run/squid.pid" 2>/dev/null || echo)")
+squid_pid=$(cat "$run/squid.pid" 2>/dev/null || echo)
 row "1 client -> backend" post "http://127.0.0.1:$p_back" "backend:$pid_back"
 row "2 nginx proxy_pass" post "http://127.0.0.1:$p_plain" "nginx:$(nginx_workers plain)" "backend:$pid_back"
 row "3 nginx + module + double" post "http://127.0.0.1:$p_mod" "nginx:$(nginx_workers module)" "scanner:$pid_double" "backend:$pid_back"
-row "4 nginx + module + c-icap/ClamAV" check "http://127.0.0.1:$p_icap" "nginx:$(nginx_workers icap)" "scanner:$icap_group" "backend:$pid_back"
+row "4 nginx + module + c-icap/ClamAV" check "http://127.0.0.1:$p_icap" "nginx:$(nginx_workers icap)" "scanner:$icap_pids" "backend:$pid_back"
 block_pages "nginx + module + c-icap/ClamAV" "http://127.0.0.1:$p_icap"
 # The idle ICAP connections nginx keeps would hold c-icap's threads: close them first.
 "$nginx_bin" -p "$run" -c "$run/nginx-icap.conf" -s stop 2>/dev/null || true
 sleep 1
-row "5 squid + c-icap/ClamAV" check "http://127.0.0.1:$p_squid" "squid:$squid_group" "scanner:$icap_group" "backend:$pid_back"
+row "5 squid + c-icap/ClamAV" check "http://127.0.0.1:$p_squid" "squid:$squid_pid" "scanner:$icap_pids" "backend:$pid_back"
 block_pages "squid + c-icap/ClamAV" "http://127.0.0.1:$p_squid"
 echo
 echo "data set: 542 files (27 with the EICAR string), $((total / 1000000)) MB; MB/s counts uploaded bytes;"
 echo "blocked: complete block pages, cut: block pages cut short, passed: EICAR uploads the backend got"
 echo "$pages_report"
+echo
+python3 - "$rps_2" "$rps_3" "$rps_4" "$rps_5" "$cpu_2" "$cpu_3" "$p99_4" "$p99_5" <<'PY'
+import sys
+r2, r3, r4, r5, c2, c3, p4, p5 = (float(x) for x in sys.argv[1:])
+def line(what, value, target, ok):
+    print(f"  {what:<52} {value:>10}   target {target:<8} {'met' if ok else 'MISSED'}")
+print("targets:")
+line("nginx CPU per request, row 3 / row 2", f"{c3 / c2:.2f}x", "<= 2x", c3 <= 2 * c2)
+line("req/s, row 3 / row 2", f"{r3 / r2:.2f}x", ">= 0.5x", r3 >= 0.5 * r2)
+line("req/s, row 4 / row 5", f"{r4 / r5:.2f}x", ">= 1.1x", r4 >= 1.1 * r5)
+line("p99 latency, row 4 vs row 5 (ms)", f"{p4:.0f}/{p5:.0f}", "<=", p4 <= p5)
+PY
 
 # Memory: 20 concurrent 100 MB uploads, through plain nginx and through nginx + module +
 # scanner double. The growth of the workers' peak RSS over their RSS at start.
@@ -314,10 +332,12 @@ big_uploads() { # label name location-body
     ok=$(grep -c '^200$' "$run/$2.codes" || true)
     printf 'memory, %-18s 20 x 100 MB at once, %d workers: %2d of 20 answered 200 in %4s s; worker RSS %d MiB at start, peak %d MiB, growth %d MiB\n' \
         "$1:" "$(wc -w <<<"$workers")" "$ok" "$took" $((before / 1024)) $((peak / 1024)) $(((peak - before) / 1024))
+    growth=$(((peak - before) / 1024)); big_ok=$ok
     "$nginx_bin" -p "$run" -c "$run/nginx-$2.conf" -s stop 2>/dev/null || true
 }
 big_uploads "plain nginx" big-plain ""
 big_uploads "module + double" big-module "ometascan_pass http://127.0.0.1:$p_double;"
+module_growth=$growth module_big_ok=$big_ok
 
 # CPU: 100 scans waiting on a scanner that answers after 10 s, one worker.
 p_slow=$(port); p_wait=$(port)
@@ -343,3 +363,9 @@ took=$(python3 -c "import time; print(f'{time.time() - $started:.1f}')")
 ok=$(grep -c '^200$' "$run/wait.codes" || true)
 printf 'cpu, waiting scans: one worker with %s scans waiting on a 10 s scanner used %d ms CPU in 5 s (%s still waiting after); %d of 100 answered 200 after %s s\n' \
     "$waiting" $(((t1 - t0) * 1000 / hz)) "$still" "$ok" "$took"
+wait_ms=$(((t1 - t0) * 1000 / hz))
+echo "targets:"
+printf '  %-52s %10s   target %-8s %s\n' "worker RSS growth, 20 x 100 MB through the module" "$module_growth MiB" "<= 64" \
+    "$([ "$module_growth" -le 64 ] && [ "$module_big_ok" = 20 ] && echo met || echo MISSED)"
+printf '  %-52s %10s   target %-8s %s\n' "worker CPU while 100 scans wait, per second" "$((wait_ms / 5)) ms" "~0" \
+    "$([ "$wait_ms" -le 50 ] && [ "$waiting" = 100 ] && [ "$ok" = 100 ] && echo met || echo MISSED)"
