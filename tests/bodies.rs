@@ -199,6 +199,69 @@ fn http2_client() {
     );
 }
 
+/// HTTP/2 clients that give up while their (in-memory) bodies are being scanned: nginx keeps
+/// each stream's request until the scan has let go of its body, then frees it; the worker
+/// lives on and serves the next client.
+#[test]
+fn http2_clients_gone_mid_scan() {
+    let scanner = ScannerDouble::start(Action::Delay(
+        std::time::Duration::from_secs(2),
+        Box::new(Action::Allow),
+    ));
+    let backend = Backend::start();
+    let http = format!(
+        "server {{ listen 127.0.0.1:%PORT%; http2 on; client_body_buffer_size 1m;\n\
+         location / {{ ometascan_pass {}; proxy_pass http://127.0.0.1:{}; }} }}",
+        scanner.url(),
+        backend.port()
+    );
+    let n = Nginx::start(&http);
+    let worker = n.worker();
+    let dir = n.prefix.join("h2");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("body.bin"), random_bytes(500_000, 22)).unwrap();
+    let curl = |timeout: &str| {
+        std::process::Command::new("curl")
+            .args(["-s", "--http2-prior-knowledge", "-o", "/dev/null"])
+            .args(["-w", "%{http_code}", "-m", timeout, "--data-binary"])
+            .arg(format!("@{}", dir.join("body.bin").display()))
+            .arg(format!("http://127.0.0.1:{}/up", n.port))
+            .output()
+            .expect("curl")
+    };
+    scanner.script([Action::Allow]);
+    assert_eq!(String::from_utf8_lossy(&curl("10").stdout), "200");
+    let fds = nginx::fd_count(worker);
+    // Five clients, each gone after 0.5 s, while their scans take 2 s.
+    let outs: Vec<_> = std::thread::scope(|sc| {
+        let hs: Vec<_> = (0..5).map(|_| sc.spawn(|| curl("0.5"))).collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for o in &outs {
+        assert_eq!(
+            String::from_utf8_lossy(&o.stdout),
+            "000",
+            "the client gave up"
+        );
+    }
+    assert!(
+        common::wait_for(std::time::Duration::from_secs(5), || nginx::fd_count(
+            worker
+        ) <= fds),
+        "requests of the gone clients were not freed"
+    );
+    assert_eq!(n.worker(), worker, "worker survived");
+    assert_eq!(
+        backend.received().len(),
+        1,
+        "only the first, finished upload"
+    );
+    let log = n.error_log();
+    assert!(!log.contains("[alert]") && !log.contains("[crit]"), "{log}");
+    scanner.script([Action::Allow]);
+    assert_eq!(String::from_utf8_lossy(&curl("10").stdout), "200");
+}
+
 /// 20 concurrent 100 MB uploads: the worker's resident memory must not follow the body size.
 #[test]
 fn worker_memory_does_not_grow_with_body_size() {
