@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs every check of the project on a Debian 12 machine, installing what it needs first:
 # formatting, clippy, the unit tests of the core, the integration tests (real nginx with the
-# module, scanner doubles, c-icap + ClamAV, recording backend), the build against Debian's own
-# nginx, the Debian package (built, installed, used, purged) and the RPM.
+# module, scanner doubles, c-icap + ClamAV, recording backend), nginx with the module under
+# valgrind, the build against Debian's own nginx, the Debian package (built, installed, used,
+# purged) and the RPM.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -15,6 +16,8 @@ echo "== cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
 echo "== cargo test"
 cargo test --workspace
+echo "== memcheck: nginx with the module under valgrind"
+"$root/scripts/check-valgrind.sh"
 echo "== module built against Debian's nginx"
 "$root/scripts/check-system-nginx.sh"
 echo "== Debian package: build, lintian, install, use, purge"
