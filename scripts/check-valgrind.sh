@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Runs nginx with the module under valgrind's memcheck (one process, no master) through the
-# paths where request memory is lent to a scan: clean and EICAR uploads held in memory, and
+# paths where request memory is lent to a scan: clean and EICAR uploads held in memory,
 # HTTP/1.1 and HTTP/2 clients that give up while their bodies are being scanned (nginx keeps
-# those requests blocked until the scan lets go of the body, then frees them). Fails on any
-# memcheck error or on a wrong answer.
+# those requests blocked until the scan lets go of the body, then frees them), and a client
+# that gives up while a slowly reading scanner is still being sent its 24 MB in-memory body.
+# Fails on any memcheck error or on a wrong answer.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 . "$root/scripts/lib.sh"
@@ -25,15 +26,16 @@ cleanup() {
 trap cleanup EXIT
 fail() { echo "check-valgrind: $*" >&2; cat "$run/vg.log" >&2 || true; exit 1; }
 
-p_back=$(port); p_slow=$(port); p_scan=$(port); p_nginx=$(port)
+p_back=$(port); p_slow=$(port); p_scan=$(port); p_trickle=$(port); p_nginx=$(port)
 "$bin/ometascan-backend" "127.0.0.1:$p_back" >/dev/null & pids+=($!)
 "$bin/ometascan-scanner-double" "127.0.0.1:$p_slow" allow delay=2 >/dev/null & pids+=($!)
 "$bin/ometascan-scanner-double" "127.0.0.1:$p_scan" >/dev/null & pids+=($!)
+"$bin/ometascan-scanner-double" "127.0.0.1:$p_trickle" allow slow-read=0.02 >/dev/null & pids+=($!)
 cat >"$run/nginx.conf" <<CONF
 load_module $bin/libngx_http_ometascan_module.so;
 master_process off;
 daemon off;
-error_log $run/logs/error.log notice;
+error_log $run/logs/error.log info;
 pid $run/nginx.pid;
 events {}
 http {
@@ -43,6 +45,7 @@ http {
     server {
         listen 127.0.0.1:$p_nginx;
         http2 on;
+        location /trickle/ { ometascan_pass http://127.0.0.1:$p_trickle; proxy_pass http://127.0.0.1:$p_back; }
         location /slow/ { ometascan_pass http://127.0.0.1:$p_slow; proxy_pass http://127.0.0.1:$p_back; }
         location / { ometascan_pass http://127.0.0.1:$p_scan; proxy_pass http://127.0.0.1:$p_back; }
     }
@@ -53,6 +56,7 @@ vg=$!
 for _ in $(seq 1 300); do (echo >/dev/tcp/127.0.0.1/$p_nginx) 2>/dev/null && break; sleep 0.2; done
 
 head -c 3000000 /dev/urandom >"$run/clean.bin"
+head -c 24000000 /dev/urandom >"$run/big.bin"
 { head -c 100000 /dev/urandom; printf '%s' 'X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*'; } >"$run/eicar.bin"
 post() { curl -s -o /dev/null -w '%{http_code}' "$@"; }
 [ "$(post --data-binary @"$run/clean.bin" "http://127.0.0.1:$p_nginx/up")" = 200 ] || fail "clean upload not 200"
@@ -63,6 +67,7 @@ for i in 1 2 3; do
     curl -s -o /dev/null -m 1 --data-binary @"$run/clean.bin" "http://127.0.0.1:$p_nginx/slow/h1-$i" & gone+=($!)
     curl -s -o /dev/null -m 1 --http2-prior-knowledge --data-binary @"$run/clean.bin" "http://127.0.0.1:$p_nginx/slow/h2-$i" & gone+=($!)
 done
+curl -s -o /dev/null -m 4 --data-binary @"$run/big.bin" "http://127.0.0.1:$p_nginx/trickle/gone" & gone+=($!)
 wait "${gone[@]}" || true
 sleep 3
 [ "$(post --data-binary @"$run/clean.bin" "http://127.0.0.1:$p_nginx/slow/after")" = 200 ] || fail "upload after the aborts not 200"
@@ -70,6 +75,10 @@ kill -QUIT "$vg"
 rc=0; wait "$vg" || rc=$?
 aborted=$(grep -c '"POST /slow/h[12]-[0-9] HTTP/[12].*" 499 ' "$run/logs/access.log" || true)
 [ "$aborted" = 6 ] || fail "expected 6 requests ended by their clients (499), got $aborted"
+grep -q '"POST /trickle/gone HTTP/1.1" 499 ' "$run/logs/access.log" || fail "the 24 MB upload to the slow reader did not end with 499"
+# nginx's words for a client gone while the module watched the connection during a scan.
+mid_scan=$(grep -cE 'client prematurely closed connection, client: .* request: "POST /(slow|trickle)/' "$run/logs/error.log" || true)
+[ "$mid_scan" = 7 ] || fail "expected 7 clients gone during their scans, the error log has $mid_scan"
 grep -q "ERROR SUMMARY: 0 errors" "$run/vg.log" || fail "memcheck found errors"
 [ "$rc" = 0 ] || fail "nginx under valgrind exited with $rc"
-echo "check-valgrind: 0 memcheck errors; clean 200, EICAR 403, 6 clients gone mid-scan (HTTP/1.1 and HTTP/2) freed, next upload 200"
+echo "check-valgrind: 0 memcheck errors; clean 200, EICAR 403, 7 clients gone mid-scan (HTTP/1.1, HTTP/2, one while its 24 MB body was still being sent) freed, next upload 200"

@@ -40,6 +40,8 @@ pub enum Action {
     StallReading,
     /// Read the request, write these bytes, close.
     Raw(Vec<u8>),
+    /// Read the body slowly (a pause after every piece the reader gets), then allow.
+    SlowRead(Duration),
     /// Read this many body bytes, write the response, then never read again (the connection
     /// stays open: the sender's buffers fill up).
     AnswerEarly { after: usize, response: Vec<u8> },
@@ -258,6 +260,9 @@ fn serve(conn: TcpStream, st: Arc<State>, id: usize) {
                 return;
             }
             (_, framing) => read_body(&mut r, framing, |c| {
+                if let Action::SlowRead(pause) = &action {
+                    thread::sleep(*pause);
+                }
                 hash.update(c);
                 if body.len() + c.len() <= keep {
                     body.extend_from_slice(c);
@@ -272,7 +277,7 @@ fn serve(conn: TcpStream, st: Arc<State>, id: usize) {
             action = *inner;
         }
         let out: Vec<u8> = match action {
-            Action::Allow => b"HTTP/1.1 204 No Content\r\n\r\n".to_vec(),
+            Action::Allow | Action::SlowRead(_) => b"HTTP/1.1 204 No Content\r\n\r\n".to_vec(),
             Action::AllowEmpty => b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n".to_vec(),
             Action::Echo => response(200, &[], &body),
             Action::Respond {

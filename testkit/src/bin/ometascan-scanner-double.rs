@@ -5,6 +5,7 @@
 //!   ADDR       default 127.0.0.1:8081
 //!   allow      allow everything without looking at the body (benchmarks)
 //!   delay=SECS wait this long before each answer (a slow scanner)
+//!   slow-read=SECS pause this long after every piece of body read (a slow reader), then allow
 
 use std::time::Duration;
 
@@ -34,6 +35,19 @@ fn main() {
     };
     if let Some(d) = delay {
         action = Action::Delay(d, Box::new(action));
+    }
+    let slow_read = args
+        .iter()
+        .find_map(|a| a.strip_prefix("slow-read="))
+        .map(|s| match s.parse::<f64>() {
+            Ok(v) if v >= 0.0 => Duration::from_secs_f64(v),
+            _ => {
+                eprintln!("ometascan-scanner-double: bad slow-read \"{s}\"");
+                std::process::exit(2);
+            }
+        });
+    if let Some(p) = slow_read {
+        action = Action::SlowRead(p);
     }
     let double = ScannerDouble::bind(&addr, action);
     // Bodies are hashed; the EICAR check needs them kept.
