@@ -72,6 +72,11 @@ wait "${gone[@]}" || true
 sleep 3
 [ "$(post --data-binary @"$run/clean.bin" "http://127.0.0.1:$p_nginx/slow/after")" = 200 ] || fail "upload after the aborts not 200"
 kill -QUIT "$vg"
+for _ in $(seq 1 300); do kill -0 "$vg" 2>/dev/null || break; sleep 0.2; done
+if kill -0 "$vg" 2>/dev/null; then
+    kill -KILL "$vg"
+    fail "nginx did not exit within 60 s of SIGQUIT"
+fi
 rc=0; wait "$vg" || rc=$?
 aborted=$(grep -c '"POST /slow/h[12]-[0-9] HTTP/[12].*" 499 ' "$run/logs/access.log" || true)
 [ "$aborted" = 6 ] || fail "expected 6 requests ended by their clients (499), got $aborted"

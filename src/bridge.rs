@@ -195,6 +195,7 @@ pub unsafe fn init(cycle: *mut ngx_cycle_t) -> Result<(), BridgeError> {
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .thread_name("ometascan")
+        .on_thread_start(block_signals)
         .enable_all()
         .build()
     {
@@ -260,6 +261,22 @@ pub unsafe fn init(cycle: *mut ngx_cycle_t) -> Result<(), BridgeError> {
         });
     });
     Ok(())
+}
+
+/// Runtime threads take no signals: nginx's signal handlers only set flags that its own event
+/// loop checks, and a signal caught by another thread would leave that loop asleep (as in
+/// nginx's thread pools, all signals but the synchronous faults are blocked).
+fn block_signals() {
+    // SAFETY: sigset_t is plain data, initialised by sigfillset before use; pthread_sigmask
+    // only changes the calling thread's mask.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut set);
+        for s in [libc::SIGILL, libc::SIGFPE, libc::SIGSEGV, libc::SIGBUS] {
+            libc::sigdelset(&mut set, s);
+        }
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+    }
 }
 
 /// Stops the runtime (cancelling what still runs) and closes the eventfd.
