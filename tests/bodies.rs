@@ -244,20 +244,14 @@ fn http2_clients_gone_mid_scan() {
             "the client gave up"
         );
     }
-    assert!(
-        common::wait_for(std::time::Duration::from_secs(5), || nginx::fd_count(
-            worker
-        ) <= fds),
-        "requests of the gone clients were not freed"
-    );
-    assert_eq!(n.worker(), worker, "worker survived");
+    // The scans end 2 s after they started; the requests are freed then.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    assert_worker_recovered(&n, worker, fds);
     assert_eq!(
         backend.received().len(),
         1,
         "only the first, finished upload"
     );
-    let log = n.error_log();
-    assert!(!log.contains("[alert]") && !log.contains("[crit]"), "{log}");
     scanner.script([Action::Allow]);
     assert_eq!(String::from_utf8_lossy(&curl("10").stdout), "200");
 }

@@ -223,11 +223,7 @@ fn client_abort_mid_upload_reaches_nobody() {
         "only the warm-up request was scanned"
     );
     assert_eq!(s.backend.received().len(), 1);
-    assert_eq!(s.nginx.worker(), worker, "worker survived");
-    assert!(
-        wait_for(Duration::from_secs(3), || nginx::fd_count(worker) <= fds),
-        "fd leak"
-    );
+    assert_worker_recovered(&s.nginx, worker, fds);
 }
 
 #[test]
@@ -267,13 +263,7 @@ fn client_abort_mid_scan_cancels_the_scan() {
         1,
         "aborted requests must not reach the backend"
     );
-    assert_eq!(s.nginx.worker(), worker);
-    assert!(
-        wait_for(Duration::from_secs(3), || nginx::fd_count(worker) <= fds),
-        "fd leak"
-    );
-    let log = s.nginx.error_log();
-    assert!(!log.contains("[alert]") && !log.contains("[crit]"), "{log}");
+    assert_worker_recovered(&s.nginx, worker, fds);
     // The worker still works.
     s.scanner.script([Action::Allow]);
     assert_eq!(
@@ -421,11 +411,7 @@ fn early_answer_while_a_memory_body_is_still_being_sent() {
         t.elapsed()
     );
     assert_eq!(s.backend.received().len(), 1, "only the warm-up request");
-    assert_eq!(s.nginx.worker(), worker);
-    assert!(
-        wait_for(Duration::from_secs(3), || nginx::fd_count(worker) <= fds),
-        "fd leak"
-    );
+    assert_worker_recovered(&s.nginx, worker, fds);
 }
 
 /// The client goes away while the scanner connection is stuck writing the (lent) body: the
@@ -459,14 +445,8 @@ fn client_abort_while_the_body_is_stuck_in_the_scanner_connection() {
     // Let the scanner connection fill its buffers and block.
     std::thread::sleep(Duration::from_millis(500));
     drop(c);
-    assert!(
-        wait_for(Duration::from_secs(3), || nginx::fd_count(worker) <= fds),
-        "the aborted request was not freed"
-    );
-    assert_eq!(s.nginx.worker(), worker, "worker survived");
+    assert_worker_recovered(&s.nginx, worker, fds);
     assert_eq!(s.backend.received().len(), 1);
-    let log = s.nginx.error_log();
-    assert!(!log.contains("[alert]") && !log.contains("[crit]"), "{log}");
     s.scanner.script([Action::Allow]);
     assert_eq!(
         client::post(s.nginx.port, "/after", b"y").unwrap().status,

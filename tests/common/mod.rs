@@ -43,3 +43,18 @@ pub fn wait_for(limit: std::time::Duration, mut f: impl FnMut() -> bool) -> bool
     }
     f()
 }
+
+/// After a failure or an abort: the same worker still runs, its descriptors are back to `fds`
+/// (within 3 s: every request and connection was freed), and nothing went wrong badly enough
+/// for an alert.
+pub fn assert_worker_recovered(n: &Nginx, worker: u32, fds: usize) {
+    assert_eq!(n.worker(), worker, "worker survived");
+    assert!(
+        wait_for(std::time::Duration::from_secs(3), || nginx::fd_count(
+            worker
+        ) <= fds),
+        "descriptors leaked: requests or connections were not freed"
+    );
+    let log = n.error_log();
+    assert!(!log.contains("[alert]") && !log.contains("[crit]"), "{log}");
+}

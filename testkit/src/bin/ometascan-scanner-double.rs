@@ -11,6 +11,18 @@ use std::time::Duration;
 
 use ometascan_testkit::{Action, ScannerDouble};
 
+/// The value of an argument `PREFIX<seconds>`; exits on a bad number.
+fn seconds(args: &[String], prefix: &str) -> Option<Duration> {
+    let s = args.iter().find_map(|a| a.strip_prefix(prefix))?;
+    match s.parse::<f64>() {
+        Ok(v) if v >= 0.0 && v.is_finite() => Some(Duration::from_secs_f64(v)),
+        _ => {
+            eprintln!("ometascan-scanner-double: bad {prefix}\"{s}\"");
+            std::process::exit(2);
+        }
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let addr = args
@@ -18,16 +30,7 @@ fn main() {
         .cloned()
         .unwrap_or_else(|| "127.0.0.1:8081".into());
     let allow_all = args.iter().any(|a| a == "allow");
-    let delay =
-        args.iter()
-            .find_map(|a| a.strip_prefix("delay="))
-            .map(|s| match s.parse::<f64>() {
-                Ok(v) if v >= 0.0 => Duration::from_secs_f64(v),
-                _ => {
-                    eprintln!("ometascan-scanner-double: bad delay \"{s}\"");
-                    std::process::exit(2);
-                }
-            });
+    let delay = seconds(&args, "delay=");
     let mut action = if allow_all {
         Action::Allow
     } else {
@@ -36,17 +39,7 @@ fn main() {
     if let Some(d) = delay {
         action = Action::Delay(d, Box::new(action));
     }
-    let slow_read = args
-        .iter()
-        .find_map(|a| a.strip_prefix("slow-read="))
-        .map(|s| match s.parse::<f64>() {
-            Ok(v) if v >= 0.0 => Duration::from_secs_f64(v),
-            _ => {
-                eprintln!("ometascan-scanner-double: bad slow-read \"{s}\"");
-                std::process::exit(2);
-            }
-        });
-    if let Some(p) = slow_read {
+    if let Some(p) = seconds(&args, "slow-read=") {
         action = Action::SlowRead(p);
     }
     let double = ScannerDouble::bind(&addr, action);
