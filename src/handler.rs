@@ -361,7 +361,12 @@ unsafe fn send_page(r: *mut ngx_http_request_t, page: &ResponsePage) -> ngx_int_
     // SAFETY: r is live; every allocation comes from its pool.
     unsafe {
         (*r).headers_out.status = page.status as ngx_uint_t;
-        (*r).headers_out.content_length_n = page.body.len() as off_t;
+        (*r).headers_out.content_length_n = match page.head_length {
+            Some(n) if page.body.is_empty() && (*r).method == NGX_HTTP_HEAD as ngx_uint_t => {
+                n.min(off_t::MAX as u64) as off_t
+            }
+            _ => page.body.len() as off_t,
+        };
         for (name, value) in &page.headers {
             if name.eq_ignore_ascii_case(b"content-type") {
                 let Some(v) = pool_str(r, value) else {

@@ -163,12 +163,18 @@ fn blocked_relays_status_headers_and_page_and_backend_gets_nothing() {
 
 #[test]
 fn head_request_gets_block_status_without_body() {
-    let s = setup(Action::block(403, b"page"), "");
+    let s = setup(Action::block(403, b"a page of 24 characters!"), "");
     let r = client::request(s.nginx.port, "HEAD", "/h", &[], b"").unwrap();
     assert_eq!(r.status, 403);
     assert!(r.body.is_empty());
+    // The size of the page a GET would have got, as for nginx's own pages.
+    assert_eq!(r.header("content-length"), Some("24"));
+    assert_eq!(r.header("content-type"), Some("text/html"));
     assert_eq!(s.scanner.received()[0].method(), "HEAD");
     assert!(s.backend.received().is_empty());
+    // The scanner connection is still good for the next scan.
+    s.scanner.set_default(Action::Allow);
+    assert_eq!(client::post(s.nginx.port, "/up", b"x").unwrap().status, 200);
 }
 
 #[test]

@@ -401,7 +401,8 @@ impl Scanner {
                 });
             }
         };
-        let result = self.read_answer(response, &clock, opts).await;
+        let head = req.method.eq_ignore_ascii_case(b"HEAD");
+        let result = self.read_answer(response, head, &clock, opts).await;
         clock.end();
         let verdict = result.map_err(Attempt::Final)?;
         if sent.load(Ordering::Acquire) {
@@ -413,6 +414,7 @@ impl Scanner {
     async fn read_answer(
         &self,
         response: hyper::Response<Incoming>,
+        head: bool,
         clock: &IoClock,
         opts: &ScanOptions,
     ) -> Result<Verdict, ScanError> {
@@ -447,10 +449,16 @@ impl Scanner {
             }
             Plan::BadRequest | Plan::Block => {
                 let page = collect_page(&mut body, clock, opts.max_page).await?;
+                // An answer to HEAD has no body; its length is the page's.
+                let head_length = head
+                    .then(|| parts.headers.get("content-length"))
+                    .flatten()
+                    .and_then(|v| v.to_str().ok()?.trim().parse::<u64>().ok());
                 let page = ResponsePage {
                     status,
                     headers: relay_headers(&parts.headers),
                     body: page,
+                    head_length,
                 };
                 if status == 400 {
                     Ok(Verdict::BadRequest { page })

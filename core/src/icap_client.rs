@@ -587,6 +587,7 @@ async fn read_answer<R: AsyncRead + Unpin>(
                         status,
                         headers,
                         body: page.finish(),
+                        head_length: None,
                     },
                     threat,
                 },

@@ -13,6 +13,9 @@ pub struct ResponsePage {
     /// Fields to send, hop-by-hop ones and `Content-Length` already removed.
     pub headers: HeaderList,
     pub body: Bytes,
+    /// The `Content-Length` the scanner declared for a page it did not send (its answer to a
+    /// `HEAD` request), for the client's `HEAD` answer.
+    pub head_length: Option<u64>,
 }
 
 /// The body the scanner returned in place of the client's.

@@ -270,6 +270,7 @@ fn serve(conn: TcpStream, st: Arc<State>, id: usize) {
             }),
         };
         let Ok(len) = result else { return };
+        let is_head = head.start.starts_with("HEAD ");
         record(&st, head.clone(), body.clone(), len, hash);
         let mut action = action;
         if let Action::Delay(d, inner) = action {
@@ -315,6 +316,15 @@ fn serve(conn: TcpStream, st: Arc<State>, id: usize) {
                 continue;
             }
             _ => return,
+        };
+        // An answer to HEAD is its head alone (Content-Length still tells the page's size).
+        let out = if is_head {
+            match out.windows(4).position(|w| w == b"\r\n\r\n") {
+                Some(end) => out[..end + 4].to_vec(),
+                None => out,
+            }
+        } else {
+            out
         };
         if w.write_all(&out).is_err() {
             return;
