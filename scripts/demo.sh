@@ -46,7 +46,7 @@ http {
         listen 127.0.0.1:$p_nginx;
         location / {
             ometascan_pass    $scanner_url;
-            ometascan_methods POST PUT;
+            ometascan_methods POST PUT any_with_body;
             proxy_pass        http://127.0.0.1:$p_back;
         }
     }

@@ -13,16 +13,9 @@ use ngx::ffi::*;
 use ngx::ngx_conf_log_error;
 use ometascan_core::balancer::PeerSpec;
 use ometascan_core::health::HealthSpec;
+use ometascan_core::methods::MethodSet;
 use ometascan_core::tls::{self, Suite, TlsVersion};
 use ometascan_core::ScannerUrl;
-
-/// Methods scanned when `ometascan_methods` is not set.
-pub const DEFAULT_METHODS: usize = (NGX_HTTP_GET
-    | NGX_HTTP_HEAD
-    | NGX_HTTP_POST
-    | NGX_HTTP_PUT
-    | NGX_HTTP_PATCH
-    | NGX_HTTP_DELETE) as usize;
 
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 const CONNECT_TIMEOUT_ADVICE: Duration = Duration::from_secs(75);
@@ -64,7 +57,7 @@ pub struct SslConf {
 #[derive(Default)]
 pub struct LocConf {
     pub pass: Option<Pass>,
-    pub methods: Option<usize>,
+    pub methods: Option<MethodSet>,
     pub connect_timeout: Option<Duration>,
     pub send_timeout: Option<Duration>,
     pub read_timeout: Option<Duration>,
@@ -129,8 +122,11 @@ impl LocConf {
         }
     }
 
-    pub fn methods(&self) -> usize {
-        self.methods.unwrap_or(DEFAULT_METHODS)
+    pub fn methods(&self) -> &MethodSet {
+        static DEFAULT: std::sync::OnceLock<MethodSet> = std::sync::OnceLock::new();
+        self.methods
+            .as_ref()
+            .unwrap_or_else(|| DEFAULT.get_or_init(MethodSet::default))
     }
 
     pub fn connect_timeout(&self) -> Duration {
@@ -657,7 +653,7 @@ pub unsafe extern "C" fn set_pass(
     CONF_OK
 }
 
-/// `ometascan_methods METHOD ...`.
+/// `ometascan_methods METHOD ... [any_with_body]`.
 pub unsafe extern "C" fn set_methods(
     cf: *mut ngx_conf_t,
     cmd: *mut ngx_command_t,
@@ -667,24 +663,17 @@ pub unsafe extern "C" fn set_methods(
     let (a, c) = unsafe { (args(cf), lcf(conf)) };
     let name = name_of(cmd);
     duplicate_check!(cf, c.methods, name);
-    let mut mask = 0usize;
-    for v in &a[1..] {
-        let bit = match v.as_bytes().to_ascii_uppercase().as_slice() {
-            b"GET" => NGX_HTTP_GET,
-            b"HEAD" => NGX_HTTP_HEAD,
-            b"POST" => NGX_HTTP_POST,
-            b"PUT" => NGX_HTTP_PUT,
-            b"PATCH" => NGX_HTTP_PATCH,
-            b"DELETE" => NGX_HTTP_DELETE,
-            _ => {
-                let why = "it must be one of GET, HEAD, POST, PUT, PATCH, DELETE";
-                // SAFETY: cf is valid during the handler.
-                return unsafe { fail(cf, &invalid(v, &name, why)) };
-            }
-        };
-        mask |= bit as usize;
+    match MethodSet::parse(a[1..].iter().map(|v| v.as_bytes())) {
+        Ok(set) => c.methods = Some(set),
+        Err((word, e)) => {
+            let word = ngx_str_t {
+                len: word.len(),
+                data: word.as_ptr() as *mut u8,
+            };
+            // SAFETY: cf is valid during the handler.
+            return unsafe { fail(cf, &invalid(&word, &name, &e.to_string())) };
+        }
     }
-    c.methods = Some(mask);
     CONF_OK
 }
 

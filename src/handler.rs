@@ -31,7 +31,11 @@ enum State {
     Reading,
     Scanning(SlotId),
     Done(Outcome),
-    Applied,
+    /// The verdict was applied. `passed`: the body may go on (allowed, sanitized, or the
+    /// documented bad-request exception); otherwise it was dropped.
+    Applied {
+        passed: bool,
+    },
 }
 
 enum Outcome {
@@ -41,8 +45,12 @@ enum Outcome {
     Internal(String),
 }
 
-/// Per-request state, allocated in the request pool; dropping it (when the pool goes away)
-/// cancels a scan still in flight.
+/// Per-request state, kept in a cleanup of the request pool; dropping it (when the pool goes
+/// away) cancels a scan still in flight.
+///
+/// nginx clears every module's ctx on an internal redirect (`error_page`, `try_files`,
+/// `rewrite ... last`, named locations), but not the pool: [`ctx`] finds the state again
+/// through the pool cleanup, so a verdict outlives every redirect of its request.
 pub struct Ctx {
     state: State,
     pub scanner: String,
@@ -90,16 +98,73 @@ const NGX_DECLINED_: ngx_int_t = NGX_DECLINED as ngx_int_t;
 const NGX_DONE_: ngx_int_t = NGX_DONE as ngx_int_t;
 const NGX_OK_: ngx_int_t = NGX_OK as ngx_int_t;
 
-/// The module's ctx of a request.
+// The pool cleanup stores the ctx in memory aligned like any nginx pool allocation.
+const _: () = assert!(std::mem::align_of::<Ctx>() <= std::mem::align_of::<usize>());
+
+/// Drops the ctx kept in a pool cleanup.
+unsafe extern "C" fn drop_ctx(data: *mut std::ffi::c_void) {
+    // SAFETY: data is the Ctx written by new_ctx; nginx runs a pool cleanup once.
+    unsafe { ptr::drop_in_place(data as *mut Ctx) }
+}
+
+/// Allocates the request's ctx in a cleanup of its pool and points the module's ctx at it.
+///
+/// # Safety
+/// `r` must be a live main request without a ctx.
+unsafe fn new_ctx<'a>(r: *mut ngx_http_request_t, value: Ctx) -> Option<&'a mut Ctx> {
+    // SAFETY: the cleanup's data is pool memory of the size asked for; the request's ctx
+    // array has a slot for every module.
+    unsafe {
+        let cln = ngx_pool_cleanup_add((*r).pool, std::mem::size_of::<Ctx>());
+        if cln.is_null() {
+            return None;
+        }
+        let p = (*cln).data as *mut Ctx;
+        ptr::write(p, value);
+        (*cln).handler = Some(drop_ctx);
+        *(*r).ctx.add(crate::module().ctx_index) = p as *mut _;
+        p.as_mut()
+    }
+}
+
+/// The module's ctx of a request, also after nginx cleared it for an internal redirect.
 ///
 /// # Safety
 /// `r` must be a live request.
 pub unsafe fn ctx<'a>(r: *mut ngx_http_request_t) -> Option<&'a mut Ctx> {
     // SAFETY: ctx_index is set by nginx; the slot holds our Ctx or null.
-    unsafe {
-        let p = *(*r).ctx.add(crate::module().ctx_index) as *mut Ctx;
-        p.as_mut()
+    let slot = unsafe { (*r).ctx.add(crate::module().ctx_index) };
+    // SAFETY: as above.
+    if let Some(c) = unsafe { (*slot as *mut Ctx).as_mut() } {
+        return Some(c);
     }
+    // Only an internal redirect clears the slot of a request that has a ctx.
+    // SAFETY: r is live.
+    if unsafe { (*r).internal() } == 0 {
+        return None;
+    }
+    // SAFETY: the pool's cleanup list is valid; ours is recognised by its handler.
+    unsafe {
+        let mut cln = (*(*r).pool).cleanup;
+        while !cln.is_null() {
+            if (*cln)
+                .handler
+                .is_some_and(|h| std::ptr::fn_addr_eq(h, drop_ctx as unsafe extern "C" fn(_)))
+            {
+                *slot = (*cln).data;
+                return ((*cln).data as *mut Ctx).as_mut();
+            }
+            cln = (*cln).next;
+        }
+    }
+    None
+}
+
+/// Whether the request announced a body: a positive `Content-Length`, chunked, or an HTTP/2 or
+/// HTTP/3 stream still open after its headers (which nginx marks as chunked).
+unsafe fn announces_body(r: *mut ngx_http_request_t) -> bool {
+    // SAFETY: r is live.
+    unsafe { (*r).headers_in.content_length_n > 0 || (*r).headers_in.chunked() != 0 }
 }
 
 /// The precontent-phase handler.
@@ -112,34 +177,54 @@ pub unsafe extern "C" fn scan_handler(r: *mut ngx_http_request_t) -> ngx_int_t {
         if r != (*r).main {
             return NGX_DECLINED_;
         }
+        // A request met before: this phase runs again after the scan, and in every location
+        // an internal redirect leads to, whatever that location's own configuration.
+        if let Some(ctx) = ctx(r) {
+            return match &ctx.state {
+                State::Done(_) => match Module::location_conf(&*r) {
+                    Some(lcf) => apply(r, ctx, lcf),
+                    None => NGX_HTTP_INTERNAL_SERVER_ERROR as ngx_int_t,
+                },
+                // Never scanned again: an allowed body goes on as it is, a blocked or failed
+                // one is gone already.
+                State::Applied { passed } => {
+                    if !passed {
+                        drop_body(r);
+                    }
+                    NGX_DECLINED_
+                }
+                State::Scanning(_) => NGX_DONE_,
+                // Only a redirect after a failed body read (a timeout, a client error) meets
+                // this: the body is incomplete and unscanned.
+                State::Reading => {
+                    ctx.state = State::Applied { passed: false };
+                    drop_body(r);
+                    NGX_DECLINED_
+                }
+            };
+        }
         let Some(lcf) = Module::location_conf(&*r) else {
             return NGX_DECLINED_;
         };
         let Some(target) = lcf.target() else {
             return NGX_DECLINED_;
         };
-        if (*r).method & lcf.methods() == 0 {
+        if !lcf
+            .methods()
+            .scans((*r).method_name.as_bytes(), announces_body(r))
+        {
             stats::skipped();
             return NGX_DECLINED_;
         }
-        if let Some(ctx) = ctx(r) {
-            return match &ctx.state {
-                State::Done(_) => apply(r, ctx, lcf),
-                State::Applied => NGX_DECLINED_,
-                State::Reading | State::Scanning(_) => NGX_DONE_,
-            };
-        }
-        let pool = ngx::core::Pool::from_ngx_pool((*r).pool);
-        let ctx = pool.allocate(Ctx {
+        let fresh = Ctx {
             state: State::Reading,
             scanner: target.shown.clone(),
             elapsed: Duration::ZERO,
             report: Report::default(),
-        });
-        if ctx.is_null() {
+        };
+        if new_ctx(r, fresh).is_none() {
             return NGX_HTTP_INTERNAL_SERVER_ERROR as ngx_int_t;
         }
-        *(*r).ctx.add(crate::module().ctx_index) = ctx as *mut _;
 
         let rc = ngx_http_read_client_request_body(r, Some(body_handler));
         if rc >= NGX_HTTP_SPECIAL_RESPONSE as ngx_int_t {
@@ -240,13 +325,24 @@ unsafe fn resume(r: *mut ngx_http_request_t) {
 
 /// Applies the outcome; returns what the phase handler returns.
 unsafe fn apply(r: *mut ngx_http_request_t, ctx: &mut Ctx, lcf: &LocConf) -> ngx_int_t {
-    let outcome = match std::mem::replace(&mut ctx.state, State::Applied) {
+    let outcome = match std::mem::replace(&mut ctx.state, State::Applied { passed: false }) {
         State::Done(o) => o,
         _ => return NGX_DECLINED_,
     };
+    let passed = match &outcome {
+        Outcome::Verdict(Verdict::Allowed | Verdict::Sanitized { .. }) => true,
+        Outcome::Verdict(Verdict::BadRequest { .. }) => lcf.allow_bad_request(),
+        _ => false,
+    };
+    ctx.state = State::Applied { passed };
     let ms = ctx.elapsed.as_millis();
     // SAFETY: r is live for the whole function.
     unsafe {
+        if !passed {
+            // Before anything else runs (error_page, the page being sent): from here on no
+            // later step of nginx can find the body.
+            drop_body(r);
+        }
         match outcome {
             Outcome::Verdict(Verdict::Allowed) => {
                 log::debug(r, &format!("ometascan: allowed in {ms} ms"));
@@ -273,6 +369,8 @@ unsafe fn apply(r: *mut ngx_http_request_t, ctx: &mut Ctx, lcf: &LocConf) -> ngx
                             NGX_LOG_ERR,
                             &format!("cannot forward the sanitized body: {e}"),
                         );
+                        ctx.state = State::Applied { passed: false };
+                        drop_body(r);
                         NGX_HTTP_INTERNAL_SERVER_ERROR as ngx_int_t
                     }
                 }
@@ -455,13 +553,18 @@ unsafe fn replace_body(
             set_header_in(r, b"Content-Type", &ct)?;
         }
         if let Some(scanner_cd) = content_disposition {
-            if let Some(h) = find_header_in(r, b"content-disposition") {
-                let client = String::from_utf8_lossy((*h).value.as_bytes()).into_owned();
+            let copies = headers_in_named(r, b"content-disposition");
+            if let Some(&first) = copies.first() {
+                let client = String::from_utf8_lossy((*first).value.as_bytes()).into_owned();
                 let scanner = String::from_utf8_lossy(&scanner_cd);
                 if let Some(renamed) =
                     ometascan_core::disposition::rename_filename(&client, &scanner)
                 {
-                    (*h).value = pool_str(r, renamed.as_bytes()).ok_or(ApplyError::NoMemory)?;
+                    // Every copy the client sent says the same: the scanner's name only.
+                    let v = pool_str(r, renamed.as_bytes()).ok_or(ApplyError::NoMemory)?;
+                    for h in copies {
+                        (*h).value = v;
+                    }
                 }
             }
         }
@@ -506,10 +609,12 @@ unsafe fn file_buf(
     }
 }
 
-unsafe fn find_header_in(
+/// Every client header field of that (lower-case) name, duplicates included.
+unsafe fn headers_in_named(
     r: *mut ngx_http_request_t,
     lower_name: &[u8],
-) -> Option<*mut ngx_table_elt_t> {
+) -> Vec<*mut ngx_table_elt_t> {
+    let mut found = Vec::new();
     // SAFETY: r is live; the header list is valid.
     unsafe {
         let mut part: *mut ngx_list_part_t = &mut (*r).headers_in.headers.part;
@@ -518,15 +623,18 @@ unsafe fn find_header_in(
             for i in 0..(*part).nelts {
                 let h = elts.add(i);
                 if (*h).hash != 0 && (*h).key.as_bytes().eq_ignore_ascii_case(lower_name) {
-                    return Some(h);
+                    found.push(h);
                 }
             }
             part = (*part).next;
         }
-        None
     }
+    found
 }
 
+/// Sets a client header field for the backend: every copy the client sent gets the value
+/// (nginx's modules forward each element of the list, so a copy cannot be taken out); the
+/// field is added when the client sent none.
 unsafe fn set_header_in(
     r: *mut ngx_http_request_t,
     name: &[u8],
@@ -536,8 +644,11 @@ unsafe fn set_header_in(
     unsafe {
         let v = pool_str(r, value).ok_or(ApplyError::NoMemory)?;
         let lower = name.to_ascii_lowercase();
-        if let Some(h) = find_header_in(r, &lower) {
-            (*h).value = v;
+        let copies = headers_in_named(r, &lower);
+        if !copies.is_empty() {
+            for h in copies {
+                (*h).value = v;
+            }
             return Ok(());
         }
         let h = ngx_list_push(&mut (*r).headers_in.headers) as *mut ngx_table_elt_t;
@@ -547,7 +658,7 @@ unsafe fn set_header_in(
         ptr::write_bytes(h, 0, 1);
         let k = pool_str(r, name).ok_or(ApplyError::NoMemory)?;
         let lk = pool_str(r, &lower).ok_or(ApplyError::NoMemory)?;
-        (*h).hash = 1;
+        (*h).hash = ngx_hash_key(lk.data, lk.len);
         (*h).key = k;
         (*h).value = v;
         (*h).lowcase_key = lk.data;
@@ -555,6 +666,41 @@ unsafe fn set_header_in(
             (*r).headers_in.content_type = h;
         }
         Ok(())
+    }
+}
+
+/// After a block or a failure: the body is taken out of the request so that no later step
+/// (`error_page` and other internal redirects, proxy/fastcgi/uwsgi/grpc, mirror, subrequests)
+/// can send it. The buffers are unlinked, the temp file is emptied and unlinked from the
+/// request (`$request_body_file` is empty too), and the length says 0. (A client's
+/// `Transfer-Encoding` stays in the list: the proxy module recognises and replaces it by its
+/// hash, which must therefore stay intact.)
+///
+/// # Safety
+/// `r` must be a live main request on the nginx thread, with no scan in flight.
+unsafe fn drop_body(r: *mut ngx_http_request_t) {
+    // SAFETY: r is live; no scan holds the body any more (the loan was returned).
+    unsafe {
+        let rb = (*r).request_body;
+        if !rb.is_null() {
+            let tf = (*rb).temp_file;
+            if !tf.is_null() && (*tf).file.fd >= 0 {
+                // Kept files (client_body_in_file_only) must not keep the content either.
+                libc::ftruncate((*tf).file.fd, 0);
+            }
+            (*rb).temp_file = ptr::null_mut();
+            (*rb).bufs = ptr::null_mut();
+            (*rb).rest = 0;
+        }
+        (*r).headers_in.content_length_n = 0;
+        (*r).headers_in.set_chunked(0);
+        let cl = (*r).headers_in.content_length;
+        if !cl.is_null() {
+            (*cl).value = ngx_str_t {
+                len: 1,
+                data: c"0".as_ptr() as *mut u8,
+            };
+        }
     }
 }
 
@@ -695,6 +841,10 @@ unsafe fn scan_options(r: *mut ngx_http_request_t, lcf: &LocConf) -> Result<Scan
             }
             set_headers.push((h.name.clone(), Bytes::copy_from_slice(value.as_bytes())));
         }
+        let max_sanitized = NgxHttpCoreModule::location_conf(&*r)
+            .map(|clcf| clcf.client_max_body_size)
+            .filter(|&n| n > 0)
+            .map(|n| n as u64);
         let spill_dir = NgxHttpCoreModule::location_conf(&*r)
             .and_then(|clcf| clcf.client_body_temp_path.as_ref())
             .map(|p| {
@@ -714,6 +864,7 @@ unsafe fn scan_options(r: *mut ngx_http_request_t, lcf: &LocConf) -> Result<Scan
             pre_cache: lcf.pre_cache(),
             spill_dir,
             tls: lcf.tls.clone(),
+            max_sanitized,
             keepalive: lcf.keepalive(),
             keepalive_timeout: lcf.keepalive_timeout(),
             ..ScanOptions::default()

@@ -99,6 +99,7 @@ unsafe extern "C" fn postconfiguration(cf: *mut ngx_conf_t) -> ngx_int_t {
 unsafe extern "C" fn init_process(cycle: *mut ngx_cycle_t) -> ngx_int_t {
     // SAFETY: called once in each worker on the nginx thread.
     unsafe {
+        stats::claim_worker_slot();
         if let Err(e) = bridge::init(cycle) {
             ngx::ngx_log_error!(NGX_LOG_EMERG, (*cycle).log, "ometascan: {}", e);
             return NGX_ERROR as ngx_int_t;
@@ -116,4 +117,5 @@ unsafe extern "C" fn init_process(cycle: *mut ngx_cycle_t) -> ngx_int_t {
 unsafe extern "C" fn exit_process(_cycle: *mut ngx_cycle_t) {
     // SAFETY: called once in each worker on the nginx thread.
     unsafe { bridge::exit() };
+    stats::release_worker_slot();
 }

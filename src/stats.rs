@@ -27,6 +27,22 @@ const ERRORS: [&str; 6] = ["connect", "timeout", "tls", "protocol", "io", "inter
 /// Upper bounds of the scan-time histogram, in milliseconds.
 const BUCKETS_MS: [u64; 10] = [10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000];
 const SERVERS: usize = 64;
+/// Worker processes that can count scans in flight at once (old and new workers together
+/// during a reload).
+const WORKER_SLOTS: usize = 256;
+
+/// One worker's scans in flight. A worker killed with scans in flight cannot subtract them,
+/// so the gauge sums only the slots of processes that still run; a new worker takes over the
+/// slot of a dead one.
+#[repr(C)]
+struct WorkerSlot {
+    /// 0: free.
+    pid: AtomicU64,
+    /// The process's start time (clock ticks since boot), so a reused pid is not mistaken
+    /// for the worker.
+    started: AtomicU64,
+    in_flight: AtomicU64,
+}
 
 #[repr(C)]
 struct Server {
@@ -46,7 +62,7 @@ pub struct Stats {
     results: [AtomicU64; RESULTS.len()],
     errors: [AtomicU64; ERRORS.len()],
     bytes: AtomicU64,
-    in_flight: AtomicU64,
+    workers: [WorkerSlot; WORKER_SLOTS],
     buckets: [AtomicU64; BUCKETS_MS.len()],
     time_sum_ms: AtomicU64,
     time_count: AtomicU64,
@@ -110,10 +126,83 @@ unsafe extern "C" fn init_zone(zone: *mut ngx_shm_zone_t, data: *mut c_void) -> 
     NGX_OK as ngx_int_t
 }
 
+/// This worker's slot, once claimed.
+static MY_SLOT: AtomicPtr<WorkerSlot> = AtomicPtr::new(ptr::null_mut());
+
+/// The start time of a running process (field 22 of `/proc/PID/stat`); `None` when it does not
+/// run any more (gone, or a zombie that its parent has not reaped yet).
+fn process_start(pid: u64) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name, in parentheses, may hold spaces: fields start after the last ')'.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut fields = rest.split_ascii_whitespace();
+    let state = fields.next()?;
+    if state == "Z" || state == "X" {
+        return None;
+    }
+    // `rest` starts at field 3 (state); the start time is field 22.
+    fields.nth(18)?.parse().ok()
+}
+
+fn slot_is_live(w: &WorkerSlot) -> bool {
+    let pid = w.pid.load(Ordering::Acquire);
+    pid != 0 && process_start(pid) == Some(w.started.load(Ordering::Acquire))
+}
+
+/// Claims a slot for this worker (init_process): a free one, or one whose process is dead.
+pub fn claim_worker_slot() {
+    let Some(s) = stats() else { return };
+    let pid = u64::from(std::process::id());
+    let Some(started) = process_start(pid) else {
+        return;
+    };
+    for w in &s.workers {
+        let old = w.pid.load(Ordering::Acquire);
+        if old != 0 && slot_is_live(w) {
+            continue;
+        }
+        if w.pid
+            .compare_exchange(old, pid, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+        {
+            w.in_flight.store(0, Ordering::Release);
+            w.started.store(started, Ordering::Release);
+            MY_SLOT.store(w as *const WorkerSlot as *mut WorkerSlot, Ordering::Release);
+            return;
+        }
+    }
+}
+
+/// Gives the slot back (exit_process).
+pub fn release_worker_slot() {
+    let p = MY_SLOT.swap(ptr::null_mut(), Ordering::AcqRel);
+    // SAFETY: the pointer is null or points into the shared zone, which outlives the worker.
+    if let Some(w) = unsafe { p.as_ref() } {
+        w.in_flight.store(0, Ordering::Release);
+        w.pid.store(0, Ordering::Release);
+    }
+}
+
+fn my_slot() -> Option<&'static WorkerSlot> {
+    // SAFETY: as in release_worker_slot.
+    unsafe { MY_SLOT.load(Ordering::Acquire).as_ref() }
+}
+
+/// Scans in flight in all running workers.
+fn in_flight(s: &Stats) -> u64 {
+    s.workers
+        .iter()
+        .filter(|w| w.in_flight.load(Ordering::Relaxed) > 0 && slot_is_live(w))
+        .map(|w| w.in_flight.load(Ordering::Relaxed))
+        .sum()
+}
+
 /// A scan started.
 pub fn started(bytes: u64) {
     if let Some(s) = stats() {
-        s.in_flight.fetch_add(1, Ordering::Relaxed);
+        if let Some(w) = my_slot() {
+            w.in_flight.fetch_add(1, Ordering::Relaxed);
+        }
         s.bytes.fetch_add(bytes, Ordering::Relaxed);
     }
 }
@@ -126,7 +215,11 @@ pub fn finished(
     server: Option<SocketAddr>,
 ) {
     let Some(s) = stats() else { return };
-    s.in_flight.fetch_sub(1, Ordering::Relaxed);
+    if let Some(w) = my_slot() {
+        let _ = w
+            .in_flight
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| v.checked_sub(1));
+    }
     if let Some(i) = result.and_then(|r| RESULTS.iter().position(|x| *x == r)) {
         s.results[i].fetch_add(1, Ordering::Relaxed);
     }
@@ -267,7 +360,7 @@ fn render(s: &Stats) -> String {
         "# HELP ometascan_scans_in_flight Scans waiting for a verdict."
     );
     let _ = writeln!(o, "# TYPE ometascan_scans_in_flight gauge");
-    let _ = writeln!(o, "ometascan_scans_in_flight {}", r(&s.in_flight));
+    let _ = writeln!(o, "ometascan_scans_in_flight {}", in_flight(s));
     let _ = writeln!(
         o,
         "# HELP ometascan_scan_duration_seconds Time from the start of a scan to its verdict."

@@ -125,15 +125,18 @@ fn tls_schemes_are_accepted_and_checked_at_startup() {
 fn methods() {
     good("ometascan_methods POST;");
     good("ometascan_methods get head post put patch delete;");
+    good("ometascan_methods POST OPTIONS PROPFIND MKCOL X-Upload;");
+    good("ometascan_methods any_with_body;");
+    good("ometascan_methods GET any_with_body;");
     bad(
-        "ometascan_methods POST OPTIONS;",
+        "ometascan_methods POST PO/ST;",
         "ometascan_methods",
-        "\"OPTIONS\"",
+        "\"PO/ST\"",
     );
     bad(
-        "ometascan_methods PROPFIND;",
+        "ometascan_methods \"PROP FIND\";",
         "ometascan_methods",
-        "\"PROPFIND\"",
+        "not a method token",
     );
 }
 

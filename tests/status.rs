@@ -139,3 +139,58 @@ fn in_flight_scans_are_counted() {
     let r = client::post(n.port, "/status", b"x").unwrap();
     assert_eq!(r.status, 405);
 }
+
+#[test]
+fn the_in_flight_gauge_forgets_the_scans_of_a_killed_worker() {
+    let scanner = ScannerDouble::start(Action::Delay(
+        Duration::from_secs(10),
+        Box::new(Action::Allow),
+    ));
+    let backend = Backend::start();
+    let http = format!(
+        "server {{ listen 127.0.0.1:%PORT%;\n\
+           location / {{ ometascan_pass {}; proxy_pass http://127.0.0.1:{}; }}\n\
+           location = /status {{ ometascan_status; }} }}",
+        scanner.url(),
+        backend.port()
+    );
+    let n = Nginx::start(&http);
+    let port = n.port;
+    let hs: Vec<_> = (0..3)
+        .map(|i| std::thread::spawn(move || client::post(port, &format!("/k{i}"), b"x")))
+        .collect();
+    assert!(wait_for(Duration::from_secs(3), || scanner
+        .received()
+        .len()
+        == 3));
+    let status = || {
+        client::request(port, "GET", "/status", &[], b"")
+            .unwrap()
+            .text()
+    };
+    assert_eq!(metric(&status(), "ometascan_scans_in_flight"), 3);
+    let old = n.worker();
+    // SAFETY: plain kill(2) of the worker process.
+    unsafe { libc::kill(old as i32, libc::SIGKILL) };
+    assert!(wait_for(Duration::from_secs(5), || {
+        n.worker_pids().first().is_some_and(|&w| w != old)
+    }));
+    for h in hs {
+        assert!(
+            h.join().unwrap().is_err(),
+            "the killed worker's clients got no answer"
+        );
+    }
+    // The new worker's gauge starts from what really runs: nothing.
+    let t = status();
+    assert_eq!(metric(&t, "ometascan_scans_in_flight"), 0, "{t}");
+    assert!(backend.received().is_empty());
+    // And it counts its own scans again.
+    let h = std::thread::spawn(move || client::post(port, "/again", b"x"));
+    assert!(wait_for(Duration::from_secs(3), || scanner
+        .received()
+        .len()
+        == 4));
+    assert_eq!(metric(&status(), "ometascan_scans_in_flight"), 1);
+    drop(h);
+}

@@ -186,11 +186,16 @@ fn intercept_errors_hands_blocks_to_error_page() {
     // The error_page target is served by nginx itself.
     std::fs::create_dir_all(s.nginx.prefix.join("html")).unwrap();
     let r = client::post(s.nginx.port, "/up", EICAR).unwrap();
-    // /blocked.html is itself in the scanned location: GET /blocked.html is scanned (allowed
-    // by script default? no: the double blocks everything) so nginx answers the status.
+    // /blocked.html is in the same location: the redirected request is not scanned again
+    // (the verdict stands) and is proxied without its body, which was dropped at the block.
     assert_eq!(r.status, 403);
     assert!(!r.text().contains("scanner page"), "{}", r.text());
-    assert!(s.backend.received().is_empty());
+    assert_eq!(s.scanner.received().len(), 1);
+    let got = s.backend.received();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].method(), "GET");
+    assert_eq!(got[0].target(), "/blocked.html");
+    assert_eq!(got[0].body_len, 0);
 }
 
 #[test]

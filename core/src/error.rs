@@ -65,6 +65,12 @@ impl ScanError {
         )
     }
 
+    /// Whether a kept-alive connection may have been closed or reset by the scanner while it
+    /// sat idle: such a failure on a reused connection is worth one try on a fresh one.
+    pub fn is_connection_loss(&self) -> bool {
+        matches!(self, ScanError::Closed | ScanError::Io(_))
+    }
+
     /// The HTTP status the client gets for this failure.
     pub fn status(&self) -> u16 {
         if self.is_timeout() {

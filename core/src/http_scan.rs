@@ -29,6 +29,9 @@ use crate::verdict::{ResponsePage, SanitizedBody, Verdict};
 
 /// Largest scanner response header block accepted.
 pub const MAX_HEADER_BYTES: usize = 64 * 1024;
+/// Interim (1xx) answers tolerated before the final one; more is a protocol failure, so that
+/// a scanner cannot hold a request with an endless stream of them.
+pub const MAX_INTERIM: usize = 8;
 /// Sanitized bodies up to this size stay in memory; larger ones go to a temp file.
 pub const SPILL_THRESHOLD: usize = 1024 * 1024;
 
@@ -64,6 +67,9 @@ pub struct ScanOptions {
     pub max_page: usize,
     /// TLS to the scanner (`https://`, `icaps://`).
     pub tls: Option<std::sync::Arc<crate::tls::TlsClient>>,
+    /// Largest sanitized body accepted (the location's `client_max_body_size`; `None`: no
+    /// limit): a scanner cannot fill the disk with an endless replacement.
+    pub max_sanitized: Option<u64>,
     /// Idle connections kept per server (`ometascan_keepalive`; 0: none).
     pub keepalive: usize,
     /// How long an idle connection is kept (`ometascan_keepalive_timeout`).
@@ -79,6 +85,7 @@ impl Default for ScanOptions {
             spill_dir: std::env::temp_dir(),
             max_page: 1024 * 1024,
             tls: None,
+            max_sanitized: None,
             keepalive: 32,
             keepalive_timeout: Duration::from_secs(60),
         }
@@ -194,7 +201,7 @@ pub enum Plan {
 /// The verdict table of the HTTP scan protocol, for a status and the result header.
 pub fn plan(status: u16, sanitized_mark: bool, pre_cache: bool) -> Plan {
     match status {
-        100..=199 => Plan::Invalid,
+        100..=199 | 600.. => Plan::Invalid,
         204 => Plan::Allow,
         200..=299 if !pre_cache || sanitized_mark => Plan::Sanitize,
         200..=299 => Plan::AllowDiscard,
@@ -320,12 +327,14 @@ impl Scanner {
         {
             match self.exchange(conn, key, target, req, opts).await {
                 Ok(v) => return Ok(v),
-                Err(Attempt::BeforeAnswer(e)) => {
+                // A kept-alive connection lost before a complete answer (FIN or RST):
+                // nothing was decided or forwarded, so the scan goes once more on a fresh one.
+                Err(Attempt::BeforeAnswer(e) | Attempt::Final(e)) if e.is_connection_loss() => {
                     tracing::debug!(
                         "pooled scanner connection failed ({e}), retrying on a new one"
                     );
                 }
-                Err(Attempt::Final(e)) => return Err(One::Final(e)),
+                Err(Attempt::BeforeAnswer(e) | Attempt::Final(e)) => return Err(One::Final(e)),
             }
         }
         let conn = self.connect(addr, opts).await.map_err(One::Next)?;
@@ -387,7 +396,19 @@ impl Scanner {
             sent.store(true, Ordering::Release);
             clock.arm_read();
         }
-        let request = request.map(|()| body);
+        let mut request = request.map(|()| body);
+        // Interim answers are counted: past the bound the transport refuses to read on (an
+        // endless stream), and a final answer that came after too many is refused as well.
+        let interim = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        hyper::ext::on_informational(&mut request, {
+            let clock = clock.clone();
+            let interim = interim.clone();
+            move |_| {
+                if interim.fetch_add(1, Ordering::AcqRel) >= MAX_INTERIM {
+                    clock.refuse();
+                }
+            }
+        });
         let response = match conn.sender.send_request(request).await {
             Ok(r) => r,
             Err(e) => {
@@ -401,8 +422,19 @@ impl Scanner {
                 });
             }
         };
+        if interim.load(Ordering::Acquire) > MAX_INTERIM {
+            clock.end();
+            return Err(Attempt::Final(ScanError::Protocol(format!(
+                "more than {MAX_INTERIM} interim (1xx) answers"
+            ))));
+        }
         let head = req.method.eq_ignore_ascii_case(b"HEAD");
-        let result = self.read_answer(response, head, &clock, opts).await;
+        // Taken when the answer's head arrived: anything but a block decided before the whole
+        // body was handed over is a scanner that did not see what it allowed.
+        let whole_body_sent = sent.load(Ordering::Acquire);
+        let result = self
+            .read_answer(response, head, whole_body_sent, &clock, opts)
+            .await;
         clock.end();
         let verdict = result.map_err(Attempt::Final)?;
         if sent.load(Ordering::Acquire) {
@@ -415,17 +447,29 @@ impl Scanner {
         &self,
         response: hyper::Response<Incoming>,
         head: bool,
+        whole_body_sent: bool,
         clock: &IoClock,
         opts: &ScanOptions,
     ) -> Result<Verdict, ScanError> {
         let (parts, mut body) = response.into_parts();
         let status = parts.status.as_u16();
         note_status(status);
+        for name in ["x-ometascan-result", "content-type", "content-disposition"] {
+            if parts.headers.get_all(name).iter().nth(1).is_some() {
+                return Err(ScanError::Protocol(format!("duplicate \"{name}\" header")));
+            }
+        }
         let mark = parts
             .headers
             .get("x-ometascan-result")
             .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"sanitized"));
-        match plan(status, mark, opts.pre_cache) {
+        let plan = plan(status, mark, opts.pre_cache);
+        if !whole_body_sent && !matches!(plan, Plan::Block | Plan::BadRequest | Plan::Invalid) {
+            return Err(ScanError::Protocol(format!(
+                "the scanner answered {status} before it had the whole body"
+            )));
+        }
+        match plan {
             Plan::Invalid => Err(ScanError::Protocol(format!("unexpected status {status}"))),
             Plan::Allow => {
                 drain(&mut body, clock).await?;
@@ -475,7 +519,7 @@ impl Scanner {
         clock: &IoClock,
         opts: &ScanOptions,
     ) -> Result<SanitizedBody, ScanError> {
-        let mut sink = BodySink::new(SPILL_THRESHOLD, &opts.spill_dir);
+        let mut sink = BodySink::new(SPILL_THRESHOLD, &opts.spill_dir).limited(opts.max_sanitized);
         while let Some(chunk) = next_data(body, clock).await? {
             sink.push(&chunk)?;
         }
@@ -579,6 +623,9 @@ fn map_hyper_error(e: &hyper::Error, clock: &IoClock) -> ScanError {
     match clock.fired() {
         Fired::Send => return ScanError::SendTimeout,
         Fired::Read => return ScanError::ReadTimeout,
+        Fired::Refused => {
+            return ScanError::Protocol(format!("more than {MAX_INTERIM} interim (1xx) answers"))
+        }
         Fired::None => {}
     }
     if e.is_parse() && e.to_string().contains("too large") {
@@ -652,6 +699,8 @@ mod tests {
         assert_eq!(plan(302, false, true), Plan::Block);
         assert_eq!(plan(500, false, false), Plan::Block);
         assert_eq!(plan(101, false, false), Plan::Invalid);
+        assert_eq!(plan(600, false, false), Plan::Invalid);
+        assert_eq!(plan(999, false, false), Plan::Invalid);
     }
 
     #[test]

@@ -28,6 +28,38 @@ pub enum IcapError {
     HttpHead,
     #[error("invalid chunk in ICAP body")]
     Chunk,
+    #[error("duplicate \"{0}\" header")]
+    Duplicate(&'static str),
+}
+
+/// ICAP answer headers that decide framing or caching: a second copy makes the answer
+/// ambiguous, so it is refused rather than guessed at.
+const SINGLE_ICAP_HEADERS: [&str; 5] = [
+    "encapsulated",
+    "istag",
+    "options-ttl",
+    "preview",
+    "max-connections",
+];
+
+/// Encapsulated HTTP headers the module applies from a modified request.
+pub const SINGLE_HTTP_HEADERS: [&str; 3] =
+    ["content-type", "content-disposition", "content-length"];
+
+fn no_duplicates<N: AsRef<[u8]>, V>(
+    headers: &[(N, V)],
+    names: &[&'static str],
+) -> Result<(), IcapError> {
+    for name in names {
+        let n = headers
+            .iter()
+            .filter(|(h, _)| h.as_ref().eq_ignore_ascii_case(name.as_bytes()))
+            .count();
+        if n > 1 {
+            return Err(IcapError::Duplicate(name));
+        }
+    }
+    Ok(())
 }
 
 /// A parsed ICAP answer head.
@@ -102,6 +134,7 @@ pub fn parse_head(buf: &[u8]) -> Result<Option<(IcapHead, usize)>, IcapError> {
     }
     let text = std::str::from_utf8(&buf[..end]).map_err(|_| IcapError::HeaderLine)?;
     let (start, headers) = header_lines(text)?;
+    no_duplicates(&headers, &SINGLE_ICAP_HEADERS)?;
     let mut parts = start.splitn(3, ' ');
     let version = parts.next().unwrap_or("");
     let code = parts.next().unwrap_or("");
@@ -183,14 +216,19 @@ impl HttpHead {
         crate::headers::find(&self.headers, name)
     }
 
-    /// Status of a response head (`HTTP/1.0 403 Forbidden` → 403).
+    /// Status of a response head (`HTTP/1.0 403 Forbidden` → 403), if it is one a page
+    /// relayed to the client may carry (200 to 599: never informational, never beyond HTTP's).
     pub fn status(&self) -> Option<u16> {
         let mut p = self.start.split(' ');
         let v = p.next()?;
         if !v.starts_with("HTTP/") {
             return None;
         }
-        p.next()?.parse().ok().filter(|s| (100..=999).contains(s))
+        let code = p.next()?;
+        if code.len() != 3 {
+            return None;
+        }
+        code.parse().ok().filter(|s| (200..=599).contains(s))
     }
 }
 
@@ -204,6 +242,7 @@ pub fn parse_http_head(block: &[u8]) -> Result<HttpHead, IcapError> {
     if start.is_empty() {
         return Err(IcapError::HttpHead);
     }
+    no_duplicates(&headers, &SINGLE_HTTP_HEADERS)?;
     Ok(HttpHead {
         start,
         headers: headers
@@ -324,21 +363,42 @@ fn list(v: Option<&str>) -> Vec<String> {
     .unwrap_or_default()
 }
 
+/// Longest `Options-TTL` honoured; a larger one is cut to this.
+pub const MAX_OPTIONS_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
+/// Largest `Max-Connections` honoured; a larger one means "no limit of ours".
+pub const MAX_CONNECTIONS: usize = 65_536;
+/// Largest preview sent; a server asking for more gets this much.
+pub const MAX_PREVIEW: usize = 1024 * 1024;
+
+/// A decimal number; one too large for a u64 saturates (the caller bounds it anyway).
+fn number(v: &str) -> Option<u64> {
+    let v = v.trim();
+    if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some(v.parse().unwrap_or(u64::MAX))
+}
+
+/// What the server said in its OPTIONS answer; every number is bounded before it is used.
 pub fn parse_options(head: &IcapHead) -> Options {
     Options {
         istag: head.header("istag").map(str::to_string),
-        preview: head.header("preview").and_then(|v| v.trim().parse().ok()),
+        preview: head
+            .header("preview")
+            .and_then(number)
+            .map(|p| p.min(MAX_PREVIEW as u64) as usize),
         allow_204: head
             .header("allow")
             .is_some_and(|v| v.split(',').any(|x| x.trim() == "204")),
         max_connections: head
             .header("max-connections")
-            .and_then(|v| v.trim().parse().ok())
-            .filter(|&n| n > 0),
+            .and_then(number)
+            .filter(|&n| n > 0 && n <= MAX_CONNECTIONS as u64)
+            .map(|n| n as usize),
         ttl: head
             .header("options-ttl")
-            .and_then(|v| v.trim().parse().ok())
-            .map(Duration::from_secs)
+            .and_then(number)
+            .map(|t| Duration::from_secs(t).min(MAX_OPTIONS_TTL))
             .unwrap_or(DEFAULT_OPTIONS_TTL),
         transfer_preview: list(head.header("transfer-preview")),
         transfer_ignore: list(head.header("transfer-ignore")),
@@ -347,12 +407,14 @@ pub fn parse_options(head: &IcapHead) -> Options {
 }
 
 /// How to send a body, following the server's Transfer-* lists for the file extension.
+///
+/// The extension comes from the client's URL, so it may choose only between two ways of
+/// sending the whole body: an extension in `Transfer-Ignore` is sent complete, never skipped
+/// (RFC 3507 lets a client skip such files; a security gateway must not let the client choose).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Transfer {
     Preview(usize),
     Complete,
-    /// The server asked not to be sent files of this type.
-    Ignore,
 }
 
 pub fn transfer_for(options: &Options, uri_path: &str) -> Transfer {
@@ -365,10 +427,7 @@ pub fn transfer_for(options: &Options, uri_path: &str) -> Transfer {
         .unwrap_or("");
     let ext = file.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase());
     let hit = |l: &[String]| ext.as_ref().is_some_and(|e| l.iter().any(|x| x == e));
-    if hit(&options.transfer_ignore) {
-        return Transfer::Ignore;
-    }
-    if hit(&options.transfer_complete) {
+    if hit(&options.transfer_ignore) || hit(&options.transfer_complete) {
         return Transfer::Complete;
     }
     let preview_listed =
@@ -562,10 +621,59 @@ mod tests {
             transfer_complete: vec!["exe".into()],
             ..o.clone()
         };
-        assert_eq!(transfer_for(&o2, "/a/photo.JPG"), Transfer::Ignore);
+        // An ignored type is still sent, whole, whatever the client names its file.
+        for url in ["/a/photo.JPG", "/upload.jpg", "/x;.jpg", "/a/b.jpg?x=1"] {
+            assert_eq!(transfer_for(&o2, url), Transfer::Complete, "{url}");
+        }
         assert_eq!(transfer_for(&o2, "/a/setup.exe"), Transfer::Complete);
         let o3 = Options { preview: None, ..o };
         assert_eq!(transfer_for(&o3, "/a"), Transfer::Complete);
+    }
+
+    #[test]
+    fn hostile_options_numbers_are_bounded() {
+        let raw = b"ICAP/1.0 200 OK\r\nISTag: \"x\"\r\nOptions-TTL: 99999999999999999999999\r\nPreview: 18446744073709551615\r\nMax-Connections: 4294967296000\r\nEncapsulated: null-body=0\r\n\r\n";
+        let (h, _) = parse_head(raw).unwrap().unwrap();
+        let o = parse_options(&h);
+        assert_eq!(o.ttl, MAX_OPTIONS_TTL, "an overflowing TTL is cut");
+        assert_eq!(o.preview, Some(MAX_PREVIEW));
+        assert_eq!(o.max_connections, None);
+        let raw = b"ICAP/1.0 200 OK\r\nOptions-TTL: 18446744073709551615\r\nPreview: -1\r\nMax-Connections: +3\r\nEncapsulated: null-body=0\r\n\r\n";
+        let o = parse_options(&parse_head(raw).unwrap().unwrap().0);
+        assert_eq!(o.ttl, MAX_OPTIONS_TTL);
+        assert_eq!(o.preview, None);
+        assert_eq!(o.max_connections, None);
+        // Adding the TTL to the clock must not overflow.
+        let _ = std::time::Instant::now() + o.ttl;
+    }
+
+    #[test]
+    fn duplicate_framing_headers_are_refused() {
+        let raw = b"ICAP/1.0 204 No Content\r\nEncapsulated: null-body=0\r\nencapsulated: null-body=99999999\r\n\r\n";
+        assert_eq!(
+            parse_head(raw).unwrap_err(),
+            IcapError::Duplicate("encapsulated")
+        );
+        let http = b"POST /a HTTP/1.1\r\nContent-Type: a/b\r\nContent-Type: c/d\r\n\r\n";
+        assert_eq!(
+            parse_http_head(http).unwrap_err(),
+            IcapError::Duplicate("content-type")
+        );
+    }
+
+    #[test]
+    fn relayed_page_statuses_are_200_to_599() {
+        for (line, want) in [
+            ("HTTP/1.1 403 Forbidden", Some(403)),
+            ("HTTP/1.1 200 OK", Some(200)),
+            ("HTTP/1.1 101 Switching", None),
+            ("HTTP/1.1 100 Continue", None),
+            ("HTTP/1.1 600 Odd", None),
+            ("HTTP/1.1 0403 Padded", None),
+        ] {
+            let h = parse_http_head(format!("{line}\r\n\r\n").as_bytes()).unwrap();
+            assert_eq!(h.status(), want, "{line}");
+        }
     }
 
     #[test]

@@ -24,6 +24,9 @@ use crate::verdict::{ResponsePage, Verdict};
 
 type ServiceKey = (PoolKey, String);
 
+/// Largest OPTIONS body skipped before the answer is refused.
+const MAX_OPTIONS_BODY: usize = 64 * 1024;
+
 struct CachedOptions {
     options: Options,
     expires: Instant,
@@ -98,10 +101,6 @@ impl IcapClient {
         } else {
             icap::transfer_for(&options, &String::from_utf8_lossy(&req.uri))
         };
-        if transfer == Transfer::Ignore {
-            tracing::debug!("ICAP server asked not to be sent this file type");
-            return Ok(Verdict::Allowed);
-        }
         let permits = self.limit(&key, options.max_connections);
         let _permit = match &permits {
             Some(s) => Some(
@@ -117,10 +116,13 @@ impl IcapClient {
                 .await
             {
                 Ok(v) => return Ok(v),
-                Err(Attempt::Stale(e)) => {
+                // A kept-alive connection lost before a complete answer (FIN or RST, also
+                // after 100 Continue): nothing was decided or forwarded, so the scan is
+                // repeated once on a fresh connection.
+                Err(Attempt::Stale(e) | Attempt::Final(e)) if e.is_connection_loss() => {
                     tracing::debug!("pooled ICAP connection failed ({e}), retrying")
                 }
-                Err(Attempt::Final(e)) => return Err(One::Final(e)),
+                Err(Attempt::Stale(e) | Attempt::Final(e)) => return Err(One::Final(e)),
             }
         }
         let conn = connect(addr, opts).await.map_err(One::Next)?;
@@ -266,6 +268,9 @@ impl IcapClient {
 
         let mut body = req.body.reader(FILE_CHUNK);
         let mut sent_everything = true;
+        // An answer that came while the body after the preview (or the whole body, without
+        // preview) was still being sent: only a block may be decided on part of the body.
+        let mut early_past_preview = false;
         let answer = {
             let (mut rd, mut wr) = tokio::io::split(&mut conn.stream);
             let buf = &mut conn.buf;
@@ -313,6 +318,7 @@ impl IcapClient {
                     match early {
                         Some(h) => {
                             sent_everything = false;
+                            early_past_preview = true;
                             h
                         }
                         None => read_head(&mut rd, buf, t.read)
@@ -330,6 +336,7 @@ impl IcapClient {
                 match early {
                     Some(h) => {
                         sent_everything = false;
+                        early_past_preview = has_body;
                         h
                     }
                     None => read_head(&mut rd, buf, t.read)
@@ -347,6 +354,12 @@ impl IcapClient {
                 .map_err(Attempt::Final)?
         };
         let (verdict, head) = answer;
+        if early_past_preview && !matches!(verdict, Verdict::Blocked { .. }) {
+            return Err(Attempt::Final(ScanError::Protocol(format!(
+                "ICAP server answered {} before it had the whole body",
+                head.status
+            ))));
+        }
         if let (Some(now), Some(cached)) = (head.header("istag"), options.istag.as_deref()) {
             if now != cached {
                 self.forget_options(key);
@@ -523,6 +536,9 @@ async fn read_answer<R: AsyncRead + Unpin>(
             if let Some(enc) = head.header("encapsulated") {
                 let sections = icap::parse_encapsulated(enc)?;
                 if let Some(&(Section::NullBody, off)) = sections.last() {
+                    if off > icap::MAX_HTTP_HEAD {
+                        return Err(ScanError::HeaderTooLarge);
+                    }
                     read_exact_into(rd, buf, off, t).await?;
                     buf.advance(off);
                 }
@@ -551,7 +567,8 @@ async fn read_answer<R: AsyncRead + Unpin>(
     let threat = icap::threat(&head);
     match (hdr_kind, body_kind) {
         (Section::ReqHdr, Section::ReqBody | Section::NullBody) => {
-            let mut sink = BodySink::new(SPILL_THRESHOLD, &opts.spill_dir);
+            let mut sink =
+                BodySink::new(SPILL_THRESHOLD, &opts.spill_dir).limited(opts.max_sanitized);
             if body_kind == Section::ReqBody {
                 read_chunked(rd, buf, t, |c| sink.push(c)).await?;
             }
@@ -667,14 +684,24 @@ async fn ask_options(
             .map_err(|e| Attempt::Final(e.into()))?
             .last()
         {
+            Some(&(_, off)) if off > icap::MAX_HTTP_HEAD => {
+                return Err(Attempt::Final(ScanError::HeaderTooLarge));
+            }
             Some(&(Section::OptBody, off)) => {
                 read_exact_into(&mut rd, &mut conn.buf, off, t.read)
                     .await
                     .map_err(Attempt::Final)?;
                 conn.buf.advance(off);
-                read_chunked(&mut rd, &mut conn.buf, t.read, |_| Ok(()))
-                    .await
-                    .map_err(Attempt::Final)?;
+                // The options body means nothing to us; it is skipped, up to a bound.
+                let mut left = MAX_OPTIONS_BODY;
+                read_chunked(&mut rd, &mut conn.buf, t.read, |c| {
+                    left = left
+                        .checked_sub(c.len())
+                        .ok_or(ScanError::PageTooLarge(MAX_OPTIONS_BODY))?;
+                    Ok(())
+                })
+                .await
+                .map_err(Attempt::Final)?;
             }
             Some(&(_, off)) => {
                 read_exact_into(&mut rd, &mut conn.buf, off, t.read)

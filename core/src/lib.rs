@@ -14,6 +14,7 @@ pub mod health;
 pub mod http_scan;
 pub mod icap;
 pub mod icap_client;
+pub mod methods;
 pub mod notices;
 pub mod pool;
 pub mod sink;

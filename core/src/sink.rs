@@ -33,6 +33,8 @@ pub struct BodySink<'a> {
     file: Option<(std::fs::File, u64)>,
     threshold: usize,
     dir: &'a Path,
+    /// Bytes still accepted (the location's `client_max_body_size`), if bounded.
+    room: Option<u64>,
 }
 
 impl<'a> BodySink<'a> {
@@ -42,10 +44,22 @@ impl<'a> BodySink<'a> {
             file: None,
             threshold,
             dir,
+            room: None,
         }
     }
 
+    /// Refuses a body larger than `max` bytes (`None`: no limit).
+    pub fn limited(mut self, max: Option<u64>) -> Self {
+        self.room = max;
+        self
+    }
+
     pub fn push(&mut self, chunk: &[u8]) -> Result<(), ScanError> {
+        if let Some(room) = &mut self.room {
+            *room = room.checked_sub(chunk.len() as u64).ok_or_else(|| {
+                ScanError::Protocol("the sanitized body is larger than client_max_body_size".into())
+            })?;
+        }
         match &mut self.file {
             Some((f, len)) => {
                 f.write_all(chunk).map_err(ScanError::Spill)?;

@@ -18,6 +18,8 @@ pub enum Fired {
     None,
     Send,
     Read,
+    /// The exchange refused the rest of the answer (too many interim answers).
+    Refused,
 }
 
 /// Per-connection timer settings, shared between the transport and the exchange driving it.
@@ -69,13 +71,24 @@ impl IoClock {
         match self.fired.load(Ordering::Acquire) {
             1 => Fired::Send,
             2 => Fired::Read,
+            3 => Fired::Refused,
             _ => Fired::None,
         }
     }
 
     fn fire(&self, f: Fired) {
-        self.fired
-            .store(if f == Fired::Send { 1 } else { 2 }, Ordering::Release);
+        let v = match f {
+            Fired::None => 0,
+            Fired::Send => 1,
+            Fired::Read => 2,
+            Fired::Refused => 3,
+        };
+        self.fired.store(v, Ordering::Release);
+    }
+
+    /// Ends the exchange from outside the transport: the next read fails.
+    pub fn refuse(&self) {
+        self.fire(Fired::Refused);
     }
 }
 
@@ -115,6 +128,12 @@ impl<S: AsyncRead + AsyncWrite> Read for TimedIo<S> {
         mut buf: ReadBufCursor<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.project();
+        if this.clock.fired() == Fired::Refused {
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "scanner answer refused",
+            )));
+        }
         // SAFETY: the bytes tokio reports as filled are initialized; `advance` is called with
         // exactly that count, as hyper's own tokio adapter does.
         let filled = unsafe {

@@ -23,6 +23,16 @@ pub enum IcapAction {
     Raw(Vec<u8>),
     /// The 204 answer one byte per interval.
     SlowDrip(Duration),
+    /// Reads the whole body: c-icap's block answer if it holds the EICAR string, else 204.
+    EicarAware,
+    /// 204 as soon as the ICAP head arrived, while the body is still coming (without a
+    /// preview); the connection then stays open, unread.
+    EarlyAllow,
+    /// After the preview: `100 Continue`, one chunk of the rest read, then 204 before the
+    /// last chunk; the connection then stays open, unread.
+    AllowMidBody,
+    /// After the preview: `100 Continue`, one chunk of the rest read, then a reset.
+    ResetAfterContinue,
 }
 
 /// A block answer in c-icap's shape (encapsulated HTTP/1.0 403, no Content-Length).
@@ -39,6 +49,13 @@ pub fn block_answer(page: &str) -> Vec<u8> {
 
 struct State {
     action: Mutex<IcapAction>,
+    /// Actions for the next REQMODs, before `action` applies again.
+    script: Mutex<std::collections::VecDeque<IcapAction>>,
+    /// An OPTIONS answer sent as it is, instead of the usual one.
+    options_answer: Mutex<Option<String>>,
+    /// Connections kept open, unread, by the early answers.
+    held: Mutex<Vec<TcpStream>>,
+    connections: AtomicUsize,
     preview: Mutex<Option<usize>>,
     /// Extra OPTIONS header lines (e.g. `Max-Connections: 1\r\n`).
     options_extra: Mutex<String>,
@@ -65,6 +82,10 @@ impl IcapDouble {
         let port = listener.local_addr().expect("addr").port();
         let state = Arc::new(State {
             action: Mutex::new(action),
+            script: Mutex::new(std::collections::VecDeque::new()),
+            options_answer: Mutex::new(None),
+            held: Mutex::new(Vec::new()),
+            connections: AtomicUsize::new(0),
             preview: Mutex::new(preview),
             options_extra: Mutex::new(String::new()),
             istag: Mutex::new("\"double-1\"".into()),
@@ -82,6 +103,7 @@ impl IcapDouble {
                     break;
                 }
                 let Ok(c) = c else { continue };
+                st.connections.fetch_add(1, Ordering::AcqRel);
                 let st = st.clone();
                 thread::spawn(move || serve(c, st));
             }
@@ -95,6 +117,21 @@ impl IcapDouble {
 
     pub fn set_options_extra(&self, lines: &str) {
         *self.state.options_extra.lock().unwrap() = lines.to_string();
+    }
+
+    /// The next REQMODs get these actions, in order; then the default applies again.
+    pub fn script(&self, actions: impl IntoIterator<Item = IcapAction>) {
+        self.state.script.lock().unwrap().extend(actions);
+    }
+
+    /// Answers OPTIONS with exactly these bytes.
+    pub fn set_options_answer(&self, raw: &str) {
+        *self.state.options_answer.lock().unwrap() = Some(raw.to_string());
+    }
+
+    /// Connections accepted so far.
+    pub fn connections(&self) -> usize {
+        self.state.connections.load(Ordering::Acquire)
     }
 
     pub fn set_istag(&self, tag: &str) {
@@ -142,8 +179,9 @@ fn read_head(r: &mut BufReader<TcpStream>) -> Option<Vec<String>> {
     }
 }
 
-/// Reads chunks until the last one; returns (bytes, ended with ieof).
-fn read_chunks(r: &mut BufReader<TcpStream>) -> Option<(usize, bool)> {
+/// Reads chunks until the last one; returns (bytes, ended with ieof). The data is appended
+/// to `keep` up to 1 MB.
+fn read_chunks(r: &mut BufReader<TcpStream>, keep: &mut Vec<u8>) -> Option<(usize, bool)> {
     let mut total = 0;
     loop {
         let mut l = String::new();
@@ -162,7 +200,24 @@ fn read_chunks(r: &mut BufReader<TcpStream>) -> Option<(usize, bool)> {
         let mut buf = vec![0u8; n + 2];
         r.read_exact(&mut buf).ok()?;
         total += n;
+        if keep.len() + n <= 1024 * 1024 {
+            keep.extend_from_slice(&buf[..n]);
+        }
     }
+}
+
+/// Reads one chunk of a body (its size line, data and CRLF); `None` at the last chunk or on
+/// an error.
+fn read_one_chunk(r: &mut BufReader<TcpStream>) -> Option<usize> {
+    let mut l = String::new();
+    r.read_line(&mut l).ok()?;
+    let n = usize::from_str_radix(l.trim_end().split(';').next()?.trim(), 16).ok()?;
+    if n == 0 {
+        return None;
+    }
+    let mut buf = vec![0u8; n + 2];
+    r.read_exact(&mut buf).ok()?;
+    Some(n)
 }
 
 fn serve(c: TcpStream, st: Arc<State>) {
@@ -175,6 +230,12 @@ fn serve(c: TcpStream, st: Arc<State>) {
         let Some(first) = head.first() else { return };
         if first.starts_with("OPTIONS") {
             st.options_count.fetch_add(1, Ordering::AcqRel);
+            if let Some(raw) = st.options_answer.lock().unwrap().clone() {
+                if w.write_all(raw.as_bytes()).is_err() {
+                    return;
+                }
+                continue;
+            }
             let extra = st.options_extra.lock().unwrap().clone();
             let istag = st.istag.lock().unwrap().clone();
             let preview = st
@@ -192,7 +253,8 @@ fn serve(c: TcpStream, st: Arc<State>) {
             }
             continue;
         }
-        let action = st.action.lock().unwrap().clone();
+        let scripted = st.script.lock().unwrap().pop_front();
+        let action = scripted.unwrap_or_else(|| st.action.lock().unwrap().clone());
         let now = st.active.fetch_add(1, Ordering::AcqRel) + 1;
         st.max_active.fetch_max(now, Ordering::AcqRel);
         let _active = Active(&st.active);
@@ -205,6 +267,11 @@ fn serve(c: TcpStream, st: Arc<State>) {
             let _ = w.write_all(&block_answer("early block"));
             thread::sleep(Duration::from_millis(200));
             let _ = w.shutdown(Shutdown::Both);
+            return;
+        }
+        if let IcapAction::EarlyAllow = action {
+            let _ = w.write_all(b"ICAP/1.0 204 No Content\r\nISTag: \"double-1\"\r\n\r\n");
+            st.held.lock().unwrap().push(w);
             return;
         }
         let enc = header("encapsulated").unwrap_or_default();
@@ -223,8 +290,9 @@ fn serve(c: TcpStream, st: Arc<State>) {
         }
         let has_body = enc.contains("req-body");
         let mut total = 0;
+        let mut data = Vec::new();
         if has_body {
-            let Some((n, ieof)) = read_chunks(&mut r) else {
+            let Some((n, ieof)) = read_chunks(&mut r, &mut data) else {
                 return;
             };
             total += n;
@@ -247,7 +315,23 @@ fn serve(c: TcpStream, st: Arc<State>) {
                     if w.write_all(b"ICAP/1.0 100 Continue\r\n\r\n").is_err() {
                         return;
                     }
-                    let Some((n, _)) = read_chunks(&mut r) else {
+                    match action {
+                        IcapAction::AllowMidBody | IcapAction::ResetAfterContinue => {
+                            let got = read_one_chunk(&mut r).unwrap_or(0);
+                            st.bodies.lock().unwrap().push(total + got);
+                            if let IcapAction::ResetAfterContinue = action {
+                                crate::scanner::reset(&w);
+                                return;
+                            }
+                            let _ = w.write_all(
+                                b"ICAP/1.0 204 No Content\r\nISTag: \"double-1\"\r\n\r\n",
+                            );
+                            st.held.lock().unwrap().push(w);
+                            return;
+                        }
+                        _ => {}
+                    }
+                    let Some((n, _)) = read_chunks(&mut r, &mut data) else {
                         return;
                     };
                     total += n;
@@ -256,6 +340,9 @@ fn serve(c: TcpStream, st: Arc<State>) {
         }
         st.bodies.lock().unwrap().push(total);
         let out = match action {
+            IcapAction::EicarAware if crate::contains(&data, crate::EICAR) => {
+                block_answer("EICAR found")
+            }
             IcapAction::Raw(bytes) => {
                 let _ = w.write_all(&bytes);
                 let _ = w.shutdown(Shutdown::Write);

@@ -45,6 +45,9 @@ pub enum Action {
     /// Read this many body bytes, write the response, then never read again (the connection
     /// stays open: the sender's buffers fill up).
     AnswerEarly { after: usize, response: Vec<u8> },
+    /// Read the request, then send `102 Processing` interim answers, one per interval, for
+    /// as long as the connection lasts (never a final answer).
+    InterimFlood(Duration),
     /// Read the request, then write the response one byte per interval.
     SlowDrip {
         interval: Duration,
@@ -172,7 +175,8 @@ impl Drop for ScannerDouble {
     }
 }
 
-fn reset(s: &TcpStream) {
+/// Makes the next close of `s` a reset (RST) instead of a FIN.
+pub fn reset(s: &TcpStream) {
     // SO_LINGER 0 turns the close into a reset.
     let l = libc::linger {
         l_onoff: 1,
@@ -304,6 +308,12 @@ fn serve(conn: TcpStream, st: Arc<State>, id: usize) {
             Action::Raw(bytes) => {
                 let _ = w.write_all(&bytes);
                 let _ = w.shutdown(Shutdown::Write);
+                return;
+            }
+            Action::InterimFlood(interval) => {
+                while w.write_all(b"HTTP/1.1 102 Processing\r\n\r\n").is_ok() {
+                    thread::sleep(interval);
+                }
                 return;
             }
             Action::SlowDrip { interval, response } => {
