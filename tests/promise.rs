@@ -432,3 +432,47 @@ fn sanitized_headers_replace_every_copy_the_client_sent() {
         assert!(cd.contains("clean.pdf") && !cd.contains(".exe"), "{cd}");
     }
 }
+
+/// A second server in the same nginx answers every request with `X-Accel-Redirect: /internal`,
+/// as an application handing a download back to nginx does.
+fn accel_setup(scanner: &ScannerDouble, backend: &Backend) -> Nginx {
+    let accel = nginx::free_port();
+    let http = format!(
+        "server {{ listen 127.0.0.1:{accel};\n location / {{ add_header X-Accel-Redirect /internal; return 200; }} }}\n\
+         server {{ listen 127.0.0.1:%PORT%;\n\
+         location /up {{ ometascan_pass {}; ometascan_intercept_errors on; error_page 403 @fb;\n\
+           proxy_pass http://127.0.0.1:{accel}; }}\n\
+         location @fb {{ proxy_pass http://127.0.0.1:{accel}; }}\n\
+         location /internal {{ internal; ometascan_pass {}; proxy_pass http://127.0.0.1:{}; }}\n}}",
+        scanner.url(),
+        scanner.url(),
+        backend.port()
+    );
+    Nginx::start(&http)
+}
+
+#[test]
+fn an_x_accel_redirect_keeps_an_allowed_body_unscanned_again_and_a_blocked_one_empty() {
+    let scanner = ScannerDouble::start(Action::EicarAware);
+    let backend = Backend::start();
+    let n = accel_setup(&scanner, &backend);
+    let clean = random_bytes(30_000, 11);
+    let r = client::post(n.port, "/up/a", &clean).unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    let got = backend.received();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].target(), "/internal");
+    assert_eq!(got[0].body, clean, "the allowed body goes on");
+    assert_eq!(scanner.received().len(), 1, "scanned once");
+    // Blocked, then error_page → @fb → the application's X-Accel-Redirect → /internal.
+    let r = client::post(n.port, "/up/b", EICAR).unwrap();
+    assert_eq!(r.text(), "backend received 0 bytes\n");
+    let got = backend.received();
+    assert_eq!(got.len(), 2);
+    assert_eq!(got[1].body_len, 0);
+    assert_eq!(
+        scanner.received().len(),
+        2,
+        "not scanned again in /internal"
+    );
+}

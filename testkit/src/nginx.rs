@@ -65,6 +65,26 @@ pub fn module() -> PathBuf {
                 if dir.ends_with("release") {
                     cmd.arg("--release");
                 }
+                // Variables cargo sets for test binaries but not for itself: build scripts
+                // (nginx's, ring's) rerun when they change, which would rebuild them on every
+                // test run.
+                for (var, _) in std::env::vars_os() {
+                    let name = var.to_string_lossy();
+                    let set_for_tests = name == "OUT_DIR"
+                        || name == "CARGO_TARGET_TMPDIR"
+                        || name == "CARGO_PRIMARY_PACKAGE"
+                        || [
+                            "CARGO_PKG_",
+                            "CARGO_CRATE_",
+                            "CARGO_MANIFEST_",
+                            "CARGO_BIN_",
+                        ]
+                        .iter()
+                        .any(|p| name.starts_with(p));
+                    if set_for_tests {
+                        cmd.env_remove(&var);
+                    }
+                }
                 let status = cmd.status().expect("run cargo build for the module");
                 assert!(status.success(), "building the module failed");
             }
