@@ -1,10 +1,14 @@
 //! ngx_http_ometascan_module: scans requests with an external scanning server before nginx
 //! lets them through.
 //!
-//! This crate is the nginx adapter: the module and directive tables ([`conf`]), the request
-//! flow ([`handler`]), the bridge to the worker's tokio runtime ([`bridge`]) and logging glue
-//! ([`log`]). All `unsafe` code of the project lives here; the protocols, the scanner client
-//! and the verdict rules are in the nginx-independent `ometascan-core` crate.
+//! This crate is the nginx adapter; this file holds the module's statics and its process
+//! hooks. The rest: [`conf`] the directives and their defaults, [`request`] the request flow,
+//! [`runtime`] the worker's tokio runtime and its wake-up of nginx's event loop, [`status`]
+//! the shared counters and their endpoint, [`variables`] the `$ometascan_*` variables, and
+//! [`ngx_ext`] every walk over nginx's raw structures. The adapter is where the project's
+//! `unsafe` code is, apart from one audited module of the core (its transport timers); the
+//! protocols, the scanner client and the verdict rules are in the nginx-independent
+//! `ometascan-core` crate.
 
 use std::ffi::c_void;
 use std::ptr;
@@ -13,12 +17,11 @@ use ngx::ffi::*;
 use ngx::http::{HttpModule, HttpModuleLocationConf, HttpModuleMainConf, NgxHttpCoreModule};
 use ngx::ngx_modules;
 
-mod bridge;
-mod buf;
 mod conf;
-mod handler;
-mod log;
-mod stats;
+mod ngx_ext;
+mod request;
+mod runtime;
+mod status;
 mod variables;
 
 /// Type that ties the module to `ngx`'s configuration accessors.
@@ -71,10 +74,7 @@ unsafe extern "C" fn preconfiguration(cf: *mut ngx_conf_t) -> ngx_int_t {
     // A new cycle may sit where a freed one was: forget what was registered under its address.
     // SAFETY: cf is the http configuration being parsed.
     let cycle = unsafe { (*cf).cycle } as usize;
-    conf::HEALTH_CHECKS
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .retain(|(c, _)| *c != cycle);
+    runtime::forget_cycle(cycle);
     // SAFETY: cf is the http configuration being parsed.
     unsafe { variables::add(cf) }
 }
@@ -91,16 +91,16 @@ unsafe extern "C" fn postconfiguration(cf: *mut ngx_conf_t) -> ngx_int_t {
         if h.is_null() {
             return NGX_ERROR as ngx_int_t;
         }
-        *h = Some(handler::scan_handler);
-        stats::add_zone(cf)
+        *h = Some(request::scan_handler);
+        status::add_zone(cf)
     }
 }
 
 unsafe extern "C" fn init_process(cycle: *mut ngx_cycle_t) -> ngx_int_t {
     // SAFETY: called once in each worker on the nginx thread.
     unsafe {
-        stats::claim_worker_slot();
-        if let Err(e) = bridge::init(cycle) {
+        status::claim_worker_slot();
+        if let Err(e) = runtime::init(cycle) {
             ngx::ngx_log_error!(NGX_LOG_EMERG, (*cycle).log, "ometascan: {}", e);
             return NGX_ERROR as ngx_int_t;
         }
@@ -116,6 +116,6 @@ unsafe extern "C" fn init_process(cycle: *mut ngx_cycle_t) -> ngx_int_t {
 
 unsafe extern "C" fn exit_process(_cycle: *mut ngx_cycle_t) {
     // SAFETY: called once in each worker on the nginx thread.
-    unsafe { bridge::exit() };
-    stats::release_worker_slot();
+    unsafe { runtime::exit() };
+    status::release_worker_slot();
 }

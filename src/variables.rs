@@ -3,8 +3,9 @@
 
 use ngx::ffi::*;
 use ngx::http::HttpModuleLocationConf;
+use ometascan_core::ResultKind;
 
-use crate::handler;
+use crate::request::ctx;
 use crate::Module;
 
 const VARIABLES: [(&str, usize); 5] = [
@@ -45,17 +46,17 @@ unsafe fn value(r: *mut ngx_http_request_t, index: usize) -> Option<String> {
     // SAFETY: r is a live request; its main request carries the scan's state.
     let main = unsafe { (*r).main };
     // SAFETY: as above.
-    let ctx = unsafe { handler::ctx(main) };
+    let ctx = unsafe { ctx::get(main) };
     let Some(ctx) = ctx else {
         // Not scanned: "skipped" where scanning is configured, nothing elsewhere.
         // SAFETY: as above.
         let scanned_here =
             unsafe { Module::location_conf(&*r) }.is_some_and(|l| l.target().is_some());
-        return (index == 0 && scanned_here).then(|| "skipped".to_string());
+        return (index == 0 && scanned_here).then(|| ResultKind::Skipped.name().to_string());
     };
     let rep = &ctx.report;
     match index {
-        0 => Some(rep.result.unwrap_or("skipped").to_string()),
+        0 => Some(rep.result.unwrap_or(ResultKind::Skipped).name().to_string()),
         1 => rep.threat.clone(),
         2 => rep
             .scan_time

@@ -1,31 +1,33 @@
 //! The nginx-independent part of the ometascan module.
 //!
-//! Everything here works on owned data and tokio: the scanner URL, the request to scan
-//! ([`ScanRequest`]), the scanner's answer turned into a [`Verdict`], and the HTTP scan
-//! protocol client. The nginx adapter builds a [`ScanRequest`] on the nginx thread, hands it
-//! to [`Scanner::scan`] on the worker's tokio runtime and applies the verdict it gets back.
+//! Everything here works on owned data and tokio, and knows nothing of nginx: the scanner URL,
+//! the request to scan ([`ScanRequest`]), both scan protocols (HTTP in [`http`], ICAP in
+//! [`icap`]), the failover over a scanner group ([`Scanner`]) and the scanner's answer turned
+//! into a [`Verdict`]. The nginx adapter builds a [`ScanRequest`] on the nginx thread, hands it
+//! to [`Scanner::scan_report`] on the worker's tokio runtime and applies the verdict it gets
+//! back.
+//!
+//! Map: `scan/` the protocol-free model and the failover loop; `http/` and `icap/` one
+//! protocol each; `net/` transport, TLS, pools and timeouts; `upstream/` balancer and health
+//! checks; `body/` the request body and where a scanner's body goes; `headers`, `disposition`,
+//! `methods`, `url`, `notices` small rules of their own.
+#![deny(unsafe_code)]
 
-pub mod balancer;
 pub mod body;
 pub mod disposition;
-pub mod error;
 pub mod headers;
-pub mod health;
-pub mod http_scan;
+pub mod http;
 pub mod icap;
-pub mod icap_client;
 pub mod methods;
+pub mod net;
 pub mod notices;
-pub mod pool;
-pub mod sink;
-pub mod timed_io;
-pub mod tls;
-pub mod transport;
+pub mod scan;
+pub mod upstream;
 pub mod url;
-pub mod verdict;
 
 pub use body::{BodyPart, RequestBody};
-pub use error::ScanError;
-pub use http_scan::{ScanOptions, ScanRequest, Scanner, Timeouts};
+pub use scan::{
+    ErrorKind, ResponsePage, ResultKind, SanitizedBody, ScanError, ScanOptions, ScanOutcome,
+    ScanRequest, Scanner, Target, Timeouts, Verdict,
+};
 pub use url::{ScannerUrl, Scheme};
-pub use verdict::{ResponsePage, SanitizedBody, Verdict};

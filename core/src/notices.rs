@@ -3,7 +3,7 @@
 
 use std::sync::{Mutex, OnceLock};
 
-use crate::balancer::HealthChange;
+use crate::upstream::balancer::HealthChange;
 
 /// Severity, mapped onto nginx's levels by the adapter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

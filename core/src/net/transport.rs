@@ -9,8 +9,8 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::time::{timeout_at, Instant};
 
-use crate::error::ScanError;
-use crate::tls::{describe_tls_error, TlsClient};
+use crate::net::tls::{describe_tls_error, TlsClient};
+use crate::scan::ScanError;
 
 /// A byte stream to a scanner, plain or TLS.
 pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {}

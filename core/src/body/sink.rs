@@ -8,8 +8,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::BytesMut;
 
-use crate::error::ScanError;
-use crate::verdict::SanitizedBody;
+use crate::scan::SanitizedBody;
+use crate::scan::ScanError;
 
 static SPILL_SEQ: AtomicU64 = AtomicU64::new(0);
 

@@ -8,11 +8,34 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::timeout;
 
-use crate::balancer::{Balancer, PeerSpec};
+use crate::net::tls::TlsClient;
+use crate::net::transport;
 use crate::notices::Notices;
-use crate::tls::TlsClient;
-use crate::transport;
+use crate::upstream::balancer::{Balancer, PeerSpec};
 use crate::url::{ScannerUrl, Scheme};
+
+/// The parameters of `ometascan_health_check`; `Default` holds their defaults.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthParams {
+    pub interval: Duration,
+    pub fails: u32,
+    pub passes: u32,
+    /// Path probed on HTTP scanners.
+    pub uri: String,
+    pub timeout: Duration,
+}
+
+impl Default for HealthParams {
+    fn default() -> Self {
+        HealthParams {
+            interval: Duration::from_secs(5),
+            fails: 2,
+            passes: 1,
+            uri: "/".into(),
+            timeout: Duration::from_secs(2),
+        }
+    }
+}
 
 /// One group's health check, in plain values.
 #[derive(Debug, Clone)]
@@ -21,12 +44,7 @@ pub struct HealthSpec {
     pub peers: Arc<Vec<PeerSpec>>,
     pub url: ScannerUrl,
     pub tls: Option<Arc<TlsClient>>,
-    pub interval: Duration,
-    pub fails: u32,
-    pub passes: u32,
-    /// Path probed on HTTP scanners.
-    pub uri: String,
-    pub timeout: Duration,
+    pub params: HealthParams,
 }
 
 /// Probes forever; spawn it on the worker's runtime.
@@ -40,7 +58,7 @@ pub async fn run(spec: HealthSpec, balancer: Arc<Balancer>, notices: Arc<Notices
             if ok {
                 bad[i] = 0;
                 good[i] += 1;
-                if good[i] >= spec.passes {
+                if good[i] >= spec.params.passes {
                     if let Some(c) = balancer.set_checked(spec.group, &spec.peers, i, false) {
                         notices.push_change(c, "(health check passed)");
                     }
@@ -48,27 +66,27 @@ pub async fn run(spec: HealthSpec, balancer: Arc<Balancer>, notices: Arc<Notices
             } else {
                 good[i] = 0;
                 bad[i] += 1;
-                if bad[i] >= spec.fails {
+                if bad[i] >= spec.params.fails {
                     if let Some(c) = balancer.set_checked(spec.group, &spec.peers, i, true) {
                         notices.push_change(c, "(health check failed)");
                     }
                 }
             }
         }
-        tokio::time::sleep(spec.interval).await;
+        tokio::time::sleep(spec.params.interval).await;
     }
 }
 
 async fn probe(spec: &HealthSpec, i: usize) -> bool {
     let peer = &spec.peers[i];
     let work = async {
-        let mut io = transport::connect(peer.addr, spec.timeout, spec.tls.as_deref())
+        let mut io = transport::connect(peer.addr, spec.params.timeout, spec.tls.as_deref())
             .await
             .ok()?;
         let authority = spec.url.authority();
         let request = match spec.url.scheme {
             Scheme::Http | Scheme::Https => {
-                format!("GET {} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n", spec.uri)
+                format!("GET {} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n", spec.params.uri)
             }
             Scheme::Icap | Scheme::Icaps => format!(
                 "OPTIONS icap://{authority}{} ICAP/1.0\r\nHost: {authority}\r\nEncapsulated: null-body=0\r\n\r\n",
@@ -92,5 +110,5 @@ async fn probe(spec: &HealthSpec, i: usize) -> bool {
             Scheme::Icap | Scheme::Icaps => status == 200,
         })
     };
-    matches!(timeout(spec.timeout, work).await, Ok(Some(true)))
+    matches!(timeout(spec.params.timeout, work).await, Ok(Some(true)))
 }

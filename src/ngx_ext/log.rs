@@ -2,6 +2,8 @@
 //! (`while scanning request, client: ..., server: ..., request: "..."`) followed by
 //! `scanner: "..."`.
 
+use std::cell::RefCell;
+
 use ngx::ffi::*;
 
 /// Appends `, scanner: "URL"` after nginx's own request context.
@@ -19,10 +21,11 @@ unsafe extern "C" fn log_handler(
             p = prev(r, sr, buf, len);
         }
         let used = p.offset_from(buf) as usize;
-        let Some(ctx) = crate::handler::ctx(r) else {
+        let Some(extra) =
+            SCANNER.with(|s| s.borrow().as_ref().map(|s| format!(", scanner: \"{s}\"")))
+        else {
             return p;
         };
-        let extra = format!(", scanner: \"{}\"", ctx.scanner);
         let n = extra.len().min(len.saturating_sub(used));
         std::ptr::copy_nonoverlapping(extra.as_ptr(), p, n);
         p.add(n)
@@ -31,13 +34,15 @@ unsafe extern "C" fn log_handler(
 
 thread_local! {
     static PREV: std::cell::Cell<ngx_http_log_handler_pt> = const { std::cell::Cell::new(None) };
+    /// The scanner named by the line being written.
+    static SCANNER: RefCell<Option<String>> = const { RefCell::new(None) };
 }
 
-/// Logs `msg` at `level` in the request's error log, with the scan context.
+/// Logs `msg` at `level` in the request's error log, with the scan context naming `scanner`.
 ///
 /// # Safety
 /// `r` must be a live request, on the nginx thread.
-pub unsafe fn error(r: *mut ngx_http_request_t, level: u32, msg: &str) {
+pub unsafe fn error(r: *mut ngx_http_request_t, level: u32, scanner: &str, msg: &str) {
     // SAFETY: r and its connection log are valid; the handler and action are restored after.
     unsafe {
         let log = (*(*r).connection).log;
@@ -47,11 +52,13 @@ pub unsafe fn error(r: *mut ngx_http_request_t, level: u32, msg: &str) {
         let action = (*log).action;
         let prev = (*r).log_handler;
         PREV.with(|c| c.set(prev));
+        SCANNER.with(|s| *s.borrow_mut() = Some(scanner.to_string()));
         (*log).action = c"scanning request".as_ptr() as *mut _;
         (*r).log_handler = Some(log_handler);
         ngx::ngx_log_error!(level, log, "{}", msg);
         (*r).log_handler = prev;
         (*log).action = action;
+        SCANNER.with(|s| *s.borrow_mut() = None);
     }
 }
 

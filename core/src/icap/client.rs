@@ -12,15 +12,18 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::Semaphore;
 use tokio::time::timeout;
 
+use crate::body::sink::{BodySink, PageSink};
 use crate::body::{BodyReader, FILE_CHUNK};
-use crate::error::ScanError;
 use crate::headers;
-use crate::http_scan::{One, ScanOptions, ScanRequest, Target, SPILL_THRESHOLD};
-use crate::icap::{self, ChunkDecoder, Decoded, IcapError, IcapHead, Options, Section, Transfer};
-use crate::pool::IdlePool;
-use crate::sink::{BodySink, PageSink};
-use crate::transport::{self, BoxIo, PoolKey};
-use crate::verdict::{ResponsePage, Verdict};
+use crate::icap::codec::{
+    self as icap, ChunkDecoder, Decoded, IcapError, IcapHead, Options, Section, Transfer,
+};
+use crate::net::pool::IdlePool;
+use crate::net::transport::{self, BoxIo, PoolKey};
+use crate::scan::report::note_status;
+use crate::scan::{
+    Failed, ResponsePage, ScanError, ScanOptions, ScanRequest, Target, Verdict, SPILL_THRESHOLD,
+};
 
 type ServiceKey = (PoolKey, String);
 
@@ -61,12 +64,6 @@ impl From<IcapError> for ScanError {
     }
 }
 
-enum Attempt {
-    /// Failed before any byte of an answer on a reused connection: retry on a fresh one.
-    Stale(ScanError),
-    Final(ScanError),
-}
-
 impl IcapClient {
     pub fn new() -> Self {
         IcapClient {
@@ -83,7 +80,7 @@ impl IcapClient {
         target: &Target,
         req: &ScanRequest,
         opts: &ScanOptions,
-    ) -> Result<Verdict, One> {
+    ) -> Result<Verdict, Failed> {
         let service = if target.url.path.is_empty() {
             "/".to_string()
         } else {
@@ -94,7 +91,7 @@ impl IcapClient {
         let options = match self.options_for(&key, target, opts).await {
             Ok(o) => o,
             // Nothing was scanned yet: another server may do it.
-            Err(e) => return Err(One::Next(e)),
+            Err(e) => return Err(Failed::BeforeAnswer(e)),
         };
         let transfer = if req.body.is_empty() {
             Transfer::Complete
@@ -106,7 +103,7 @@ impl IcapClient {
             Some(s) => Some(
                 s.acquire()
                     .await
-                    .map_err(|_| One::Final(ScanError::Closed))?,
+                    .map_err(|_| Failed::Final(ScanError::Closed))?,
             ),
             None => None,
         };
@@ -119,21 +116,16 @@ impl IcapClient {
                 // A kept-alive connection lost before a complete answer (FIN or RST, also
                 // after 100 Continue): nothing was decided or forwarded, so the scan is
                 // repeated once on a fresh connection.
-                Err(Attempt::Stale(e) | Attempt::Final(e)) if e.is_connection_loss() => {
+                Err(f) if f.retry_on_fresh_connection() => {
+                    let e = f.into_error();
                     tracing::debug!("pooled ICAP connection failed ({e}), retrying")
                 }
-                Err(Attempt::Stale(e) | Attempt::Final(e)) => return Err(One::Final(e)),
+                Err(f) => return Err(Failed::Final(f.into_error())),
             }
         }
-        let conn = connect(addr, opts).await.map_err(One::Next)?;
-        match self
-            .reqmod(conn, pool_key, target, &key, &options, transfer, req, opts)
+        let conn = connect(addr, opts).await.map_err(Failed::BeforeAnswer)?;
+        self.reqmod(conn, pool_key, target, &key, &options, transfer, req, opts)
             .await
-        {
-            Ok(v) => Ok(v),
-            Err(Attempt::Stale(e)) => Err(One::Next(e)),
-            Err(Attempt::Final(e)) => Err(One::Final(e)),
-        }
     }
 
     fn limit(&self, key: &ServiceKey, max: Option<usize>) -> Option<Arc<Semaphore>> {
@@ -188,8 +180,8 @@ impl IcapClient {
             };
             match ask_options(conn, target, &key.1, opts).await {
                 Ok(r) => break r,
-                Err(Attempt::Stale(_)) if reused && attempt == 0 => attempt += 1,
-                Err(Attempt::Stale(e)) | Err(Attempt::Final(e)) => return Err(e),
+                Err(Failed::BeforeAnswer(_)) if reused && attempt == 0 => attempt += 1,
+                Err(Failed::BeforeAnswer(e)) | Err(Failed::Final(e)) => return Err(e),
             }
         };
         if let Some(conn) = conn {
@@ -219,7 +211,7 @@ impl IcapClient {
         transfer: Transfer,
         req: &ScanRequest,
         opts: &ScanOptions,
-    ) -> Result<Verdict, Attempt> {
+    ) -> Result<Verdict, Failed> {
         let t = opts.timeouts;
         let has_body = !req.body.is_empty();
         let http_headers = headers::scan_headers(
@@ -285,7 +277,7 @@ impl IcapClient {
                             got += c.len();
                             push_chunk(&mut out, c);
                         }
-                        Some(Err(e)) => return Err(Attempt::Final(ScanError::Body(e))),
+                        Some(Err(e)) => return Err(Failed::Final(ScanError::Body(e))),
                         None => break,
                     }
                 }
@@ -307,7 +299,7 @@ impl IcapClient {
                 };
                 if head.status == 100 {
                     if whole {
-                        return Err(Attempt::Final(ScanError::Protocol(
+                        return Err(Failed::Final(ScanError::Protocol(
                             "100 Continue after the whole body was sent".into(),
                         )));
                     }
@@ -323,7 +315,7 @@ impl IcapClient {
                         }
                         None => read_head(&mut rd, buf, t.read)
                             .await
-                            .map_err(Attempt::Final)?,
+                            .map_err(Failed::Final)?,
                     }
                 } else {
                     // A final answer to the preview ends the exchange cleanly.
@@ -345,17 +337,17 @@ impl IcapClient {
                 }
             };
             if first.status == 100 {
-                return Err(Attempt::Final(ScanError::Protocol(
+                return Err(Failed::Final(ScanError::Protocol(
                     "unexpected 100 Continue".into(),
                 )));
             }
             read_answer(&mut rd, buf, first, opts)
                 .await
-                .map_err(Attempt::Final)?
+                .map_err(Failed::Final)?
         };
         let (verdict, head) = answer;
         if early_past_preview && !matches!(verdict, Verdict::Blocked { .. }) {
-            return Err(Attempt::Final(ScanError::Protocol(format!(
+            return Err(Failed::Final(ScanError::Protocol(format!(
                 "ICAP server answered {} before it had the whole body",
                 head.status
             ))));
@@ -375,11 +367,11 @@ impl IcapClient {
     }
 }
 
-fn stale_or_final(e: ScanError, buf: &BytesMut) -> Attempt {
+fn stale_or_final(e: ScanError, buf: &BytesMut) -> Failed {
     if buf.is_empty() && matches!(e, ScanError::Closed | ScanError::Io(_)) {
-        Attempt::Stale(e)
+        Failed::BeforeAnswer(e)
     } else {
-        Attempt::Final(e)
+        Failed::Final(e)
     }
 }
 
@@ -452,7 +444,7 @@ async fn send_watching<R, W>(
     out: &mut VecDeque<Bytes>,
     mut body: Option<&mut BodyReader>,
     send_timeout: Duration,
-) -> Result<Option<IcapHead>, Attempt>
+) -> Result<Option<IcapHead>, Failed>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
@@ -465,7 +457,7 @@ where
             }
             match body.as_mut().and_then(|b| b.next_chunk()) {
                 Some(Ok(c)) => push_chunk(out, c),
-                Some(Err(e)) => return Err(Attempt::Final(ScanError::Body(e))),
+                Some(Err(e)) => return Err(Failed::Final(ScanError::Body(e))),
                 None => {
                     out.push_back(Bytes::from_static(b"0\r\n\r\n"));
                     finished_body = true;
@@ -494,21 +486,21 @@ where
                             Ok(Some((head, used))) => {
                                 buf.advance(used);
                                 if head.status == 100 {
-                                    return Err(Attempt::Final(ScanError::Protocol("unexpected 100 Continue".into())));
+                                    return Err(Failed::Final(ScanError::Protocol("unexpected 100 Continue".into())));
                                 }
                                 return Ok(Some(head));
                             }
                             Ok(None) => {}
-                            Err(e) => return Err(Attempt::Final(e.into())),
+                            Err(e) => return Err(Failed::Final(e.into())),
                         }
                     }
                 }
             }
             w = timeout(send_timeout, wr.write(front)) => {
                 match w {
-                    Err(_) => return Err(Attempt::Final(ScanError::SendTimeout)),
+                    Err(_) => return Err(Failed::Final(ScanError::SendTimeout)),
                     Ok(Err(e)) => return Err(stale_or_final(ScanError::Io(e), buf)),
-                    Ok(Ok(0)) => return Err(Attempt::Final(ScanError::Closed)),
+                    Ok(Ok(0)) => return Err(Failed::Final(ScanError::Closed)),
                     Ok(Ok(n)) => {
                         front.advance(n);
                         if front.is_empty() {
@@ -528,7 +520,7 @@ async fn read_answer<R: AsyncRead + Unpin>(
     head: IcapHead,
     opts: &ScanOptions,
 ) -> Result<(Verdict, IcapHead), ScanError> {
-    crate::http_scan::note_status(head.status);
+    note_status(head.status);
     let t = opts.timeouts.read;
     match head.status {
         204 => {
@@ -658,7 +650,7 @@ async fn ask_options(
     target: &Target,
     service: &str,
     opts: &ScanOptions,
-) -> Result<(Options, Option<IcapConn>), Attempt> {
+) -> Result<(Options, Option<IcapConn>), Failed> {
     let t = opts.timeouts;
     let head = icap::request_head(
         "OPTIONS",
@@ -674,23 +666,23 @@ async fn ask_options(
         .await
         .map_err(|e| stale_or_final(e, &conn.buf))?;
     if answer.status != 200 {
-        return Err(Attempt::Final(ScanError::Protocol(format!(
+        return Err(Failed::Final(ScanError::Protocol(format!(
             "ICAP OPTIONS for \"{service}\" answered {}",
             answer.status
         ))));
     }
     if let Some(enc) = answer.header("encapsulated") {
         match icap::parse_encapsulated(enc)
-            .map_err(|e| Attempt::Final(e.into()))?
+            .map_err(|e| Failed::Final(e.into()))?
             .last()
         {
             Some(&(_, off)) if off > icap::MAX_HTTP_HEAD => {
-                return Err(Attempt::Final(ScanError::HeaderTooLarge));
+                return Err(Failed::Final(ScanError::HeaderTooLarge));
             }
             Some(&(Section::OptBody, off)) => {
                 read_exact_into(&mut rd, &mut conn.buf, off, t.read)
                     .await
-                    .map_err(Attempt::Final)?;
+                    .map_err(Failed::Final)?;
                 conn.buf.advance(off);
                 // The options body means nothing to us; it is skipped, up to a bound.
                 let mut left = MAX_OPTIONS_BODY;
@@ -701,12 +693,12 @@ async fn ask_options(
                     Ok(())
                 })
                 .await
-                .map_err(Attempt::Final)?;
+                .map_err(Failed::Final)?;
             }
             Some(&(_, off)) => {
                 read_exact_into(&mut rd, &mut conn.buf, off, t.read)
                     .await
-                    .map_err(Attempt::Final)?;
+                    .map_err(Failed::Final)?;
                 conn.buf.advance(off);
             }
             None => {}

@@ -1,5 +1,5 @@
 //! ICAP (RFC 3507) message encoding and parsing: what travels on an `icap://` connection.
-//! Pure functions over bytes; the exchange itself is in [`crate::icap_client`].
+//! Pure functions over bytes; the exchange itself is in [`crate::icap::IcapClient`].
 
 use std::time::Duration;
 

@@ -1,31 +1,19 @@
-//! Counters shared by all workers (nginx shared memory) and the status endpoint that shows
-//! them in Prometheus text format: `location = /ometascan_status { ometascan_status; }`.
+//! The counters shared by all workers, in nginx shared memory (kept across reloads).
 //!
 //! Only the nginx thread of each worker writes them (completions, health changes); the
 //! counters are atomics, so workers need no lock.
 
-use std::ffi::{c_char, c_void};
-use std::fmt::Write as _;
+use std::ffi::c_void;
 use std::net::SocketAddr;
 use std::ptr;
 use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 use std::time::Duration;
 
 use ngx::ffi::*;
-use ngx::http::{HttpModuleLocationConf, NgxHttpCoreModule};
-use ometascan_core::ScanError;
+use ometascan_core::{ErrorKind, ResultKind, ScanError};
 
-const RESULTS: [&str; 6] = [
-    "allowed",
-    "sanitized",
-    "blocked",
-    "bad_request",
-    "error",
-    "skipped",
-];
-const ERRORS: [&str; 6] = ["connect", "timeout", "tls", "protocol", "io", "internal"];
 /// Upper bounds of the scan-time histogram, in milliseconds.
-const BUCKETS_MS: [u64; 10] = [10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000];
+pub const BUCKETS_MS: [u64; 10] = [10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000];
 const SERVERS: usize = 64;
 /// Worker processes that can count scans in flight at once (old and new workers together
 /// during a reload).
@@ -35,7 +23,7 @@ const WORKER_SLOTS: usize = 256;
 /// so the gauge sums only the slots of processes that still run; a new worker takes over the
 /// slot of a dead one.
 #[repr(C)]
-struct WorkerSlot {
+pub struct WorkerSlot {
     /// 0: free.
     pid: AtomicU64,
     /// The process's start time (clock ticks since boot), so a reused pid is not mistaken
@@ -45,33 +33,33 @@ struct WorkerSlot {
 }
 
 #[repr(C)]
-struct Server {
+pub struct Server {
     /// 0: free; else a hash of the address (never 0).
-    key: AtomicU64,
+    pub key: AtomicU64,
     /// The address, packed: IPv4/IPv6 bytes and port.
-    ip: [AtomicU64; 2],
-    port_family: AtomicU64,
-    scans: AtomicU64,
-    failures: AtomicU64,
+    pub ip: [AtomicU64; 2],
+    pub port_family: AtomicU64,
+    pub scans: AtomicU64,
+    pub failures: AtomicU64,
     /// Workers that currently consider the server down.
-    down_workers: AtomicU64,
+    pub down_workers: AtomicU64,
 }
 
 #[repr(C)]
 pub struct Stats {
-    results: [AtomicU64; RESULTS.len()],
-    errors: [AtomicU64; ERRORS.len()],
-    bytes: AtomicU64,
+    pub results: [AtomicU64; ResultKind::ALL.len()],
+    pub errors: [AtomicU64; ErrorKind::ALL.len()],
+    pub bytes: AtomicU64,
     workers: [WorkerSlot; WORKER_SLOTS],
-    buckets: [AtomicU64; BUCKETS_MS.len()],
-    time_sum_ms: AtomicU64,
-    time_count: AtomicU64,
-    servers: [Server; SERVERS],
+    pub buckets: [AtomicU64; BUCKETS_MS.len()],
+    pub time_sum_ms: AtomicU64,
+    pub time_count: AtomicU64,
+    pub servers: [Server; SERVERS],
 }
 
 static STATS: AtomicPtr<Stats> = AtomicPtr::new(ptr::null_mut());
 
-fn stats() -> Option<&'static Stats> {
+pub fn stats() -> Option<&'static Stats> {
     // SAFETY: the pointer is null or points into the shared zone, which lives as long as the
     // cycle that the worker runs.
     unsafe { STATS.load(Ordering::Acquire).as_ref() }
@@ -189,7 +177,7 @@ fn my_slot() -> Option<&'static WorkerSlot> {
 }
 
 /// Scans in flight in all running workers.
-fn in_flight(s: &Stats) -> u64 {
+pub fn in_flight(s: &Stats) -> u64 {
     s.workers
         .iter()
         .filter(|w| w.in_flight.load(Ordering::Relaxed) > 0 && slot_is_live(w))
@@ -209,7 +197,7 @@ pub fn started(bytes: u64) {
 
 /// A scan ended (or was cancelled: `result` None).
 pub fn finished(
-    result: Option<&str>,
+    result: Option<ResultKind>,
     error: Option<&ScanError>,
     time: Option<Duration>,
     server: Option<SocketAddr>,
@@ -220,22 +208,11 @@ pub fn finished(
             .in_flight
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| v.checked_sub(1));
     }
-    if let Some(i) = result.and_then(|r| RESULTS.iter().position(|x| *x == r)) {
-        s.results[i].fetch_add(1, Ordering::Relaxed);
+    if let Some(r) = result {
+        s.results[r.index()].fetch_add(1, Ordering::Relaxed);
     }
     if let Some(e) = error {
-        let kind = match e {
-            ScanError::Connect { .. } | ScanError::Resolve(_) | ScanError::NoLiveScanner => 0,
-            ScanError::ConnectTimeout | ScanError::SendTimeout | ScanError::ReadTimeout => 1,
-            ScanError::Tls(_) => 2,
-            ScanError::Protocol(_)
-            | ScanError::HeaderTooLarge
-            | ScanError::PageTooLarge(_)
-            | ScanError::Closed => 3,
-            ScanError::Io(_) => 4,
-            _ => 5,
-        };
-        s.errors[kind].fetch_add(1, Ordering::Relaxed);
+        s.errors[e.kind().index()].fetch_add(1, Ordering::Relaxed);
     }
     if let Some(t) = time {
         let ms = t.as_millis() as u64;
@@ -258,7 +235,7 @@ pub fn finished(
 /// A request that is not scanned in a location that scans (method not listed).
 pub fn skipped() {
     if let Some(s) = stats() {
-        s.results[5].fetch_add(1, Ordering::Relaxed);
+        s.results[ResultKind::Skipped.index()].fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -291,7 +268,7 @@ fn pack(addr: SocketAddr) -> ([u64; 2], u64) {
     }
 }
 
-fn unpack(ip: [u64; 2], pf: u64) -> SocketAddr {
+pub fn unpack(ip: [u64; 2], pf: u64) -> SocketAddr {
     let port = (pf & 0xffff) as u16;
     if pf >> 16 == 4 {
         SocketAddr::from((std::net::Ipv4Addr::from(ip[0] as u32), port))
@@ -323,152 +300,4 @@ fn slot(s: &'static Stats, addr: SocketAddr) -> Option<&'static Server> {
         }
     }
     None
-}
-
-fn render(s: &Stats) -> String {
-    let mut o = String::with_capacity(4096);
-    let r = |a: &AtomicU64| a.load(Ordering::Relaxed);
-    let _ = writeln!(
-        o,
-        "# HELP ometascan_requests_total Requests in scanning locations, by verdict."
-    );
-    let _ = writeln!(o, "# TYPE ometascan_requests_total counter");
-    for (i, name) in RESULTS.iter().enumerate() {
-        let _ = writeln!(
-            o,
-            "ometascan_requests_total{{result=\"{name}\"}} {}",
-            r(&s.results[i])
-        );
-    }
-    let _ = writeln!(o, "# HELP ometascan_errors_total Failed scans, by kind.");
-    let _ = writeln!(o, "# TYPE ometascan_errors_total counter");
-    for (i, name) in ERRORS.iter().enumerate() {
-        let _ = writeln!(
-            o,
-            "ometascan_errors_total{{kind=\"{name}\"}} {}",
-            r(&s.errors[i])
-        );
-    }
-    let _ = writeln!(
-        o,
-        "# HELP ometascan_scanned_bytes_total Request body bytes sent to scanners."
-    );
-    let _ = writeln!(o, "# TYPE ometascan_scanned_bytes_total counter");
-    let _ = writeln!(o, "ometascan_scanned_bytes_total {}", r(&s.bytes));
-    let _ = writeln!(
-        o,
-        "# HELP ometascan_scans_in_flight Scans waiting for a verdict."
-    );
-    let _ = writeln!(o, "# TYPE ometascan_scans_in_flight gauge");
-    let _ = writeln!(o, "ometascan_scans_in_flight {}", in_flight(s));
-    let _ = writeln!(
-        o,
-        "# HELP ometascan_scan_duration_seconds Time from the start of a scan to its verdict."
-    );
-    let _ = writeln!(o, "# TYPE ometascan_scan_duration_seconds histogram");
-    for (i, b) in BUCKETS_MS.iter().enumerate() {
-        let _ = writeln!(
-            o,
-            "ometascan_scan_duration_seconds_bucket{{le=\"{}\"}} {}",
-            *b as f64 / 1000.0,
-            r(&s.buckets[i])
-        );
-    }
-    let _ = writeln!(
-        o,
-        "ometascan_scan_duration_seconds_bucket{{le=\"+Inf\"}} {}",
-        r(&s.time_count)
-    );
-    let _ = writeln!(
-        o,
-        "ometascan_scan_duration_seconds_sum {:.3}",
-        r(&s.time_sum_ms) as f64 / 1000.0
-    );
-    let _ = writeln!(
-        o,
-        "ometascan_scan_duration_seconds_count {}",
-        r(&s.time_count)
-    );
-    let _ = writeln!(
-        o,
-        "# HELP ometascan_server_scans_total Scans per scanner server."
-    );
-    let _ = writeln!(o, "# TYPE ometascan_server_scans_total counter");
-    let _ = writeln!(
-        o,
-        "# HELP ometascan_server_failures_total Failed scans per scanner server."
-    );
-    let _ = writeln!(o, "# TYPE ometascan_server_failures_total counter");
-    let _ = writeln!(
-        o,
-        "# HELP ometascan_server_down_workers Workers that consider the server down."
-    );
-    let _ = writeln!(o, "# TYPE ometascan_server_down_workers gauge");
-    for server in &s.servers {
-        if r(&server.key) == 0 {
-            continue;
-        }
-        let addr = unpack([r(&server.ip[0]), r(&server.ip[1])], r(&server.port_family));
-        let _ = writeln!(
-            o,
-            "ometascan_server_scans_total{{server=\"{addr}\"}} {}",
-            r(&server.scans)
-        );
-        let _ = writeln!(
-            o,
-            "ometascan_server_failures_total{{server=\"{addr}\"}} {}",
-            r(&server.failures)
-        );
-        let _ = writeln!(
-            o,
-            "ometascan_server_down_workers{{server=\"{addr}\"}} {}",
-            r(&server.down_workers)
-        );
-    }
-    o
-}
-
-/// `ometascan_status;`: makes the location answer with the counters.
-pub unsafe extern "C" fn set_status(
-    cf: *mut ngx_conf_t,
-    _cmd: *mut ngx_command_t,
-    _conf: *mut c_void,
-) -> *mut c_char {
-    // SAFETY: cf is the location being configured; its core conf exists.
-    unsafe {
-        if let Some(clcf) = NgxHttpCoreModule::location_conf_mut(&*cf) {
-            clcf.handler = Some(status_handler);
-        }
-    }
-    ptr::null_mut()
-}
-
-unsafe extern "C" fn status_handler(r: *mut ngx_http_request_t) -> ngx_int_t {
-    // SAFETY: nginx calls a content handler with a live request.
-    unsafe {
-        if (*r).method & (NGX_HTTP_GET | NGX_HTTP_HEAD) as usize == 0 {
-            return NGX_HTTP_NOT_ALLOWED as ngx_int_t;
-        }
-        let rc = ngx_http_discard_request_body(r);
-        if rc != NGX_OK as ngx_int_t {
-            return rc;
-        }
-        let Some(s) = stats() else {
-            return NGX_HTTP_SERVICE_UNAVAILABLE as ngx_int_t;
-        };
-        let body = render(s);
-        let ct = "text/plain; version=0.0.4";
-        (*r).headers_out.status = NGX_HTTP_OK as ngx_uint_t;
-        (*r).headers_out.content_length_n = body.len() as off_t;
-        (*r).headers_out.content_type = ngx_str_t {
-            len: ct.len(),
-            data: ct.as_ptr() as *mut u8,
-        };
-        (*r).headers_out.content_type_len = ct.len();
-        let rc = ngx_http_send_header(r);
-        if rc == NGX_ERROR as ngx_int_t || rc > NGX_OK as ngx_int_t || (*r).header_only() != 0 {
-            return rc;
-        }
-        crate::buf::send_body(r, body.as_bytes())
-    }
 }

@@ -1,6 +1,8 @@
 //! The body of a request to scan: a sequence of memory parts and file ranges, streamed to the
 //! scanner in bounded chunks and never collected in memory.
 
+pub mod sink;
+
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;

@@ -38,6 +38,48 @@ pub enum ScanError {
     NoLiveScanner,
     #[error("internal error in the scanner client")]
     Internal,
+    /// The module could not start the scan (no memory, a header it cannot copy, ...): 500.
+    #[error("{0}")]
+    Module(String),
+}
+
+/// The classes of failure, as the status counters name them: the one list of error kinds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    Connect,
+    Timeout,
+    Tls,
+    Protocol,
+    Io,
+    Internal,
+}
+
+impl ErrorKind {
+    /// Every kind, in the order of their counters.
+    pub const ALL: [ErrorKind; 6] = [
+        ErrorKind::Connect,
+        ErrorKind::Timeout,
+        ErrorKind::Tls,
+        ErrorKind::Protocol,
+        ErrorKind::Io,
+        ErrorKind::Internal,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ErrorKind::Connect => "connect",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::Tls => "tls",
+            ErrorKind::Protocol => "protocol",
+            ErrorKind::Io => "io",
+            ErrorKind::Internal => "internal",
+        }
+    }
+
+    /// Its place in [`ErrorKind::ALL`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
 }
 
 impl ScanError {
@@ -71,10 +113,36 @@ impl ScanError {
         matches!(self, ScanError::Closed | ScanError::Io(_))
     }
 
+    /// The class of failure the status counters and logs use.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            ScanError::Connect { .. } | ScanError::Resolve(_) | ScanError::NoLiveScanner => {
+                ErrorKind::Connect
+            }
+            ScanError::ConnectTimeout | ScanError::SendTimeout | ScanError::ReadTimeout => {
+                ErrorKind::Timeout
+            }
+            ScanError::Tls(_) => ErrorKind::Tls,
+            ScanError::Protocol(_)
+            | ScanError::HeaderTooLarge
+            | ScanError::PageTooLarge(_)
+            | ScanError::Closed => ErrorKind::Protocol,
+            ScanError::Io(_) => ErrorKind::Io,
+            ScanError::Body(_)
+            | ScanError::Spill(_)
+            | ScanError::Request(_)
+            | ScanError::Unsupported(_)
+            | ScanError::Internal
+            | ScanError::Module(_) => ErrorKind::Internal,
+        }
+    }
+
     /// The HTTP status the client gets for this failure.
     pub fn status(&self) -> u16 {
         if self.is_timeout() {
             504
+        } else if matches!(self, ScanError::Module(_)) {
+            500
         } else {
             502
         }

@@ -66,12 +66,54 @@ pub enum Verdict {
 }
 
 impl Verdict {
-    pub fn name(&self) -> &'static str {
+    pub fn kind(&self) -> ResultKind {
         match self {
-            Verdict::Allowed => "allowed",
-            Verdict::Sanitized { .. } => "sanitized",
-            Verdict::Blocked { .. } => "blocked",
-            Verdict::BadRequest { .. } => "bad_request",
+            Verdict::Allowed => ResultKind::Allowed,
+            Verdict::Sanitized { .. } => ResultKind::Sanitized,
+            Verdict::Blocked { .. } => ResultKind::Blocked,
+            Verdict::BadRequest { .. } => ResultKind::BadRequest,
         }
+    }
+}
+
+/// What became of a request, as `$ometascan_result`, the status counters and the logs name
+/// it: the one list of results.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResultKind {
+    Allowed,
+    Sanitized,
+    Blocked,
+    BadRequest,
+    /// The scan failed (or could not start): 502/504/500.
+    Error,
+    /// Scanning is configured, but not for this request (method without a body, not listed).
+    Skipped,
+}
+
+impl ResultKind {
+    /// Every kind, in the order of their counters.
+    pub const ALL: [ResultKind; 6] = [
+        ResultKind::Allowed,
+        ResultKind::Sanitized,
+        ResultKind::Blocked,
+        ResultKind::BadRequest,
+        ResultKind::Error,
+        ResultKind::Skipped,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ResultKind::Allowed => "allowed",
+            ResultKind::Sanitized => "sanitized",
+            ResultKind::Blocked => "blocked",
+            ResultKind::BadRequest => "bad_request",
+            ResultKind::Error => "error",
+            ResultKind::Skipped => "skipped",
+        }
+    }
+
+    /// Its place in [`ResultKind::ALL`].
+    pub fn index(self) -> usize {
+        self as usize
     }
 }

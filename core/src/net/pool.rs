@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use hyper::client::conn::http1::SendRequest;
 
 use crate::body::StreamBody;
-use crate::timed_io::IoClock;
-use crate::transport::PoolKey;
+use crate::net::timed_io::IoClock;
+use crate::net::transport::PoolKey;
 
 /// An HTTP/1.1 connection to a scanner, ready for another exchange.
 ///

@@ -24,11 +24,16 @@ use std::cell::RefCell;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+mod health;
+mod loan;
 
 use ngx::ffi::*;
-use ometascan_core::http_scan::ScanOutcome;
-use ometascan_core::Scanner;
+use ometascan_core::{ScanError, ScanOutcome, Scanner};
+
+pub use health::{forget_cycle, register as register_health_check};
+pub use loan::Loan;
 
 /// Identifies a scan in flight: slot index plus generation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,88 +42,15 @@ pub struct SlotId {
     gen: u32,
 }
 
-/// What a finished scan hands back to the nginx thread.
-pub struct Completion {
-    pub outcome: ScanOutcome,
-    pub elapsed: Duration,
-}
-
 /// A scan is over and none of its request's memory is in use any more; `done` is `None`
 /// when the task was cancelled or stopped before it had a verdict.
 struct Message {
     slot: SlotId,
-    done: Option<Completion>,
+    done: Option<ScanOutcome>,
 }
 
-/// The request memory lent to one scan. Pieces handed out by [`Loan::lend`] keep it alive;
-/// when the last one (and the scan task's own handle) is gone, the scan's [`Message`] is sent.
-pub struct Loan(Arc<LoanInner>);
-
-struct LoanInner {
-    slot: OnceLock<SlotId>,
-    done: Mutex<Option<Completion>>,
-}
-
-impl Loan {
-    pub fn new() -> Loan {
-        Loan(Arc::new(LoanInner {
-            slot: OnceLock::new(),
-            done: Mutex::new(None),
-        }))
-    }
-
-    /// Shares `len` bytes at `ptr` as `Bytes`, without copying.
-    ///
-    /// # Safety
-    /// The memory must stay valid and unchanged until the loan's message has been handled on
-    /// the nginx thread, or, if [`start`] is not reached, until the returned `Bytes` and the
-    /// loan are dropped on the nginx thread.
-    pub unsafe fn lend(&self, ptr: *const u8, len: usize) -> bytes::Bytes {
-        bytes::Bytes::from_owner(Lent {
-            ptr,
-            len,
-            _loan: self.0.clone(),
-        })
-    }
-}
-
-impl Drop for LoanInner {
-    fn drop(&mut self) {
-        // A loan that never reached a slot (the scan did not start) has nobody to tell.
-        if let Some(&slot) = self.slot.get() {
-            let done = self
-                .done
-                .get_mut()
-                .unwrap_or_else(|e| e.into_inner())
-                .take();
-            push(Message { slot, done });
-        }
-    }
-}
-
-/// A piece of request memory owned by `Bytes`.
-struct Lent {
-    ptr: *const u8,
-    len: usize,
-    _loan: Arc<LoanInner>,
-}
-
-// SAFETY: the memory is only read, and it stays valid and unchanged while any `Lent` exists:
-// the request is blocked until the loan's message, which is sent after the last `Lent` is
-// dropped (see `Loan::lend`).
-unsafe impl Send for Lent {}
-// SAFETY: as above; shared reads of immutable memory.
-unsafe impl Sync for Lent {}
-
-impl AsRef<[u8]> for Lent {
-    fn as_ref(&self) -> &[u8] {
-        if self.len == 0 {
-            return &[];
-        }
-        // SAFETY: ptr/len describe live, unchanging memory for the life of `self` (see above).
-        unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
-    }
-}
+/// What runs on the nginx thread when a scan's message arrives for a live request.
+pub type OnDone = unsafe fn(*mut ngx_http_request_t, ScanOutcome);
 
 #[derive(Debug, thiserror::Error)]
 pub enum BridgeError {
@@ -153,6 +85,7 @@ static SCANNER: OnceLock<Arc<Scanner>> = OnceLock::new();
 struct Slot {
     gen: u32,
     request: *mut ngx_http_request_t,
+    on_done: Option<OnDone>,
     abort: Option<tokio::task::AbortHandle>,
     /// The request was terminated while its scan ran: nginx finishes it on the message.
     cancelled: bool,
@@ -211,17 +144,10 @@ pub unsafe fn init(cycle: *mut ngx_cycle_t) -> Result<(), BridgeError> {
     // Lines from the scanner side (servers going down or up) ring the same bell.
     scanner.notices().set_bell(Box::new(ring));
     // Active health checks configured for this cycle, one task per scanner group.
-    let cycle_id = cycle as usize;
-    for (c, spec) in crate::conf::HEALTH_CHECKS
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .iter()
-    {
-        if *c == cycle_id {
-            let task =
-                ometascan_core::health::run(spec.clone(), scanner.balancer(), scanner.notices());
-            runtime.spawn(task);
-        }
+    for spec in health::of_cycle(cycle as usize) {
+        let task =
+            ometascan_core::upstream::health::run(spec, scanner.balancer(), scanner.notices());
+        runtime.spawn(task);
     }
     let _ = SCANNER.set(scanner);
     *RUNTIME.lock().unwrap_or_else(|e| e.into_inner()) = Some(runtime);
@@ -313,12 +239,18 @@ pub fn scanner() -> Option<Arc<Scanner>> {
 }
 
 /// Runs `scan` for the main request `r` on the runtime and blocks the request until the
-/// scan's message (see the module docs). `loan` is the memory `scan` borrows from `r`.
-/// `None` when the bridge is not running; then nothing was started or blocked.
+/// scan's message (see the module docs); then `on_done` gets the outcome on the nginx thread.
+/// `loan` is the memory `scan` borrows from `r`. `None` when the runtime is not running;
+/// then nothing was started or blocked.
 ///
 /// # Safety
 /// On the nginx thread, with a live main request `r` that has a cleanup calling [`cancel`].
-pub unsafe fn start<F>(r: *mut ngx_http_request_t, loan: Loan, scan: F) -> Option<SlotId>
+pub unsafe fn start<F>(
+    r: *mut ngx_http_request_t,
+    loan: Loan,
+    scan: F,
+    on_done: OnDone,
+) -> Option<SlotId>
 where
     F: Future<Output = ScanOutcome> + Send + 'static,
 {
@@ -336,6 +268,7 @@ where
                 slots.entries.push(Slot {
                     gen: 0,
                     request: std::ptr::null_mut(),
+                    on_done: None,
                     abort: None,
                     cancelled: false,
                 });
@@ -345,31 +278,25 @@ where
         let entry = &mut slots.entries[index as usize];
         entry.gen = entry.gen.wrapping_add(1);
         entry.request = r;
+        entry.on_done = Some(on_done);
         entry.cancelled = false;
         let slot = SlotId {
             index,
             gen: entry.gen,
         };
-        let _ = loan.0.slot.set(slot);
+        loan.attach(slot);
         // SAFETY: r is a live main request; the message for this slot unblocks it.
         unsafe { (*r).set_blocked((*r).blocked() + 1) };
         let task = handle.spawn(async move {
-            let started = Instant::now();
             // A bug in the scanner client must not leave the request waiting forever.
             let mut scan = CatchUnwind(Box::pin(scan));
-            let outcome = (&mut scan).await.unwrap_or_else(|_| ScanOutcome {
-                result: Err(ometascan_core::ScanError::Internal),
-                server: None,
-                status: None,
-            });
+            let outcome = (&mut scan)
+                .await
+                .unwrap_or_else(|_| failed(ScanError::Internal));
             // The request (and what it borrowed) goes first; the message leaves when the
             // last borrowed piece is dropped, here or in a connection task.
             drop(scan);
-            *loan.0.done.lock().unwrap_or_else(|e| e.into_inner()) = Some(Completion {
-                outcome,
-                elapsed: started.elapsed(),
-            });
-            drop(loan);
+            loan.finish(outcome);
         });
         entry.abort = Some(task.abort_handle());
         slots.in_use += 1;
@@ -379,6 +306,16 @@ where
         }
         Some(slot)
     })
+}
+
+/// An outcome without a verdict.
+fn failed(e: ScanError) -> ScanOutcome {
+    ScanOutcome {
+        result: Err(e),
+        server: None,
+        status: None,
+        elapsed: Duration::ZERO,
+    }
 }
 
 /// Polls a future, turning a panic inside it into an error value.
@@ -447,7 +384,8 @@ fn release(local: &mut Local, slot: SlotId) -> Option<tokio::task::AbortHandle> 
 }
 
 /// Called on a tokio thread when a scan ends.
-fn push(c: Message) {
+fn push(slot: SlotId, done: Option<ScanOutcome>) {
+    let c = Message { slot, done };
     if SHARED.closed.load(Ordering::Acquire) {
         return;
     }
@@ -483,7 +421,7 @@ unsafe extern "C" fn on_notify(ev: *mut ngx_event_t) {
     }
     if let Some(scanner) = SCANNER.get() {
         for (addr, down) in scanner.notices().drain_health() {
-            crate::stats::server_health(addr, down);
+            crate::status::server_health(addr, down);
         }
         for (level, line) in scanner.notices().drain() {
             let level = match level {
@@ -504,11 +442,11 @@ unsafe extern "C" fn on_notify(ev: *mut ngx_event_t) {
             if entry.gen != message.slot.gen || entry.request.is_null() {
                 return None;
             }
-            let (r, cancelled) = (entry.request, entry.cancelled);
+            let (r, cancelled, on_done) = (entry.request, entry.cancelled, entry.on_done);
             release(local, message.slot);
-            Some((r, cancelled))
+            Some((r, cancelled, on_done))
         });
-        let Some((r, cancelled)) = request else {
+        let Some((r, cancelled, on_done)) = request else {
             continue;
         };
         // SAFETY: the slot was live, so the request is blocked and has not been freed; none of
@@ -517,16 +455,9 @@ unsafe extern "C" fn on_notify(ev: *mut ngx_event_t) {
             (*r).set_blocked((*r).blocked().saturating_sub(1));
             if cancelled {
                 finish_terminated(r);
-            } else {
-                let done = message.done.unwrap_or_else(|| Completion {
-                    outcome: ScanOutcome {
-                        result: Err(ometascan_core::ScanError::Internal),
-                        server: None,
-                        status: None,
-                    },
-                    elapsed: Duration::ZERO,
-                });
-                crate::handler::on_complete(r, done);
+            } else if let Some(on_done) = on_done {
+                let done = message.done.unwrap_or_else(|| failed(ScanError::Internal));
+                on_done(r, done);
             }
         }
     }

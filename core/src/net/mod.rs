@@ -1,0 +1,7 @@
+//! Connections to scanners: TCP and TLS, the keep-alive pools, and the send/read timeouts.
+
+pub mod pool;
+#[allow(unsafe_code)] // The one audited module: hyper's read cursor over uninitialised memory.
+pub mod timed_io;
+pub mod tls;
+pub mod transport;

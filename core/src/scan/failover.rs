@@ -1,0 +1,130 @@
+//! The per-worker scanner: picks a server of the scanner's group, hands the scan to the
+//! protocol client of the URL's scheme, and moves on to another server while no byte of an
+//! answer arrived.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::http::HttpClient;
+use crate::icap::IcapClient;
+use crate::notices::Notices;
+use crate::scan::report::{note_server, ScanOutcome, ANSWER};
+use crate::scan::{Failed, ScanError, ScanOptions, ScanRequest, Target, Verdict};
+use crate::upstream::balancer::Balancer;
+use crate::url::Scheme;
+
+/// The per-worker scanner client.
+pub struct Scanner {
+    http: HttpClient,
+    icap: IcapClient,
+    balancer: Arc<Balancer>,
+    notices: Arc<Notices>,
+}
+
+impl Default for Scanner {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+impl Scanner {
+    pub fn new() -> Self {
+        Scanner {
+            http: HttpClient::default(),
+            icap: IcapClient::new(),
+            balancer: Arc::new(Balancer::new()),
+            notices: Arc::new(Notices::default()),
+        }
+    }
+
+    /// The worker's balancer, shared with the health checker.
+    pub fn balancer(&self) -> Arc<Balancer> {
+        self.balancer.clone()
+    }
+
+    /// Lines for the error log from the scanner side (servers going down or up).
+    pub fn notices(&self) -> Arc<Notices> {
+        self.notices.clone()
+    }
+
+    pub fn idle_connections(&self) -> usize {
+        self.http.idle_count()
+    }
+
+    /// Scans one request and returns the scanner's verdict.
+    /// Scans and reports which server answered with which status.
+    pub async fn scan_report(
+        &self,
+        target: &Target,
+        req: &ScanRequest,
+        opts: &ScanOptions,
+    ) -> ScanOutcome {
+        let started = Instant::now();
+        ANSWER
+            .scope(std::cell::Cell::new((None, None)), async {
+                let result = self.scan(target, req, opts).await;
+                let (server, status) = ANSWER.with(|c| c.get());
+                ScanOutcome {
+                    result,
+                    server,
+                    status,
+                    elapsed: started.elapsed(),
+                }
+            })
+            .await
+    }
+
+    pub async fn scan(
+        &self,
+        target: &Target,
+        req: &ScanRequest,
+        opts: &ScanOptions,
+    ) -> Result<Verdict, ScanError> {
+        if target.url.scheme.is_tls() && opts.tls.is_none() {
+            return Err(ScanError::Tls("no TLS settings for this scanner".into()));
+        }
+        let icap = matches!(target.url.scheme, Scheme::Icap | Scheme::Icaps);
+        // Each server of the group at most once; another one only while no byte of an
+        // answer arrived (a server that answered decides).
+        let mut tried = Vec::new();
+        let mut last_err = None;
+        loop {
+            let Some(idx) = self.balancer.pick(target.group, &target.peers, &tried) else {
+                return Err(last_err.unwrap_or(ScanError::NoLiveScanner));
+            };
+            tried.push(idx);
+            let peer = &target.peers[idx];
+            note_server(peer.addr);
+            let result = if icap {
+                self.icap.scan_one(peer.addr, target, req, opts).await
+            } else {
+                self.http.scan_one(peer.addr, target, req, opts).await
+            };
+            match result {
+                Ok(v) => {
+                    if let Some(change) = self.balancer.succeeded(target.group, &target.peers, idx)
+                    {
+                        self.notices.push_change(change, "(a scan succeeded)");
+                    }
+                    return Ok(v);
+                }
+                Err(Failed::BeforeAnswer(e)) => {
+                    self.server_failed(target, idx, &e);
+                    tracing::debug!("scanner {} failed ({e}), trying the next one", peer.name);
+                    last_err = Some(e);
+                }
+                Err(Failed::Final(e)) => {
+                    if e.is_server_failure() {
+                        self.server_failed(target, idx, &e);
+                    }
+                    return Err(e);
+                }
+            }
+        }
+    }
+
+    fn server_failed(&self, target: &Target, idx: usize, e: &ScanError) {
+        if let Some(change) = self.balancer.failed(target.group, &target.peers, idx) {
+            self.notices.push_change(change, &format!("after: {e}"));
+        }
+    }
+}

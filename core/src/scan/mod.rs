@@ -1,0 +1,20 @@
+//! The scan as a whole, independent of the protocol: what is scanned and where
+//! ([`ScanRequest`], [`Target`]), how ([`ScanOptions`] and its defaults), what comes back
+//! ([`Verdict`], [`ScanError`], [`ScanOutcome`]) and the failover loop over a scanner group
+//! ([`Scanner`]).
+
+pub mod error;
+pub mod failover;
+pub mod options;
+pub mod report;
+pub mod request;
+mod retry;
+pub mod verdict;
+
+pub use error::{ErrorKind, ScanError};
+pub use failover::Scanner;
+pub use options::{ScanOptions, Timeouts, SPILL_THRESHOLD};
+pub use report::ScanOutcome;
+pub use request::{ScanRequest, Target};
+pub(crate) use retry::Failed;
+pub use verdict::{ResponsePage, ResultKind, SanitizedBody, Verdict};

@@ -1,0 +1,71 @@
+//! How a location scans, in plain values, and the defaults of every scan setting.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::headers::HeaderRules;
+
+/// Sanitized bodies up to this size stay in memory; larger ones go to a temp file.
+pub const SPILL_THRESHOLD: usize = 1024 * 1024;
+/// Largest block page accepted.
+pub const MAX_PAGE: usize = 1024 * 1024;
+/// Idle connections kept per server by default (`ometascan_keepalive`).
+pub const DEFAULT_KEEPALIVE: usize = 32;
+/// The default of every scanner timeout and of `ometascan_keepalive_timeout`.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The three scanner timeouts of a location.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    pub connect: Duration,
+    pub send: Duration,
+    pub read: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            connect: DEFAULT_TIMEOUT,
+            send: DEFAULT_TIMEOUT,
+            read: DEFAULT_TIMEOUT,
+        }
+    }
+}
+
+/// How a location scans, in plain values.
+#[derive(Debug, Clone)]
+pub struct ScanOptions {
+    pub timeouts: Timeouts,
+    pub rules: HeaderRules,
+    /// `ometascan_pre_cache`: the module forwards its own copy after an allowed verdict.
+    pub pre_cache: bool,
+    /// Where a large sanitized body is spilled (nginx's client body temp path).
+    pub spill_dir: PathBuf,
+    /// Largest block page accepted.
+    pub max_page: usize,
+    /// TLS to the scanner (`https://`, `icaps://`).
+    pub tls: Option<std::sync::Arc<crate::net::tls::TlsClient>>,
+    /// Largest sanitized body accepted (the location's `client_max_body_size`; `None`: no
+    /// limit): a scanner cannot fill the disk with an endless replacement.
+    pub max_sanitized: Option<u64>,
+    /// Idle connections kept per server (`ometascan_keepalive`; 0: none).
+    pub keepalive: usize,
+    /// How long an idle connection is kept (`ometascan_keepalive_timeout`).
+    pub keepalive_timeout: Duration,
+}
+
+impl Default for ScanOptions {
+    fn default() -> Self {
+        ScanOptions {
+            timeouts: Timeouts::default(),
+            rules: HeaderRules::default(),
+            pre_cache: false,
+            spill_dir: std::env::temp_dir(),
+            max_page: MAX_PAGE,
+            tls: None,
+            max_sanitized: None,
+            keepalive: DEFAULT_KEEPALIVE,
+            keepalive_timeout: DEFAULT_TIMEOUT,
+        }
+    }
+}

@@ -1,0 +1,122 @@
+//! Reading directive arguments and reporting configuration errors the way nginx does.
+
+use std::ffi::c_char;
+use std::ptr;
+
+use ngx::ffi::*;
+use ngx::ngx_conf_log_error;
+
+/// The arguments of the directive being parsed, name first.
+///
+/// # Safety
+/// `cf` must be the configuration nginx passes to a directive handler.
+pub unsafe fn args<'a>(cf: *mut ngx_conf_t) -> &'a [ngx_str_t] {
+    // SAFETY: during a directive handler `cf->args` is a valid array of ngx_str_t.
+    unsafe { (*(*cf).args).as_slice() }
+}
+
+pub fn text(s: &ngx_str_t) -> String {
+    String::from_utf8_lossy(s.as_bytes()).into_owned()
+}
+
+/// "file:line" of the directive being parsed.
+///
+/// # Safety
+/// `cf` must be a valid configuration with a current file.
+pub unsafe fn position(cf: *mut ngx_conf_t) -> String {
+    // SAFETY: while parsing, cf->conf_file points to the file being read.
+    unsafe {
+        let file = (*cf).conf_file;
+        if file.is_null() {
+            return String::from("(unknown)");
+        }
+        format!("{}:{}", text(&(*file).file.name), (*file).line)
+    }
+}
+
+pub const CONF_OK: *mut c_char = ptr::null_mut();
+
+pub fn conf_error() -> *mut c_char {
+    ngx::core::NGX_CONF_ERROR as *mut c_char
+}
+
+/// Logs `message` as an `emerg` configuration error (nginx appends the file and line) and
+/// returns NGX_CONF_ERROR.
+///
+/// # Safety
+/// `cf` must be valid.
+pub unsafe fn fail(cf: *mut ngx_conf_t, message: &str) -> *mut c_char {
+    ngx_conf_log_error!(NGX_LOG_EMERG, cf, "{}", message);
+    conf_error()
+}
+
+pub fn invalid(value: &ngx_str_t, name: &str, why: &str) -> String {
+    if why.is_empty() {
+        format!(
+            "invalid value \"{}\" in \"{}\" directive",
+            text(value),
+            name
+        )
+    } else {
+        format!(
+            "invalid value \"{}\" in \"{}\" directive, {}",
+            text(value),
+            name,
+            why
+        )
+    }
+}
+
+/// Returns nginx's "is duplicate" error from a directive handler when `field` is set already.
+macro_rules! duplicate_check {
+    ($cf:expr, $field:expr, $name:expr) => {
+        if $field.is_some() {
+            // SAFETY: cf is the configuration nginx passed to the directive handler.
+            return unsafe {
+                $crate::ngx_ext::conf::fail($cf, &format!("\"{}\" directive is duplicate", $name))
+            };
+        }
+    };
+}
+pub(crate) use duplicate_check;
+
+pub fn name_of(cmd: *mut ngx_command_t) -> String {
+    // SAFETY: nginx passes the command being handled; its name is static.
+    unsafe { text(&(*cmd).name) }
+}
+
+pub fn parse_on_off(v: &ngx_str_t) -> Option<bool> {
+    match v.as_bytes() {
+        b if b.eq_ignore_ascii_case(b"on") => Some(true),
+        b if b.eq_ignore_ascii_case(b"off") => Some(false),
+        _ => None,
+    }
+}
+
+/// Logs `message` at `emerg` in the configuration log, for checks made when levels are
+/// merged (nginx knows no directive position by then), and returns NGX_CONF_ERROR.
+///
+/// # Safety
+/// `cf` must be valid.
+pub unsafe fn merge_error(cf: *mut ngx_conf_t, message: &str) -> *mut c_char {
+    let msg = format!("{message}\0");
+    // SAFETY: cf->log is the configuration log; the format consumes one C string.
+    unsafe {
+        ngx_log_error_core(
+            NGX_LOG_EMERG as ngx_uint_t,
+            (*cf).log,
+            0,
+            c"%s".as_ptr(),
+            msg.as_ptr() as *const c_char,
+        );
+    }
+    conf_error()
+}
+
+/// Parses an nginx time (`500ms`, `90s`, `1d`); `None` unless it is positive.
+pub fn parse_time(value: &ngx_str_t) -> Option<std::time::Duration> {
+    let mut v = *value;
+    // SAFETY: ngx_parse_time only reads the string.
+    let ms = unsafe { ngx_parse_time(&mut v, 0) };
+    (ms != NGX_ERROR as ngx_int_t && ms > 0).then(|| std::time::Duration::from_millis(ms as u64))
+}

@@ -1,0 +1,241 @@
+//! Applying a scan's result: what reaches the backend (the body as it is, the scanner's body,
+//! or nothing) and what the client gets (the normal answer, the scanner's page, `error_page`,
+//! 502/504/500).
+
+use bytes::Bytes;
+use ngx::ffi::*;
+use ometascan_core::disposition::rename_filename;
+use ometascan_core::{ResponsePage, SanitizedBody, ScanError, Verdict};
+
+use super::ctx::{Ctx, State};
+use super::{log_debug, log_error, NGX_DECLINED_, NGX_DONE_};
+use crate::conf::LocConf;
+use crate::ngx_ext::buf::{copy_to_buf, file_buf};
+use crate::ngx_ext::headers::{headers_in_named, pool_str, set_header_in};
+use crate::ngx_ext::page::{has_error_page, send_page};
+
+const INTERNAL_ERROR: ngx_int_t = NGX_HTTP_INTERNAL_SERVER_ERROR as ngx_int_t;
+
+/// Applies the result kept in `ctx`; returns what the phase handler returns.
+///
+/// # Safety
+/// `r` must be the live main request of `ctx`, on the nginx thread, with no scan in flight.
+pub unsafe fn apply(r: *mut ngx_http_request_t, ctx: &mut Ctx, lcf: &LocConf) -> ngx_int_t {
+    let result = match std::mem::replace(&mut ctx.state, State::Applied { passed: false }) {
+        State::Done(result) => result,
+        _ => return NGX_DECLINED_,
+    };
+    let passed = match &result {
+        Ok(Verdict::Allowed | Verdict::Sanitized { .. }) => true,
+        Ok(Verdict::BadRequest { .. }) => lcf.settings.allow_bad_request,
+        _ => false,
+    };
+    ctx.state = State::Applied { passed };
+    let ms = ctx.report.scan_time.unwrap_or_default().as_millis();
+    if !passed {
+        // Before anything else runs (error_page, the page being sent): from here on no later
+        // step of nginx can find the body.
+        // SAFETY: per the contract.
+        unsafe { drop_body(r) };
+    }
+    // SAFETY: per the contract, for each branch.
+    unsafe {
+        match result {
+            Ok(Verdict::Allowed) => {
+                log_debug(r, &format!("ometascan: allowed in {ms} ms"));
+                NGX_DECLINED_
+            }
+            Ok(Verdict::Sanitized {
+                body,
+                content_type,
+                content_disposition,
+                ..
+            }) => {
+                let len = body.len();
+                if replace_body(r, body, content_type, content_disposition).is_some() {
+                    log_debug(r, &format!("ometascan: sanitized in {ms} ms, {len} bytes"));
+                    return NGX_DECLINED_;
+                }
+                log_error(
+                    r,
+                    NGX_LOG_ERR,
+                    "cannot forward the sanitized body: out of memory",
+                );
+                ctx.state = State::Applied { passed: false };
+                drop_body(r);
+                INTERNAL_ERROR
+            }
+            Ok(Verdict::Blocked { page, threat }) => {
+                if lcf.settings.log_blocked {
+                    let threat = threat
+                        .map(|t| format!(", threat \"{t}\""))
+                        .unwrap_or_default();
+                    let msg = format!(
+                        "request blocked by the scanner with status {}{threat}",
+                        page.status
+                    );
+                    log_error(r, NGX_LOG_NOTICE, &msg);
+                }
+                log_debug(r, &format!("ometascan: blocked in {ms} ms"));
+                relay(r, lcf, &page)
+            }
+            Ok(Verdict::BadRequest { page }) => {
+                if passed {
+                    log_error(
+                        r,
+                        NGX_LOG_WARN,
+                        "scanner could not parse the request (400), forwarding it unscanned \
+                         because of \"ometascan_allow_bad_request_traffic on\"",
+                    );
+                    return NGX_DECLINED_;
+                }
+                log_debug(r, "ometascan: scanner answered 400");
+                relay(r, lcf, &page)
+            }
+            Err(e) => failed(r, &e),
+        }
+    }
+}
+
+/// A failed scan: the reason in the error log, 502/504 (500 when the module could not start
+/// the scan) to the client.
+///
+/// # Safety
+/// `r` must be a live request.
+unsafe fn failed(r: *mut ngx_http_request_t, e: &ScanError) -> ngx_int_t {
+    let msg = match e {
+        ScanError::Module(m) => m.clone(),
+        e => format!("scan failed: {e}"),
+    };
+    // SAFETY: per the contract.
+    unsafe { log_error(r, NGX_LOG_ERR, &msg) };
+    e.status() as ngx_int_t
+}
+
+/// Sends the scanner's page, or lets `error_page` answer when intercepting.
+///
+/// # Safety
+/// `r` must be a live request whose header is not sent.
+unsafe fn relay(r: *mut ngx_http_request_t, lcf: &LocConf, page: &ResponsePage) -> ngx_int_t {
+    // SAFETY: per the contract.
+    unsafe {
+        if lcf.settings.intercept_errors && page.status >= 300 && has_error_page(r, page.status) {
+            return page.status as ngx_int_t;
+        }
+        let rc = send_page(r, page);
+        ngx_http_finalize_request(r, rc);
+    }
+    NGX_DONE_
+}
+
+/// Replaces the request body with the scanner's, fixing `Content-Length`, `Content-Type` and
+/// the `Content-Disposition` filename (of every copy the client sent). `None`: out of memory.
+///
+/// # Safety
+/// `r` must be a live main request whose body nginx has read.
+unsafe fn replace_body(
+    r: *mut ngx_http_request_t,
+    body: SanitizedBody,
+    content_type: Option<Bytes>,
+    content_disposition: Option<Bytes>,
+) -> Option<()> {
+    // SAFETY: r is live.
+    let (pool, rb) = unsafe { ((*r).pool, (*r).request_body) };
+    if rb.is_null() {
+        return None;
+    }
+    let len = body.len();
+    let b = match body {
+        // SAFETY: pool is live.
+        SanitizedBody::Memory(bytes) => unsafe { copy_to_buf(pool, &bytes) },
+        // SAFETY: r is live.
+        SanitizedBody::File { file, len } => unsafe { file_buf(r, file, len) },
+    };
+    // SAFETY: pool is live.
+    let cl = unsafe { ngx_alloc_chain_link(pool) };
+    if b.is_null() || cl.is_null() {
+        return None;
+    }
+    // SAFETY: b, cl and rb are live; rb->buf stays (the upstream module reuses it as its
+    // output buffer).
+    unsafe {
+        (*b).set_last_buf(1);
+        (*b).set_last_in_chain(1);
+        (*cl).buf = b;
+        (*cl).next = std::ptr::null_mut();
+        (*rb).bufs = cl;
+        (*r).headers_in.content_length_n = len as off_t;
+        let cl_header = (*r).headers_in.content_length;
+        if !cl_header.is_null() {
+            (*cl_header).value = pool_str(r, len.to_string().as_bytes())?;
+        }
+    }
+    if let Some(ct) = content_type {
+        // SAFETY: r is live.
+        unsafe { set_header_in(r, b"Content-Type", &ct) }?;
+    }
+    if let Some(scanner_cd) = content_disposition {
+        // SAFETY: r is live.
+        unsafe { rename_disposition(r, &scanner_cd) }?;
+    }
+    Some(())
+}
+
+/// Every copy of the client's `Content-Disposition` gets the scanner's filename.
+///
+/// # Safety
+/// `r` must be a live request.
+unsafe fn rename_disposition(r: *mut ngx_http_request_t, scanner_cd: &[u8]) -> Option<()> {
+    // SAFETY: r is live.
+    let copies = unsafe { headers_in_named(r, b"content-disposition") };
+    let Some(&first) = copies.first() else {
+        return Some(());
+    };
+    // SAFETY: first is a live element of the list.
+    let client = String::from_utf8_lossy(unsafe { (*first).value.as_bytes() }).into_owned();
+    let Some(renamed) = rename_filename(&client, &String::from_utf8_lossy(scanner_cd)) else {
+        return Some(());
+    };
+    // SAFETY: r is live.
+    let v = unsafe { pool_str(r, renamed.as_bytes()) }?;
+    for h in copies {
+        // SAFETY: h is a live element; v lives in the request pool.
+        unsafe { (*h).value = v };
+    }
+    Some(())
+}
+
+/// After a block or a failure: the body is taken out of the request so that no later step
+/// (`error_page` and other internal redirects, proxy/fastcgi/uwsgi/grpc, mirror, subrequests)
+/// can send it. The buffers are unlinked, the temp file is emptied and unlinked from the
+/// request (`$request_body_file` is empty too), and the length says 0. (A client's
+/// `Transfer-Encoding` stays in the list: the proxy module recognises and replaces it by its
+/// hash, which must therefore stay intact.)
+///
+/// # Safety
+/// `r` must be a live main request on the nginx thread, with no scan in flight.
+pub unsafe fn drop_body(r: *mut ngx_http_request_t) {
+    // SAFETY: r is live; no scan holds the body any more (the loan was returned).
+    unsafe {
+        let rb = (*r).request_body;
+        if !rb.is_null() {
+            let tf = (*rb).temp_file;
+            if !tf.is_null() && (*tf).file.fd >= 0 {
+                // Kept files (client_body_in_file_only) must not keep the content either.
+                libc::ftruncate((*tf).file.fd, 0);
+            }
+            (*rb).temp_file = std::ptr::null_mut();
+            (*rb).bufs = std::ptr::null_mut();
+            (*rb).rest = 0;
+        }
+        (*r).headers_in.content_length_n = 0;
+        (*r).headers_in.set_chunked(0);
+        let cl = (*r).headers_in.content_length;
+        if !cl.is_null() {
+            (*cl).value = ngx_str_t {
+                len: 1,
+                data: c"0".as_ptr() as *mut u8,
+            };
+        }
+    }
+}

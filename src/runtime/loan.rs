@@ -1,0 +1,88 @@
+//! Request memory lent to a scan without copying: pieces handed out as `Bytes`, and the
+//! scan's message sent when the last piece is dropped (see the runtime's module docs).
+
+use std::sync::{Arc, Mutex, OnceLock};
+
+use ometascan_core::ScanOutcome;
+
+use super::{push, SlotId};
+
+/// The request memory lent to one scan. Pieces handed out by [`Loan::lend`] keep it alive;
+/// when the last one (and the scan task's own handle) is gone, the scan's [`Message`] is sent.
+pub struct Loan(Arc<LoanInner>);
+
+struct LoanInner {
+    slot: OnceLock<SlotId>,
+    done: Mutex<Option<ScanOutcome>>,
+}
+
+impl Loan {
+    /// Ties the loan to the scan's slot: its message goes there.
+    pub(super) fn attach(&self, slot: SlotId) {
+        let _ = self.0.slot.set(slot);
+    }
+
+    /// The scan is over: its outcome leaves with the message, once the last piece is dropped.
+    pub(super) fn finish(self, outcome: ScanOutcome) {
+        *self.0.done.lock().unwrap_or_else(|e| e.into_inner()) = Some(outcome);
+    }
+
+    pub fn new() -> Loan {
+        Loan(Arc::new(LoanInner {
+            slot: OnceLock::new(),
+            done: Mutex::new(None),
+        }))
+    }
+
+    /// Shares `len` bytes at `ptr` as `Bytes`, without copying.
+    ///
+    /// # Safety
+    /// The memory must stay valid and unchanged until the loan's message has been handled on
+    /// the nginx thread, or, if [`start`] is not reached, until the returned `Bytes` and the
+    /// loan are dropped on the nginx thread.
+    pub unsafe fn lend(&self, ptr: *const u8, len: usize) -> bytes::Bytes {
+        bytes::Bytes::from_owner(Lent {
+            ptr,
+            len,
+            _loan: self.0.clone(),
+        })
+    }
+}
+
+impl Drop for LoanInner {
+    fn drop(&mut self) {
+        // A loan that never reached a slot (the scan did not start) has nobody to tell.
+        if let Some(&slot) = self.slot.get() {
+            let done = self
+                .done
+                .get_mut()
+                .unwrap_or_else(|e| e.into_inner())
+                .take();
+            push(slot, done);
+        }
+    }
+}
+
+/// A piece of request memory owned by `Bytes`.
+struct Lent {
+    ptr: *const u8,
+    len: usize,
+    _loan: Arc<LoanInner>,
+}
+
+// SAFETY: the memory is only read, and it stays valid and unchanged while any `Lent` exists:
+// the request is blocked until the loan's message, which is sent after the last `Lent` is
+// dropped (see `Loan::lend`).
+unsafe impl Send for Lent {}
+// SAFETY: as above; shared reads of immutable memory.
+unsafe impl Sync for Lent {}
+
+impl AsRef<[u8]> for Lent {
+    fn as_ref(&self) -> &[u8] {
+        if self.len == 0 {
+            return &[];
+        }
+        // SAFETY: ptr/len describe live, unchanging memory for the life of `self` (see above).
+        unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
+    }
+}

@@ -1,0 +1,56 @@
+//! The status endpoint: `location = /ometascan_status { ometascan_status; }` answers `GET`
+//! with the counters of all workers ([`shm`]) in Prometheus text format ([`render`]).
+
+mod render;
+pub mod shm;
+
+use std::ffi::{c_char, c_void};
+use std::ptr;
+
+use bytes::Bytes;
+use ngx::ffi::*;
+use ngx::http::{HttpModuleLocationConf, NgxHttpCoreModule};
+use ometascan_core::ResponsePage;
+
+pub use shm::{
+    add_zone, claim_worker_slot, finished, release_worker_slot, server_health, skipped, started,
+};
+
+/// `ometascan_status;`: makes the location answer with the counters.
+pub unsafe extern "C" fn set_status(
+    cf: *mut ngx_conf_t,
+    _cmd: *mut ngx_command_t,
+    _conf: *mut c_void,
+) -> *mut c_char {
+    // SAFETY: cf is the location being configured; its core conf exists.
+    if let Some(clcf) = unsafe { NgxHttpCoreModule::location_conf_mut(&*cf) } {
+        clcf.handler = Some(status_handler);
+    }
+    ptr::null_mut()
+}
+
+unsafe extern "C" fn status_handler(r: *mut ngx_http_request_t) -> ngx_int_t {
+    // SAFETY: nginx calls a content handler with a live request.
+    if unsafe { (*r).method } & (NGX_HTTP_GET | NGX_HTTP_HEAD) as usize == 0 {
+        return NGX_HTTP_NOT_ALLOWED as ngx_int_t;
+    }
+    // SAFETY: as above.
+    let rc = unsafe { ngx_http_discard_request_body(r) };
+    if rc != NGX_OK as ngx_int_t {
+        return rc;
+    }
+    let Some(s) = shm::stats() else {
+        return NGX_HTTP_SERVICE_UNAVAILABLE as ngx_int_t;
+    };
+    let page = ResponsePage {
+        status: 200,
+        headers: vec![(
+            Bytes::from_static(b"Content-Type"),
+            Bytes::from_static(b"text/plain; version=0.0.4"),
+        )],
+        body: Bytes::from(render::render(s)),
+        head_length: None,
+    };
+    // SAFETY: r is live; nothing was sent yet.
+    unsafe { crate::ngx_ext::page::send_page(r, &page) }
+}

@@ -1,0 +1,106 @@
+//! The counters in Prometheus text format.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use ometascan_core::{ErrorKind, ResultKind};
+
+use super::shm::{in_flight, unpack, Stats, BUCKETS_MS};
+
+fn r(a: &AtomicU64) -> u64 {
+    a.load(Ordering::Relaxed)
+}
+
+/// `# HELP` and `# TYPE` lines of a metric.
+fn head(o: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+pub fn render(s: &Stats) -> String {
+    let mut o = String::with_capacity(4096);
+    totals(&mut o, s);
+    histogram(&mut o, s);
+    servers(&mut o, s);
+    o
+}
+
+fn totals(o: &mut String, s: &Stats) {
+    let name = "ometascan_requests_total";
+    head(
+        o,
+        name,
+        "counter",
+        "Requests in scanning locations, by verdict.",
+    );
+    for k in ResultKind::ALL {
+        let _ = writeln!(
+            o,
+            "{name}{{result=\"{}\"}} {}",
+            k.name(),
+            r(&s.results[k.index()])
+        );
+    }
+    let name = "ometascan_errors_total";
+    head(o, name, "counter", "Failed scans, by kind.");
+    for k in ErrorKind::ALL {
+        let _ = writeln!(
+            o,
+            "{name}{{kind=\"{}\"}} {}",
+            k.name(),
+            r(&s.errors[k.index()])
+        );
+    }
+    let name = "ometascan_scanned_bytes_total";
+    head(o, name, "counter", "Request body bytes sent to scanners.");
+    let _ = writeln!(o, "{name} {}", r(&s.bytes));
+    let name = "ometascan_scans_in_flight";
+    head(o, name, "gauge", "Scans waiting for a verdict.");
+    let _ = writeln!(o, "{name} {}", in_flight(s));
+}
+
+fn histogram(o: &mut String, s: &Stats) {
+    let name = "ometascan_scan_duration_seconds";
+    head(
+        o,
+        name,
+        "histogram",
+        "Time from the start of a scan to its verdict.",
+    );
+    for (i, b) in BUCKETS_MS.iter().enumerate() {
+        let le = *b as f64 / 1000.0;
+        let _ = writeln!(o, "{name}_bucket{{le=\"{le}\"}} {}", r(&s.buckets[i]));
+    }
+    let _ = writeln!(o, "{name}_bucket{{le=\"+Inf\"}} {}", r(&s.time_count));
+    let _ = writeln!(o, "{name}_sum {:.3}", r(&s.time_sum_ms) as f64 / 1000.0);
+    let _ = writeln!(o, "{name}_count {}", r(&s.time_count));
+}
+
+fn servers(o: &mut String, s: &Stats) {
+    let metrics = [
+        (
+            "ometascan_server_scans_total",
+            "counter",
+            "Scans per scanner server.",
+        ),
+        (
+            "ometascan_server_failures_total",
+            "counter",
+            "Failed scans per scanner server.",
+        ),
+        (
+            "ometascan_server_down_workers",
+            "gauge",
+            "Workers that consider the server down.",
+        ),
+    ];
+    for (name, kind, help) in metrics {
+        head(o, name, kind, help);
+    }
+    for server in s.servers.iter().filter(|sv| r(&sv.key) != 0) {
+        let addr = unpack([r(&server.ip[0]), r(&server.ip[1])], r(&server.port_family));
+        let values = [&server.scans, &server.failures, &server.down_workers];
+        for ((name, _, _), v) in metrics.iter().zip(values) {
+            let _ = writeln!(o, "{name}{{server=\"{addr}\"}} {}", r(v));
+        }
+    }
+}
