@@ -21,6 +21,14 @@ pub fn is_hop_by_hop(name: &[u8]) -> bool {
         || (name.len() >= 6 && name[..6].eq_ignore_ascii_case(b"proxy-"))
 }
 
+/// A scanner's header fields as relayed to the client (both protocols): hop-by-hop fields
+/// and the framing (`Content-Length`) removed.
+pub fn relayable(list: HeaderList) -> HeaderList {
+    list.into_iter()
+        .filter(|(n, _)| !is_hop_by_hop(n) && !n.eq_ignore_ascii_case(b"content-length"))
+        .collect()
+}
+
 pub fn find<'a>(headers: &'a [(Bytes, Bytes)], name: &str) -> Option<&'a Bytes> {
     headers
         .iter()

@@ -42,12 +42,11 @@ pub(crate) fn value_bytes(v: &HeaderValue) -> Bytes {
 /// The scanner's header fields to relay to the client: hop-by-hop fields and the framing
 /// (`Content-Length`) removed, names in the usual capitalisation.
 pub fn relay_headers(map: &http::HeaderMap) -> HeaderList {
-    map.iter()
-        .filter(|(n, _)| {
-            !headers::is_hop_by_hop(n.as_str().as_bytes()) && n.as_str() != "content-length"
-        })
-        .map(|(n, v)| (Bytes::from(title_case(n.as_str())), value_bytes(v)))
-        .collect()
+    headers::relayable(
+        map.iter()
+            .map(|(n, v)| (Bytes::from(title_case(n.as_str())), value_bytes(v)))
+            .collect(),
+    )
 }
 
 fn title_case(name: &str) -> String {

@@ -486,6 +486,21 @@ pub fn request_head(
     out.into_bytes()
 }
 
+/// The OPTIONS request for a service (used for the scans' options and the health checks).
+pub fn options_request(authority: &str, service: &str) -> Vec<u8> {
+    let headers = [("Encapsulated".to_string(), "null-body=0".to_string())];
+    request_head("OPTIONS", authority, service_path(service), &headers)
+}
+
+/// The service part of an `icap://` URL: its path, `/` when it has none.
+pub fn service_path(path: &str) -> &str {
+    if path.is_empty() {
+        "/"
+    } else {
+        path
+    }
+}
+
 /// The encapsulated HTTP request header block.
 pub fn http_request_block(method: &[u8], uri: &[u8], headers: &[(Bytes, Bytes)]) -> Vec<u8> {
     let mut out = Vec::with_capacity(256);

@@ -62,6 +62,12 @@ impl IoClock {
         }
     }
 
+    /// More is to be sent before the answer (ICAP after `100 Continue`): reads wait untimed
+    /// again until [`IoClock::arm_read`].
+    pub fn disarm_read(&self) {
+        self.read_armed.store(false, Ordering::Release);
+    }
+
     /// The exchange is over: an idle pooled connection is not timed.
     pub fn end(&self) {
         self.read_armed.store(false, Ordering::Release);
@@ -121,6 +127,47 @@ fn poll_timer(timer: &mut Option<Pin<Box<Sleep>>>, ms: u64, cx: &mut Context<'_>
 
 use std::future::Future;
 
+/// The error a refused exchange reads.
+fn refused() -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, "scanner answer refused")
+}
+
+/// Applies the read timer to the result of one read attempt: a read that waits is timed
+/// only once the clock is armed (the whole request handed over).
+fn timed_read(
+    result: Poll<io::Result<()>>,
+    timer: &mut Option<Pin<Box<Sleep>>>,
+    clock: &IoClock,
+    cx: &mut Context<'_>,
+) -> Poll<io::Result<()>> {
+    if !matches!(result, Poll::Pending) {
+        *timer = None;
+        return result;
+    }
+    if clock.read_armed.load(Ordering::Acquire) {
+        if poll_timer(timer, clock.read_ms.load(Ordering::Relaxed), cx) {
+            clock.fire(Fired::Read);
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "scanner read timed out",
+            )));
+        }
+        return Poll::Pending;
+    }
+    *timer = None;
+    let mut parked = clock
+        .parked_reader
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    *parked = Some(cx.waker().clone());
+    drop(parked);
+    // Armed meanwhile: poll again so the timer starts.
+    if clock.read_armed.load(Ordering::Acquire) {
+        cx.waker().wake_by_ref();
+    }
+    Poll::Pending
+}
+
 impl<S: AsyncRead + AsyncWrite> Read for TimedIo<S> {
     fn poll_read(
         self: Pin<&mut Self>,
@@ -129,56 +176,57 @@ impl<S: AsyncRead + AsyncWrite> Read for TimedIo<S> {
     ) -> Poll<io::Result<()>> {
         let this = self.project();
         if this.clock.fired() == Fired::Refused {
-            return Poll::Ready(Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                "scanner answer refused",
-            )));
+            return Poll::Ready(Err(refused()));
         }
         // SAFETY: the bytes tokio reports as filled are initialized; `advance` is called with
         // exactly that count, as hyper's own tokio adapter does.
-        let filled = unsafe {
+        let (result, n) = unsafe {
             let mut tbuf = ReadBuf::uninit(buf.as_mut());
-            match this.inner.poll_read(cx, &mut tbuf) {
-                Poll::Ready(Ok(())) => Ok(tbuf.filled().len()),
-                Poll::Ready(Err(e)) => Err(Some(e)),
-                Poll::Pending => Err(None),
-            }
+            let r = this.inner.poll_read(cx, &mut tbuf);
+            let n = tbuf.filled().len();
+            (r, n)
         };
-        match filled {
-            Ok(n) => {
-                // SAFETY: `n` bytes were initialized by the inner read.
-                unsafe { buf.advance(n) };
-                *this.read_timer = None;
-                Poll::Ready(Ok(()))
-            }
-            Err(Some(e)) => Poll::Ready(Err(e)),
-            Err(None) => {
-                if this.clock.read_armed.load(Ordering::Acquire) {
-                    let ms = this.clock.read_ms.load(Ordering::Relaxed);
-                    if poll_timer(this.read_timer, ms, cx) {
-                        this.clock.fire(Fired::Read);
-                        return Poll::Ready(Err(io::Error::new(
-                            io::ErrorKind::TimedOut,
-                            "scanner read timed out",
-                        )));
-                    }
-                } else {
-                    *this.read_timer = None;
-                    let mut parked = this
-                        .clock
-                        .parked_reader
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner());
-                    *parked = Some(cx.waker().clone());
-                    drop(parked);
-                    // Armed meanwhile: poll again so the timer starts.
-                    if this.clock.read_armed.load(Ordering::Acquire) {
-                        cx.waker().wake_by_ref();
-                    }
-                }
-                Poll::Pending
-            }
+        if matches!(result, Poll::Ready(Ok(()))) {
+            // SAFETY: `n` bytes were initialized by the inner read.
+            unsafe { buf.advance(n) };
         }
+        timed_read(result, this.read_timer, this.clock, cx)
+    }
+}
+
+/// The same timers for tokio's traits (the ICAP client reads and writes directly).
+impl<S: AsyncRead + AsyncWrite> AsyncRead for TimedIo<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.project();
+        if this.clock.fired() == Fired::Refused {
+            return Poll::Ready(Err(refused()));
+        }
+        let result = this.inner.poll_read(cx, buf);
+        timed_read(result, this.read_timer, this.clock, cx)
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite> AsyncWrite for TimedIo<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.project();
+        let r = this.inner.poll_write(cx, buf);
+        timed_write(r, this.write_timer, this.clock, cx)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.project().inner.poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.project().inner.poll_shutdown(cx)
     }
 }
 

@@ -8,6 +8,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::timeout;
 
+use crate::icap::codec::options_request;
 use crate::net::tls::TlsClient;
 use crate::net::transport;
 use crate::notices::Notices;
@@ -86,12 +87,14 @@ async fn probe(spec: &HealthSpec, i: usize) -> bool {
         let authority = spec.url.authority();
         let request = match spec.url.scheme {
             Scheme::Http | Scheme::Https => {
-                format!("GET {} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n", spec.params.uri)
+                format!(
+                    "GET {} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n",
+                    spec.params.uri
+                )
             }
-            Scheme::Icap | Scheme::Icaps => format!(
-                "OPTIONS icap://{authority}{} ICAP/1.0\r\nHost: {authority}\r\nEncapsulated: null-body=0\r\n\r\n",
-                spec.url.path
-            ),
+            Scheme::Icap | Scheme::Icaps => {
+                String::from_utf8_lossy(&options_request(&authority, &spec.url.path)).into_owned()
+            }
         };
         io.write_all(request.as_bytes()).await.ok()?;
         let mut buf = Vec::with_capacity(256);
