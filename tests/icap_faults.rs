@@ -175,3 +175,23 @@ fn pooled_connection_closed_by_the_server_is_replaced_once() {
     }
     assert_eq!(backend.received().len(), 4);
 }
+
+#[test]
+fn a_silent_icap_server_is_a_504_after_the_read_timeout_and_nothing_is_forwarded() {
+    let (n, backend, _d) =
+        with_double(IcapAction::Silent, Some(1024), "ometascan_read_timeout 1s;");
+    let t = std::time::Instant::now();
+    let r = client::post(n.port, "/a", &random_bytes(100_000, 3)).unwrap();
+    assert_eq!(r.status, 504);
+    let took = t.elapsed();
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(5),
+        "{took:?}"
+    );
+    assert!(backend.received().is_empty());
+    assert!(
+        n.error_log().contains("timed out while reading"),
+        "{}",
+        n.error_log()
+    );
+}

@@ -366,6 +366,16 @@ fn a_kept_alive_connection_reset_by_the_http_scanner_is_retried_once_on_a_fresh_
     assert_eq!(got[1].body, second);
     assert_eq!(s.scanner.received().len(), 3);
     assert_eq!(s.scanner.connections(), 2);
+    // The core's tracing event reached nginx's error log, through the notice queue.
+    assert!(
+        wait_for(Duration::from_secs(2), || s
+            .nginx
+            .error_log()
+            .contains("[info]")
+            && s.nginx.error_log().contains("retrying on a new one")),
+        "{}",
+        s.nginx.error_log()
+    );
     // A fresh connection's reset is final: the kept one is reset, then the fresh one too.
     s.scanner.script([
         Action::ResetAfterHead,

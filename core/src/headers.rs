@@ -52,7 +52,7 @@ pub struct HeaderRules {
 /// is framed by length, then `X-Forwarded-For` when enabled, then the set_header overrides.
 pub fn scan_headers(
     client: &[(Bytes, Bytes)],
-    default_host: &str,
+    default_host: &[u8],
     content_length: Option<u64>,
     client_addr: &str,
     rules: &HeaderRules,
@@ -78,7 +78,7 @@ pub fn scan_headers(
             0,
             (
                 Bytes::from_static(b"Host"),
-                Bytes::copy_from_slice(default_host.as_bytes()),
+                Bytes::copy_from_slice(default_host),
             ),
         );
     }
@@ -131,7 +131,13 @@ mod tests {
             ("Content-Length", "99"),
             ("X-A", "1"),
         ]);
-        let out = scan_headers(&client, "s:1", Some(5), "10.0.0.1", &HeaderRules::default());
+        let out = scan_headers(
+            &client,
+            b"s:1",
+            Some(5),
+            "10.0.0.1",
+            &HeaderRules::default(),
+        );
         assert_eq!(
             out,
             h(&[
@@ -152,7 +158,7 @@ mod tests {
             x_forwarded_for: true,
             set_headers: vec![],
         };
-        let out = scan_headers(&client, "scanner:80", None, "127.0.0.1", &rules);
+        let out = scan_headers(&client, b"scanner:80", None, "127.0.0.1", &rules);
         assert_eq!(
             out,
             h(&[
@@ -160,7 +166,7 @@ mod tests {
                 ("X-Forwarded-For", "1.1.1.1, 2.2.2.2, 127.0.0.1")
             ])
         );
-        let out = scan_headers(&[], "s", None, "::1", &rules);
+        let out = scan_headers(&[], b"s", None, "::1", &rules);
         assert_eq!(out, h(&[("Host", "s"), ("X-Forwarded-For", "::1")]));
     }
 
@@ -182,7 +188,7 @@ mod tests {
                 (Bytes::from_static(b"X-Key"), Bytes::from_static(b"k1")),
             ],
         };
-        let out = scan_headers(&client, "s", Some(0), "1", &rules);
+        let out = scan_headers(&client, b"s", Some(0), "1", &rules);
         assert_eq!(
             out,
             h(&[

@@ -1,5 +1,7 @@
-//! Error-log lines produced away from the nginx thread (a scanner going down or coming back).
-//! The scanner side queues them and rings the worker's bell; the nginx thread logs them.
+//! Error-log lines produced away from the nginx thread (a scanner going down or coming back,
+//! and every `tracing` event of this crate once the adapter forwards them). The scanner side
+//! queues them and rings the worker's bell; the nginx thread logs them. The queue is bounded:
+//! lines beyond it are counted, not kept.
 
 use std::sync::{Mutex, OnceLock};
 
@@ -8,15 +10,23 @@ use crate::upstream::balancer::HealthChange;
 /// Severity, mapped onto nginx's levels by the adapter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Level {
+    Error,
     Warn,
     Notice,
+    Info,
+    Debug,
 }
+
+/// Lines kept until the nginx thread logs them.
+pub const MAX_QUEUED: usize = 1024;
 
 type Bell = Box<dyn Fn() + Send + Sync>;
 
 #[derive(Default)]
 pub struct Notices {
     queue: Mutex<Vec<(Level, String)>>,
+    /// Lines that found the queue full since it was last drained.
+    dropped: std::sync::atomic::AtomicUsize,
     /// Servers this worker now considers down (`true`) or up, for shared statistics.
     health: Mutex<Vec<(std::net::SocketAddr, bool)>>,
     bell: OnceLock<Bell>,
@@ -29,12 +39,20 @@ impl Notices {
     }
 
     pub fn push(&self, level: Level, line: String) {
-        self.queue
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push((level, line));
-        if let Some(bell) = self.bell.get() {
-            bell();
+        let was_empty = {
+            let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+            if q.len() >= MAX_QUEUED {
+                self.dropped
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                return;
+            }
+            q.push((level, line));
+            q.len() == 1
+        };
+        if was_empty {
+            if let Some(bell) = self.bell.get() {
+                bell();
+            }
         }
     }
 
@@ -57,13 +75,20 @@ impl Notices {
                 format!("ometascan: scanner {name} is up again {why}"),
             ),
         }
+        // The health entry must reach the nginx thread even when the line queue was busy.
+        if let Some(bell) = self.bell.get() {
+            bell();
+        }
     }
 
     pub fn drain_health(&self) -> Vec<(std::net::SocketAddr, bool)> {
         std::mem::take(&mut *self.health.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
-    pub fn drain(&self) -> Vec<(Level, String)> {
-        std::mem::take(&mut *self.queue.lock().unwrap_or_else(|e| e.into_inner()))
+    /// The queued lines, and how many were dropped because the queue was full.
+    pub fn drain(&self) -> (Vec<(Level, String)>, usize) {
+        let lines = std::mem::take(&mut *self.queue.lock().unwrap_or_else(|e| e.into_inner()));
+        let dropped = self.dropped.swap(0, std::sync::atomic::Ordering::Relaxed);
+        (lines, dropped)
     }
 }

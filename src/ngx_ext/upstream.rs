@@ -1,5 +1,6 @@
 //! The servers of an nginx `upstream {}` group, read as plain values.
 
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
 use ngx::ffi::*;
@@ -11,61 +12,73 @@ use crate::ngx_ext::conf::text;
 /// `down` ones left out.
 ///
 /// # Safety
-/// `us` must be an upstream whose round-robin peers nginx has initialised.
+/// `us` must be null or an upstream whose round-robin peers nginx has initialised.
 pub unsafe fn upstream_peers(us: *mut ngx_http_upstream_srv_conf_t) -> Vec<PeerSpec> {
     let mut out = Vec::new();
+    if us.is_null() {
+        return out;
+    }
     // SAFETY: per the contract, the peer lists are valid and read-only.
-    unsafe {
-        if us.is_null() {
-            return out;
-        }
-        let mut group = (*us).peer.data as *mut ngx_http_upstream_rr_peers_t;
-        let mut backup = false;
-        while !group.is_null() {
-            let mut p = (*group).peer;
-            while !p.is_null() {
-                if (*p).down == 0 {
-                    if let Some(addr) = sockaddr_to_std((*p).sockaddr) {
-                        out.push(PeerSpec {
-                            addr,
-                            name: text(&(*p).name),
-                            weight: (*p).weight.max(1) as u32,
-                            max_fails: (*p).max_fails as u32,
-                            fail_timeout: Duration::from_secs((*p).fail_timeout.max(0) as u64),
-                            backup,
-                        });
-                    }
-                }
-                p = (*p).next;
+    let mut group = unsafe { (*us).peer.data } as *mut ngx_http_upstream_rr_peers_t;
+    let mut backup = false;
+    while !group.is_null() {
+        // SAFETY: group is a live list of peers.
+        let (mut p, next) = unsafe { ((*group).peer, (*group).next) };
+        while !p.is_null() {
+            // SAFETY: p is a live peer of the group.
+            let peer = unsafe { &*p };
+            // SAFETY: as above; the sockaddr is the peer's.
+            if let Some(spec) = unsafe { peer_spec(peer, backup) } {
+                out.push(spec);
             }
-            group = (*group).next;
-            backup = true;
+            p = peer.next;
         }
+        group = next;
+        backup = true;
     }
     out
 }
 
-unsafe fn sockaddr_to_std(sa: *const sockaddr) -> Option<std::net::SocketAddr> {
-    // SAFETY: sa points to a sockaddr of the family it declares.
-    unsafe {
-        if sa.is_null() {
-            return None;
+/// One server, unless it is `down` or its address is not IP.
+///
+/// # Safety
+/// `p` must be a peer nginx initialised.
+unsafe fn peer_spec(p: &ngx_http_upstream_rr_peer_t, backup: bool) -> Option<PeerSpec> {
+    if p.down != 0 {
+        return None;
+    }
+    // SAFETY: per the contract.
+    let addr = unsafe { sockaddr_to_std(p.sockaddr) }?;
+    Some(PeerSpec {
+        addr,
+        name: text(&p.name),
+        weight: p.weight.max(1) as u32,
+        max_fails: p.max_fails as u32,
+        fail_timeout: Duration::from_secs(p.fail_timeout.max(0) as u64),
+        backup,
+    })
+}
+
+/// # Safety
+/// `sa` must be null or point to a sockaddr of the family it declares.
+unsafe fn sockaddr_to_std(sa: *const sockaddr) -> Option<SocketAddr> {
+    if sa.is_null() {
+        return None;
+    }
+    // SAFETY: per the contract.
+    match unsafe { (*sa).sa_family } as i32 {
+        libc::AF_INET => {
+            // SAFETY: the family says it is a sockaddr_in.
+            let sin = unsafe { &*(sa as *const libc::sockaddr_in) };
+            let ip = Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr));
+            Some(SocketAddr::from((ip, u16::from_be(sin.sin_port))))
         }
-        match (*sa).sa_family as i32 {
-            libc::AF_INET => {
-                let sin = &*(sa as *const libc::sockaddr_in);
-                let ip = std::net::Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr));
-                Some(std::net::SocketAddr::from((ip, u16::from_be(sin.sin_port))))
-            }
-            libc::AF_INET6 => {
-                let sin6 = &*(sa as *const libc::sockaddr_in6);
-                let ip = std::net::Ipv6Addr::from(sin6.sin6_addr.s6_addr);
-                Some(std::net::SocketAddr::from((
-                    ip,
-                    u16::from_be(sin6.sin6_port),
-                )))
-            }
-            _ => None,
+        libc::AF_INET6 => {
+            // SAFETY: the family says it is a sockaddr_in6.
+            let sin6 = unsafe { &*(sa as *const libc::sockaddr_in6) };
+            let ip = Ipv6Addr::from(sin6.sin6_addr.s6_addr);
+            Some(SocketAddr::from((ip, u16::from_be(sin6.sin6_port))))
         }
+        _ => None,
     }
 }

@@ -87,13 +87,7 @@ pub unsafe fn start(
 /// message (the request is blocked while the scan runs).
 unsafe fn scan_request(r: *mut ngx_http_request_t, loan: &Loan) -> Result<ScanRequest, ScanError> {
     // SAFETY: r is live.
-    let mut headers = unsafe { copy_headers_in(r) };
-    // SAFETY: r is live.
-    let server = unsafe { (*r).headers_in.server };
-    if server.len > 0 && !headers.iter().any(|(n, _)| n.eq_ignore_ascii_case(b"host")) {
-        let host = Bytes::copy_from_slice(server.as_bytes());
-        headers.insert(0, (Bytes::from_static(b"Host"), host));
-    }
+    let (headers, server) = unsafe { (copy_headers_in(r), (*r).headers_in.server) };
     // SAFETY: r is live; per the contract the body may be lent.
     let body = unsafe { body_parts(r, loan) }?;
     // SAFETY: r and its connection are live.
@@ -108,6 +102,7 @@ unsafe fn scan_request(r: *mut ngx_http_request_t, loan: &Loan) -> Result<ScanRe
         method: Bytes::copy_from_slice(method),
         uri: Bytes::copy_from_slice(uri),
         headers,
+        host: (server.len > 0).then(|| Bytes::copy_from_slice(server.as_bytes())),
         client_addr: String::from_utf8_lossy(addr).into_owned(),
         body,
     })

@@ -148,7 +148,8 @@ unsafe extern "C" fn body_handler(r: *mut ngx_http_request_t) {
     // SAFETY: r is live.
     let len = unsafe { (*r).headers_in.content_length_n }.max(0) as u64;
     // SAFETY: r is a live main request whose body was read.
-    match unsafe { job::start(r, lcf, target, on_done) } {
+    let started = unsafe { job::start(r, lcf, target, on_done) };
+    match started {
         Ok(slot) => {
             ctx.state = State::Scanning(slot);
             status::started(len);

@@ -38,62 +38,70 @@ pub unsafe fn apply(r: *mut ngx_http_request_t, ctx: &mut Ctx, lcf: &LocConf) ->
         // SAFETY: per the contract.
         unsafe { drop_body(r) };
     }
-    // SAFETY: per the contract, for each branch.
-    unsafe {
-        match result {
-            Ok(Verdict::Allowed) => {
-                log_debug(r, &format!("ometascan: allowed in {ms} ms"));
-                NGX_DECLINED_
+    match result {
+        Ok(Verdict::Allowed) => {
+            // SAFETY: per the contract.
+            unsafe { log_debug(r, &format!("ometascan: allowed in {ms} ms")) };
+            NGX_DECLINED_
+        }
+        Ok(Verdict::Sanitized {
+            body,
+            content_type,
+            content_disposition,
+            ..
+        }) => {
+            let len = body.len();
+            // SAFETY: per the contract.
+            if unsafe { replace_body(r, body, content_type, content_disposition) }.is_some() {
+                // SAFETY: per the contract.
+                unsafe { log_debug(r, &format!("ometascan: sanitized in {ms} ms, {len} bytes")) };
+                return NGX_DECLINED_;
             }
-            Ok(Verdict::Sanitized {
-                body,
-                content_type,
-                content_disposition,
-                ..
-            }) => {
-                let len = body.len();
-                if replace_body(r, body, content_type, content_disposition).is_some() {
-                    log_debug(r, &format!("ometascan: sanitized in {ms} ms, {len} bytes"));
-                    return NGX_DECLINED_;
-                }
+            ctx.state = State::Applied { passed: false };
+            // SAFETY: per the contract.
+            unsafe {
                 log_error(
                     r,
                     NGX_LOG_ERR,
                     "cannot forward the sanitized body: out of memory",
                 );
-                ctx.state = State::Applied { passed: false };
                 drop_body(r);
-                INTERNAL_ERROR
             }
-            Ok(Verdict::Blocked { page, threat }) => {
-                if lcf.settings.log_blocked {
-                    let threat = threat
-                        .map(|t| format!(", threat \"{t}\""))
-                        .unwrap_or_default();
-                    let msg = format!(
-                        "request blocked by the scanner with status {}{threat}",
-                        page.status
-                    );
-                    log_error(r, NGX_LOG_NOTICE, &msg);
-                }
+            INTERNAL_ERROR
+        }
+        Ok(Verdict::Blocked { page, threat }) => {
+            if lcf.settings.log_blocked {
+                let threat = threat
+                    .map(|t| format!(", threat \"{t}\""))
+                    .unwrap_or_default();
+                let status = page.status;
+                let msg = format!("request blocked by the scanner with status {status}{threat}");
+                // SAFETY: per the contract.
+                unsafe { log_error(r, NGX_LOG_NOTICE, &msg) };
+            }
+            // SAFETY: per the contract.
+            unsafe {
                 log_debug(r, &format!("ometascan: blocked in {ms} ms"));
                 relay(r, lcf, &page)
             }
-            Ok(Verdict::BadRequest { page }) => {
-                if passed {
-                    log_error(
-                        r,
-                        NGX_LOG_WARN,
-                        "scanner could not parse the request (400), forwarding it unscanned \
-                         because of \"ometascan_allow_bad_request_traffic on\"",
-                    );
-                    return NGX_DECLINED_;
-                }
+        }
+        Ok(Verdict::BadRequest { page }) if passed => {
+            let msg = "scanner could not parse the request (400), forwarding it unscanned \
+                       because of \"ometascan_allow_bad_request_traffic on\"";
+            // SAFETY: per the contract.
+            unsafe { log_error(r, NGX_LOG_WARN, msg) };
+            drop(page);
+            NGX_DECLINED_
+        }
+        Ok(Verdict::BadRequest { page }) => {
+            // SAFETY: per the contract.
+            unsafe {
                 log_debug(r, "ometascan: scanner answered 400");
                 relay(r, lcf, &page)
             }
-            Err(e) => failed(r, &e),
         }
+        // SAFETY: per the contract.
+        Err(e) => unsafe { failed(r, &e) },
     }
 }
 
@@ -215,10 +223,11 @@ unsafe fn rename_disposition(r: *mut ngx_http_request_t, scanner_cd: &[u8]) -> O
 /// # Safety
 /// `r` must be a live main request on the nginx thread, with no scan in flight.
 pub unsafe fn drop_body(r: *mut ngx_http_request_t) {
-    // SAFETY: r is live; no scan holds the body any more (the loan was returned).
-    unsafe {
-        let rb = (*r).request_body;
-        if !rb.is_null() {
+    // SAFETY: r is live.
+    let rb = unsafe { (*r).request_body };
+    if !rb.is_null() {
+        // SAFETY: rb is the request's body; no scan holds it any more (the loan was returned).
+        unsafe {
             let tf = (*rb).temp_file;
             if !tf.is_null() && (*tf).file.fd >= 0 {
                 // Kept files (client_body_in_file_only) must not keep the content either.
@@ -228,6 +237,9 @@ pub unsafe fn drop_body(r: *mut ngx_http_request_t) {
             (*rb).bufs = std::ptr::null_mut();
             (*rb).rest = 0;
         }
+    }
+    // SAFETY: r is live; "0" is a static string.
+    unsafe {
         (*r).headers_in.content_length_n = 0;
         (*r).headers_in.set_chunked(0);
         let cl = (*r).headers_in.content_length;

@@ -28,6 +28,7 @@ use std::time::Duration;
 
 mod health;
 mod loan;
+mod trace;
 
 use ngx::ffi::*;
 use ometascan_core::{ScanError, ScanOutcome, Scanner};
@@ -141,8 +142,12 @@ pub unsafe fn init(cycle: *mut ngx_cycle_t) -> Result<(), BridgeError> {
     };
     let _ = HANDLE.set(runtime.handle().clone());
     let scanner = Arc::new(Scanner::new());
-    // Lines from the scanner side (servers going down or up) ring the same bell.
+    // Lines from the scanner side (servers going down or up, tracing events) ring the same
+    // bell.
     scanner.notices().set_bell(Box::new(ring));
+    // SAFETY: the cycle's log is valid in init_process.
+    let log_level = unsafe { (*(*cycle).log).log_level };
+    trace::install(scanner.notices(), trace::max_level(log_level));
     // Active health checks configured for this cycle, one task per scanner group.
     for spec in health::of_cycle(cycle as usize) {
         let task =
@@ -423,14 +428,27 @@ unsafe extern "C" fn on_notify(ev: *mut ngx_event_t) {
         for (addr, down) in scanner.notices().drain_health() {
             crate::status::server_health(addr, down);
         }
-        for (level, line) in scanner.notices().drain() {
+        // SAFETY: the event's log is the cycle log, valid for the worker's life.
+        let log = unsafe { (*ev).log };
+        let (lines, dropped) = scanner.notices().drain();
+        for (level, line) in lines {
+            use ometascan_core::notices::Level;
             let level = match level {
-                ometascan_core::notices::Level::Warn => NGX_LOG_WARN,
-                ometascan_core::notices::Level::Notice => NGX_LOG_NOTICE,
+                Level::Error => NGX_LOG_ERR,
+                Level::Warn => NGX_LOG_WARN,
+                Level::Notice => NGX_LOG_NOTICE,
+                Level::Info => NGX_LOG_INFO,
+                Level::Debug => NGX_LOG_DEBUG,
             };
-            // SAFETY: the event's log is the cycle log, valid for the worker's life.
-            let log = unsafe { (*ev).log };
             ngx::ngx_log_error!(level, log, "{}", line);
+        }
+        if dropped > 0 {
+            ngx::ngx_log_error!(
+                NGX_LOG_WARN,
+                log,
+                "ometascan: {} log lines from the scanner side were dropped",
+                dropped
+            );
         }
     }
     let batch = std::mem::take(&mut *SHARED.queue.lock().unwrap_or_else(|e| e.into_inner()));

@@ -33,6 +33,8 @@ pub enum IcapAction {
     AllowMidBody,
     /// After the preview: `100 Continue`, one chunk of the rest read, then a reset.
     ResetAfterContinue,
+    /// Reads the whole request and never answers.
+    Silent,
 }
 
 /// A block answer in c-icap's shape (encapsulated HTTP/1.0 403, no Content-Length).
@@ -339,6 +341,10 @@ fn serve(c: TcpStream, st: Arc<State>) {
             }
         }
         st.bodies.lock().unwrap().push(total);
+        if let IcapAction::Silent = action {
+            st.held.lock().unwrap().push(w);
+            return;
+        }
         let out = match action {
             IcapAction::EicarAware if crate::contains(&data, crate::EICAR) => {
                 block_answer("EICAR found")

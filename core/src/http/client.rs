@@ -62,9 +62,7 @@ impl HttpClient {
                 // nothing was decided or forwarded, so the scan goes once more on a fresh one.
                 Err(f) if f.retry_on_fresh_connection() => {
                     let e = f.into_error();
-                    tracing::debug!(
-                        "pooled scanner connection failed ({e}), retrying on a new one"
-                    );
+                    tracing::info!("pooled scanner connection failed ({e}), retrying on a new one");
                 }
                 Err(f) => return Err(Failed::Final(f.into_error())),
             }
@@ -185,6 +183,7 @@ impl HttpClient {
         let (parts, mut body) = response.into_parts();
         let status = parts.status.as_u16();
         note_status(status);
+        tracing::debug!("scanner answered {status}, whole body sent: {whole_body_sent}");
         for name in ["x-ometascan-result", "content-type", "content-disposition"] {
             if parts.headers.get_all(name).iter().nth(1).is_some() {
                 return Err(ScanError::Protocol(format!("duplicate \"{name}\" header")));

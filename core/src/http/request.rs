@@ -24,7 +24,7 @@ pub fn build_request(
         .map_err(|e| ScanError::Request(format!("invalid request URI ({e})")))?;
     let fields = headers::scan_headers(
         &req.headers,
-        &target.url.authority(),
+        &req.default_host(target),
         Some(req.body.len()),
         &req.client_addr,
         &opts.rules,
@@ -83,6 +83,7 @@ mod tests {
             method: Bytes::from_static(b"PUT"),
             uri: Bytes::from_static(b"/up/a b?x=1|2"),
             headers: vec![(Bytes::from_static(b"Host"), Bytes::from_static(b"front"))],
+            host: None,
             client_addr: "10.1.1.1".into(),
             body,
         };

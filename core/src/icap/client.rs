@@ -89,7 +89,7 @@ impl IcapClient {
                 // repeated once on a fresh connection.
                 Err(f) if f.retry_on_fresh_connection() => {
                     let e = f.into_error();
-                    tracing::debug!("pooled ICAP connection failed ({e}), retrying")
+                    tracing::info!("pooled ICAP connection failed ({e}), retrying on a new one")
                 }
                 Err(f) => return Err(Failed::Final(f.into_error())),
             }
@@ -186,6 +186,12 @@ impl IcapClient {
             },
             None => x.whole().await?,
         };
+        tracing::debug!(
+            "ICAP {} answered {} (preview {preview:?}, body {} bytes)",
+            key.1,
+            head.status,
+            req.body.len()
+        );
         let verdict = x.answer(&head).await?;
         let reusable = !x.cut_short && !closes(&head);
         self.check_istag(key, options, &head);

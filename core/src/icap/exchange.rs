@@ -43,7 +43,7 @@ impl<'a> Reqmod<'a> {
         let has_body = !req.body.is_empty();
         let http_headers = headers::scan_headers(
             &req.headers,
-            &target.url.authority(),
+            &req.default_host(target),
             Some(req.body.len()),
             &req.client_addr,
             &headers::HeaderRules {

@@ -94,6 +94,13 @@ impl Scanner {
             tried.push(idx);
             let peer = &target.peers[idx];
             note_server(peer.addr);
+            tracing::debug!(
+                "scanning {} {} ({} bytes) on {}",
+                String::from_utf8_lossy(&req.method),
+                String::from_utf8_lossy(&req.uri),
+                req.body.len(),
+                peer.name
+            );
             let result = if icap {
                 self.icap.scan_one(peer.addr, target, req, opts).await
             } else {
@@ -109,7 +116,7 @@ impl Scanner {
                 }
                 Err(Failed::BeforeAnswer(e)) => {
                     self.server_failed(target, idx, &e);
-                    tracing::debug!("scanner {} failed ({e}), trying the next one", peer.name);
+                    tracing::warn!("scanner {} failed ({e}), trying the next one", peer.name);
                     last_err = Some(e);
                 }
                 Err(Failed::Final(e)) => {

@@ -16,9 +16,23 @@ pub struct ScanRequest {
     /// The original request URI, path and query (`$request_uri`).
     pub uri: Bytes,
     pub headers: HeaderList,
+    /// The host nginx took for the request when the client sent no `Host` field (HTTP/2's
+    /// `:authority`, an absolute URI); `Host` falls back to it, then to the scanner's
+    /// authority (see [`ScanRequest::default_host`]).
+    pub host: Option<Bytes>,
     /// The client's address as text (for `X-Forwarded-For`).
     pub client_addr: String,
     pub body: RequestBody,
+}
+
+impl ScanRequest {
+    /// The `Host` the scanner sees when the client sent none: the request's host as nginx
+    /// took it, else the scanner's own authority.
+    pub fn default_host(&self, target: &Target) -> Bytes {
+        self.host
+            .clone()
+            .unwrap_or_else(|| Bytes::from(target.url.authority()))
+    }
 }
 
 /// Where a scan goes: the URL and the servers of its group.
