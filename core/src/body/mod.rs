@@ -19,7 +19,7 @@ pub const FILE_CHUNK: usize = 256 * 1024;
 /// One piece of the body.
 #[derive(Debug, Clone)]
 pub enum BodyPart {
-    /// Bytes the adapter copied out of nginx's memory buffers.
+    /// Bytes of nginx's memory buffers, lent by the adapter (or owned bytes in tests).
     Memory(Bytes),
     /// A range of a file (nginx's request body temp file, opened through a duplicated fd).
     File {

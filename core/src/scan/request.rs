@@ -1,4 +1,4 @@
-//! What is scanned (the client's request, copied out of nginx) and where it goes.
+//! What is scanned (the client's request as the adapter took it from nginx) and where it goes.
 
 use std::net::SocketAddr;
 
@@ -9,7 +9,7 @@ use crate::headers::HeaderList;
 use crate::upstream::balancer::PeerSpec;
 use crate::url::ScannerUrl;
 
-/// The client's request, copied out of nginx.
+/// The client's request: line and headers copied, the body lent or shared (see `RequestBody`).
 #[derive(Debug, Clone)]
 pub struct ScanRequest {
     pub method: Bytes,
