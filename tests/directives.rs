@@ -435,3 +435,39 @@ fn upstream_groups_are_nginx_upstreams() {
     );
     assert!(!c.ok, "{}", c.output);
 }
+
+#[test]
+fn policy_directives_check_their_values() {
+    good("ometascan_bypass $arg_skip $http_x_skip;");
+    good("ometascan_max_size 100m; ometascan_on_error pass; ometascan_max_scans 8 wait=2s;");
+    good("ometascan_max_size 1k over=pass; ometascan_on_error block; ometascan_max_scans 1;");
+    bad("ometascan_max_size 0;", "ometascan_max_size", "\"0\"");
+    bad("ometascan_max_size lots;", "ometascan_max_size", "\"lots\"");
+    bad(
+        "ometascan_max_size 1m over=maybe;",
+        "ometascan_max_size",
+        "\"over=maybe\"",
+    );
+    bad(
+        "ometascan_on_error ignore;",
+        "ometascan_on_error",
+        "\"ignore\"",
+    );
+    bad("ometascan_max_scans 0;", "ometascan_max_scans", "\"0\"");
+    bad(
+        "ometascan_max_scans 4 wait=soon;",
+        "ometascan_max_scans",
+        "\"wait=soon\"",
+    );
+    bad(
+        "ometascan_max_scans 4 queue=2;",
+        "ometascan_max_scans",
+        "\"queue=2\"",
+    );
+    let c = nginx::check_http(&location("ometascan_bypass $no_such_variable;"));
+    assert!(
+        !c.ok && c.output.contains("unknown \"no_such_variable\" variable"),
+        "{}",
+        c.output
+    );
+}

@@ -27,7 +27,7 @@ pub mod url;
 
 pub use body::{BodyPart, RequestBody};
 pub use scan::{
-    ErrorKind, ResponsePage, ResultKind, SanitizedBody, ScanError, ScanOptions, ScanOutcome,
-    ScanRequest, Scanner, Target, Timeouts, Verdict,
+    ErrorKind, ResponsePage, ResultKind, SanitizedBody, ScanError, ScanLimit, ScanOptions,
+    ScanOutcome, ScanRequest, Scanner, Target, Timeouts, Verdict,
 };
 pub use url::{ScannerUrl, Scheme};

@@ -6,6 +6,7 @@ use std::ptr;
 use ngx::ffi::*;
 
 use super::directives::*;
+use super::policy::*;
 use super::ssl::*;
 
 type Handler =
@@ -28,7 +29,7 @@ const fn cmd(name: &'static CStr, args: u32, set: Handler) -> ngx_command_t {
 }
 
 /// The directive table nginx reads while parsing the configuration.
-pub static mut COMMANDS: [ngx_command_t; 25] = [
+pub static mut COMMANDS: [ngx_command_t; 29] = [
     cmd(c"ometascan_pass", NGX_CONF_TAKE1, set_pass),
     cmd(c"ometascan_methods", NGX_CONF_1MORE, set_methods),
     cmd(
@@ -107,5 +108,9 @@ pub static mut COMMANDS: [ngx_command_t; 25] = [
         set_keepalive_timeout,
     ),
     cmd(c"ometascan_health_check", NGX_CONF_ANY, set_health_check),
+    cmd(c"ometascan_bypass", NGX_CONF_1MORE, set_bypass),
+    cmd(c"ometascan_max_size", NGX_CONF_TAKE12, set_max_size),
+    cmd(c"ometascan_on_error", NGX_CONF_TAKE1, set_on_error),
+    cmd(c"ometascan_max_scans", NGX_CONF_TAKE12, set_max_scans),
     ngx_command_t::empty(),
 ];

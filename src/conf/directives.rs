@@ -13,8 +13,8 @@ use ometascan_core::ScannerUrl;
 
 use super::{lcf, Pass, PassTarget, SetHeader};
 use crate::ngx_ext::conf::{
-    args, conf_error, duplicate_check, fail, invalid, name_of, parse_on_off, parse_time, position,
-    text, CONF_OK,
+    args, compile_complex, conf_error, duplicate_check, fail, invalid, name_of, parse_on_off,
+    parse_time, position, text, CONF_OK,
 };
 
 /// Above this, a connect timeout is pointless: connections fail earlier anyway.
@@ -301,24 +301,10 @@ pub unsafe extern "C" fn set_set_header(
         // SAFETY: cf is valid during the handler.
         return unsafe { fail(cf, &invalid(&a[1], &name, "it is not a valid header name")) };
     }
-    // SAFETY: the complex value lives in the configuration pool, like nginx's own.
-    let cv = unsafe {
-        ngx_pcalloc((*cf).pool, std::mem::size_of::<ngx_http_complex_value_t>())
-            as *mut ngx_http_complex_value_t
+    // SAFETY: cf is the configuration nginx passed to the handler.
+    let Some(cv) = (unsafe { compile_complex(cf, &a[2]) }) else {
+        return conf_error();
     };
-    if cv.is_null() {
-        return conf_error();
-    }
-    let mut value = a[2];
-    // SAFETY: zeroed is the documented starting state of ngx_http_compile_complex_value_t.
-    let mut ccv: ngx_http_compile_complex_value_t = unsafe { std::mem::zeroed() };
-    ccv.cf = cf;
-    ccv.value = &mut value;
-    ccv.complex_value = cv;
-    // SAFETY: ccv is fully set up; nginx logs its own error for a bad variable.
-    if unsafe { ngx_http_compile_complex_value(&mut ccv) } != NGX_OK as ngx_int_t {
-        return conf_error();
-    }
     c.set_headers.get_or_insert_with(Vec::new).push(SetHeader {
         name: Bytes::copy_from_slice(field),
         value: cv,

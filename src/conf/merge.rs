@@ -85,7 +85,11 @@ impl LocConf {
             log_blocked,
             keepalive,
             keepalive_timeout,
-            health_check
+            health_check,
+            bypass,
+            max_size,
+            on_error,
+            max_scans
         );
         if self.set_headers.is_none() {
             self.set_headers = prev.set_headers.as_ref().map(|v| {

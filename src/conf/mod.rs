@@ -10,6 +10,7 @@
 mod commands;
 mod directives;
 mod merge;
+mod policy;
 mod scanner;
 pub mod settings;
 mod ssl;
@@ -49,6 +50,34 @@ pub struct SetHeader {
     pub value: *mut ngx_http_complex_value_t,
 }
 
+/// What a body over `ometascan_max_size` gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OverSize {
+    /// 413, nothing forwarded.
+    Reject,
+    /// Forwarded unscanned, logged at `warn`.
+    Pass,
+}
+
+/// What a failed scan means (`ometascan_on_error`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OnError {
+    /// 502/504/503, nothing forwarded.
+    #[default]
+    Block,
+    /// Forwarded unscanned, logged at `warn`.
+    Pass,
+}
+
+/// `ometascan_max_scans`: at most `max` at once per worker in the locations that inherit it
+/// from the level it is written at (`id`), waiting at most `wait` for a turn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MaxScans {
+    pub max: usize,
+    pub wait: Duration,
+    pub id: usize,
+}
+
 /// One level's directives, as written (`None`: not set at this level), and after merging what
 /// a request uses.
 #[derive(Default)]
@@ -77,6 +106,11 @@ pub struct LocConf {
     pub keepalive: Option<usize>,
     pub keepalive_timeout: Option<Duration>,
     pub health_check: Option<HealthParams>,
+    /// `ometascan_bypass`: compiled values, evaluated per request.
+    pub bypass: Option<Vec<*mut ngx_http_complex_value_t>>,
+    pub max_size: Option<(u64, OverSize)>,
+    pub on_error: Option<OnError>,
+    pub max_scans: Option<MaxScans>,
 
     /// What a request uses: every value resolved, defaults applied (set when merging).
     pub settings: Settings,

@@ -8,7 +8,7 @@ use ometascan_core::net::tls::{self, TlsSettings, TlsVersion};
 use ometascan_core::scan::options::{DEFAULT_KEEPALIVE, DEFAULT_TIMEOUT};
 use ometascan_core::Timeouts;
 
-use super::LocConf;
+use super::{LocConf, MaxScans, OnError, OverSize};
 
 /// `ometascan_verify_depth` when not set.
 const DEFAULT_VERIFY_DEPTH: u32 = 1;
@@ -34,6 +34,12 @@ pub struct Settings {
     pub keepalive: usize,
     /// `ometascan_keepalive_timeout`: 60s.
     pub keepalive_timeout: Duration,
+    /// `ometascan_max_size`: none.
+    pub max_size: Option<(u64, OverSize)>,
+    /// `ometascan_on_error`: block.
+    pub on_error: OnError,
+    /// `ometascan_max_scans`: none (`wait` 10s when set without one).
+    pub max_scans: Option<MaxScans>,
 }
 
 impl Settings {
@@ -53,6 +59,9 @@ impl Settings {
             log_blocked: c.log_blocked.unwrap_or(true),
             keepalive: c.keepalive.unwrap_or(DEFAULT_KEEPALIVE),
             keepalive_timeout: c.keepalive_timeout.unwrap_or(DEFAULT_TIMEOUT),
+            max_size: c.max_size,
+            on_error: c.on_error.unwrap_or(OnError::Block),
+            max_scans: c.max_scans,
         }
     }
 }

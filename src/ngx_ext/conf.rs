@@ -113,6 +113,48 @@ pub unsafe fn merge_error(cf: *mut ngx_conf_t, message: &str) -> *mut c_char {
     conf_error()
 }
 
+/// Compiles a directive argument that may hold variables; `None` when nginx refused it (it
+/// has logged why).
+///
+/// # Safety
+/// `cf` must be the configuration nginx passes to a directive handler.
+pub unsafe fn compile_complex(
+    cf: *mut ngx_conf_t,
+    value: &ngx_str_t,
+) -> Option<*mut ngx_http_complex_value_t> {
+    // SAFETY: the complex value lives in the configuration pool, like nginx's own.
+    let cv = unsafe {
+        ngx_pcalloc((*cf).pool, std::mem::size_of::<ngx_http_complex_value_t>())
+            as *mut ngx_http_complex_value_t
+    };
+    if cv.is_null() {
+        return None;
+    }
+    let mut value = *value;
+    // SAFETY: zeroed is the documented starting state of ngx_http_compile_complex_value_t.
+    let mut ccv: ngx_http_compile_complex_value_t = unsafe { std::mem::zeroed() };
+    ccv.cf = cf;
+    ccv.value = &mut value;
+    ccv.complex_value = cv;
+    // SAFETY: ccv is fully set up; nginx logs its own error for a bad variable.
+    let rc = unsafe { ngx_http_compile_complex_value(&mut ccv) };
+    (rc == NGX_OK as ngx_int_t).then_some(cv)
+}
+
+/// Evaluates a compiled value for a request; `None` when nginx could not.
+///
+/// # Safety
+/// `r` must be a live request and `cv` a value compiled for its configuration.
+pub unsafe fn complex_value(
+    r: *mut ngx_http_request_t,
+    cv: *mut ngx_http_complex_value_t,
+) -> Option<Vec<u8>> {
+    let mut value = ngx_str_t::empty();
+    // SAFETY: per the contract.
+    let rc = unsafe { ngx_http_complex_value(r, cv, &mut value) };
+    (rc == NGX_OK as ngx_int_t).then(|| value.as_bytes().to_vec())
+}
+
 /// Parses an nginx time (`500ms`, `90s`, `1d`); `None` unless it is positive.
 pub fn parse_time(value: &ngx_str_t) -> Option<std::time::Duration> {
     let mut v = *value;

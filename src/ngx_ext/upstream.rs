@@ -56,6 +56,7 @@ unsafe fn peer_spec(p: &ngx_http_upstream_rr_peer_t, backup: bool) -> Option<Pee
         max_fails: p.max_fails as u32,
         fail_timeout: Duration::from_secs(p.fail_timeout.max(0) as u64),
         backup,
+        max_conns: p.max_conns,
     })
 }
 

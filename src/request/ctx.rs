@@ -15,8 +15,11 @@ pub enum State {
     Scanning(SlotId),
     /// The scan's result, to apply when the phases run again.
     Done(Result<Verdict, ScanError>),
-    /// The verdict was applied. `passed`: the body may go on (allowed, sanitized, or the
-    /// documented bad-request exception); otherwise it was dropped.
+    /// The body is over `ometascan_max_size` (`over=reject`): 413 when the phases run again.
+    TooLarge,
+    /// The verdict was applied. `passed`: the body may go on (allowed, sanitized, the
+    /// documented bad-request exception, or unscanned by the operator's policy); otherwise
+    /// it was dropped.
     Applied {
         passed: bool,
     },
@@ -42,11 +45,13 @@ pub struct Report {
 }
 
 impl Report {
-    pub fn of(outcome: &ScanOutcome) -> Report {
+    /// `failed`: what a failed scan counts as (`error`, or `unscanned` under
+    /// `ometascan_on_error pass`).
+    pub fn of(outcome: &ScanOutcome, failed: ResultKind) -> Report {
         Report {
             result: Some(match &outcome.result {
                 Ok(v) => v.kind(),
-                Err(_) => ResultKind::Error,
+                Err(_) => failed,
             }),
             threat: match &outcome.result {
                 Ok(Verdict::Blocked { threat, .. }) => threat.clone(),
@@ -63,7 +68,7 @@ impl Drop for Ctx {
     fn drop(&mut self) {
         if let State::Scanning(slot) = self.state {
             runtime::forget(slot);
-            status::finished(None, None, None, None);
+            status::finished(None, None, None, None, false);
         }
     }
 }

@@ -12,7 +12,7 @@ use ngx::ffi::*;
 use ngx::http::{HttpModuleLocationConf, NgxHttpCoreModule};
 use ometascan_core::headers::HeaderRules;
 use ometascan_core::{
-    BodyPart, RequestBody, ScanError, ScanOptions, ScanOutcome, ScanRequest, Target,
+    BodyPart, RequestBody, ScanError, ScanLimit, ScanOptions, ScanOutcome, ScanRequest, Target,
 };
 
 use super::ctx::{self, State};
@@ -207,6 +207,15 @@ unsafe fn scan_options(
         spill_dir,
         tls: lcf.tls.clone(),
         max_sanitized,
+        limit: s.max_scans.map(|m| ScanLimit {
+            id: m.id,
+            max: m.max,
+        }),
+        queue_wait: s
+            .max_scans
+            .map_or(ometascan_core::scan::options::DEFAULT_QUEUE_WAIT, |m| {
+                m.wait
+            }),
         keepalive: s.keepalive,
         keepalive_timeout: s.keepalive_timeout,
         ..ScanOptions::default()
@@ -220,5 +229,6 @@ pub fn not_started(e: ScanError) -> ScanOutcome {
         server: None,
         status: None,
         elapsed: std::time::Duration::ZERO,
+        queued: false,
     }
 }

@@ -13,6 +13,8 @@ use ngx::ffi::*;
 use ngx::http::HttpModuleLocationConf;
 use ometascan_core::{ResultKind, ScanOutcome};
 
+use crate::conf::{LocConf, OnError, OverSize, PassTarget};
+use crate::ngx_ext::conf::complex_value;
 use crate::ngx_ext::log;
 use crate::status;
 use crate::Module;
@@ -79,7 +81,15 @@ pub unsafe extern "C" fn scan_handler(r: *mut ngx_http_request_t) -> ngx_int_t {
     // SAFETY: r is live.
     let (method, has_body) = unsafe { ((*r).method_name.as_bytes(), announces_body(r)) };
     if !lcf.settings.methods.scans(method, has_body) {
-        status::skipped();
+        status::counted(ResultKind::Skipped);
+        return NGX_DECLINED_;
+    }
+    // SAFETY: r is live; the values were compiled for its configuration.
+    if let Some(why) = unsafe { bypassed(r, lcf) } {
+        status::counted(ResultKind::Skipped);
+        let msg = format!("not scanned: \"ometascan_bypass\" value \"{why}\"");
+        // SAFETY: r is live.
+        unsafe { log::error(r, NGX_LOG_INFO, &target.shown, &msg) };
         return NGX_DECLINED_;
     }
     let fresh = Ctx {
@@ -99,6 +109,27 @@ pub unsafe extern "C" fn scan_handler(r: *mut ngx_http_request_t) -> ngx_int_t {
     // SAFETY: r is live; the reference taken by reading the body is given back.
     unsafe { ngx_http_finalize_request(r, NGX_DONE_) };
     NGX_DONE_
+}
+
+/// The first `ometascan_bypass` value that is non-empty and not "0", if any (a value that
+/// cannot be evaluated does not bypass).
+///
+/// # Safety
+/// `r` must be a live request of `lcf`'s location.
+unsafe fn bypassed(r: *mut ngx_http_request_t, lcf: &LocConf) -> Option<String> {
+    lcf.bypass.as_deref()?.iter().find_map(|&cv| {
+        // SAFETY: per the contract.
+        let v = unsafe { complex_value(r, cv) }?;
+        (!v.is_empty() && v != b"0").then(|| String::from_utf8_lossy(&v).into_owned())
+    })
+}
+
+/// What a failed scan counts as in this location.
+fn failed_kind(lcf: &LocConf) -> ResultKind {
+    match lcf.settings.on_error {
+        OnError::Block => ResultKind::Error,
+        OnError::Pass => ResultKind::Unscanned,
+    }
 }
 
 /// The phase handler for a request that has a ctx already.
@@ -125,6 +156,12 @@ unsafe fn again(r: *mut ngx_http_request_t, ctx: &mut Ctx) -> ngx_int_t {
             NGX_DECLINED_
         }
         State::Scanning(_) => NGX_DONE_,
+        State::TooLarge => {
+            ctx.state = State::Applied { passed: false };
+            // SAFETY: per the contract; no scan was started.
+            unsafe { verdict::drop_body(r) };
+            NGX_HTTP_REQUEST_ENTITY_TOO_LARGE as ngx_int_t
+        }
         // Only a redirect after a failed body read (a timeout, a client error) meets this:
         // the body is incomplete and unscanned.
         State::Reading => {
@@ -145,8 +182,13 @@ unsafe extern "C" fn body_handler(r: *mut ngx_http_request_t) {
         return;
     };
     let Some(target) = lcf.target() else { return };
-    // SAFETY: r is live.
-    let len = unsafe { (*r).headers_in.content_length_n }.max(0) as u64;
+    // SAFETY: r is live; nginx read the whole body.
+    let len = unsafe { body_size(r) };
+    if let Some((max, over)) = lcf.settings.max_size.filter(|(max, _)| len > *max) {
+        // SAFETY: r is the live main request of ctx.
+        unsafe { over_size(r, ctx, target, len, max, over) };
+        return;
+    }
     // SAFETY: r is a live main request whose body was read.
     let started = unsafe { job::start(r, lcf, target, on_done) };
     match started {
@@ -163,13 +205,81 @@ unsafe extern "C" fn body_handler(r: *mut ngx_http_request_t) {
             }
         }
         Err(e) => {
-            ctx.report.result = Some(ResultKind::Error);
+            let kind = failed_kind(lcf);
+            ctx.report.result = Some(kind);
             status::started(0);
-            status::finished(Some(ResultKind::Error), Some(&e), None, None);
+            status::finished(Some(kind), Some(&e), None, None, false);
             ctx.state = State::Done(job::not_started(e).result);
             // SAFETY: r is live.
             unsafe { resume(r) };
         }
+    }
+}
+
+/// The body's real size, as nginx stored it (memory buffers and temp file ranges).
+///
+/// # Safety
+/// `r` must be a live request whose body nginx has read.
+unsafe fn body_size(r: *mut ngx_http_request_t) -> u64 {
+    // SAFETY: per the contract.
+    let rb = unsafe { (*r).request_body };
+    if rb.is_null() {
+        return 0;
+    }
+    let mut n = 0u64;
+    // SAFETY: rb is the request's body; its chain is valid.
+    let mut cl = unsafe { (*rb).bufs };
+    while !cl.is_null() {
+        // SAFETY: cl is a link of the chain; its buffer is valid.
+        let b = unsafe { &*(*cl).buf };
+        n += if b.in_file() != 0 {
+            (b.file_last - b.file_pos).max(0) as u64
+        } else if b.pos.is_null() {
+            0
+        } else {
+            // SAFETY: pos..last is the buffer's data.
+            unsafe { b.last.offset_from(b.pos) }.max(0) as u64
+        };
+        // SAFETY: as above.
+        cl = unsafe { (*cl).next };
+    }
+    n
+}
+
+/// A body over `ometascan_max_size`: refused (413) or, with `over=pass`, forwarded unscanned.
+///
+/// # Safety
+/// `r` must be the live main request of `ctx`, whose body nginx has read.
+unsafe fn over_size(
+    r: *mut ngx_http_request_t,
+    ctx: &mut Ctx,
+    target: &PassTarget,
+    len: u64,
+    max: u64,
+    over: OverSize,
+) {
+    let (kind, level, state, what) = match over {
+        OverSize::Reject => (
+            ResultKind::TooLarge,
+            NGX_LOG_INFO,
+            State::TooLarge,
+            "refused",
+        ),
+        OverSize::Pass => (
+            ResultKind::Unscanned,
+            NGX_LOG_WARN,
+            State::Applied { passed: true },
+            "forwarded unscanned",
+        ),
+    };
+    ctx.report.result = Some(kind);
+    ctx.state = state;
+    status::counted(kind);
+    let msg = format!("request body of {len} bytes is over \"ometascan_max_size\" {max}, {what}");
+    // SAFETY: per the contract.
+    unsafe {
+        log::error(r, level, &target.shown, &msg);
+        resume(r);
     }
 }
 
@@ -180,12 +290,15 @@ unsafe extern "C" fn body_handler(r: *mut ngx_http_request_t) {
 unsafe fn on_done(r: *mut ngx_http_request_t, outcome: ScanOutcome) {
     // SAFETY: the request is alive (the runtime checked its slot) and ours holds a reference.
     if let Some(ctx) = unsafe { ctx::get(r) } {
-        ctx.report = Report::of(&outcome);
+        // SAFETY: as above.
+        let failed = unsafe { Module::location_conf(&*r) }.map_or(ResultKind::Error, failed_kind);
+        ctx.report = Report::of(&outcome, failed);
         status::finished(
             ctx.report.result,
             outcome.result.as_ref().err(),
             Some(outcome.elapsed),
             outcome.server,
+            outcome.queued,
         );
         ctx.state = State::Done(outcome.result);
     }

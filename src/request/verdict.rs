@@ -9,9 +9,9 @@ use ometascan_core::{ResponsePage, SanitizedBody, ScanError, Verdict};
 
 use super::ctx::{Ctx, State};
 use super::{log_debug, log_error, NGX_DECLINED_, NGX_DONE_};
-use crate::conf::LocConf;
+use crate::conf::{LocConf, OnError};
 use crate::ngx_ext::buf::{copy_to_buf, file_buf};
-use crate::ngx_ext::headers::{headers_in_named, pool_str, set_header_in};
+use crate::ngx_ext::headers::{headers_in_named, pool_str, push_header_out, set_header_in};
 use crate::ngx_ext::page::{has_error_page, send_page};
 
 const INTERNAL_ERROR: ngx_int_t = NGX_HTTP_INTERNAL_SERVER_ERROR as ngx_int_t;
@@ -28,7 +28,8 @@ pub unsafe fn apply(r: *mut ngx_http_request_t, ctx: &mut Ctx, lcf: &LocConf) ->
     let passed = match &result {
         Ok(Verdict::Allowed | Verdict::Sanitized { .. }) => true,
         Ok(Verdict::BadRequest { .. }) => lcf.settings.allow_bad_request,
-        _ => false,
+        Ok(Verdict::Blocked { .. }) => false,
+        Err(_) => lcf.settings.on_error == OnError::Pass,
     };
     ctx.state = State::Applied { passed };
     let ms = ctx.report.scan_time.unwrap_or_default().as_millis();
@@ -100,6 +101,15 @@ pub unsafe fn apply(r: *mut ngx_http_request_t, ctx: &mut Ctx, lcf: &LocConf) ->
                 relay(r, lcf, &page)
             }
         }
+        Err(e) if passed => {
+            let msg = format!(
+                "scan failed: {e}; forwarding the request unscanned because of \
+                 \"ometascan_on_error pass\""
+            );
+            // SAFETY: per the contract.
+            unsafe { log_error(r, NGX_LOG_WARN, &msg) };
+            NGX_DECLINED_
+        }
         // SAFETY: per the contract.
         Err(e) => unsafe { failed(r, &e) },
     }
@@ -117,6 +127,12 @@ unsafe fn failed(r: *mut ngx_http_request_t, e: &ScanError) -> ngx_int_t {
     };
     // SAFETY: per the contract.
     unsafe { log_error(r, NGX_LOG_ERR, &msg) };
+    if let ScanError::Busy(wait, _) = e {
+        // When to try again: the longest wait for a turn, in whole seconds.
+        let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        // SAFETY: r is live and its header not sent; nginx keeps the field on its 503 page.
+        let _ = unsafe { push_header_out(r, b"Retry-After", secs.max(1).to_string().as_bytes()) };
+    }
     e.status() as ngx_int_t
 }
 

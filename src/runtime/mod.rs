@@ -320,6 +320,7 @@ fn failed(e: ScanError) -> ScanOutcome {
         server: None,
         status: None,
         elapsed: Duration::ZERO,
+        queued: false,
     }
 }
 

@@ -13,7 +13,7 @@ use ngx::http::{HttpModuleLocationConf, NgxHttpCoreModule};
 use ometascan_core::ResponsePage;
 
 pub use shm::{
-    add_zone, claim_worker_slot, finished, release_worker_slot, server_health, skipped, started,
+    add_zone, claim_worker_slot, counted, finished, release_worker_slot, server_health, started,
 };
 
 /// `ometascan_status;`: makes the location answer with the counters.

@@ -53,6 +53,22 @@ fn totals(o: &mut String, s: &Stats) {
     let name = "ometascan_scanned_bytes_total";
     head(o, name, "counter", "Request body bytes sent to scanners.");
     let _ = writeln!(o, "{name} {}", r(&s.bytes));
+    let name = "ometascan_scans_queued_total";
+    head(
+        o,
+        name,
+        "counter",
+        "Scans that waited for a turn (max_scans, max_conns).",
+    );
+    let _ = writeln!(o, "{name} {}", r(&s.queued));
+    let name = "ometascan_scans_rejected_total";
+    head(
+        o,
+        name,
+        "counter",
+        "Scans refused for want of a turn (503).",
+    );
+    let _ = writeln!(o, "{name} {}", r(&s.errors[ErrorKind::Busy.index()]));
     let name = "ometascan_scans_in_flight";
     head(o, name, "gauge", "Scans waiting for a verdict.");
     let _ = writeln!(o, "{name} {}", in_flight(s));

@@ -50,6 +50,8 @@ pub struct Stats {
     pub results: [AtomicU64; ResultKind::ALL.len()],
     pub errors: [AtomicU64; ErrorKind::ALL.len()],
     pub bytes: AtomicU64,
+    /// Scans that waited for a turn (`ometascan_max_scans`, `max_conns`).
+    pub queued: AtomicU64,
     workers: [WorkerSlot; WORKER_SLOTS],
     pub buckets: [AtomicU64; BUCKETS_MS.len()],
     pub time_sum_ms: AtomicU64,
@@ -201,6 +203,7 @@ pub fn finished(
     error: Option<&ScanError>,
     time: Option<Duration>,
     server: Option<SocketAddr>,
+    queued: bool,
 ) {
     let Some(s) = stats() else { return };
     if let Some(w) = my_slot() {
@@ -213,6 +216,9 @@ pub fn finished(
     }
     if let Some(e) = error {
         s.errors[e.kind().index()].fetch_add(1, Ordering::Relaxed);
+    }
+    if queued {
+        s.queued.fetch_add(1, Ordering::Relaxed);
     }
     if let Some(t) = time {
         let ms = t.as_millis() as u64;
@@ -232,10 +238,10 @@ pub fn finished(
     }
 }
 
-/// A request that is not scanned in a location that scans (method not listed).
-pub fn skipped() {
+/// A request decided without a scan (skipped, too large, unscanned by size).
+pub fn counted(kind: ResultKind) {
     if let Some(s) = stats() {
-        s.results[ResultKind::Skipped.index()].fetch_add(1, Ordering::Relaxed);
+        s.results[kind.index()].fetch_add(1, Ordering::Relaxed);
     }
 }
 

@@ -73,6 +73,9 @@ struct State {
     default: Mutex<Action>,
     received: Mutex<Vec<Received>>,
     connections: AtomicUsize,
+    /// Requests being handled now, and the most at once.
+    active: AtomicUsize,
+    max_active: AtomicUsize,
     /// Keep bodies up to this size in `Received::body`.
     keep_body: AtomicUsize,
     stop: AtomicBool,
@@ -101,6 +104,8 @@ impl ScannerDouble {
             default: Mutex::new(default),
             received: Mutex::new(Vec::new()),
             connections: AtomicUsize::new(0),
+            active: AtomicUsize::new(0),
+            max_active: AtomicUsize::new(0),
             keep_body: AtomicUsize::new(16 * 1024 * 1024),
             stop: AtomicBool::new(false),
             held: Mutex::new(Vec::new()),
@@ -154,6 +159,11 @@ impl ScannerDouble {
     pub fn received_since(&self, n: usize) -> Vec<Received> {
         let all = self.state.received.lock().unwrap();
         all.get(n..).unwrap_or_default().to_vec()
+    }
+
+    /// The most requests the double handled at once.
+    pub fn max_concurrent(&self) -> usize {
+        self.state.max_active.load(Ordering::Acquire)
     }
 
     pub fn connections(&self) -> usize {
@@ -220,6 +230,9 @@ fn serve(conn: TcpStream, st: Arc<State>, id: usize) {
             let next = st.script.lock().unwrap().pop_front();
             next.unwrap_or_else(|| st.default.lock().unwrap().clone())
         };
+        let now = st.active.fetch_add(1, Ordering::AcqRel) + 1;
+        st.max_active.fetch_max(now, Ordering::AcqRel);
+        let _active = Busy(&st.active);
         match &action {
             Action::ResetAfterHead => {
                 record(&st, head, Vec::new(), 0, Fnv::default());
@@ -359,4 +372,13 @@ fn response(status: u16, headers: &[(String, String)], body: &[u8]) -> Vec<u8> {
     out.extend_from_slice(format!("Content-Length: {}\r\n\r\n", body.len()).as_bytes());
     out.extend_from_slice(body);
     out
+}
+
+/// Counts a request being handled for as long as it lives.
+struct Busy<'a>(&'a AtomicUsize);
+
+impl Drop for Busy<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }

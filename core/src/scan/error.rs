@@ -38,6 +38,9 @@ pub enum ScanError {
     NoLiveScanner,
     #[error("internal error in the scanner client")]
     Internal,
+    /// No turn within the wait (scan limit or the servers' `max_conns`): 503.
+    #[error("no free scan slot within {0:?} ({1})")]
+    Busy(std::time::Duration, &'static str),
     /// The module could not start the scan (no memory, a header it cannot copy, ...): 500.
     #[error("{0}")]
     Module(String),
@@ -52,17 +55,20 @@ pub enum ErrorKind {
     Protocol,
     Io,
     Internal,
+    /// Rejected for want of a scan slot.
+    Busy,
 }
 
 impl ErrorKind {
     /// Every kind, in the order of their counters.
-    pub const ALL: [ErrorKind; 6] = [
+    pub const ALL: [ErrorKind; 7] = [
         ErrorKind::Connect,
         ErrorKind::Timeout,
         ErrorKind::Tls,
         ErrorKind::Protocol,
         ErrorKind::Io,
         ErrorKind::Internal,
+        ErrorKind::Busy,
     ];
 
     pub fn name(self) -> &'static str {
@@ -73,6 +79,7 @@ impl ErrorKind {
             ErrorKind::Protocol => "protocol",
             ErrorKind::Io => "io",
             ErrorKind::Internal => "internal",
+            ErrorKind::Busy => "busy",
         }
     }
 
@@ -134,6 +141,7 @@ impl ScanError {
             | ScanError::Unsupported(_)
             | ScanError::Internal
             | ScanError::Module(_) => ErrorKind::Internal,
+            ScanError::Busy(..) => ErrorKind::Busy,
         }
     }
 
@@ -143,6 +151,8 @@ impl ScanError {
             504
         } else if matches!(self, ScanError::Module(_)) {
             500
+        } else if matches!(self, ScanError::Busy(..)) {
+            503
         } else {
             502
         }

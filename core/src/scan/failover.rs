@@ -8,7 +8,8 @@ use std::time::Instant;
 use crate::http::HttpClient;
 use crate::icap::IcapClient;
 use crate::notices::Notices;
-use crate::scan::report::{note_server, ScanOutcome, ANSWER};
+use crate::scan::gates::{Gate, Gates};
+use crate::scan::report::{note_server, Notes, ScanOutcome, ANSWER};
 use crate::scan::{Failed, ScanError, ScanOptions, ScanRequest, Target, Verdict};
 use crate::upstream::balancer::Balancer;
 use crate::url::Scheme;
@@ -19,6 +20,7 @@ pub struct Scanner {
     icap: IcapClient,
     balancer: Arc<Balancer>,
     notices: Arc<Notices>,
+    gates: Gates,
 }
 
 impl Default for Scanner {
@@ -33,6 +35,7 @@ impl Scanner {
             icap: IcapClient::new(),
             balancer: Arc::new(Balancer::new()),
             notices: Arc::new(Notices::default()),
+            gates: Gates::default(),
         }
     }
 
@@ -60,14 +63,15 @@ impl Scanner {
     ) -> ScanOutcome {
         let started = Instant::now();
         ANSWER
-            .scope(std::cell::Cell::new((None, None)), async {
+            .scope(std::cell::Cell::new(Notes::default()), async {
                 let result = self.scan(target, req, opts).await;
-                let (server, status) = ANSWER.with(|c| c.get());
+                let notes = ANSWER.with(|c| c.get());
                 ScanOutcome {
                     result,
-                    server,
-                    status,
+                    server: notes.server,
+                    status: notes.status,
                     elapsed: started.elapsed(),
+                    queued: notes.queued,
                 }
             })
             .await
@@ -83,6 +87,20 @@ impl Scanner {
             return Err(ScanError::Tls("no TLS settings for this scanner".into()));
         }
         let icap = matches!(target.url.scheme, Scheme::Icap | Scheme::Icaps);
+        // The location's turn, held for the whole scan.
+        let _turn = match opts.limit {
+            Some(l) => Some(
+                self.gates
+                    .turn(
+                        Gate::Location(l.id),
+                        l.max,
+                        opts.queue_wait,
+                        "ometascan_max_scans",
+                    )
+                    .await?,
+            ),
+            None => None,
+        };
         // Each server of the group at most once; another one only while no byte of an
         // answer arrived (a server that answered decides).
         let mut tried = Vec::new();
@@ -94,6 +112,18 @@ impl Scanner {
             tried.push(idx);
             let peer = &target.peers[idx];
             note_server(peer.addr);
+            // The server's turn (max_conns), held for the exchange.
+            let _server_turn = match peer.max_conns {
+                0 => None,
+                max => {
+                    let gate = Gate::Server(target.group, peer.addr);
+                    Some(
+                        self.gates
+                            .turn(gate, max, opts.queue_wait, "max_conns")
+                            .await?,
+                    )
+                }
+            };
             tracing::debug!(
                 "scanning {} {} ({} bytes) on {}",
                 String::from_utf8_lossy(&req.method),

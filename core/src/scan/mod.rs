@@ -5,6 +5,7 @@
 
 pub mod error;
 pub mod failover;
+mod gates;
 pub mod options;
 pub mod report;
 pub mod request;
@@ -13,7 +14,7 @@ pub mod verdict;
 
 pub use error::{ErrorKind, ScanError};
 pub use failover::Scanner;
-pub use options::{ScanOptions, Timeouts, SPILL_THRESHOLD};
+pub use options::{ScanLimit, ScanOptions, Timeouts, SPILL_THRESHOLD};
 pub use report::ScanOutcome;
 pub use request::{ScanRequest, Target};
 pub(crate) use retry::Failed;

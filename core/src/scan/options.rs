@@ -7,6 +7,17 @@ use crate::headers::HeaderRules;
 
 /// Sanitized bodies up to this size stay in memory; larger ones go to a temp file.
 pub const SPILL_THRESHOLD: usize = 1024 * 1024;
+/// How long a scan waits for a turn (scan limit, `max_conns`) when nothing else is set.
+pub const DEFAULT_QUEUE_WAIT: Duration = Duration::from_secs(10);
+
+/// At most `max` scans of a location at once, per worker (`ometascan_max_scans`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ScanLimit {
+    /// Tells the locations apart (the adapter uses its configuration's address).
+    pub id: usize,
+    pub max: usize,
+}
+
 /// Largest block page accepted.
 pub const MAX_PAGE: usize = 1024 * 1024;
 /// Idle connections kept per server by default (`ometascan_keepalive`).
@@ -48,6 +59,10 @@ pub struct ScanOptions {
     /// Largest sanitized body accepted (the location's `client_max_body_size`; `None`: no
     /// limit): a scanner cannot fill the disk with an endless replacement.
     pub max_sanitized: Option<u64>,
+    /// The location's scan limit, if any.
+    pub limit: Option<ScanLimit>,
+    /// The longest wait for a turn (scan limit, `max_conns`); then the scan fails as busy.
+    pub queue_wait: Duration,
     /// Idle connections kept per server (`ometascan_keepalive`; 0: none).
     pub keepalive: usize,
     /// How long an idle connection is kept (`ometascan_keepalive_timeout`).
@@ -64,6 +79,8 @@ impl Default for ScanOptions {
             max_page: MAX_PAGE,
             tls: None,
             max_sanitized: None,
+            limit: None,
+            queue_wait: DEFAULT_QUEUE_WAIT,
             keepalive: DEFAULT_KEEPALIVE,
             keepalive_timeout: DEFAULT_TIMEOUT,
         }

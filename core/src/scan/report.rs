@@ -7,18 +7,42 @@ use std::time::Duration;
 
 use crate::scan::{ScanError, Verdict};
 
+/// What the protocol clients note while a scan runs.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Notes {
+    pub server: Option<SocketAddr>,
+    pub status: Option<u16>,
+    pub queued: bool,
+}
+
 tokio::task_local! {
-    /// The server tried last and the status of its answer, for the scan's report.
-    pub(crate) static ANSWER: std::cell::Cell<(Option<SocketAddr>, Option<u16>)>;
+    /// The server tried last, the status of its answer, whether the scan waited for a turn.
+    pub(crate) static ANSWER: std::cell::Cell<Notes>;
+}
+
+fn note(f: impl FnOnce(&mut Notes)) {
+    let _ = ANSWER.try_with(|c| {
+        let mut n = c.get();
+        f(&mut n);
+        c.set(n);
+    });
 }
 
 /// Records the status line of the scanner's answer (HTTP or ICAP).
 pub(crate) fn note_status(status: u16) {
-    let _ = ANSWER.try_with(|c| c.set((c.get().0, Some(status))));
+    note(|n| n.status = Some(status));
 }
 
 pub(crate) fn note_server(addr: SocketAddr) {
-    let _ = ANSWER.try_with(|c| c.set((Some(addr), None)));
+    note(|n| {
+        n.server = Some(addr);
+        n.status = None;
+    });
+}
+
+/// The scan had to wait for a turn (a scan limit or a server's `max_conns`).
+pub(crate) fn note_queued() {
+    note(|n| n.queued = true);
 }
 
 /// A scan's result with what the access log wants to know about it.
@@ -31,4 +55,6 @@ pub struct ScanOutcome {
     pub status: Option<u16>,
     /// How long the scan took.
     pub elapsed: Duration,
+    /// Whether it waited for a turn.
+    pub queued: bool,
 }

@@ -50,6 +50,7 @@ impl Target {
         let peers = addrs
             .iter()
             .map(|a| PeerSpec {
+                max_conns: 0,
                 addr: *a,
                 name: a.to_string(),
                 weight: 1,

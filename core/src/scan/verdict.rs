@@ -86,19 +86,27 @@ pub enum ResultKind {
     BadRequest,
     /// The scan failed (or could not start): 502/504/500.
     Error,
-    /// Scanning is configured, but not for this request (method without a body, not listed).
+    /// Scanning is configured, but not for this request (method without a body, not listed,
+    /// `ometascan_bypass`).
     Skipped,
+    /// Forwarded without a verdict: the scan failed under `ometascan_on_error pass`, or the
+    /// body was over `ometascan_max_size ... over=pass`.
+    Unscanned,
+    /// Refused for its size (`ometascan_max_size`): 413.
+    TooLarge,
 }
 
 impl ResultKind {
     /// Every kind, in the order of their counters.
-    pub const ALL: [ResultKind; 6] = [
+    pub const ALL: [ResultKind; 8] = [
         ResultKind::Allowed,
         ResultKind::Sanitized,
         ResultKind::Blocked,
         ResultKind::BadRequest,
         ResultKind::Error,
         ResultKind::Skipped,
+        ResultKind::Unscanned,
+        ResultKind::TooLarge,
     ];
 
     pub fn name(self) -> &'static str {
@@ -109,6 +117,8 @@ impl ResultKind {
             ResultKind::BadRequest => "bad_request",
             ResultKind::Error => "error",
             ResultKind::Skipped => "skipped",
+            ResultKind::Unscanned => "unscanned",
+            ResultKind::TooLarge => "too_large",
         }
     }
 

@@ -19,6 +19,8 @@ pub struct PeerSpec {
     pub max_fails: u32,
     pub fail_timeout: Duration,
     pub backup: bool,
+    /// Scans at once on this server, per worker (nginx's `max_conns`; 0: no limit).
+    pub max_conns: usize,
 }
 
 #[derive(Debug)]
@@ -182,6 +184,7 @@ mod tests {
 
     fn peer(port: u16, weight: u32, backup: bool) -> PeerSpec {
         PeerSpec {
+            max_conns: 0,
             addr: SocketAddr::from(([127, 0, 0, 1], port)),
             name: format!("127.0.0.1:{port}"),
             weight,

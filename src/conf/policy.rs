@@ -1,0 +1,142 @@
+//! The handlers of the policy directives: what is not scanned (`ometascan_bypass`), what is
+//! too large to scan (`ometascan_max_size`), what a failed scan means (`ometascan_on_error`),
+//! and how many scans run at once (`ometascan_max_scans`).
+
+use std::ffi::{c_char, c_void};
+
+use ngx::ffi::*;
+
+use super::{lcf, MaxScans, OnError, OverSize};
+use crate::ngx_ext::conf::{
+    args, compile_complex, conf_error, duplicate_check, fail, invalid, name_of, parse_time, text,
+    CONF_OK,
+};
+
+/// Largest `ometascan_max_scans` accepted.
+const MAX_SCANS: usize = 100_000;
+
+/// `ometascan_bypass string ...`: a request for which any value is non-empty and not "0" is
+/// not scanned.
+pub unsafe extern "C" fn set_bypass(
+    cf: *mut ngx_conf_t,
+    cmd: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    // SAFETY: called by nginx with its own cf/cmd and our LocConf.
+    let (a, c) = unsafe { (args(cf), lcf(conf)) };
+    duplicate_check!(cf, c.bypass, name_of(cmd));
+    let mut values = Vec::new();
+    for v in &a[1..] {
+        // SAFETY: cf is the configuration nginx passed to the handler.
+        let Some(cv) = (unsafe { compile_complex(cf, v) }) else {
+            return conf_error();
+        };
+        values.push(cv);
+    }
+    c.bypass = Some(values);
+    CONF_OK
+}
+
+/// `ometascan_max_size size [over=reject|pass]`.
+pub unsafe extern "C" fn set_max_size(
+    cf: *mut ngx_conf_t,
+    cmd: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    // SAFETY: called by nginx with its own cf/cmd and our LocConf.
+    let (a, c) = unsafe { (args(cf), lcf(conf)) };
+    let name = name_of(cmd);
+    duplicate_check!(cf, c.max_size, name);
+    let mut v = a[1];
+    // SAFETY: ngx_parse_offset only reads the string.
+    let size = unsafe { ngx_parse_offset(&mut v) };
+    if size <= 0 {
+        // SAFETY: cf is valid during the handler.
+        return unsafe { fail(cf, &invalid(&a[1], &name, "it must be a size above zero")) };
+    }
+    let over = match a.get(2).map(text).as_deref() {
+        None | Some("over=reject") => OverSize::Reject,
+        Some("over=pass") => OverSize::Pass,
+        // SAFETY: cf is valid during the handler.
+        Some(_) => {
+            return unsafe {
+                fail(
+                    cf,
+                    &invalid(&a[2], &name, "it must be \"over=reject\" or \"over=pass\""),
+                )
+            }
+        }
+    };
+    c.max_size = Some((size as u64, over));
+    CONF_OK
+}
+
+/// `ometascan_on_error block | pass`.
+pub unsafe extern "C" fn set_on_error(
+    cf: *mut ngx_conf_t,
+    cmd: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    // SAFETY: called by nginx with its own cf/cmd and our LocConf.
+    let (a, c) = unsafe { (args(cf), lcf(conf)) };
+    let name = name_of(cmd);
+    duplicate_check!(cf, c.on_error, name);
+    c.on_error = Some(match a[1].as_bytes() {
+        b"block" => OnError::Block,
+        b"pass" => OnError::Pass,
+        // SAFETY: cf is valid during the handler.
+        _ => {
+            return unsafe {
+                fail(
+                    cf,
+                    &invalid(&a[1], &name, "it must be \"block\" or \"pass\""),
+                )
+            }
+        }
+    });
+    CONF_OK
+}
+
+/// `ometascan_max_scans number [wait=time]`: at most `number` scans at once, per worker, in
+/// the locations that inherit the directive from where it is written; a scan waits for its
+/// turn at most `wait` (10s), then the client gets 503 with `Retry-After`.
+pub unsafe extern "C" fn set_max_scans(
+    cf: *mut ngx_conf_t,
+    cmd: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    // SAFETY: called by nginx with its own cf/cmd and our LocConf.
+    let (a, c) = unsafe { (args(cf), lcf(conf)) };
+    let name = name_of(cmd);
+    duplicate_check!(cf, c.max_scans, name);
+    let Some(max) = text(&a[1])
+        .parse::<usize>()
+        .ok()
+        .filter(|n| (1..=MAX_SCANS).contains(n))
+    else {
+        let why = format!("it must be a number from 1 to {MAX_SCANS}");
+        // SAFETY: cf is valid during the handler.
+        return unsafe { fail(cf, &invalid(&a[1], &name, &why)) };
+    };
+    let mut wait = ometascan_core::scan::options::DEFAULT_QUEUE_WAIT;
+    if let Some(w) = a.get(2) {
+        let t = text(w);
+        let parsed = t.strip_prefix("wait=").and_then(|v| {
+            parse_time(&ngx_str_t {
+                len: v.len(),
+                data: v.as_ptr() as *mut u8,
+            })
+        });
+        match parsed {
+            Some(d) => wait = d,
+            // SAFETY: cf is valid during the handler.
+            None => return unsafe { fail(cf, &invalid(w, &name, "it must be \"wait=time\"")) },
+        }
+    }
+    c.max_scans = Some(MaxScans {
+        max,
+        wait,
+        id: conf as usize,
+    });
+    CONF_OK
+}
