@@ -221,7 +221,7 @@ fn max_scans_queues_then_answers_503_with_retry_after() {
 #[test]
 fn max_conns_of_an_upstream_server_is_never_exceeded() {
     let scanner = ScannerDouble::start(Action::Delay(
-        Duration::from_millis(100),
+        Duration::from_millis(20),
         Box::new(Action::Allow),
     ));
     let backend = Backend::start();
@@ -234,13 +234,13 @@ fn max_conns_of_an_upstream_server_is_never_exceeded() {
     );
     let n = Nginx::start(&http);
     let port = n.port;
-    let hs: Vec<_> = (0..40)
+    let hs: Vec<_> = (0..200)
         .map(|i| std::thread::spawn(move || client::post(port, &format!("/m{i}"), b"x").unwrap()))
         .collect();
     for h in hs {
         assert_eq!(h.join().unwrap().status, 200);
     }
-    assert_eq!(scanner.received().len(), 40);
+    assert_eq!(scanner.received().len(), 200);
     assert!(
         scanner.max_concurrent() <= 4,
         "{}",
@@ -251,5 +251,5 @@ fn max_conns_of_an_upstream_server_is_never_exceeded() {
         "connections opened: {}",
         scanner.connections()
     );
-    assert_eq!(backend.received().len(), 40);
+    assert_eq!(backend.received().len(), 200);
 }
