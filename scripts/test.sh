@@ -3,7 +3,7 @@
 # formatting, clippy, the unit tests of the core, the integration tests (real nginx with the
 # module, scanner doubles, c-icap + ClamAV, recording backend), nginx with the module under
 # valgrind, the build against Debian's own nginx, the Debian package (built, installed, used,
-# purged) and the RPM.
+# purged), the RPM, and the nginx.org packages with the --with-compat proof.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -24,3 +24,5 @@ echo "== Debian package: build, lintian, install, use, purge"
 "$root/scripts/check-deb.sh"
 echo "== RPM: build and inspect"
 "$root/scripts/check-rpm.sh"
+echo "== nginx.org packages: one --with-compat module in two nginx builds, refused by a third"
+"$root/scripts/check-nginx-org.sh"
