@@ -42,6 +42,9 @@ pub unsafe fn add(cf: *mut ngx_conf_t) -> ngx_int_t {
 }
 
 /// The text of variable `index` for request `r`; `None` when it has no value.
+///
+/// # Safety
+/// `r` must be a live request, on the nginx thread.
 unsafe fn value(r: *mut ngx_http_request_t, index: usize) -> Option<String> {
     // SAFETY: r is a live request; its main request carries the scan's state.
     let main = unsafe { (*r).main };

@@ -95,12 +95,9 @@ fn counters_are_aggregated_across_workers() {
     }
 }
 
-#[test]
-fn in_flight_scans_are_counted() {
-    let scanner = ScannerDouble::start(Action::Delay(
-        Duration::from_millis(1500),
-        Box::new(Action::Allow),
-    ));
+/// One worker scanning through a double that allows after `delay`, with `/status`.
+fn slow_scanner(delay: Duration) -> (Nginx, ScannerDouble, Backend) {
+    let scanner = ScannerDouble::start(Action::Delay(delay, Box::new(Action::Allow)));
     let backend = Backend::start();
     let http = format!(
         "server {{ listen 127.0.0.1:%PORT%;\n\
@@ -109,7 +106,12 @@ fn in_flight_scans_are_counted() {
         scanner.url(),
         backend.port()
     );
-    let n = Nginx::start(&http);
+    (Nginx::start(&http), scanner, backend)
+}
+
+#[test]
+fn in_flight_scans_are_counted() {
+    let (n, scanner, _backend) = slow_scanner(Duration::from_millis(1500));
     let port = n.port;
     let hs: Vec<_> = (0..3)
         .map(|i| {
@@ -142,19 +144,7 @@ fn in_flight_scans_are_counted() {
 
 #[test]
 fn the_in_flight_gauge_forgets_the_scans_of_a_killed_worker() {
-    let scanner = ScannerDouble::start(Action::Delay(
-        Duration::from_secs(10),
-        Box::new(Action::Allow),
-    ));
-    let backend = Backend::start();
-    let http = format!(
-        "server {{ listen 127.0.0.1:%PORT%;\n\
-           location / {{ ometascan_pass {}; proxy_pass http://127.0.0.1:{}; }}\n\
-           location = /status {{ ometascan_status; }} }}",
-        scanner.url(),
-        backend.port()
-    );
-    let n = Nginx::start(&http);
+    let (n, scanner, backend) = slow_scanner(Duration::from_secs(10));
     let port = n.port;
     let hs: Vec<_> = (0..3)
         .map(|i| std::thread::spawn(move || client::post(port, &format!("/k{i}"), b"x")))

@@ -50,7 +50,8 @@ struct Message {
     done: Option<ScanOutcome>,
 }
 
-/// What runs on the nginx thread when a scan's message arrives for a live request.
+/// What runs on the nginx thread when a scan's message arrives for a live request (its
+/// callers guarantee that: the request is live and unblocked, on the nginx thread).
 pub type OnDone = unsafe fn(*mut ngx_http_request_t, ScanOutcome);
 
 #[derive(Debug, thiserror::Error)]

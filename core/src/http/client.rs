@@ -49,22 +49,16 @@ impl HttpClient {
         req: &ScanRequest,
         opts: &ScanOptions,
     ) -> Result<Verdict, Failed> {
-        // A pooled connection may have been closed by the scanner meanwhile: one that fails
-        // before any byte of an answer is replaced by a fresh one, once.
+        // A pooled connection may have been closed or reset by the scanner meanwhile: one
+        // that fails before a complete answer is replaced by a fresh one, once.
         let key = PoolKey::new(addr, opts.tls.as_ref());
         if let Some(conn) = self
             .pool
             .take(key, opts.keepalive_timeout, |c| !c.sender.is_closed())
         {
-            match self.exchange(conn, key, target, req, opts).await {
-                Ok(v) => return Ok(v),
-                // A kept-alive connection lost before a complete answer (FIN or RST):
-                // nothing was decided or forwarded, so the scan goes once more on a fresh one.
-                Err(f) if f.retry_on_fresh_connection() => {
-                    let e = f.into_error();
-                    tracing::info!("pooled scanner connection failed ({e}), retrying on a new one");
-                }
-                Err(f) => return Err(Failed::Final(f.into_error())),
+            let tried = self.exchange(conn, key, target, req, opts).await;
+            if let Some(result) = Failed::after_pooled_try(tried, "scanner") {
+                return result;
             }
         }
         let conn = self

@@ -82,16 +82,10 @@ impl IcapClient {
             None => None,
         };
         if let Some(conn) = self.idle.take(pool_key, opts.keepalive_timeout, |_| true) {
-            match self.reqmod(conn, target, &key, &options, req, opts).await {
-                Ok(v) => return Ok(v),
-                // A kept-alive connection lost before a complete answer (FIN or RST, also
-                // after 100 Continue): nothing was decided or forwarded, so the scan is
-                // repeated once on a fresh connection.
-                Err(f) if f.retry_on_fresh_connection() => {
-                    let e = f.into_error();
-                    tracing::info!("pooled ICAP connection failed ({e}), retrying on a new one")
-                }
-                Err(f) => return Err(Failed::Final(f.into_error())),
+            // Also after 100 Continue: nothing was decided or forwarded yet.
+            let tried = self.reqmod(conn, target, &key, &options, req, opts).await;
+            if let Some(result) = Failed::after_pooled_try(tried, "ICAP") {
+                return result;
             }
         }
         let conn = connect(addr, opts).await.map_err(Failed::BeforeAnswer)?;

@@ -1,6 +1,6 @@
 //! The one decision a failed try leaves behind: what may be tried next.
 
-use crate::scan::ScanError;
+use crate::scan::{ScanError, Verdict};
 
 /// How far a failed try on one server got.
 #[derive(Debug)]
@@ -19,6 +19,24 @@ impl Failed {
     pub(crate) fn retry_on_fresh_connection(&self) -> bool {
         match self {
             Failed::BeforeAnswer(e) | Failed::Final(e) => e.is_connection_loss(),
+        }
+    }
+
+    /// What a try on a kept-alive connection leaves: `None` when the scan goes once more on a
+    /// fresh connection (logged), else the result to return (a failure is then final: the
+    /// server was reached).
+    pub(crate) fn after_pooled_try(
+        result: Result<Verdict, Failed>,
+        what: &str,
+    ) -> Option<Result<Verdict, Failed>> {
+        match result {
+            Ok(v) => Some(Ok(v)),
+            Err(f) if f.retry_on_fresh_connection() => {
+                let e = f.into_error();
+                tracing::info!("pooled {what} connection failed ({e}), retrying on a new one");
+                None
+            }
+            Err(f) => Some(Err(Failed::Final(f.into_error()))),
         }
     }
 
