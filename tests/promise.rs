@@ -486,3 +486,34 @@ fn an_x_accel_redirect_keeps_an_allowed_body_unscanned_again_and_a_blocked_one_e
         "not scanned again in /internal"
     );
 }
+
+#[test]
+fn an_http2_body_with_an_unlisted_method_and_no_content_length_is_scanned() {
+    let scanner = ScannerDouble::start(Action::EicarAware);
+    let backend = Backend::start();
+    let http = format!(
+        "server {{ listen 127.0.0.1:%PORT%; http2 on;\n\
+         location / {{ ometascan_pass {}; proxy_pass http://127.0.0.1:{}; }} }}",
+        scanner.url(),
+        backend.port()
+    );
+    let n = Nginx::start(&http);
+    let file = n.prefix.join("eicar.com");
+    std::fs::write(&file, EICAR).unwrap();
+    // curl streams stdin without a length: nginx sees an HTTP/2 body with no content-length.
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "cat {} | curl -s --http2-prior-knowledge -X PROPFIND -T - \
+             -o /dev/null -w '%{{http_code}} %{{http_version}}' http://127.0.0.1:{}/dav/x",
+            file.display(),
+            n.port
+        ))
+        .output()
+        .expect("curl");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "403 2");
+    let seen = scanner.received();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].body, EICAR, "the scanner got the whole body");
+    assert!(backend.received().is_empty());
+}
