@@ -8,12 +8,13 @@ use ometascan_core::ResultKind;
 use crate::request::ctx;
 use crate::Module;
 
-const VARIABLES: [(&str, usize); 5] = [
+const VARIABLES: [(&str, usize); 6] = [
     ("ometascan_result", 0),
     ("ometascan_threat", 1),
     ("ometascan_scan_time", 2),
     ("ometascan_scanner_addr", 3),
     ("ometascan_status", 4),
+    ("ometascan_parts", 5),
 ];
 
 /// Registers the variables (preconfiguration).
@@ -66,6 +67,7 @@ unsafe fn value(r: *mut ngx_http_request_t, index: usize) -> Option<String> {
             .map(|d| format!("{}.{:03}", d.as_secs(), d.subsec_millis())),
         3 => rep.server.map(|a| a.to_string()),
         4 => rep.status.map(|s| s.to_string()),
+        5 => (rep.objects > 0).then(|| rep.objects.to_string()),
         _ => None,
     }
 }

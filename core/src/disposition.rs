@@ -63,6 +63,21 @@ pub fn rename_filename(client: &str, scanner: &str) -> Option<String> {
     Some(items.join("; "))
 }
 
+/// The value of parameter `name` of a `Content-Disposition` value (quotes removed).
+pub fn param(value: &str, name: &str) -> Option<String> {
+    split_params(value).into_iter().skip(1).find_map(|p| {
+        if param_name(p).as_deref() != Some(name) {
+            return None;
+        }
+        let v = p.split_once('=')?.1.trim();
+        let v = v
+            .strip_prefix('"')
+            .and_then(|v| v.strip_suffix('"'))
+            .unwrap_or(v);
+        Some(v.to_string())
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -85,6 +100,15 @@ mod tests {
             .as_deref(),
             Some("form-data; name=\"f\"; filename*=UTF-8''clean.pdf; filename=\"clean.pdf\"")
         );
+    }
+
+    #[test]
+    fn parameters_are_read() {
+        let cd = "form-data; name=\"file\"; filename=\"a;b.gz\"";
+        assert_eq!(param(cd, "name").as_deref(), Some("file"));
+        assert_eq!(param(cd, "filename").as_deref(), Some("a;b.gz"));
+        assert_eq!(param(cd, "filename*"), None);
+        assert_eq!(param("form-data; name=x", "name").as_deref(), Some("x"));
     }
 
     #[test]

@@ -29,7 +29,7 @@ const fn cmd(name: &'static CStr, args: u32, set: Handler) -> ngx_command_t {
 }
 
 /// The directive table nginx reads while parsing the configuration.
-pub static mut COMMANDS: [ngx_command_t; 29] = [
+pub static mut COMMANDS: [ngx_command_t; 30] = [
     cmd(c"ometascan_pass", NGX_CONF_TAKE1, set_pass),
     cmd(c"ometascan_methods", NGX_CONF_1MORE, set_methods),
     cmd(
@@ -112,5 +112,6 @@ pub static mut COMMANDS: [ngx_command_t; 29] = [
     cmd(c"ometascan_max_size", NGX_CONF_TAKE12, set_max_size),
     cmd(c"ometascan_on_error", NGX_CONF_TAKE1, set_on_error),
     cmd(c"ometascan_max_scans", NGX_CONF_TAKE12, set_max_scans),
+    cmd(c"ometascan_multipart", NGX_CONF_FLAG, set_multipart),
     ngx_command_t::empty(),
 ];

@@ -51,6 +51,7 @@ flag_handler!(set_x_forwarded_for, x_forwarded_for);
 flag_handler!(set_intercept_errors, intercept_errors);
 flag_handler!(set_pre_cache, pre_cache);
 flag_handler!(set_log_blocked, log_blocked);
+flag_handler!(set_multipart, multipart);
 
 /// `ometascan_allow_bad_request_traffic on | off`.
 pub unsafe extern "C" fn set_allow_bad_request(

@@ -89,7 +89,8 @@ impl LocConf {
             bypass,
             max_size,
             on_error,
-            max_scans
+            max_scans,
+            multipart
         );
         if self.set_headers.is_none() {
             self.set_headers = prev.set_headers.as_ref().map(|v| {

@@ -110,6 +110,7 @@ pub struct LocConf {
     pub bypass: Option<Vec<*mut ngx_http_complex_value_t>>,
     pub max_size: Option<(u64, OverSize)>,
     pub on_error: Option<OnError>,
+    pub multipart: Option<bool>,
     pub max_scans: Option<MaxScans>,
 
     /// What a request uses: every value resolved, defaults applied (set when merging).

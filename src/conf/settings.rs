@@ -40,6 +40,8 @@ pub struct Settings {
     pub on_error: OnError,
     /// `ometascan_max_scans`: none (`wait` 10s when set without one).
     pub max_scans: Option<MaxScans>,
+    /// `ometascan_multipart`: on.
+    pub multipart: bool,
 }
 
 impl Settings {
@@ -62,6 +64,7 @@ impl Settings {
             max_size: c.max_size,
             on_error: c.on_error.unwrap_or(OnError::Block),
             max_scans: c.max_scans,
+            multipart: c.multipart.unwrap_or(true),
         }
     }
 }

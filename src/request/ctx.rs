@@ -42,6 +42,10 @@ pub struct Report {
     pub scan_time: Option<std::time::Duration>,
     pub server: Option<std::net::SocketAddr>,
     pub status: Option<u16>,
+    /// Objects sent to the scanner (a form's parts, or 1).
+    pub objects: usize,
+    /// The part of a form that decided, if any.
+    pub part: Option<String>,
 }
 
 impl Report {
@@ -60,6 +64,8 @@ impl Report {
             scan_time: Some(outcome.elapsed),
             server: outcome.server,
             status: outcome.status,
+            objects: outcome.objects,
+            part: outcome.part.clone(),
         }
     }
 }

@@ -69,12 +69,19 @@ pub unsafe fn start(
         .peers
         .clone()
         .ok_or_else(|| module_error(format!("no servers for scanner \"{}\"", target.shown)))?;
+    let options_multipart = lcf.settings.multipart;
     let target = Target {
         url: target.url.clone(),
         group: target.upstream as usize,
         peers,
     };
-    let future = async move { scanner.scan_report(&target, &request, &options).await };
+    let future = async move {
+        if options_multipart {
+            scanner.scan_form(target, request, options).await
+        } else {
+            scanner.scan_report(&target, &request, &options).await
+        }
+    };
     // SAFETY: r is a live main request with the cancelling cleanup added above.
     unsafe { runtime::start(r, loan, future, on_done) }
         .ok_or_else(|| module_error("the scanner runtime is not running"))
@@ -230,5 +237,7 @@ pub fn not_started(e: ScanError) -> ScanOutcome {
         status: None,
         elapsed: std::time::Duration::ZERO,
         queued: false,
+        objects: 0,
+        part: None,
     }
 }

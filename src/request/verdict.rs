@@ -72,9 +72,12 @@ pub unsafe fn apply(r: *mut ngx_http_request_t, ctx: &mut Ctx, lcf: &LocConf) ->
         }
         Ok(Verdict::Blocked { page, threat }) => {
             if lcf.settings.log_blocked {
-                let threat = threat
+                let mut threat = threat
                     .map(|t| format!(", threat \"{t}\""))
                     .unwrap_or_default();
+                if let Some(part) = &ctx.report.part {
+                    threat.push_str(&format!(", in {part}"));
+                }
                 let status = page.status;
                 let msg = format!("request blocked by the scanner with status {status}{threat}");
                 // SAFETY: per the contract.

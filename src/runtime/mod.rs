@@ -322,6 +322,8 @@ fn failed(e: ScanError) -> ScanOutcome {
         status: None,
         elapsed: Duration::ZERO,
         queued: false,
+        objects: 0,
+        part: None,
     }
 }
 

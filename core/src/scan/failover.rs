@@ -72,6 +72,8 @@ impl Scanner {
                     status: notes.status,
                     elapsed: started.elapsed(),
                     queued: notes.queued,
+                    objects: 1,
+                    part: None,
                 }
             })
             .await

@@ -5,6 +5,7 @@
 
 pub mod error;
 pub mod failover;
+pub mod form;
 mod gates;
 pub mod options;
 pub mod report;

@@ -57,4 +57,8 @@ pub struct ScanOutcome {
     pub elapsed: Duration,
     /// Whether it waited for a turn.
     pub queued: bool,
+    /// Objects sent to the scanner for it (the parts of a form, or 1).
+    pub objects: usize,
+    /// The part of a form that decided (blocked or failed), as `field "f", file "a.gz"`.
+    pub part: Option<String>,
 }

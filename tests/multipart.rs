@@ -1,0 +1,229 @@
+//! Scanning what the backend will see: the files of a multipart form, each as one object.
+
+mod common;
+use common::*;
+use ometascan_testkit::cicap::CIcap;
+
+const BOUNDARY: &str = "----ometascanFormBoundary7MA4YWxkTrZu0gW";
+
+/// One part of a form: name, file name, content type, data.
+type FormPart<'a> = (&'a str, Option<&'a str>, Option<&'a str>, &'a [u8]);
+
+/// A form as curl -F / a browser sends it.
+fn form(parts: &[FormPart]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (name, filename, ct, data) in parts {
+        out.extend_from_slice(format!("--{BOUNDARY}\r\n").as_bytes());
+        let cd = match filename {
+            Some(f) => {
+                format!("Content-Disposition: form-data; name=\"{name}\"; filename=\"{f}\"\r\n")
+            }
+            None => format!("Content-Disposition: form-data; name=\"{name}\"\r\n"),
+        };
+        out.extend_from_slice(cd.as_bytes());
+        if let Some(ct) = ct {
+            out.extend_from_slice(format!("Content-Type: {ct}\r\n").as_bytes());
+        }
+        out.extend_from_slice(b"\r\n");
+        out.extend_from_slice(data);
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(format!("--{BOUNDARY}--\r\n").as_bytes());
+    out
+}
+
+fn post_form(port: u16, path: &str, body: &[u8]) -> Response {
+    let ct = format!("multipart/form-data; boundary={BOUNDARY}");
+    client::request(port, "POST", path, &[("Content-Type", &ct)], body).unwrap()
+}
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut child = std::process::Command::new("gzip")
+        .arg("-c")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("gzip");
+    child.stdin.take().unwrap().write_all(data).unwrap();
+    child.wait_with_output().unwrap().stdout
+}
+
+fn cicap_setup(extra: &str) -> (Nginx, Backend, CIcap) {
+    let cicap = CIcap::start();
+    let backend = Backend::start();
+    let http = format!(
+        "server {{ listen 127.0.0.1:%PORT%;\n\
+           location / {{ ometascan_pass {}; proxy_pass http://127.0.0.1:{}; {extra} }} }}",
+        cicap.url("virus_scan"),
+        backend.port(),
+    );
+    (Nginx::start(&http), backend, cicap)
+}
+
+#[test]
+fn a_gzipped_eicar_file_in_a_form_is_blocked_by_c_icap_and_clamav() {
+    let gz = gzip(EICAR);
+    let body = form(&[
+        ("title", None, None, b"holiday pictures"),
+        ("file", Some("eicar.gz"), Some("application/gzip"), &gz),
+    ]);
+    let (n, backend, _cicap) = cicap_setup("");
+    let r = post_form(n.port, "/upload", &body);
+    assert_eq!(r.status, 403, "{}", n.error_log());
+    assert!(r.text().contains("VIRUS FOUND"), "{}", r.text());
+    assert!(backend.received().is_empty());
+    let log = n.error_log();
+    assert!(
+        log.contains("in field \"file\", file \"eicar.gz\""),
+        "{log}"
+    );
+    // A clean form goes through whole and byte-exact.
+    let clean = form(&[
+        ("title", None, None, b"holiday pictures"),
+        (
+            "file",
+            Some("beach.gz"),
+            Some("application/gzip"),
+            &gzip(&random_bytes(50_000, 3)),
+        ),
+    ]);
+    let r = post_form(n.port, "/upload", &clean);
+    assert_eq!(r.status, 200, "{}", n.error_log());
+    assert_eq!(backend.received()[0].body, clean);
+}
+
+#[test]
+fn with_multipart_off_the_same_form_passes_which_is_why_the_feature_exists() {
+    let gz = gzip(EICAR);
+    let body = form(&[("file", Some("eicar.gz"), Some("application/gzip"), &gz)]);
+    let (n, backend, _cicap) = cicap_setup("ometascan_multipart off;");
+    let r = post_form(n.port, "/upload", &body);
+    assert_eq!(
+        r.status, 200,
+        "ClamAV does not unpack a gzip after a part header"
+    );
+    assert_eq!(backend.received()[0].body, body);
+}
+
+/// nginx scanning through the HTTP double, telling the backend how many objects were scanned.
+fn double_setup(action: Action) -> (Nginx, ScannerDouble, Backend) {
+    let scanner = ScannerDouble::start(action);
+    let backend = Backend::start();
+    let http = format!(
+        "server {{ listen 127.0.0.1:%PORT%;\n\
+           location / {{ ometascan_pass {}; proxy_set_header X-Scan-Parts $ometascan_parts;\n\
+           proxy_pass http://127.0.0.1:{}; }} }}",
+        scanner.url(),
+        backend.port(),
+    );
+    (Nginx::start(&http), scanner, backend)
+}
+
+#[test]
+fn each_file_is_scanned_with_its_own_headers_and_the_fields_together() {
+    let (n, scanner, backend) = double_setup(Action::EicarAware);
+    let body = form(&[
+        ("title", None, None, b"two files"),
+        ("a", Some("a.txt"), Some("text/plain"), b"first file"),
+        ("b", Some("b.bin"), None, b"second file"),
+        ("note", None, None, b"a note"),
+    ]);
+    let r = post_form(n.port, "/up?x=1", &body);
+    assert_eq!(r.status, 200, "{}", n.error_log());
+    let got = &backend.received()[0];
+    assert_eq!(got.body, body, "the backend gets the form as sent");
+    assert_eq!(got.head.header("x-scan-parts"), Some("3"));
+    let mut seen = scanner.received();
+    seen.sort_by_key(|s| s.body.len());
+    assert_eq!(seen.len(), 3);
+    for s in &seen {
+        assert_eq!(s.target(), "/up?x=1");
+        assert_eq!(
+            s.head.header("content-length").unwrap(),
+            s.body.len().to_string()
+        );
+    }
+    let file_a = seen.iter().find(|s| s.body == b"first file").unwrap();
+    assert_eq!(file_a.head.header("content-type"), Some("text/plain"));
+    assert_eq!(
+        file_a.head.header("content-disposition"),
+        Some("form-data; name=\"a\"; filename=\"a.txt\"")
+    );
+    let file_b = seen.iter().find(|s| s.body == b"second file").unwrap();
+    assert_eq!(
+        file_b.head.header("content-type"),
+        Some("application/octet-stream")
+    );
+    let fields = seen.iter().find(|s| s.body.starts_with(b"--")).unwrap();
+    let text = String::from_utf8_lossy(&fields.body);
+    assert!(
+        text.contains("two files") && text.contains("a note"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("first file") && !text.contains("second file"),
+        "{text}"
+    );
+    assert!(fields
+        .head
+        .header("content-type")
+        .unwrap()
+        .starts_with("multipart/form-data"));
+}
+
+#[test]
+fn when_only_the_second_file_is_infected_the_form_is_blocked_and_the_part_named() {
+    let (n, _scanner, backend) = double_setup(Action::EicarAware);
+    let body = form(&[
+        ("first", Some("clean.bin"), None, &random_bytes(20_000, 1)),
+        ("second", Some("eicar.com"), None, EICAR),
+    ]);
+    let r = post_form(n.port, "/up", &body);
+    assert_eq!(r.status, 403);
+    assert!(backend.received().is_empty());
+    assert!(
+        n.error_log()
+            .contains("in field \"second\", file \"eicar.com\""),
+        "{}",
+        n.error_log()
+    );
+}
+
+#[test]
+fn an_odd_form_is_scanned_whole_never_skipped() {
+    let (n, scanner, backend) = double_setup(Action::EicarAware);
+    let mut cases: Vec<Vec<u8>> = Vec::new();
+    // No closing delimiter.
+    let mut cut = form(&[("f", Some("e.com"), None, EICAR)]);
+    cut.truncate(cut.len() - 8);
+    cases.push(cut);
+    // A preamble.
+    let mut pre = b"preamble\r\n".to_vec();
+    pre.extend_from_slice(&form(&[("f", Some("e.com"), None, EICAR)]));
+    cases.push(pre);
+    // A base64 part (not decoded yet: scanned whole).
+    let b64 = format!(
+        "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"f\"; filename=\"e.com\"\r\n\
+         Content-Transfer-Encoding: base64\r\n\r\nWDVPIVAlQEFQ\r\n--{BOUNDARY}--\r\n"
+    );
+    let mut with_eicar = b64.into_bytes();
+    with_eicar.extend_from_slice(EICAR);
+    cases.push(with_eicar);
+    for (i, body) in cases.iter().enumerate() {
+        let before = scanner.received().len();
+        let r = post_form(n.port, "/up", body);
+        assert_eq!(r.status, 403, "case {i}");
+        let seen = scanner.received();
+        assert_eq!(
+            seen.len() - before,
+            1,
+            "case {i}: one scan of the whole body"
+        );
+        assert_eq!(seen.last().unwrap().body, *body, "case {i}");
+    }
+    assert!(backend.received().is_empty());
+    assert!(n
+        .error_log()
+        .contains("multipart body scanned as one object"));
+}
