@@ -113,6 +113,7 @@ fn double_setup(action: Action) -> (Nginx, ScannerDouble, Backend) {
     let http = format!(
         "server {{ listen 127.0.0.1:%PORT%;\n\
            location / {{ ometascan_pass {}; proxy_set_header X-Scan-Parts $ometascan_parts;\n\
+           client_max_body_size 300m;\n\
            proxy_pass http://127.0.0.1:{}; }} }}",
         scanner.url(),
         backend.port(),
@@ -226,4 +227,32 @@ fn an_odd_form_is_scanned_whole_never_skipped() {
     assert!(n
         .error_log()
         .contains("multipart body scanned as one object"));
+}
+
+#[test]
+fn a_200_mb_file_part_is_scanned_from_the_temp_file_with_flat_worker_memory() {
+    let (n, scanner, backend) = double_setup(Action::Allow);
+    let big = random_bytes(200 << 20, 9);
+    let body = form(&[
+        ("title", None, None, b"a big one"),
+        (
+            "file",
+            Some("big.bin"),
+            Some("application/octet-stream"),
+            &big,
+        ),
+    ]);
+    drop(big);
+    let worker = n.worker();
+    let before = nginx::rss_kib(worker);
+    let r = post_form(n.port, "/big", &body);
+    assert_eq!(r.status, 200, "{}", n.error_log());
+    let grown = nginx::rss_kib(worker).saturating_sub(before);
+    assert!(grown < 32 * 1024, "worker grew by {grown} KiB");
+    let got = &backend.received()[0];
+    assert_eq!(got.body_len, body.len() as u64);
+    assert_eq!(got.body_hash, fnv1a(&body));
+    let seen = scanner.received();
+    assert_eq!(seen.len(), 2);
+    assert!(seen.iter().any(|s| s.body_len == 200 << 20));
 }
