@@ -203,13 +203,14 @@ fn an_odd_form_is_scanned_whole_never_skipped() {
     let mut pre = b"preamble\r\n".to_vec();
     pre.extend_from_slice(&form(&[("f", Some("e.com"), None, EICAR)]));
     cases.push(pre);
-    // A base64 part (not decoded yet: scanned whole).
-    let b64 = format!(
+    // A part in a transfer encoding that is not decoded (quoted-printable).
+    let qp = format!(
         "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"f\"; filename=\"e.com\"\r\n\
-         Content-Transfer-Encoding: base64\r\n\r\nWDVPIVAlQEFQ\r\n--{BOUNDARY}--\r\n"
+         Content-Transfer-Encoding: quoted-printable\r\n\r\n"
     );
-    let mut with_eicar = b64.into_bytes();
+    let mut with_eicar = qp.into_bytes();
     with_eicar.extend_from_slice(EICAR);
+    with_eicar.extend_from_slice(format!("\r\n--{BOUNDARY}--\r\n").as_bytes());
     cases.push(with_eicar);
     for (i, body) in cases.iter().enumerate() {
         let before = scanner.received().len();
@@ -255,4 +256,97 @@ fn a_200_mb_file_part_is_scanned_from_the_temp_file_with_flat_worker_memory() {
     let seen = scanner.received();
     assert_eq!(seen.len(), 2);
     assert!(seen.iter().any(|s| s.body_len == 200 << 20));
+}
+
+fn raw_post(port: u16, headers: &[(&str, &str)], body: &[u8]) -> Response {
+    client::request(port, "POST", "/up", headers, body).unwrap()
+}
+
+fn deflate(data: &[u8]) -> Vec<u8> {
+    // zlib framing, as HTTP's "deflate" is: python's zlib, from the test machine.
+    let mut child = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import sys,zlib; sys.stdout.buffer.write(zlib.compress(sys.stdin.buffer.read()))",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3");
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(data).unwrap();
+    child.wait_with_output().unwrap().stdout
+}
+
+#[test]
+fn deflate_and_base64_representations_are_decoded_before_c_icap_and_clamav_see_them() {
+    let (n, backend, _cicap) = cicap_setup("");
+    // Content-Encoding: deflate of the EICAR file.
+    let body = deflate(EICAR);
+    let r = raw_post(n.port, &[("Content-Encoding", "deflate")], &body);
+    assert_eq!(r.status, 403, "{}", n.error_log());
+    // A base64 part of a form.
+    let b64 = "WDVPIVAlQEFQWzRcUFpYNTQoUF4pN0NDKTd9JEVJQ0FSLVNUQU5EQVJELUFOVElWSVJVUy1URVNULUZJTEUhJEgrSCo=";
+    let form_body = format!(
+        "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"f\"; filename=\"e.com\"\r\n\
+         Content-Transfer-Encoding: base64\r\n\r\n{b64}\r\n--{BOUNDARY}--\r\n"
+    );
+    let r = post_form(n.port, "/up", form_body.as_bytes());
+    assert_eq!(r.status, 403, "{}", n.error_log());
+    assert!(backend.received().is_empty());
+    // A clean deflated body reaches the backend as the client sent it.
+    let clean = deflate(&random_bytes(30_000, 4));
+    let r = raw_post(n.port, &[("Content-Encoding", "deflate")], &clean);
+    assert_eq!(r.status, 200, "{}", n.error_log());
+    assert_eq!(backend.received()[0].body, clean);
+    assert_eq!(
+        backend.received()[0].head.header("content-encoding"),
+        Some("deflate")
+    );
+}
+
+#[test]
+fn a_gzip_encoded_form_is_decoded_then_split() {
+    let (n, scanner, backend) = double_setup(Action::EicarAware);
+    let inner = form(&[
+        ("a", Some("clean.bin"), None, b"clean"),
+        ("b", Some("e.com"), None, EICAR),
+    ]);
+    let ct = format!("multipart/form-data; boundary={BOUNDARY}");
+    let r = raw_post(
+        n.port,
+        &[("Content-Type", &ct), ("Content-Encoding", "gzip")],
+        &gzip(&inner),
+    );
+    assert_eq!(r.status, 403);
+    assert!(backend.received().is_empty());
+    assert!(scanner.received().iter().any(|s| s.body == EICAR));
+}
+
+#[test]
+fn a_gzip_bomb_is_refused_quickly_and_an_unknown_coding_fails() {
+    let (n, _scanner, backend) = double_setup(Action::Allow);
+    // 1 GiB of zeros, gzipped to about 1 MB.
+    let bomb = std::process::Command::new("sh")
+        .args(["-c", "head -c 1073741824 /dev/zero | gzip -1"])
+        .output()
+        .unwrap()
+        .stdout;
+    assert!(bomb.len() < 8 << 20, "{}", bomb.len());
+    let worker = n.worker();
+    let before = nginx::rss_kib(worker);
+    let t = std::time::Instant::now();
+    let r = raw_post(n.port, &[("Content-Encoding", "gzip")], &bomb);
+    assert_eq!(r.status, 413, "{}", n.error_log());
+    assert!(t.elapsed() < std::time::Duration::from_secs(20));
+    let grown = nginx::rss_kib(worker).saturating_sub(before);
+    assert!(grown < 32 * 1024, "worker grew by {grown} KiB");
+    let r = raw_post(n.port, &[("Content-Encoding", "br")], b"\x1b\x03\x00");
+    assert_eq!(r.status, 502);
+    assert!(backend.received().is_empty());
+    assert!(
+        n.error_log().contains("cannot be decoded for scanning"),
+        "{}",
+        n.error_log()
+    );
 }

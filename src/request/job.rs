@@ -76,11 +76,9 @@ pub unsafe fn start(
         peers,
     };
     let future = async move {
-        if options_multipart {
-            scanner.scan_form(target, request, options).await
-        } else {
-            scanner.scan_report(&target, &request, &options).await
-        }
+        scanner
+            .scan_decoded(target, request, options, options_multipart)
+            .await
     };
     // SAFETY: r is a live main request with the cancelling cleanup added above.
     unsafe { runtime::start(r, loan, future, on_done) }

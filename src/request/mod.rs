@@ -291,7 +291,10 @@ unsafe fn on_done(r: *mut ngx_http_request_t, outcome: ScanOutcome) {
     // SAFETY: the request is alive (the runtime checked its slot) and ours holds a reference.
     if let Some(ctx) = unsafe { ctx::get(r) } {
         // SAFETY: as above.
-        let failed = unsafe { Module::location_conf(&*r) }.map_or(ResultKind::Error, failed_kind);
+        let failed = match (&outcome.result, unsafe { Module::location_conf(&*r) }) {
+            (Err(e), Some(lcf)) if e.may_pass_unscanned() => failed_kind(lcf),
+            _ => ResultKind::Error,
+        };
         ctx.report = Report::of(&outcome, failed);
         status::finished(
             ctx.report.result,

@@ -29,7 +29,7 @@ pub unsafe fn apply(r: *mut ngx_http_request_t, ctx: &mut Ctx, lcf: &LocConf) ->
         Ok(Verdict::Allowed | Verdict::Sanitized { .. }) => true,
         Ok(Verdict::BadRequest { .. }) => lcf.settings.allow_bad_request,
         Ok(Verdict::Blocked { .. }) => false,
-        Err(_) => lcf.settings.on_error == OnError::Pass,
+        Err(e) => lcf.settings.on_error == OnError::Pass && e.may_pass_unscanned(),
     };
     ctx.state = State::Applied { passed };
     let ms = ctx.report.scan_time.unwrap_or_default().as_millis();

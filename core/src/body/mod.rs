@@ -1,6 +1,7 @@
 //! The body of a request to scan: a sequence of memory parts and file ranges, streamed to the
 //! scanner in bounded chunks and never collected in memory.
 
+pub mod decode;
 pub mod multipart;
 pub mod sink;
 

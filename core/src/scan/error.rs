@@ -38,6 +38,12 @@ pub enum ScanError {
     NoLiveScanner,
     #[error("internal error in the scanner client")]
     Internal,
+    /// The body could not be decoded for scanning (corrupt stream, unknown coding): 502.
+    #[error("the request body cannot be decoded for scanning: {0}")]
+    Decode(String),
+    /// The decoded body is over its limit (a decompression bomb): 413.
+    #[error("the decoded request body is over {0} bytes")]
+    DecodedTooLarge(u64),
     /// No turn within the wait (scan limit or the servers' `max_conns`): 503.
     #[error("no free scan slot within {0:?} ({1})")]
     Busy(std::time::Duration, &'static str),
@@ -57,11 +63,13 @@ pub enum ErrorKind {
     Internal,
     /// Rejected for want of a scan slot.
     Busy,
+    /// The body could not be decoded for scanning.
+    Decode,
 }
 
 impl ErrorKind {
     /// Every kind, in the order of their counters.
-    pub const ALL: [ErrorKind; 7] = [
+    pub const ALL: [ErrorKind; 8] = [
         ErrorKind::Connect,
         ErrorKind::Timeout,
         ErrorKind::Tls,
@@ -69,6 +77,7 @@ impl ErrorKind {
         ErrorKind::Io,
         ErrorKind::Internal,
         ErrorKind::Busy,
+        ErrorKind::Decode,
     ];
 
     pub fn name(self) -> &'static str {
@@ -80,6 +89,7 @@ impl ErrorKind {
             ErrorKind::Io => "io",
             ErrorKind::Internal => "internal",
             ErrorKind::Busy => "busy",
+            ErrorKind::Decode => "decode",
         }
     }
 
@@ -142,7 +152,14 @@ impl ScanError {
             | ScanError::Internal
             | ScanError::Module(_) => ErrorKind::Internal,
             ScanError::Busy(..) => ErrorKind::Busy,
+            ScanError::Decode(_) | ScanError::DecodedTooLarge(_) => ErrorKind::Decode,
         }
+    }
+
+    /// Whether `ometascan_on_error pass` may let the request through unscanned: not when the
+    /// body itself could not be decoded (a bomb or a corrupt stream is never passed).
+    pub fn may_pass_unscanned(&self) -> bool {
+        !matches!(self, ScanError::Decode(_) | ScanError::DecodedTooLarge(_))
     }
 
     /// The HTTP status the client gets for this failure.
@@ -153,6 +170,8 @@ impl ScanError {
             500
         } else if matches!(self, ScanError::Busy(..)) {
             503
+        } else if matches!(self, ScanError::DecodedTooLarge(_)) {
+            413
         } else {
             502
         }

@@ -4,8 +4,12 @@
 //! plain fields together as one more scan. A generic scanner unpacks a compressed file at
 //! offset 0 but not after a part header; this is what lets it see the file.
 //!
-//! Fails closed: a body that does not split cleanly, a part in a transfer encoding, or a part
-//! the scanner sanitized or could not parse makes the whole body one scan, as without this.
+//! Before that, a body in a `Content-Encoding` (gzip, deflate) is decoded, and a base64 part
+//! too: the scanner gets what the backend will use.
+//!
+//! Fails closed: a body that does not split cleanly, a part in another transfer encoding, or a
+//! part the scanner sanitized or could not parse makes the whole body one scan, as without
+//! this; a coding that cannot be decoded fails the scan (502), a bomb is refused (413).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -13,6 +17,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use tokio::task::JoinSet;
 
+use crate::body::decode::{self, Coding};
 use crate::body::multipart::{self, part_body, Part};
 use crate::body::{BodyPart, RequestBody, FILE_CHUNK};
 use crate::disposition;
@@ -30,14 +35,23 @@ struct Job {
 }
 
 impl Scanner {
-    /// Scans `req`, part by part when it is a multipart form (see the module docs).
-    pub async fn scan_form(
+    /// Scans what the backend will see of `req`: decoded, and part by part when it is a
+    /// multipart form and `multipart` is on (see the module docs).
+    pub async fn scan_decoded(
         self: Arc<Self>,
         target: Target,
         req: ScanRequest,
         opts: ScanOptions,
+        multipart: bool,
     ) -> ScanOutcome {
-        let jobs = match form_jobs(&req) {
+        let req = match decoded(req, &opts) {
+            Ok(r) => r,
+            Err(e) => return failed(e),
+        };
+        if !multipart {
+            return self.scan_report(&target, &req, &opts).await;
+        }
+        let jobs = match form_jobs(&req, &opts) {
             Ok(Some(jobs)) => jobs,
             Ok(None) => return self.scan_report(&target, &req, &opts).await,
             Err(why) => {
@@ -159,6 +173,32 @@ fn combine(done: Vec<(String, ScanOutcome)>) -> Combined {
     })
 }
 
+/// The request with its body decoded from its `Content-Encoding`, that header dropped.
+fn decoded(req: ScanRequest, opts: &ScanOptions) -> Result<ScanRequest, ScanError> {
+    let Some(ce) = headers::find(&req.headers, "content-encoding") else {
+        return Ok(req);
+    };
+    let Some(coding) = Coding::of_content_encoding(ce).map_err(ScanError::Decode)? else {
+        return Ok(req);
+    };
+    let body = decode::decode(&req.body, coding, &opts.spill_dir)?;
+    tracing::debug!(
+        "request body decoded ({coding:?}): {} bytes to scan",
+        body.len()
+    );
+    let headers = req
+        .headers
+        .iter()
+        .filter(|(n, _)| !n.eq_ignore_ascii_case(b"content-encoding"))
+        .cloned()
+        .collect();
+    Ok(ScanRequest {
+        headers,
+        body,
+        ..req
+    })
+}
+
 /// Whether a part carries a file: a file name, or a type other than plain text.
 fn is_file(p: &Part) -> bool {
     let cd = p
@@ -190,7 +230,7 @@ fn label(p: &Part) -> String {
 
 /// The scans of a form: `Ok(None)` when the request is no multipart form with a file in it,
 /// `Err` when it must be scanned whole (why).
-fn form_jobs(req: &ScanRequest) -> Result<Option<Vec<Job>>, String> {
+fn form_jobs(req: &ScanRequest, opts: &ScanOptions) -> Result<Option<Vec<Job>>, String> {
     let Some(ct) = headers::find(&req.headers, "content-type") else {
         return Ok(None);
     };
@@ -199,25 +239,36 @@ fn form_jobs(req: &ScanRequest) -> Result<Option<Vec<Job>>, String> {
     }
     let boundary = multipart::boundary(ct).ok_or("no usable boundary")?;
     let parts = multipart::split(&req.body, &boundary, FILE_CHUNK).map_err(|e| e.to_string())?;
+    let mut base64 = Vec::new();
     for p in &parts {
         if let Some(te) = p.header("content-transfer-encoding") {
-            let te = String::from_utf8_lossy(te).to_ascii_lowercase();
-            if !matches!(te.trim(), "7bit" | "8bit" | "binary") {
-                return Err(format!("a part in the \"{te}\" transfer encoding"));
+            let te = String::from_utf8_lossy(te).trim().to_ascii_lowercase();
+            match te.as_str() {
+                "7bit" | "8bit" | "binary" => {}
+                "base64" => base64.push(p.offset),
+                _ => return Err(format!("a part in the \"{te}\" transfer encoding")),
             }
         }
     }
-    let (files, fields): (Vec<&Part>, Vec<&Part>) = parts.iter().partition(|p| is_file(p));
+    // A base64 part is scanned decoded, as a file of its own.
+    let (files, fields): (Vec<&Part>, Vec<&Part>) = parts
+        .iter()
+        .partition(|p| is_file(p) || base64.contains(&p.offset));
     if files.is_empty() {
         return Ok(None);
     }
-    let mut jobs: Vec<Job> = files
-        .iter()
-        .map(|p| Job {
+    let mut jobs = Vec::with_capacity(files.len() + 1);
+    for p in &files {
+        let mut request = file_request(req, p);
+        if base64.contains(&p.offset) {
+            request.body = decode::decode(&request.body, Coding::Base64, &opts.spill_dir)
+                .map_err(|e| format!("{} could not be decoded ({e})", label(p)))?;
+        }
+        jobs.push(Job {
             label: label(p),
-            request: file_request(req, p),
-        })
-        .collect();
+            request,
+        });
+    }
     if !fields.is_empty() {
         jobs.push(Job {
             label: "the form fields".into(),
@@ -237,6 +288,7 @@ fn file_request(req: &ScanRequest, p: &Part) -> ScanRequest {
             !n.eq_ignore_ascii_case(b"content-type")
                 && !n.eq_ignore_ascii_case(b"content-disposition")
                 && !n.eq_ignore_ascii_case(b"content-length")
+                && !n.eq_ignore_ascii_case(b"content-transfer-encoding")
         })
         .cloned()
         .collect();
