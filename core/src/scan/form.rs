@@ -44,19 +44,25 @@ impl Scanner {
         opts: ScanOptions,
         multipart: bool,
     ) -> ScanOutcome {
+        let encoded = headers::find(&req.headers, "content-encoding").is_some();
         let req = match decoded(req, &opts) {
             Ok(r) => r,
             Err(e) => return failed(e),
         };
         if !multipart {
-            return self.scan_report(&target, &req, &opts).await;
+            let outcome = self.scan_report(&target, &req, &opts).await;
+            return refuse_sanitized_decoded(outcome, encoded);
         }
         let jobs = match form_jobs(&req, &opts) {
             Ok(Some(jobs)) => jobs,
-            Ok(None) => return self.scan_report(&target, &req, &opts).await,
+            Ok(None) => {
+                let outcome = self.scan_report(&target, &req, &opts).await;
+                return refuse_sanitized_decoded(outcome, encoded);
+            }
             Err(why) => {
                 tracing::info!("multipart body scanned as one object: {why}");
-                return self.scan_report(&target, &req, &opts).await;
+                let outcome = self.scan_report(&target, &req, &opts).await;
+                return refuse_sanitized_decoded(outcome, encoded);
             }
         };
         let started = Instant::now();
@@ -75,7 +81,8 @@ impl Scanner {
             }
             Combined::Whole(why) => {
                 tracing::info!("multipart body scanned as one object: {why}");
-                self.scan_report(&target, &req, &opts).await
+                let outcome = self.scan_report(&target, &req, &opts).await;
+                refuse_sanitized_decoded(outcome, encoded)
             }
         }
     }
@@ -116,6 +123,20 @@ impl Scanner {
         }
         combine(done)
     }
+}
+
+/// A body that was decoded for scanning cannot take the scanner's replacement: the backend
+/// would get it under the client's `Content-Encoding`. That is a failure, not a pass.
+fn refuse_sanitized_decoded(outcome: ScanOutcome, encoded: bool) -> ScanOutcome {
+    if encoded && matches!(outcome.result, Ok(Verdict::Sanitized { .. })) {
+        return ScanOutcome {
+            result: Err(ScanError::Decode(
+                "the scanner sanitized a body decoded from its Content-Encoding".into(),
+            )),
+            ..outcome
+        };
+    }
+    outcome
 }
 
 enum Combined {
