@@ -350,3 +350,23 @@ fn a_gzip_bomb_is_refused_quickly_and_an_unknown_coding_fails() {
         n.error_log()
     );
 }
+
+#[test]
+fn a_sanitized_answer_for_a_decoded_body_is_a_failure_not_a_mislabelled_forward() {
+    let (n, _scanner, backend) = double_setup(Action::Respond {
+        status: 200,
+        headers: vec![],
+        body: b"cleaned".to_vec(),
+    });
+    let r = raw_post(
+        n.port,
+        &[("Content-Encoding", "gzip")],
+        &gzip(b"some content"),
+    );
+    assert_eq!(r.status, 502);
+    assert!(backend.received().is_empty());
+    // Without an encoding the same answer sanitizes, as before.
+    let r = raw_post(n.port, &[], b"some content");
+    assert_eq!(r.status, 200);
+    assert_eq!(backend.received()[0].body, b"cleaned");
+}
