@@ -370,3 +370,44 @@ fn a_sanitized_answer_for_a_decoded_body_is_a_failure_not_a_mislabelled_forward(
     assert_eq!(r.status, 200);
     assert_eq!(backend.received()[0].body, b"cleaned");
 }
+
+#[test]
+fn a_url_encoded_eicar_field_is_decoded_before_c_icap_and_clamav_see_it() {
+    let (n, backend, _cicap) = cicap_setup("");
+    let encoded: String = EICAR.iter().map(|b| format!("%{b:02X}")).collect();
+    let body = format!("name=report&file={encoded}&ok=1");
+    let ct = ("Content-Type", "application/x-www-form-urlencoded");
+    let r = raw_post(n.port, &[ct], body.as_bytes());
+    assert_eq!(r.status, 403, "{}", n.error_log());
+    assert!(
+        n.error_log().contains("in field \"file\""),
+        "{}",
+        n.error_log()
+    );
+    // A clean form goes through as sent.
+    let clean = format!("name=report&text={}&ok=1", "a+b%21".repeat(40));
+    let r = raw_post(n.port, &[ct], clean.as_bytes());
+    assert_eq!(r.status, 200, "{}", n.error_log());
+    assert_eq!(backend.received()[0].body, clean.as_bytes());
+}
+
+#[test]
+fn a_form_of_500_small_fields_is_one_scan() {
+    let (n, scanner, backend) = double_setup(Action::EicarAware);
+    let parts: Vec<(String, Vec<u8>)> = (0..500)
+        .map(|i| (format!("f{i}"), format!("value {i}").into_bytes()))
+        .collect();
+    let refs: Vec<FormPart> = parts
+        .iter()
+        .map(|(k, v)| (k.as_str(), None, None, v.as_slice()))
+        .collect();
+    let body = form(&refs);
+    let r = post_form(n.port, "/many", &body);
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        scanner.received().len(),
+        1,
+        "no file: the form is scanned whole"
+    );
+    assert_eq!(backend.received()[0].body, body);
+}

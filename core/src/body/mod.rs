@@ -4,6 +4,7 @@
 pub mod decode;
 pub mod multipart;
 pub mod sink;
+pub mod urlencoded;
 
 use std::fs::File;
 use std::io;

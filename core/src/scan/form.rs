@@ -24,6 +24,12 @@ use crate::disposition;
 use crate::headers::{self, HeaderList};
 use crate::scan::{ScanError, ScanOptions, ScanOutcome, ScanRequest, Scanner, Target, Verdict};
 
+/// A url-encoded field value at least this long (encoded) is scanned decoded, on its own
+/// (the EICAR test file is 68 bytes)...
+pub const URLENCODED_FILE: u64 = 64;
+/// ... the longest of them, up to this many.
+pub const URLENCODED_MAX_VALUES: usize = 16;
+
 /// Scans of one form running at once.
 pub const PARALLEL_PARTS: usize = 4;
 
@@ -255,7 +261,11 @@ fn form_jobs(req: &ScanRequest, opts: &ScanOptions) -> Result<Option<Vec<Job>>, 
     let Some(ct) = headers::find(&req.headers, "content-type") else {
         return Ok(None);
     };
-    if !ct.to_ascii_lowercase().starts_with(b"multipart/") {
+    let ct_lower = ct.to_ascii_lowercase();
+    if ct_lower.starts_with(b"application/x-www-form-urlencoded") {
+        return urlencoded_jobs(req, opts);
+    }
+    if !ct_lower.starts_with(b"multipart/") {
         return Ok(None);
     }
     let boundary = multipart::boundary(ct).ok_or("no usable boundary")?;
@@ -296,6 +306,58 @@ fn form_jobs(req: &ScanRequest, opts: &ScanOptions) -> Result<Option<Vec<Job>>, 
             request: fields_request(req, &fields, &boundary),
         });
     }
+    Ok(Some(jobs))
+}
+
+/// A url-encoded form: each long value decoded as an object of its own (a file sent as a
+/// field), the rest of the form as sent.
+fn urlencoded_jobs(req: &ScanRequest, opts: &ScanOptions) -> Result<Option<Vec<Job>>, String> {
+    use crate::body::urlencoded;
+    let Some(fields) = urlencoded::fields(&req.body).map_err(|e| e.to_string())? else {
+        return Err("too many fields or a field name too long".into());
+    };
+    let mut long: Vec<&urlencoded::Field> =
+        fields.iter().filter(|f| f.len >= URLENCODED_FILE).collect();
+    long.sort_by_key(|f| std::cmp::Reverse(f.len));
+    long.truncate(URLENCODED_MAX_VALUES);
+    long.sort_by_key(|f| f.offset);
+    if long.is_empty() {
+        return Ok(None);
+    }
+    let mut jobs = Vec::with_capacity(long.len() + 1);
+    for f in &long {
+        let name = String::from_utf8_lossy(&f.name).into_owned();
+        let body = urlencoded::decode_value(&req.body, f, &opts.spill_dir)
+            .map_err(|e| format!("field \"{name}\" could not be decoded ({e})"))?;
+        let mut headers: HeaderList = req
+            .headers
+            .iter()
+            .filter(|(n, _)| {
+                !n.eq_ignore_ascii_case(b"content-type")
+                    && !n.eq_ignore_ascii_case(b"content-length")
+            })
+            .cloned()
+            .collect();
+        headers.push((
+            Bytes::from_static(b"Content-Type"),
+            Bytes::from_static(b"application/octet-stream"),
+        ));
+        jobs.push(Job {
+            label: format!("field \"{name}\""),
+            request: ScanRequest {
+                headers,
+                body,
+                ..req.clone()
+            },
+        });
+    }
+    jobs.push(Job {
+        label: "the other form fields".into(),
+        request: ScanRequest {
+            body: urlencoded::without(&req.body, &long),
+            ..req.clone()
+        },
+    });
     Ok(Some(jobs))
 }
 
