@@ -411,3 +411,67 @@ fn a_form_of_500_small_fields_is_one_scan() {
     );
     assert_eq!(backend.received()[0].body, body);
 }
+
+/// `{"name": ..., "content": base64}` with `data` as content.
+fn json_upload(name: &str, data: &[u8]) -> Vec<u8> {
+    let out = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import sys,base64,json; d=sys.stdin.buffer.read(); \
+             sys.stdout.write(json.dumps({'name': sys.argv[1], 'content': base64.b64encode(d).decode()}))",
+            name,
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin.take().unwrap().write_all(data)?;
+            c.wait_with_output()
+        })
+        .unwrap();
+    out.stdout
+}
+
+fn zip_of(name: &str, data: &[u8]) -> Vec<u8> {
+    let out = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import sys,io,zipfile; b=io.BytesIO(); z=zipfile.ZipFile(b,'w'); \
+             z.writestr(sys.argv[1], sys.stdin.buffer.read()); z.close(); sys.stdout.buffer.write(b.getvalue())",
+            name,
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin.take().unwrap().write_all(data)?;
+            c.wait_with_output()
+        })
+        .unwrap();
+    out.stdout
+}
+
+#[test]
+fn base64_files_in_json_are_decoded_before_c_icap_and_clamav_see_them() {
+    let (n, backend, _cicap) = cicap_setup("");
+    let ct = ("Content-Type", "application/json");
+    for body in [
+        json_upload("eicar.com", EICAR),
+        json_upload("eicar.zip", &zip_of("eicar.com", EICAR)),
+    ] {
+        let r = raw_post(n.port, &[ct], &body);
+        assert_eq!(r.status, 403, "{}", n.error_log());
+    }
+    assert!(
+        n.error_log().contains("in JSON key \"content\""),
+        "{}",
+        n.error_log()
+    );
+    assert!(backend.received().is_empty());
+    let clean = json_upload("a.bin", &random_bytes(5000, 8));
+    let r = raw_post(n.port, &[ct], &clean);
+    assert_eq!(r.status, 200, "{}", n.error_log());
+    assert_eq!(backend.received()[0].body, clean);
+}

@@ -159,11 +159,12 @@ fn base64_decode(mut input: BodyRead, out: &mut Bounded) -> io::Result<u64> {
             break;
         }
         let mut clean: Vec<u8> = std::mem::take(&mut carry);
+        // White space (line breaks of MIME) and JSON's backslash of `\/` are not data.
         clean.extend(
             buf[..n]
                 .iter()
                 .copied()
-                .filter(|b| !b.is_ascii_whitespace()),
+                .filter(|&b| !b.is_ascii_whitespace() && b != b'\\'),
         );
         let whole = clean.len() / 4 * 4;
         carry = clean[whole..].to_vec();

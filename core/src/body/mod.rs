@@ -2,6 +2,7 @@
 //! scanner in bounded chunks and never collected in memory.
 
 pub mod decode;
+pub mod json;
 pub mod multipart;
 pub mod sink;
 pub mod urlencoded;

@@ -265,6 +265,14 @@ fn form_jobs(req: &ScanRequest, opts: &ScanOptions) -> Result<Option<Vec<Job>>, 
     if ct_lower.starts_with(b"application/x-www-form-urlencoded") {
         return urlencoded_jobs(req, opts);
     }
+    let essence = ct_lower
+        .split(|&b| b == b';')
+        .next()
+        .unwrap_or(&[])
+        .trim_ascii();
+    if essence == b"application/json" || essence.ends_with(b"+json") {
+        return Ok(json_jobs(req, opts));
+    }
     if !ct_lower.starts_with(b"multipart/") {
         return Ok(None);
     }
@@ -359,6 +367,49 @@ fn urlencoded_jobs(req: &ScanRequest, opts: &ScanOptions) -> Result<Option<Vec<J
         },
     });
     Ok(Some(jobs))
+}
+
+/// A JSON body: each long base64 string decoded as a file of its own (named by its key), and
+/// the body as sent. A string that does not decode is no file: it is scanned with the body.
+fn json_jobs(req: &ScanRequest, opts: &ScanOptions) -> Option<Vec<Job>> {
+    use crate::body::json;
+    let strings = json::base64_strings(&req.body).ok()?;
+    let mut jobs = Vec::new();
+    for s in strings {
+        let range = part_body(&req.body, s.offset, s.len);
+        let Ok(body) = decode::decode(&range, Coding::Base64, &opts.spill_dir) else {
+            continue;
+        };
+        let mut headers: HeaderList = req
+            .headers
+            .iter()
+            .filter(|(n, _)| {
+                !n.eq_ignore_ascii_case(b"content-type")
+                    && !n.eq_ignore_ascii_case(b"content-length")
+            })
+            .cloned()
+            .collect();
+        headers.push((
+            Bytes::from_static(b"Content-Type"),
+            Bytes::from_static(b"application/octet-stream"),
+        ));
+        jobs.push(Job {
+            label: format!("JSON key \"{}\"", s.key),
+            request: ScanRequest {
+                headers,
+                body,
+                ..req.clone()
+            },
+        });
+    }
+    if jobs.is_empty() {
+        return None;
+    }
+    jobs.push(Job {
+        label: "the JSON body".into(),
+        request: req.clone(),
+    });
+    Some(jobs)
 }
 
 /// A file part as a request of its own: the client's request line and headers, with the
