@@ -278,12 +278,26 @@ fn deflate(data: &[u8]) -> Vec<u8> {
     child.wait_with_output().unwrap().stdout
 }
 
+fn brotli(data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut child = std::process::Command::new("brotli")
+        .arg("-c")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("brotli (Debian's package)");
+    child.stdin.take().unwrap().write_all(data).unwrap();
+    child.wait_with_output().unwrap().stdout
+}
+
 #[test]
 fn deflate_and_base64_representations_are_decoded_before_c_icap_and_clamav_see_them() {
     let (n, backend, _cicap) = cicap_setup("");
-    // Content-Encoding: deflate of the EICAR file.
+    // Content-Encoding: deflate, and br, of the EICAR file.
     let body = deflate(EICAR);
     let r = raw_post(n.port, &[("Content-Encoding", "deflate")], &body);
+    assert_eq!(r.status, 403, "{}", n.error_log());
+    let r = raw_post(n.port, &[("Content-Encoding", "br")], &brotli(EICAR));
     assert_eq!(r.status, 403, "{}", n.error_log());
     // A base64 part of a form.
     let b64 = "WDVPIVAlQEFQWzRcUFpYNTQoUF4pN0NDKTd9JEVJQ0FSLVNUQU5EQVJELUFOVElWSVJVUy1URVNULUZJTEUhJEgrSCo=";
@@ -341,7 +355,7 @@ fn a_gzip_bomb_is_refused_quickly_and_an_unknown_coding_fails() {
     assert!(t.elapsed() < std::time::Duration::from_secs(20));
     let grown = nginx::rss_kib(worker).saturating_sub(before);
     assert!(grown < 32 * 1024, "worker grew by {grown} KiB");
-    let r = raw_post(n.port, &[("Content-Encoding", "br")], b"\x1b\x03\x00");
+    let r = raw_post(n.port, &[("Content-Encoding", "zstd")], b"\x28\xb5\x2f\xfd");
     assert_eq!(r.status, 502);
     assert!(backend.received().is_empty());
     assert!(

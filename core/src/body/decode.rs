@@ -1,6 +1,7 @@
 //! Decoding a body before it is scanned: the representation the backend will use, not the one
-//! on the wire. `Content-Encoding: gzip / deflate` of a request (flate2: a maintained streaming
-//! inflater) and a base64 form part (`Content-Transfer-Encoding: base64`) are decoded, streamed,
+//! on the wire. `Content-Encoding: gzip / deflate / br` of a request (flate2, a maintained
+//! streaming inflater; brotli-decompressor, the decoder half of Dropbox's brotli crate, safe
+//! Rust) and base64 (form parts, JSON strings) are decoded, streamed,
 //! into memory up to 1 MiB and an unlinked temp file beyond; the output is bounded (a
 //! decompression bomb is refused, not scanned in part).
 
@@ -24,6 +25,7 @@ pub const MAX_DECODED: u64 = 4 << 30;
 pub enum Coding {
     Gzip,
     Deflate,
+    Brotli,
     Base64,
 }
 
@@ -36,6 +38,7 @@ impl Coding {
             "" | "identity" => Ok(None),
             "gzip" | "x-gzip" => Ok(Some(Coding::Gzip)),
             "deflate" => Ok(Some(Coding::Deflate)),
+            "br" => Ok(Some(Coding::Brotli)),
             other => Err(format!(
                 "the request body's Content-Encoding \"{other}\" cannot be decoded for scanning"
             )),
@@ -105,6 +108,10 @@ pub fn decode(body: &RequestBody, coding: Coding, dir: &Path) -> Result<RequestB
     let result = match coding {
         Coding::Gzip => io::copy(&mut flate2::read::MultiGzDecoder::new(input), &mut out),
         Coding::Deflate => inflate(input, &mut out),
+        Coding::Brotli => io::copy(
+            &mut brotli_decompressor::Decompressor::new(input, 64 * 1024),
+            &mut out,
+        ),
         Coding::Base64 => base64_decode(input, &mut out),
     };
     result.map_err(|e| {
@@ -264,6 +271,12 @@ mod tests {
             Coding::of_content_encoding(b" GZIP "),
             Ok(Some(Coding::Gzip))
         );
-        assert!(Coding::of_content_encoding(b"br").is_err());
+        assert_eq!(Coding::of_content_encoding(b"br"), Ok(Some(Coding::Brotli)));
+        assert!(Coding::of_content_encoding(b"zstd").is_err());
+        // A corrupt brotli stream is an error, not a pass.
+        assert!(matches!(
+            decode(&mem(b"\x1b\x03\x00garbage"), Coding::Brotli, &dir),
+            Err(ScanError::Decode(_))
+        ));
     }
 }
