@@ -27,8 +27,9 @@ pub struct Field {
     pub len: u64,
 }
 
-/// The fields of a body, or `None` when it is not a plain form (too many fields, a name too
-/// long): the caller then scans it as it is.
+/// The fields of a body, or `None` when it is not a plain form (a byte outside printable
+/// ASCII, which url-encoding never produces — curl labels any `--data-binary` upload this way —,
+/// too many fields, a name too long): the caller then scans it as it is.
 pub fn fields(body: &RequestBody) -> io::Result<Option<Vec<Field>>> {
     let mut out: Vec<Field> = Vec::new();
     let mut name: Vec<u8> = Vec::new();
@@ -54,6 +55,9 @@ pub fn fields(body: &RequestBody) -> io::Result<Option<Vec<Field>>> {
         let chunk = chunk?;
         for (i, &b) in chunk.iter().enumerate() {
             let at = pos + i as u64;
+            if !(0x20..0x7f).contains(&b) {
+                return Ok(None);
+            }
             match b {
                 b'&' => {
                     close(&mut out, &mut name, value_start, at, in_value);
@@ -204,6 +208,11 @@ mod tests {
             bytes_of(&without(&body, &[&f[1]])),
             b"a=1&file=&empty=&flag&last=%41"
         );
+    }
+
+    #[test]
+    fn binary_data_under_a_url_encoded_label_is_no_form() {
+        assert_eq!(fields(&mem(&[b"a=1&b=\x00\xff"])).unwrap(), None);
     }
 
     proptest! {
