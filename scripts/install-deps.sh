@@ -8,7 +8,7 @@ set -euo pipefail
 
 packages=(clang libclang-dev libssl-dev libpcre2-dev zlib1g-dev make curl openssl ca-certificates python3
           nginx nginx-dev c-icap libc-icap-mod-virus-scan clamav-daemon
-          debhelper dpkg-dev lintian rpm cpio valgrind brotli)
+          debhelper dpkg-dev lintian rpm cpio valgrind brotli bzip2)
 
 missing=()
 for p in "${packages[@]}"; do

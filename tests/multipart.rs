@@ -489,3 +489,79 @@ fn base64_files_in_json_are_decoded_before_c_icap_and_clamav_see_them() {
     assert_eq!(r.status, 200, "{}", n.error_log());
     assert_eq!(backend.received()[0].body, clean);
 }
+
+#[test]
+fn at_most_four_parts_are_scanned_at_once() {
+    let (n, scanner, backend) = double_setup(Action::Delay(
+        std::time::Duration::from_millis(300),
+        Box::new(Action::Allow),
+    ));
+    let datas: Vec<Vec<u8>> = (0..10).map(|i| random_bytes(1000 + i, i as u64)).collect();
+    let names: Vec<String> = (0..10).map(|i| format!("f{i}.bin")).collect();
+    let parts: Vec<FormPart> = (0..10)
+        .map(|i| ("file", Some(names[i].as_str()), None, datas[i].as_slice()))
+        .collect();
+    let r = post_form(n.port, "/ten", &form(&parts));
+    assert_eq!(r.status, 200);
+    assert_eq!(scanner.received().len(), 10);
+    assert_eq!(scanner.max_concurrent(), 4);
+    assert_eq!(
+        backend.received()[0].head.header("x-scan-parts"),
+        Some("10")
+    );
+}
+
+#[test]
+fn the_first_blocked_part_stops_the_other_scans() {
+    let slow = || Action::Delay(std::time::Duration::from_secs(3), Box::new(Action::Allow));
+    let (n, scanner, backend) = double_setup(Action::Allow);
+    scanner.script([slow(), slow(), slow(), Action::block(403, b"part blocked")]);
+    let datas: Vec<Vec<u8>> = (0..6).map(|i| random_bytes(500, i)).collect();
+    let parts: Vec<FormPart> = datas
+        .iter()
+        .map(|d| ("file", Some("x.bin"), None, d.as_slice()))
+        .collect();
+    let t = std::time::Instant::now();
+    let r = post_form(n.port, "/six", &form(&parts));
+    assert_eq!((r.status, r.text().as_str()), (403, "part blocked"));
+    assert!(
+        t.elapsed() < std::time::Duration::from_secs(2),
+        "{:?}",
+        t.elapsed()
+    );
+    assert!(backend.received().is_empty());
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(
+        scanner.received().len(),
+        4,
+        "the last two parts were never sent"
+    );
+}
+
+#[test]
+fn tgz_and_bz2_files_in_a_form_are_blocked_by_c_icap_and_clamav() {
+    let dir = std::env::temp_dir().join(format!("ometascan-archives-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("eicar.com"), EICAR).unwrap();
+    let tgz = std::process::Command::new("tar")
+        .args(["czf", "-", "-C"])
+        .arg(&dir)
+        .arg("eicar.com")
+        .output()
+        .unwrap()
+        .stdout;
+    let bz2 = std::process::Command::new("bzip2")
+        .args(["-c"])
+        .arg(dir.join("eicar.com"))
+        .output()
+        .unwrap()
+        .stdout;
+    let _ = std::fs::remove_dir_all(&dir);
+    let (n, backend, _cicap) = cicap_setup("");
+    for (name, data) in [("eicar.tgz", &tgz), ("eicar.bz2", &bz2)] {
+        let body = form(&[("file", Some(name), Some("application/octet-stream"), data)]);
+        let r = post_form(n.port, "/upload", &body);
+        assert_eq!(r.status, 403, "{name}: {}", n.error_log());
+    }
+    assert!(backend.received().is_empty());
+}
