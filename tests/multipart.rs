@@ -263,19 +263,9 @@ fn raw_post(port: u16, headers: &[(&str, &str)], body: &[u8]) -> Response {
 }
 
 fn deflate(data: &[u8]) -> Vec<u8> {
-    // zlib framing, as HTTP's "deflate" is: python's zlib, from the test machine.
-    let mut child = std::process::Command::new("python3")
-        .args([
-            "-c",
-            "import sys,zlib; sys.stdout.buffer.write(zlib.compress(sys.stdin.buffer.read()))",
-        ])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("python3");
-    use std::io::Write;
-    child.stdin.take().unwrap().write_all(data).unwrap();
-    child.wait_with_output().unwrap().stdout
+    // zlib framing, as HTTP's "deflate" is.
+    let script = "import sys,zlib; sys.stdout.buffer.write(zlib.compress(sys.stdin.buffer.read()))";
+    python(script, "", data)
 }
 
 fn brotli(data: &[u8]) -> Vec<u8> {
@@ -426,45 +416,30 @@ fn a_form_of_500_small_fields_is_one_scan() {
     assert_eq!(backend.received()[0].body, body);
 }
 
-/// `{"name": ..., "content": base64}` with `data` as content.
-fn json_upload(name: &str, data: &[u8]) -> Vec<u8> {
-    let out = std::process::Command::new("python3")
-        .args([
-            "-c",
-            "import sys,base64,json; d=sys.stdin.buffer.read(); \
-             sys.stdout.write(json.dumps({'name': sys.argv[1], 'content': base64.b64encode(d).decode()}))",
-            name,
-        ])
+/// Runs a python3 one-liner with `arg`, `data` on its standard input; its output.
+fn python(script: &str, arg: &str, data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut child = std::process::Command::new("python3")
+        .args(["-c", script, arg])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .spawn()
-        .and_then(|mut c| {
-            use std::io::Write;
-            c.stdin.take().unwrap().write_all(data)?;
-            c.wait_with_output()
-        })
-        .unwrap();
-    out.stdout
+        .expect("python3");
+    child.stdin.take().unwrap().write_all(data).unwrap();
+    child.wait_with_output().unwrap().stdout
+}
+
+/// `{"name": ..., "content": base64}` with `data` as content.
+fn json_upload(name: &str, data: &[u8]) -> Vec<u8> {
+    let script = "import sys,base64,json; d=sys.stdin.buffer.read(); \
+                  sys.stdout.write(json.dumps({'name': sys.argv[1], 'content': base64.b64encode(d).decode()}))";
+    python(script, name, data)
 }
 
 fn zip_of(name: &str, data: &[u8]) -> Vec<u8> {
-    let out = std::process::Command::new("python3")
-        .args([
-            "-c",
-            "import sys,io,zipfile; b=io.BytesIO(); z=zipfile.ZipFile(b,'w'); \
-             z.writestr(sys.argv[1], sys.stdin.buffer.read()); z.close(); sys.stdout.buffer.write(b.getvalue())",
-            name,
-        ])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .and_then(|mut c| {
-            use std::io::Write;
-            c.stdin.take().unwrap().write_all(data)?;
-            c.wait_with_output()
-        })
-        .unwrap();
-    out.stdout
+    let script = "import sys,io,zipfile; b=io.BytesIO(); z=zipfile.ZipFile(b,'w'); \
+                  z.writestr(sys.argv[1], sys.stdin.buffer.read()); z.close(); sys.stdout.buffer.write(b.getvalue())";
+    python(script, name, data)
 }
 
 #[test]

@@ -7,14 +7,13 @@
 
 use std::io::{self, Read, Write};
 use std::path::Path;
-use std::sync::Arc;
 
 use base64::Engine as _;
 use bytes::Bytes;
 
 use crate::body::sink::BodySink;
-use crate::body::{BodyPart, RequestBody, FILE_CHUNK};
-use crate::scan::{SanitizedBody, ScanError, SPILL_THRESHOLD};
+use crate::body::{RequestBody, FILE_CHUNK};
+use crate::scan::{ScanError, SPILL_THRESHOLD};
 
 /// A decoded body may be at most this many times larger than the encoded one (plus 1 MiB).
 pub const MAX_RATIO: u64 = 100;
@@ -121,22 +120,7 @@ pub fn decode(body: &RequestBody, coding: Coding, dir: &Path) -> Result<RequestB
             ScanError::Decode(format!("{coding:?}: {e}"))
         }
     })?;
-    Ok(match out.sink.finish() {
-        SanitizedBody::Memory(b) => {
-            let mut r = RequestBody::new();
-            r.push(BodyPart::Memory(b));
-            r
-        }
-        SanitizedBody::File { file, len } => {
-            let mut r = RequestBody::new();
-            r.push(BodyPart::File {
-                file: Arc::new(file),
-                offset: 0,
-                len,
-            });
-            r
-        }
-    })
+    Ok(out.sink.finish().into())
 }
 
 /// HTTP's `deflate` is a zlib stream; some clients send raw deflate: both are accepted.
@@ -193,21 +177,7 @@ fn base64_decode(mut input: BodyRead, out: &mut Bounded) -> io::Result<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn mem(data: &[u8]) -> RequestBody {
-        let mut b = RequestBody::new();
-        b.push(BodyPart::Memory(Bytes::copy_from_slice(data)));
-        b
-    }
-
-    fn bytes_of(b: &RequestBody) -> Vec<u8> {
-        let mut r = b.reader(1000);
-        let mut out = Vec::new();
-        while let Some(c) = r.next_chunk() {
-            out.extend_from_slice(&c.unwrap());
-        }
-        out
-    }
+    use crate::body::testing::*;
 
     #[test]
     fn gzip_deflate_and_base64_decode() {
@@ -217,14 +187,14 @@ mod tests {
         gz.write_all(&data).unwrap();
         let gz = gz.finish().unwrap();
         assert_eq!(
-            bytes_of(&decode(&mem(&gz), Coding::Gzip, &dir).unwrap()),
+            bytes_of(&decode(&mem(&[&gz]), Coding::Gzip, &dir).unwrap()),
             data
         );
         let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
         z.write_all(&data).unwrap();
         let z = z.finish().unwrap();
         assert_eq!(
-            bytes_of(&decode(&mem(&z), Coding::Deflate, &dir).unwrap()),
+            bytes_of(&decode(&mem(&[&z]), Coding::Deflate, &dir).unwrap()),
             data
         );
         let mut raw =
@@ -232,7 +202,7 @@ mod tests {
         raw.write_all(&data).unwrap();
         let raw = raw.finish().unwrap();
         assert_eq!(
-            bytes_of(&decode(&mem(&raw), Coding::Deflate, &dir).unwrap()),
+            bytes_of(&decode(&mem(&[&raw]), Coding::Deflate, &dir).unwrap()),
             data
         );
         let b64 = base64::engine::general_purpose::STANDARD.encode(&data);
@@ -242,7 +212,7 @@ mod tests {
             .flat_map(|l| l.iter().copied().chain(*b"\r\n"))
             .collect();
         assert_eq!(
-            bytes_of(&decode(&mem(&wrapped), Coding::Base64, &dir).unwrap()),
+            bytes_of(&decode(&mem(&[&wrapped]), Coding::Base64, &dir).unwrap()),
             data
         );
     }
@@ -255,15 +225,15 @@ mod tests {
         let gz = gz.finish().unwrap();
         assert!(gz.len() < 1 << 20);
         assert!(matches!(
-            decode(&mem(&gz), Coding::Gzip, &dir),
+            decode(&mem(&[&gz]), Coding::Gzip, &dir),
             Err(ScanError::DecodedTooLarge(_))
         ));
         assert!(matches!(
-            decode(&mem(b"not gzip at all"), Coding::Gzip, &dir),
+            decode(&mem(&[b"not gzip at all"]), Coding::Gzip, &dir),
             Err(ScanError::Decode(_))
         ));
         assert!(matches!(
-            decode(&mem(b"QUJD$"), Coding::Base64, &dir),
+            decode(&mem(&[b"QUJD$"]), Coding::Base64, &dir),
             Err(ScanError::Decode(_))
         ));
         assert_eq!(Coding::of_content_encoding(b"identity"), Ok(None));
@@ -275,7 +245,7 @@ mod tests {
         assert!(Coding::of_content_encoding(b"zstd").is_err());
         // A corrupt brotli stream is an error, not a pass.
         assert!(matches!(
-            decode(&mem(b"\x1b\x03\x00garbage"), Coding::Brotli, &dir),
+            decode(&mem(&[b"\x1b\x03\x00garbage"]), Coding::Brotli, &dir),
             Err(ScanError::Decode(_))
         ));
     }

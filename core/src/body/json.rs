@@ -95,17 +95,7 @@ pub fn base64_strings(body: &RequestBody) -> io::Result<Vec<StringValue>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::body::BodyPart;
-    use bytes::Bytes;
-
-    fn mem(pieces: &[&[u8]]) -> RequestBody {
-        let mut b = RequestBody::new();
-        for p in pieces {
-            b.push(BodyPart::Memory(Bytes::copy_from_slice(p)));
-        }
-        b
-    }
-
+    use crate::body::testing::*;
     #[test]
     fn long_base64_strings_are_found_with_their_keys() {
         let b64 = "QUJD".repeat(400);

@@ -89,6 +89,22 @@ impl RequestBody {
     }
 }
 
+/// A body the module produced (decoded, or a scanner's), as a body to scan.
+impl From<crate::scan::SanitizedBody> for RequestBody {
+    fn from(b: crate::scan::SanitizedBody) -> Self {
+        let mut r = RequestBody::new();
+        r.push(match b {
+            crate::scan::SanitizedBody::Memory(bytes) => BodyPart::Memory(bytes),
+            crate::scan::SanitizedBody::File { file, len } => BodyPart::File {
+                file: Arc::new(file),
+                offset: 0,
+                len,
+            },
+        });
+        r
+    }
+}
+
 /// Reads a [`RequestBody`] piece by piece.
 #[derive(Debug)]
 pub struct BodyReader {
@@ -297,5 +313,31 @@ mod tests {
             .unwrap();
         std::fs::remove_file(&path).unwrap();
         f
+    }
+}
+
+/// Bodies for the unit tests of this module's files.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::{BodyPart, RequestBody};
+    use bytes::Bytes;
+
+    /// A body of memory parts, one per piece.
+    pub fn mem(pieces: &[&[u8]]) -> RequestBody {
+        let mut b = RequestBody::new();
+        for p in pieces {
+            b.push(BodyPart::Memory(Bytes::copy_from_slice(p)));
+        }
+        b
+    }
+
+    /// All the bytes of a body, read in small chunks.
+    pub fn bytes_of(b: &RequestBody) -> Vec<u8> {
+        let mut r = b.reader(7);
+        let mut out = Vec::new();
+        while let Some(c) = r.next_chunk() {
+            out.extend_from_slice(&c.expect("read"));
+        }
+        out
     }
 }

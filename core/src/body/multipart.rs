@@ -337,15 +337,8 @@ pub fn part_body(body: &RequestBody, offset: u64, len: u64) -> RequestBody {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::body::testing::*;
     use proptest::prelude::*;
-
-    fn mem(parts: &[&[u8]]) -> RequestBody {
-        let mut b = RequestBody::new();
-        for p in parts {
-            b.push(BodyPart::Memory(Bytes::copy_from_slice(p)));
-        }
-        b
-    }
 
     fn form(boundary: &str, parts: &[(&str, &[u8])]) -> Vec<u8> {
         let mut out = Vec::new();

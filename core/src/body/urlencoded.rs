@@ -5,14 +5,13 @@
 
 use std::io;
 use std::path::Path;
-use std::sync::Arc;
 
 use bytes::Bytes;
 
 use crate::body::multipart::part_body;
 use crate::body::sink::BodySink;
 use crate::body::{BodyPart, RequestBody, FILE_CHUNK};
-use crate::scan::{SanitizedBody, ScanError, SPILL_THRESHOLD};
+use crate::scan::{ScanError, SPILL_THRESHOLD};
 
 /// Most fields in one body.
 pub const MAX_FIELDS: usize = 10_000;
@@ -133,20 +132,7 @@ pub fn decode_value(body: &RequestBody, f: &Field, dir: &Path) -> Result<Request
             break;
         }
     }
-    Ok(match sink.finish() {
-        SanitizedBody::Memory(b) => one(BodyPart::Memory(b)),
-        SanitizedBody::File { file, len } => one(BodyPart::File {
-            file: Arc::new(file),
-            offset: 0,
-            len,
-        }),
-    })
-}
-
-fn one(p: BodyPart) -> RequestBody {
-    let mut r = RequestBody::new();
-    r.push(p);
-    r
+    Ok(sink.finish().into())
 }
 
 /// The body without the values of `taken` (their names and separators stay): what is left to
@@ -172,24 +158,8 @@ pub fn without(body: &RequestBody, taken: &[&Field]) -> RequestBody {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::body::testing::*;
     use proptest::prelude::*;
-
-    fn mem(pieces: &[&[u8]]) -> RequestBody {
-        let mut b = RequestBody::new();
-        for p in pieces {
-            b.push(BodyPart::Memory(Bytes::copy_from_slice(p)));
-        }
-        b
-    }
-
-    fn bytes_of(b: &RequestBody) -> Vec<u8> {
-        let mut r = b.reader(3);
-        let mut out = Vec::new();
-        while let Some(c) = r.next_chunk() {
-            out.extend_from_slice(&c.unwrap());
-        }
-        out
-    }
 
     #[test]
     fn fields_and_values() {

@@ -337,19 +337,7 @@ fn urlencoded_jobs(req: &ScanRequest, opts: &ScanOptions) -> Result<Option<Vec<J
         let name = String::from_utf8_lossy(&f.name).into_owned();
         let body = urlencoded::decode_value(&req.body, f, &opts.spill_dir)
             .map_err(|e| format!("field \"{name}\" could not be decoded ({e})"))?;
-        let mut headers: HeaderList = req
-            .headers
-            .iter()
-            .filter(|(n, _)| {
-                !n.eq_ignore_ascii_case(b"content-type")
-                    && !n.eq_ignore_ascii_case(b"content-length")
-            })
-            .cloned()
-            .collect();
-        headers.push((
-            Bytes::from_static(b"Content-Type"),
-            Bytes::from_static(b"application/octet-stream"),
-        ));
+        let headers = as_file(req, Bytes::from_static(b"application/octet-stream"), None);
         jobs.push(Job {
             label: format!("field \"{name}\""),
             request: ScanRequest {
@@ -380,19 +368,7 @@ fn json_jobs(req: &ScanRequest, opts: &ScanOptions) -> Option<Vec<Job>> {
         let Ok(body) = decode::decode(&range, Coding::Base64, &opts.spill_dir) else {
             continue;
         };
-        let mut headers: HeaderList = req
-            .headers
-            .iter()
-            .filter(|(n, _)| {
-                !n.eq_ignore_ascii_case(b"content-type")
-                    && !n.eq_ignore_ascii_case(b"content-length")
-            })
-            .cloned()
-            .collect();
-        headers.push((
-            Bytes::from_static(b"Content-Type"),
-            Bytes::from_static(b"application/octet-stream"),
-        ));
+        let headers = as_file(req, Bytes::from_static(b"application/octet-stream"), None);
         jobs.push(Job {
             label: format!("JSON key \"{}\"", s.key),
             request: ScanRequest {
@@ -412,9 +388,9 @@ fn json_jobs(req: &ScanRequest, opts: &ScanOptions) -> Option<Vec<Job>> {
     Some(jobs)
 }
 
-/// A file part as a request of its own: the client's request line and headers, with the
-/// part's `Content-Type` and `Content-Disposition` (the length follows from the body).
-fn file_request(req: &ScanRequest, p: &Part) -> ScanRequest {
+/// The client's headers for an object sent as a file of its own: its `Content-Type` and
+/// `Content-Disposition` instead of the client's (the length follows from the body).
+fn as_file(req: &ScanRequest, content_type: Bytes, disposition: Option<&Bytes>) -> HeaderList {
     let mut headers: HeaderList = req
         .headers
         .iter()
@@ -426,14 +402,21 @@ fn file_request(req: &ScanRequest, p: &Part) -> ScanRequest {
         })
         .cloned()
         .collect();
+    headers.push((Bytes::from_static(b"Content-Type"), content_type));
+    if let Some(cd) = disposition {
+        headers.push((Bytes::from_static(b"Content-Disposition"), cd.clone()));
+    }
+    headers
+}
+
+/// A file part as a request of its own: the client's request line and headers, with the
+/// part's `Content-Type` and `Content-Disposition`.
+fn file_request(req: &ScanRequest, p: &Part) -> ScanRequest {
     let ct = p
         .header("content-type")
         .cloned()
         .unwrap_or_else(|| Bytes::from_static(b"application/octet-stream"));
-    headers.push((Bytes::from_static(b"Content-Type"), ct));
-    if let Some(cd) = p.header("content-disposition") {
-        headers.push((Bytes::from_static(b"Content-Disposition"), cd.clone()));
-    }
+    let headers = as_file(req, ct, p.header("content-disposition"));
     ScanRequest {
         headers,
         body: part_body(&req.body, p.offset, p.len),
