@@ -60,34 +60,11 @@ pub unsafe fn apply(r: *mut ngx_http_request_t, ctx: &mut Ctx, lcf: &LocConf) ->
             }
             ctx.state = State::Applied { passed: false };
             // SAFETY: per the contract.
-            unsafe {
-                log_error(
-                    r,
-                    NGX_LOG_ERR,
-                    "cannot forward the sanitized body: out of memory",
-                );
-                drop_body(r);
-            }
-            INTERNAL_ERROR
+            unsafe { out_of_memory(r) }
         }
         Ok(Verdict::Blocked { page, threat }) => {
-            if lcf.settings.log_blocked {
-                let mut threat = threat
-                    .map(|t| format!(", threat \"{t}\""))
-                    .unwrap_or_default();
-                if let Some(part) = &ctx.report.part {
-                    threat.push_str(&format!(", in {part}"));
-                }
-                let status = page.status;
-                let msg = format!("request blocked by the scanner with status {status}{threat}");
-                // SAFETY: per the contract.
-                unsafe { log_error(r, NGX_LOG_NOTICE, &msg) };
-            }
             // SAFETY: per the contract.
-            unsafe {
-                log_debug(r, &format!("ometascan: blocked in {ms} ms"));
-                relay(r, lcf, &page)
-            }
+            unsafe { blocked(r, ctx, lcf, &page, threat) }
         }
         Ok(Verdict::BadRequest { page }) if passed => {
             let msg = "scanner could not parse the request (400), forwarding it unscanned \
@@ -115,6 +92,54 @@ pub unsafe fn apply(r: *mut ngx_http_request_t, ctx: &mut Ctx, lcf: &LocConf) ->
         }
         // SAFETY: per the contract.
         Err(e) => unsafe { failed(r, &e) },
+    }
+}
+
+/// The sanitized body could not be put in place: 500, and nothing of the body goes on.
+///
+/// # Safety
+/// `r` must be a live main request, no scan in flight.
+unsafe fn out_of_memory(r: *mut ngx_http_request_t) -> ngx_int_t {
+    // SAFETY: per the contract.
+    unsafe {
+        log_error(
+            r,
+            NGX_LOG_ERR,
+            "cannot forward the sanitized body: out of memory",
+        );
+        drop_body(r);
+    }
+    INTERNAL_ERROR
+}
+
+/// A block: logged (with the threat and the part of a form that decided), then the page.
+///
+/// # Safety
+/// `r` must be the live request of `ctx`, its header not sent.
+unsafe fn blocked(
+    r: *mut ngx_http_request_t,
+    ctx: &Ctx,
+    lcf: &LocConf,
+    page: &ResponsePage,
+    threat: Option<String>,
+) -> ngx_int_t {
+    if lcf.settings.log_blocked {
+        let mut threat = threat
+            .map(|t| format!(", threat \"{t}\""))
+            .unwrap_or_default();
+        if let Some(part) = &ctx.report.part {
+            threat.push_str(&format!(", in {part}"));
+        }
+        let status = page.status;
+        let msg = format!("request blocked by the scanner with status {status}{threat}");
+        // SAFETY: per the contract.
+        unsafe { log_error(r, NGX_LOG_NOTICE, &msg) };
+    }
+    let ms = ctx.report.scan_time.unwrap_or_default().as_millis();
+    // SAFETY: per the contract.
+    unsafe {
+        log_debug(r, &format!("ometascan: blocked in {ms} ms"));
+        relay(r, lcf, page)
     }
 }
 

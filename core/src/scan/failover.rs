@@ -115,17 +115,7 @@ impl Scanner {
             let peer = &target.peers[idx];
             note_server(peer.addr);
             // The server's turn (max_conns), held for the exchange.
-            let _server_turn = match peer.max_conns {
-                0 => None,
-                max => {
-                    let gate = Gate::Server(target.group, peer.addr);
-                    Some(
-                        self.gates
-                            .turn(gate, max, opts.queue_wait, "max_conns")
-                            .await?,
-                    )
-                }
-            };
+            let _server_turn = self.server_turn(target, peer, opts).await?;
             tracing::debug!(
                 "scanning {} {} ({} bytes) on {}",
                 String::from_utf8_lossy(&req.method),
@@ -159,6 +149,22 @@ impl Scanner {
                 }
             }
         }
+    }
+
+    async fn server_turn(
+        &self,
+        target: &Target,
+        peer: &crate::upstream::balancer::PeerSpec,
+        opts: &ScanOptions,
+    ) -> Result<Option<tokio::sync::OwnedSemaphorePermit>, ScanError> {
+        if peer.max_conns == 0 {
+            return Ok(None);
+        }
+        let gate = Gate::Server(target.group, peer.addr);
+        let turn = self
+            .gates
+            .turn(gate, peer.max_conns, opts.queue_wait, "max_conns");
+        Ok(Some(turn.await?))
     }
 
     fn server_failed(&self, target: &Target, idx: usize, e: &ScanError) {
