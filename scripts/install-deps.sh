@@ -2,13 +2,14 @@
 # Installs what building and testing the module needs on Debian 12: the C toolchain pieces
 # bindgen and the vendored nginx build use, curl and openssl for the tests, and Debian's
 # nginx + nginx-dev for building and loading the module into the distribution's nginx, and
-# c-icap + ClamAV, the real ICAP scanner the tests and the demo run.
+# c-icap + ClamAV, the real ICAP scanner the tests and the demo run; redis-server for the
+# verdict cache's second level.
 # Rust itself (cargo with rustfmt and clippy) must be installed already (rustup).
 set -euo pipefail
 
 packages=(clang libclang-dev libssl-dev libpcre2-dev zlib1g-dev make curl openssl ca-certificates python3
           nginx nginx-dev c-icap libc-icap-mod-virus-scan clamav-daemon
-          debhelper dpkg-dev lintian rpm cpio valgrind brotli bzip2)
+          debhelper dpkg-dev lintian rpm cpio valgrind brotli bzip2 redis-server)
 
 missing=()
 for p in "${packages[@]}"; do

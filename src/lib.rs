@@ -17,6 +17,7 @@ use ngx::ffi::*;
 use ngx::http::{HttpModule, HttpModuleLocationConf, HttpModuleMainConf, NgxHttpCoreModule};
 use ngx::ngx_modules;
 
+mod cache;
 mod conf;
 mod ngx_ext;
 mod request;

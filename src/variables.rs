@@ -1,5 +1,6 @@
 //! Variables for `log_format` and friends: `$ometascan_result`, `$ometascan_threat`,
-//! `$ometascan_scan_time`, `$ometascan_scanner_addr`, `$ometascan_status`.
+//! `$ometascan_scan_time`, `$ometascan_scanner_addr`, `$ometascan_status`, `$ometascan_parts`,
+//! `$ometascan_cache_status`.
 
 use ngx::ffi::*;
 use ngx::http::HttpModuleLocationConf;
@@ -8,13 +9,14 @@ use ometascan_core::ResultKind;
 use crate::request::ctx;
 use crate::Module;
 
-const VARIABLES: [(&str, usize); 6] = [
+const VARIABLES: [(&str, usize); 7] = [
     ("ometascan_result", 0),
     ("ometascan_threat", 1),
     ("ometascan_scan_time", 2),
     ("ometascan_scanner_addr", 3),
     ("ometascan_status", 4),
     ("ometascan_parts", 5),
+    ("ometascan_cache_status", 6),
 ];
 
 /// Registers the variables (preconfiguration).
@@ -68,6 +70,7 @@ unsafe fn value(r: *mut ngx_http_request_t, index: usize) -> Option<String> {
         3 => rep.server.map(|a| a.to_string()),
         4 => rep.status.map(|s| s.to_string()),
         5 => (rep.objects > 0).then(|| rep.objects.to_string()),
+        6 => rep.cache.map(|c| c.name().to_string()),
         _ => None,
     }
 }

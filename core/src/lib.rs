@@ -14,6 +14,7 @@
 #![deny(unsafe_code)]
 
 pub mod body;
+pub mod cache;
 pub mod disposition;
 pub mod headers;
 pub mod http;

@@ -5,6 +5,7 @@ use std::ptr;
 
 use ngx::ffi::*;
 
+use super::cache::*;
 use super::directives::*;
 use super::policy::*;
 use super::ssl::*;
@@ -29,7 +30,7 @@ const fn cmd(name: &'static CStr, args: u32, set: Handler) -> ngx_command_t {
 }
 
 /// The directive table nginx reads while parsing the configuration.
-pub static mut COMMANDS: [ngx_command_t; 30] = [
+pub static mut COMMANDS: [ngx_command_t; 35] = [
     cmd(c"ometascan_pass", NGX_CONF_TAKE1, set_pass),
     cmd(c"ometascan_methods", NGX_CONF_1MORE, set_methods),
     cmd(
@@ -113,5 +114,21 @@ pub static mut COMMANDS: [ngx_command_t; 30] = [
     cmd(c"ometascan_on_error", NGX_CONF_TAKE1, set_on_error),
     cmd(c"ometascan_max_scans", NGX_CONF_TAKE12, set_max_scans),
     cmd(c"ometascan_multipart", NGX_CONF_FLAG, set_multipart),
+    ngx_command_t {
+        type_: (NGX_HTTP_MAIN_CONF | NGX_CONF_TAKE1) as ngx_uint_t,
+        ..cmd(
+            c"ometascan_cache_zone",
+            NGX_CONF_TAKE1,
+            crate::cache::zone::set_cache_zone,
+        )
+    },
+    cmd(c"ometascan_cache", NGX_CONF_TAKE1, set_cache),
+    cmd(c"ometascan_cache_valid", NGX_CONF_TAKE1, set_cache_valid),
+    cmd(
+        c"ometascan_cache_revalidate",
+        NGX_CONF_TAKE1,
+        set_cache_revalidate,
+    ),
+    cmd(c"ometascan_cache_redis", NGX_CONF_TAKE12, set_cache_redis),
     ngx_command_t::empty(),
 ];

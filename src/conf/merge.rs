@@ -90,7 +90,11 @@ impl LocConf {
             max_size,
             on_error,
             max_scans,
-            multipart
+            multipart,
+            cache,
+            cache_valid,
+            cache_revalidate,
+            cache_redis
         );
         if self.set_headers.is_none() {
             self.set_headers = prev.set_headers.as_ref().map(|v| {

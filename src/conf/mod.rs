@@ -7,6 +7,7 @@
 //! directive handlers, `settings` the defaults, `merge` inheritance and the checks `nginx -t`
 //! makes, `scanner` what is built from a location's scanner directives when merging.
 
+mod cache;
 mod commands;
 mod directives;
 mod merge;
@@ -78,6 +79,13 @@ pub struct MaxScans {
     pub id: usize,
 }
 
+/// `ometascan_cache`: no verdict cache, or the shared memory zone of one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheZone {
+    Off,
+    Zone(*mut ngx_shm_zone_t),
+}
+
 /// One level's directives, as written (`None`: not set at this level), and after merging what
 /// a request uses.
 #[derive(Default)]
@@ -112,6 +120,11 @@ pub struct LocConf {
     pub on_error: Option<OnError>,
     pub multipart: Option<bool>,
     pub max_scans: Option<MaxScans>,
+    pub cache: Option<CacheZone>,
+    pub cache_valid: Option<Duration>,
+    pub cache_revalidate: Option<Duration>,
+    /// `Some(None)`: `ometascan_cache_redis off`.
+    pub cache_redis: Option<Option<ometascan_core::cache::RedisSpec>>,
 
     /// What a request uses: every value resolved, defaults applied (set when merging).
     pub settings: Settings,

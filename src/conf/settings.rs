@@ -8,7 +8,9 @@ use ometascan_core::net::tls::{self, TlsSettings, TlsVersion};
 use ometascan_core::scan::options::{DEFAULT_KEEPALIVE, DEFAULT_TIMEOUT};
 use ometascan_core::Timeouts;
 
-use super::{LocConf, MaxScans, OnError, OverSize};
+use ometascan_core::cache;
+
+use super::{CacheZone, LocConf, MaxScans, OnError, OverSize};
 
 /// `ometascan_verify_depth` when not set.
 const DEFAULT_VERIFY_DEPTH: u32 = 1;
@@ -42,6 +44,14 @@ pub struct Settings {
     pub max_scans: Option<MaxScans>,
     /// `ometascan_multipart`: on.
     pub multipart: bool,
+    /// `ometascan_cache`: off.
+    pub cache: Option<*mut ngx::ffi::ngx_shm_zone_t>,
+    /// `ometascan_cache_valid`: 10m.
+    pub cache_valid: Duration,
+    /// `ometascan_cache_revalidate`: 30s.
+    pub cache_revalidate: Duration,
+    /// `ometascan_cache_redis`: off (`timeout=200ms` when set without one).
+    pub cache_redis: Option<ometascan_core::cache::RedisSpec>,
 }
 
 impl Settings {
@@ -65,6 +75,13 @@ impl Settings {
             on_error: c.on_error.unwrap_or(OnError::Block),
             max_scans: c.max_scans,
             multipart: c.multipart.unwrap_or(true),
+            cache: match c.cache {
+                Some(CacheZone::Zone(z)) => Some(z),
+                Some(CacheZone::Off) | None => None,
+            },
+            cache_valid: c.cache_valid.unwrap_or(cache::DEFAULT_VALID),
+            cache_revalidate: c.cache_revalidate.unwrap_or(cache::DEFAULT_REVALIDATE),
+            cache_redis: c.cache_redis.flatten(),
         }
     }
 }

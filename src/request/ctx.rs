@@ -46,6 +46,8 @@ pub struct Report {
     pub objects: usize,
     /// The part of a form that decided, if any.
     pub part: Option<String>,
+    /// What the verdict cache did (`None`: no cache here).
+    pub cache: Option<ometascan_core::cache::CacheStatus>,
 }
 
 impl Report {
@@ -66,6 +68,7 @@ impl Report {
             status: outcome.status,
             objects: outcome.objects,
             part: outcome.part.clone(),
+            cache: outcome.cache,
         }
     }
 }

@@ -10,12 +10,14 @@ use std::sync::Arc;
 use bytes::Bytes;
 use ngx::ffi::*;
 use ngx::http::{HttpModuleLocationConf, NgxHttpCoreModule};
+use ometascan_core::cache::CacheSettings;
 use ometascan_core::headers::HeaderRules;
 use ometascan_core::{
     BodyPart, RequestBody, ScanError, ScanLimit, ScanOptions, ScanOutcome, ScanRequest, Target,
 };
 
 use super::ctx::{self, State};
+use crate::cache::ShmStore;
 use crate::conf::{LocConf, PassTarget};
 use crate::ngx_ext::headers::copy_headers_in;
 use crate::runtime::{self, Loan, SlotId};
@@ -223,19 +225,18 @@ unsafe fn scan_options(
             }),
         keepalive: s.keepalive,
         keepalive_timeout: s.keepalive_timeout,
+        cache: s.cache.map(|zone| CacheSettings {
+            // SAFETY: the zone belongs to the running cycle's configuration.
+            store: Arc::new(unsafe { ShmStore::new(zone) }),
+            valid: s.cache_valid,
+            revalidate: s.cache_revalidate,
+            redis: s.cache_redis,
+        }),
         ..ScanOptions::default()
     })
 }
 
 /// A scan result for a scan that could not start.
 pub fn not_started(e: ScanError) -> ScanOutcome {
-    ScanOutcome {
-        result: Err(e),
-        server: None,
-        status: None,
-        elapsed: std::time::Duration::ZERO,
-        queued: false,
-        objects: 0,
-        part: None,
-    }
+    ScanOutcome::failed(e)
 }

@@ -316,15 +316,7 @@ where
 
 /// An outcome without a verdict.
 fn failed(e: ScanError) -> ScanOutcome {
-    ScanOutcome {
-        result: Err(e),
-        server: None,
-        status: None,
-        elapsed: Duration::ZERO,
-        queued: false,
-        objects: 0,
-        part: None,
-    }
+    ScanOutcome::failed(e)
 }
 
 /// Polls a future, turning a panic inside it into an error value.

@@ -21,7 +21,24 @@ pub fn render(s: &Stats) -> String {
     totals(&mut o, s);
     histogram(&mut o, s);
     servers(&mut o, s);
+    caches(&mut o);
     o
+}
+
+fn caches(o: &mut String) {
+    let zones = crate::cache::zone::zones();
+    let name = "ometascan_cache_events_total";
+    head(
+        o,
+        name,
+        "counter",
+        "Verdict cache events per zone: hits, misses, expired, stores, evictions, invalidations, redis_hits, redis_errors.",
+    );
+    for (zone, header) in &zones {
+        for (event, value) in crate::cache::zone::counters(header) {
+            let _ = writeln!(o, "{name}{{zone=\"{zone}\",event=\"{event}\"}} {value}");
+        }
+    }
 }
 
 fn totals(o: &mut String, s: &Stats) {

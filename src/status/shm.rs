@@ -59,6 +59,9 @@ pub struct Stats {
     pub servers: [Server; SERVERS],
 }
 
+/// The name of the counters' zone (the module's other zones are verdict caches).
+pub const ZONE_NAME: &str = "ometascan_stats";
+
 static STATS: AtomicPtr<Stats> = AtomicPtr::new(ptr::null_mut());
 
 pub fn stats() -> Option<&'static Stats> {
@@ -72,7 +75,7 @@ pub fn stats() -> Option<&'static Stats> {
 /// # Safety
 /// `cf` is the http configuration being parsed.
 pub unsafe fn add_zone(cf: *mut ngx_conf_t) -> ngx_int_t {
-    let name = "ometascan_stats";
+    let name = ZONE_NAME;
     let mut n = ngx_str_t {
         len: name.len(),
         data: name.as_ptr() as *mut u8,

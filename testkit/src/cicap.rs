@@ -60,6 +60,7 @@ impl CIcap {
             format!("Ometascan.Test.EICAR:0:*:{hex}\n"),
         )
         .expect("signature db");
+        write_daily(&dir, 1, &[]);
         let d = dir.display();
         let cache = if cfg.clamd_cache {
             ""
@@ -155,9 +156,119 @@ impl CIcap {
         std::fs::read_to_string(self.dir.join("access.log")).unwrap_or_default()
     }
 
+    /// A signature update as an operator makes it: version `version` of the database with
+    /// `sigs` added (ClamAV `.ndb` lines), clamd told to reload it, c-icap to reconfigure (it
+    /// recomputes its ISTag from clamd's database version). Returns once the service answers
+    /// OPTIONS under a new ISTag.
+    pub fn update_signatures(&self, version: u32, sigs: &[String]) {
+        let before = self.istag("virus_scan");
+        write_daily(&self.dir, version, sigs);
+        self.clamd_command("RELOAD");
+        let want = format!("/{version}/");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !self.clamd_command("VERSION").contains(&want) {
+            assert!(
+                Instant::now() < deadline,
+                "clamd did not load version {version}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        std::fs::write(self.dir.join("c-icap.ctl"), "reconfigure").expect("c-icap command");
+        while self.istag("virus_scan") == before {
+            assert!(Instant::now() < deadline, "c-icap kept its ISTag");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// One clamd command on its socket, and its answer.
+    fn clamd_command(&self, cmd: &str) -> String {
+        use std::io::{Read, Write};
+        let mut s = std::os::unix::net::UnixStream::connect(self.dir.join("clamd.sock"))
+            .expect("clamd socket");
+        s.write_all(format!("z{cmd}\0").as_bytes())
+            .expect("clamd write");
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out);
+        out
+    }
+
+    /// The ISTag a service announces in OPTIONS.
+    pub fn istag(&self, service: &str) -> String {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.port)).expect("c-icap");
+        s.set_read_timeout(Some(Duration::from_secs(5))).ok();
+        let req = format!(
+            "OPTIONS icap://127.0.0.1:{}/{service} ICAP/1.0\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+            self.port
+        );
+        s.write_all(req.as_bytes()).expect("OPTIONS");
+        let mut out = Vec::new();
+        let _ = s.read_to_end(&mut out);
+        String::from_utf8_lossy(&out)
+            .lines()
+            .find_map(|l| l.strip_prefix("ISTag:").map(|t| t.trim().to_string()))
+            .unwrap_or_default()
+    }
+
     pub fn pids(&self) -> (u32, u32) {
         (self.clamd.id(), self.cicap.id())
     }
+}
+
+/// `db/daily.cud`: an unsigned ClamAV database whose version clamd reports (and c-icap puts
+/// into its ISTag): a 512-byte header, then a tar of `daily.info` (header and the SHA-256 of
+/// each file) and `daily.ndb`.
+fn write_daily(dir: &std::path::Path, version: u32, sigs: &[String]) {
+    // Never an empty database: one signature nothing matches.
+    let placeholder =
+        "Ometascan.Test.Placeholder:0:*:6f6d6574617363616e2d706c616365686f6c6465722d6e65766572";
+    let ndb: String = std::iter::once(placeholder)
+        .chain(sigs.iter().map(String::as_str))
+        .map(|s| format!("{s}\n"))
+        .collect();
+    let time = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let head = format!(
+        "ClamAV-VDB:30 Nov 2026 00-00 +0000:{version}:{}:90:X:X:ometascan:{time}",
+        sigs.len() + 1
+    );
+    let digest = ring::digest::digest(&ring::digest::SHA256, ndb.as_bytes());
+    let hex: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+    let info = format!("{head}\ndaily.ndb:{}:{hex}\n", ndb.len());
+    let mut out = head.into_bytes();
+    out.resize(512, b' ');
+    for (name, data) in [
+        ("COPYING", &b"ometascan test database\n"[..]),
+        ("daily.info", info.as_bytes()),
+        ("daily.ndb", ndb.as_bytes()),
+    ] {
+        tar_entry(&mut out, name, data, time);
+    }
+    out.resize(out.len() + 1024, 0);
+    std::fs::write(dir.join("db/daily.cud"), out).expect("daily.cud");
+}
+
+/// One file of a ustar archive.
+fn tar_entry(out: &mut Vec<u8>, name: &str, data: &[u8], time: u64) {
+    let mut h = [0u8; 512];
+    h[..name.len()].copy_from_slice(name.as_bytes());
+    let mut field =
+        |at: usize, text: String| h[at..at + text.len()].copy_from_slice(text.as_bytes());
+    field(100, "0000644\0".into());
+    field(108, "0000000\0".into());
+    field(116, "0000000\0".into());
+    field(124, format!("{:011o}\0", data.len()));
+    field(136, format!("{time:011o}\0"));
+    field(156, "0".into());
+    field(257, "ustar\0".into());
+    field(263, "00".into());
+    h[148..156].copy_from_slice(b"        ");
+    let sum: u32 = h.iter().map(|&b| u32::from(b)).sum();
+    h[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+    out.extend_from_slice(&h);
+    out.extend_from_slice(data);
+    out.resize(out.len().div_ceil(512) * 512, 0);
 }
 
 impl Drop for CIcap {

@@ -11,6 +11,7 @@ pub mod client;
 pub mod http1;
 pub mod icap_double;
 pub mod nginx;
+pub mod redis;
 pub mod scanner;
 pub mod tls;
 

@@ -22,6 +22,7 @@ type ServiceKey = (PoolKey, String);
 struct CachedOptions {
     options: Options,
     expires: Instant,
+    asked: Instant,
 }
 
 /// The per-worker ICAP client.
@@ -69,7 +70,7 @@ impl IcapClient {
         let key = (pool_key, service);
         // Nothing was scanned yet if OPTIONS fail: another server may do it.
         let options = self
-            .options_for(&key, target, opts)
+            .options_for(&key, target, opts, None)
             .await
             .map_err(Failed::BeforeAnswer)?;
         let permits = self.limit(&key, options.max_connections);
@@ -112,19 +113,50 @@ impl IcapClient {
             .remove(key);
     }
 
-    /// The service's OPTIONS, from the cache or asked now.
+    /// The ISTag of the service on the server at `addr`, from OPTIONS asked at most
+    /// `max_age` ago.
+    pub(crate) async fn istag(
+        &self,
+        addr: SocketAddr,
+        target: &Target,
+        opts: &ScanOptions,
+        max_age: std::time::Duration,
+    ) -> Option<String> {
+        let service = icap::service_path(&target.url.path).to_string();
+        let key = (PoolKey::new(addr, opts.tls.as_ref()), service);
+        match self.options_for(&key, target, opts, Some(max_age)).await {
+            Ok(o) => o.istag,
+            Err(e) => {
+                tracing::debug!("ICAP OPTIONS for the verdict cache failed: {e}");
+                None
+            }
+        }
+    }
+
+    /// The service's OPTIONS, from the cache (within their TTL and, if given, `max_age`) or
+    /// asked now.
     async fn options_for(
         &self,
         key: &ServiceKey,
         target: &Target,
         opts: &ScanOptions,
+        max_age: Option<std::time::Duration>,
     ) -> Result<Options, ScanError> {
         let cache = || self.options.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(c) = cache().get(key).filter(|c| c.expires > Instant::now()) {
+        let now = Instant::now();
+        let fresh = |c: &&CachedOptions| {
+            c.expires > now && max_age.is_none_or(|m| now.duration_since(c.asked) < m)
+        };
+        if let Some(c) = cache().get(key).filter(fresh) {
             return Ok(c.options.clone());
         }
         let authority = target.url.authority();
-        let mut reused = self.idle.take(key.0, opts.keepalive_timeout, |_| true);
+        // Asked for the verdict cache on a new connection: a server that reloaded may keep
+        // old connections on processes that still announce the old ISTag.
+        let mut reused = match max_age {
+            Some(_) => None,
+            None => self.idle.take(key.0, opts.keepalive_timeout, |_| true),
+        };
         let (options, conn) = loop {
             let fresh = reused.is_none();
             let conn = match reused.take() {
@@ -140,10 +172,11 @@ impl IcapClient {
         if let Some(conn) = conn {
             self.idle.put(key.0, conn, opts.keepalive);
         }
-        let expires = Instant::now() + options.ttl;
+        let asked = Instant::now();
         let entry = CachedOptions {
             options: options.clone(),
-            expires,
+            expires: asked + options.ttl,
+            asked,
         };
         cache().insert(key.clone(), entry);
         Ok(options)
@@ -189,6 +222,9 @@ impl IcapClient {
         let verdict = x.answer(&head).await?;
         let reusable = !x.cut_short && !closes(&head);
         self.check_istag(key, options, &head);
+        if let Some(tag) = head.header("istag").or(options.istag.as_deref()) {
+            crate::scan::report::note_istag(tag);
+        }
         if reusable {
             self.idle.put(key.0, conn, opts.keepalive);
         }

@@ -2,9 +2,11 @@
 //! protocol client of the URL's scheme, and moves on to another server while no byte of an
 //! answer arrived.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use crate::cache::{Redis, RedisSpec};
 use crate::http::HttpClient;
 use crate::icap::IcapClient;
 use crate::notices::Notices;
@@ -21,6 +23,8 @@ pub struct Scanner {
     balancer: Arc<Balancer>,
     notices: Arc<Notices>,
     gates: Gates,
+    /// Connections to the Redis servers of verdict caches.
+    redis: Mutex<HashMap<RedisSpec, Arc<Redis>>>,
 }
 
 impl Default for Scanner {
@@ -36,6 +40,7 @@ impl Scanner {
             balancer: Arc::new(Balancer::new()),
             notices: Arc::new(Notices::default()),
             gates: Gates::default(),
+            redis: Mutex::new(HashMap::new()),
         }
     }
 
@@ -53,7 +58,6 @@ impl Scanner {
         self.http.idle_count()
     }
 
-    /// Scans one request and returns the scanner's verdict.
     /// Scans and reports which server answered with which status.
     pub async fn scan_report(
         &self,
@@ -61,12 +65,22 @@ impl Scanner {
         req: &ScanRequest,
         opts: &ScanOptions,
     ) -> ScanOutcome {
+        self.scan_noted(target, req, opts).await.0
+    }
+
+    /// [`Scanner::scan_report`], with the hash of the ISTag the answer came under.
+    pub(crate) async fn scan_noted(
+        &self,
+        target: &Target,
+        req: &ScanRequest,
+        opts: &ScanOptions,
+    ) -> (ScanOutcome, Option<[u8; 32]>) {
         let started = Instant::now();
         ANSWER
             .scope(std::cell::Cell::new(Notes::default()), async {
                 let result = self.scan(target, req, opts).await;
                 let notes = ANSWER.with(|c| c.get());
-                ScanOutcome {
+                let outcome = ScanOutcome {
                     result,
                     server: notes.server,
                     status: notes.status,
@@ -74,7 +88,9 @@ impl Scanner {
                     queued: notes.queued,
                     objects: 1,
                     part: None,
-                }
+                    cache: None,
+                };
+                (outcome, notes.istag)
             })
             .await
     }
@@ -165,6 +181,27 @@ impl Scanner {
             .gates
             .turn(gate, peer.max_conns, opts.queue_wait, "max_conns");
         Ok(Some(turn.await?))
+    }
+
+    /// This worker's client of a Redis server.
+    pub(crate) fn redis(&self, spec: RedisSpec) -> Arc<Redis> {
+        let mut all = self.redis.lock().unwrap_or_else(|e| e.into_inner());
+        all.entry(spec)
+            .or_insert_with(|| Arc::new(Redis::new(spec)))
+            .clone()
+    }
+
+    /// The current ISTag of the target's service (asked again when older than `max_age`);
+    /// `None` when no server answers OPTIONS or the service announces none.
+    pub(crate) async fn current_istag(
+        &self,
+        target: &Target,
+        opts: &ScanOptions,
+        max_age: std::time::Duration,
+    ) -> Option<String> {
+        let idx = self.balancer.first_available(target.group, &target.peers)?;
+        let addr = target.peers.get(idx)?.addr;
+        self.icap.istag(addr, target, opts, max_age).await
     }
 
     fn server_failed(&self, target: &Target, idx: usize, e: &ScanError) {

@@ -20,6 +20,7 @@ use tokio::task::JoinSet;
 use crate::body::decode::{self, Coding};
 use crate::body::multipart::{self, part_body, Part};
 use crate::body::{BodyPart, RequestBody, FILE_CHUNK};
+use crate::cache::CacheStatus;
 use crate::disposition;
 use crate::headers::{self, HeaderList};
 use crate::scan::{ScanError, ScanOptions, ScanOutcome, ScanRequest, Scanner, Target, Verdict};
@@ -53,21 +54,21 @@ impl Scanner {
         let encoded = headers::find(&req.headers, "content-encoding").is_some();
         let req = match decoded(req, &opts) {
             Ok(r) => r,
-            Err(e) => return failed(e),
+            Err(e) => return ScanOutcome::failed(e),
         };
         if !multipart {
-            let outcome = self.scan_report(&target, &req, &opts).await;
+            let outcome = self.scan_object(&target, &req, &opts).await;
             return refuse_sanitized_decoded(outcome, encoded);
         }
         let jobs = match form_jobs(&req, &opts) {
             Ok(Some(jobs)) => jobs,
             Ok(None) => {
-                let outcome = self.scan_report(&target, &req, &opts).await;
+                let outcome = self.scan_object(&target, &req, &opts).await;
                 return refuse_sanitized_decoded(outcome, encoded);
             }
             Err(why) => {
                 tracing::info!("multipart body scanned as one object: {why}");
-                let outcome = self.scan_report(&target, &req, &opts).await;
+                let outcome = self.scan_object(&target, &req, &opts).await;
                 return refuse_sanitized_decoded(outcome, encoded);
             }
         };
@@ -87,7 +88,7 @@ impl Scanner {
             }
             Combined::Whole(why) => {
                 tracing::info!("multipart body scanned as one object: {why}");
-                let outcome = self.scan_report(&target, &req, &opts).await;
+                let outcome = self.scan_object(&target, &req, &opts).await;
                 refuse_sanitized_decoded(outcome, encoded)
             }
         }
@@ -108,7 +109,7 @@ impl Scanner {
                 let Some(job) = pending.next() else { break };
                 let (me, target, opts) = (self.clone(), target.clone(), opts.clone());
                 running.spawn(async move {
-                    let outcome = me.scan_report(&target, &job.request, &opts).await;
+                    let outcome = me.scan_object(&target, &job.request, &opts).await;
                     (job.label, outcome)
                 });
             }
@@ -117,7 +118,7 @@ impl Scanner {
             };
             let (label, outcome) = match next {
                 Ok(r) => r,
-                Err(_) => return Combined::Decided(failed(ScanError::Internal)),
+                Err(_) => return Combined::Decided(ScanOutcome::failed(ScanError::Internal)),
             };
             if let Ok(Verdict::Blocked { .. }) = outcome.result {
                 tracing::debug!("part {label} blocked, the other scans are stopped");
@@ -151,18 +152,6 @@ enum Combined {
     Whole(String),
 }
 
-fn failed(e: ScanError) -> ScanOutcome {
-    ScanOutcome {
-        result: Err(e),
-        server: None,
-        status: None,
-        elapsed: Default::default(),
-        queued: false,
-        objects: 0,
-        part: None,
-    }
-}
-
 /// The request's result from its parts': blocked if any is, failed if any failed, allowed if
 /// all are; a sanitized part or a 400 sends the whole body to the scanner instead.
 fn combine(done: Vec<(String, ScanOutcome)>) -> Combined {
@@ -188,6 +177,9 @@ fn combine(done: Vec<(String, ScanOutcome)>) -> Combined {
         return Combined::Whole(format!("the scanner did not simply allow {label}"));
     }
     let queued = done.iter().any(|(_, o)| o.queued);
+    let cache = done
+        .iter()
+        .fold(None, |c, (_, o)| CacheStatus::worst(c, o.cache));
     let last = done.into_iter().last();
     Combined::Decided(ScanOutcome {
         result: Ok(Verdict::Allowed),
@@ -197,6 +189,7 @@ fn combine(done: Vec<(String, ScanOutcome)>) -> Combined {
         queued,
         objects: 0,
         part: None,
+        cache,
     })
 }
 

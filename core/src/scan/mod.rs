@@ -3,6 +3,7 @@
 //! ([`Verdict`], [`ScanError`], [`ScanOutcome`]) and the failover loop over a scanner group
 //! ([`Scanner`]).
 
+mod cached;
 pub mod error;
 pub mod failover;
 pub mod form;

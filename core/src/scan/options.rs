@@ -67,6 +67,8 @@ pub struct ScanOptions {
     pub keepalive: usize,
     /// How long an idle connection is kept (`ometascan_keepalive_timeout`).
     pub keepalive_timeout: Duration,
+    /// The verdict cache of the location, if any (`ometascan_cache`).
+    pub cache: Option<crate::cache::CacheSettings>,
 }
 
 impl Default for ScanOptions {
@@ -83,6 +85,7 @@ impl Default for ScanOptions {
             queue_wait: DEFAULT_QUEUE_WAIT,
             keepalive: DEFAULT_KEEPALIVE,
             keepalive_timeout: DEFAULT_TIMEOUT,
+            cache: None,
         }
     }
 }

@@ -13,6 +13,8 @@ pub(crate) struct Notes {
     pub server: Option<SocketAddr>,
     pub status: Option<u16>,
     pub queued: bool,
+    /// The hash of the ISTag the ICAP service answered under.
+    pub istag: Option<[u8; 32]>,
 }
 
 tokio::task_local! {
@@ -45,6 +47,12 @@ pub(crate) fn note_queued() {
     note(|n| n.queued = true);
 }
 
+/// The ISTag of an ICAP answer (the one announced in OPTIONS when the answer has none).
+pub(crate) fn note_istag(istag: &str) {
+    let digest = crate::cache::key::istag_digest(istag);
+    note(|n| n.istag = Some(digest));
+}
+
 /// A scan's result with what the access log wants to know about it.
 #[derive(Debug)]
 pub struct ScanOutcome {
@@ -61,4 +69,36 @@ pub struct ScanOutcome {
     pub objects: usize,
     /// The part of a form that decided (blocked or failed), as `field "f", file "a.gz"`.
     pub part: Option<String>,
+    /// What the verdict cache did (`None`: no cache in this location).
+    pub cache: Option<crate::cache::CacheStatus>,
+}
+
+impl ScanOutcome {
+    /// A verdict given again from the verdict cache: no server, no status, no wait.
+    pub fn from_cache(verdict: Verdict, elapsed: Duration) -> Self {
+        ScanOutcome {
+            result: Ok(verdict),
+            server: None,
+            status: None,
+            elapsed,
+            queued: false,
+            objects: 0,
+            part: None,
+            cache: Some(crate::cache::CacheStatus::Hit),
+        }
+    }
+
+    /// A scan that failed before it started.
+    pub fn failed(e: ScanError) -> Self {
+        ScanOutcome {
+            result: Err(e),
+            server: None,
+            status: None,
+            elapsed: Duration::ZERO,
+            queued: false,
+            objects: 0,
+            part: None,
+            cache: None,
+        }
+    }
 }

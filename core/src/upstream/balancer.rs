@@ -114,6 +114,19 @@ impl Balancer {
         })
     }
 
+    /// The first available server (primary before backup), without turning the rotation: for
+    /// questions about the group, such as its service's current ISTag.
+    pub fn first_available(&self, id: usize, peers: &[PeerSpec]) -> Option<usize> {
+        let now = Instant::now();
+        self.with_group(id, peers, |g| {
+            [false, true].into_iter().find_map(|backup| {
+                g.peers
+                    .iter()
+                    .position(|p| p.spec.backup == backup && p.available(now))
+            })
+        })
+    }
+
     /// A scan on server `idx` failed before any verdict.
     pub fn failed(&self, id: usize, peers: &[PeerSpec], idx: usize) -> Option<HealthChange> {
         let now = Instant::now();

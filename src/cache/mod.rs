@@ -1,0 +1,65 @@
+//! The verdict cache's first level in nginx shared memory: zones declared with
+//! `ometascan_cache_zone` ([`zone`]), the table of entries in each ([`table`]), and the store
+//! the core's lookup uses ([`ShmStore`]).
+
+mod table;
+pub mod zone;
+
+use std::sync::atomic::Ordering;
+
+use ngx::ffi::*;
+use ometascan_core::cache::{CacheEvent, Key, VerdictStore};
+
+use table::Header;
+
+/// A zone as the core sees it: get, put, count.
+pub struct ShmStore {
+    zone: *mut ngx_shm_zone_t,
+}
+
+// SAFETY: the zone lives as long as the cycle the worker runs, in memory mapped into every
+// worker; the table is only touched under the zone's slab mutex (an inter-process lock that
+// also excludes the other threads of this process) and the counters are atomics.
+unsafe impl Send for ShmStore {}
+// SAFETY: as above.
+unsafe impl Sync for ShmStore {}
+
+impl ShmStore {
+    /// # Safety
+    /// `zone` is a cache zone of the running cycle (its `init` ran).
+    pub unsafe fn new(zone: *mut ngx_shm_zone_t) -> Self {
+        ShmStore { zone }
+    }
+
+    fn parts(&self) -> Option<(&Header, *mut ngx_slab_pool_t)> {
+        // SAFETY: per `new`, the zone is initialized: data is our header in the zone's slab
+        // pool (or null if init failed, then nothing is cached).
+        unsafe {
+            let header = ((*self.zone).data as *const Header).as_ref()?;
+            header
+                .is_ours()
+                .then_some((header, (*self.zone).shm.addr as *mut ngx_slab_pool_t))
+        }
+    }
+}
+
+impl VerdictStore for ShmStore {
+    fn get(&self, key: &Key) -> Option<Vec<u8>> {
+        let (header, pool) = self.parts()?;
+        // SAFETY: header and pool belong to the same initialized zone.
+        unsafe { table::get(header, pool, key) }
+    }
+
+    fn put(&self, key: &Key, bytes: &[u8], expires_ms: u64) {
+        if let Some((header, pool)) = self.parts() {
+            // SAFETY: as in get.
+            unsafe { table::put(header, pool, key, bytes, expires_ms) }
+        }
+    }
+
+    fn count(&self, event: CacheEvent) {
+        if let Some((header, _)) = self.parts() {
+            header.counters[table::event_index(event)].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}

@@ -1,0 +1,227 @@
+//! The entries of one cache zone: a set-associative table (each key has [`WAYS`] places, the
+//! least recently used of them gives way when all are taken) of fixed slots, each pointing to
+//! its encoded entry in the zone's slab pool. When the pool is full, entries are evicted from
+//! a moving cursor until the new one fits: a full zone evicts, it never fails a request.
+
+use std::ptr;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use ngx::ffi::*;
+use ometascan_core::cache::{now_ms, CacheEvent, Key};
+
+/// Places per key.
+pub const WAYS: usize = 8;
+/// One slot in this many bytes of the zone (the rest holds the entries).
+const BYTES_PER_SLOT: usize = 512;
+const MAGIC: u64 = 0x6f6d_6361_6368_6531;
+/// Entries evicted at most to make room for one (the lock is held meanwhile).
+const MAX_EVICTIONS_PER_PUT: usize = 4096;
+/// Counters, in the order of [`COUNTER_NAMES`].
+pub const COUNTER_NAMES: [&str; 8] = [
+    "hits",
+    "misses",
+    "expired",
+    "stores",
+    "evictions",
+    "invalidations",
+    "redis_hits",
+    "redis_errors",
+];
+const STORES: usize = 3;
+const EVICTIONS: usize = 4;
+
+#[repr(C)]
+pub struct Header {
+    magic: u64,
+    sets: usize,
+    slots: *mut Slot,
+    /// Advances on every use: a slot's `used` is its last use.
+    clock: AtomicU64,
+    /// Where eviction for room goes on.
+    cursor: AtomicU64,
+    pub counters: [AtomicU64; COUNTER_NAMES.len()],
+}
+
+#[repr(C)]
+struct Slot {
+    key: [u8; 32],
+    expires_ms: u64,
+    used: u64,
+    /// The encoded entry in the slab pool; null: the slot is free.
+    data: *mut u8,
+    len: usize,
+}
+
+pub fn event_index(e: CacheEvent) -> usize {
+    match e {
+        CacheEvent::Hit => 0,
+        CacheEvent::Miss => 1,
+        CacheEvent::Expired => 2,
+        CacheEvent::Invalidation => 5,
+        CacheEvent::RedisHit => 6,
+        CacheEvent::RedisError => 7,
+    }
+}
+
+impl Header {
+    pub fn is_ours(&self) -> bool {
+        self.magic == MAGIC
+    }
+}
+
+/// Lays out a new table in a fresh zone; null when the zone is too small.
+///
+/// # Safety
+/// `pool` is the slab pool of a zone being initialized (no other user yet).
+pub unsafe fn create(pool: *mut ngx_slab_pool_t, zone_size: usize) -> *mut Header {
+    let sets = (zone_size / BYTES_PER_SLOT / WAYS).max(1);
+    // SAFETY: per the contract the pool is ours alone; calloc zeroes (free slots, counters 0).
+    unsafe {
+        // A full zone is normal for a cache: nginx need not log every failed allocation.
+        (*pool).set_log_nomem(0);
+        let slots = ngx_slab_calloc(pool, sets * WAYS * std::mem::size_of::<Slot>()) as *mut Slot;
+        let header = ngx_slab_calloc(pool, std::mem::size_of::<Header>()) as *mut Header;
+        if slots.is_null() || header.is_null() {
+            return ptr::null_mut();
+        }
+        (*header).sets = sets;
+        (*header).slots = slots;
+        (*header).magic = MAGIC;
+        header
+    }
+}
+
+/// Holds the zone's slab mutex; released when dropped.
+struct Locked(*mut ngx_slab_pool_t);
+
+impl Locked {
+    /// # Safety
+    /// `pool` is the slab pool of an initialized zone.
+    unsafe fn new(pool: *mut ngx_slab_pool_t) -> Self {
+        // SAFETY: per the contract.
+        unsafe { ngx_shmtx_lock(&mut (*pool).mutex) };
+        Locked(pool)
+    }
+}
+
+impl Drop for Locked {
+    fn drop(&mut self) {
+        // SAFETY: locked in new.
+        unsafe { ngx_shmtx_unlock(&mut (*self.0).mutex) };
+    }
+}
+
+/// The slots of `key`'s set.
+///
+/// # Safety
+/// The zone's mutex is held; `h` is an initialized header.
+unsafe fn set_of<'a>(h: &Header, key: &Key) -> &'a mut [Slot] {
+    let n = u64::from_le_bytes([
+        key.0[0], key.0[1], key.0[2], key.0[3], key.0[4], key.0[5], key.0[6], key.0[7],
+    ]);
+    let set = (n % h.sets as u64) as usize;
+    // SAFETY: the slot array holds sets * WAYS slots; the mutex makes the access exclusive.
+    unsafe { std::slice::from_raw_parts_mut(h.slots.add(set * WAYS), WAYS) }
+}
+
+/// A copy of the entry stored under `key`.
+///
+/// # Safety
+/// `h` and `pool` are the header and pool of one initialized zone.
+pub unsafe fn get(h: &Header, pool: *mut ngx_slab_pool_t, key: &Key) -> Option<Vec<u8>> {
+    // SAFETY: per the contract.
+    let _lock = unsafe { Locked::new(pool) };
+    // SAFETY: locked.
+    let set = unsafe { set_of(h, key) };
+    let slot = set
+        .iter_mut()
+        .find(|s| !s.data.is_null() && s.key == key.0)?;
+    slot.used = h.clock.fetch_add(1, Ordering::Relaxed);
+    // SAFETY: data points to len bytes allocated by put, freed only under the lock.
+    Some(unsafe { std::slice::from_raw_parts(slot.data, slot.len) }.to_vec())
+}
+
+/// Stores `bytes` under `key`: in the slot of the same key, a free or expired one, else in
+/// place of the set's least recently used entry.
+///
+/// # Safety
+/// As for [`get`].
+pub unsafe fn put(h: &Header, pool: *mut ngx_slab_pool_t, key: &Key, bytes: &[u8], exp: u64) {
+    // SAFETY: per the contract.
+    let _lock = unsafe { Locked::new(pool) };
+    let now = now_ms();
+    // SAFETY: locked.
+    let set = unsafe { set_of(h, key) };
+    let pick = set
+        .iter()
+        .position(|s| !s.data.is_null() && s.key == key.0)
+        .or_else(|| set.iter().position(|s| s.data.is_null()))
+        .or_else(|| set.iter().position(|s| s.expires_ms <= now))
+        .unwrap_or_else(|| {
+            h.counters[EVICTIONS].fetch_add(1, Ordering::Relaxed);
+            (0..WAYS).min_by_key(|&i| set[i].used).unwrap_or(0)
+        });
+    let slot_ptr: *mut Slot = &mut set[pick];
+    // SAFETY: locked; the slot is in the table.
+    unsafe { release(pool, &mut *slot_ptr) };
+    // SAFETY: locked; pool is the zone's slab pool.
+    let data = unsafe { alloc_evicting(h, pool, bytes.len(), slot_ptr) };
+    if data.is_null() {
+        return;
+    }
+    // SAFETY: data has room for bytes.len() bytes; the slot is ours under the lock.
+    unsafe {
+        ptr::copy_nonoverlapping(bytes.as_ptr(), data, bytes.len());
+        let slot = &mut *slot_ptr;
+        slot.key = key.0;
+        slot.expires_ms = exp;
+        slot.used = h.clock.fetch_add(1, Ordering::Relaxed);
+        slot.len = bytes.len();
+        slot.data = data;
+    }
+    h.counters[STORES].fetch_add(1, Ordering::Relaxed);
+}
+
+/// Frees a slot's entry.
+///
+/// # Safety
+/// The zone's mutex is held.
+unsafe fn release(pool: *mut ngx_slab_pool_t, slot: &mut Slot) {
+    if !slot.data.is_null() {
+        // SAFETY: data was allocated from this pool by put.
+        unsafe { ngx_slab_free_locked(pool, slot.data as *mut std::ffi::c_void) };
+        slot.data = ptr::null_mut();
+        slot.len = 0;
+    }
+}
+
+/// Room for `len` bytes; when the pool is full, entries are evicted from the cursor on (at
+/// most one pass over the table), never the slot being filled.
+///
+/// # Safety
+/// The zone's mutex is held.
+unsafe fn alloc_evicting(
+    h: &Header,
+    pool: *mut ngx_slab_pool_t,
+    len: usize,
+    keep: *mut Slot,
+) -> *mut u8 {
+    let total = h.sets * WAYS;
+    for _ in 0..=total.min(MAX_EVICTIONS_PER_PUT) {
+        // SAFETY: locked.
+        let p = unsafe { ngx_slab_alloc_locked(pool, len) } as *mut u8;
+        if !p.is_null() {
+            return p;
+        }
+        let i = (h.cursor.fetch_add(1, Ordering::Relaxed) as usize) % total;
+        // SAFETY: i < total; locked.
+        let victim = unsafe { h.slots.add(i) };
+        // SAFETY: as above.
+        if victim != keep && unsafe { !(*victim).data.is_null() } {
+            h.counters[EVICTIONS].fetch_add(1, Ordering::Relaxed);
+            // SAFETY: as above.
+            unsafe { release(pool, &mut *victim) };
+        }
+    }
+    ptr::null_mut()
+}

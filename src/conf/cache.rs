@@ -1,0 +1,110 @@
+//! The verdict cache's directives of a location: which zone (`ometascan_cache`), how long a
+//! verdict stays valid (`ometascan_cache_valid`), how old an ISTag may be
+//! (`ometascan_cache_revalidate`) and the Redis level (`ometascan_cache_redis`). The zones
+//! themselves are declared with `ometascan_cache_zone` ([`crate::cache::zone`]).
+
+use std::ffi::{c_char, c_void};
+use std::net::ToSocketAddrs;
+
+use ngx::ffi::*;
+use ometascan_core::cache::{RedisSpec, DEFAULT_REDIS_TIMEOUT};
+
+use super::{lcf, CacheZone};
+use crate::ngx_ext::conf::{
+    args, duplicate_check, fail, invalid, name_of, parse_time, text, CONF_OK,
+};
+
+/// `ometascan_cache zone | off`.
+pub unsafe extern "C" fn set_cache(
+    cf: *mut ngx_conf_t,
+    cmd: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    // SAFETY: called by nginx with its own cf/cmd and our LocConf.
+    let (a, c) = unsafe { (args(cf), lcf(conf)) };
+    let name = name_of(cmd);
+    duplicate_check!(cf, c.cache, name);
+    if a[1].as_bytes() == b"off" {
+        c.cache = Some(CacheZone::Off);
+        return CONF_OK;
+    }
+    // SAFETY: cf is being parsed; the argument lives in its pool.
+    let zone = unsafe { crate::cache::zone::reference(cf, &a[1]) };
+    if zone.is_null() {
+        return crate::ngx_ext::conf::conf_error();
+    }
+    c.cache = Some(CacheZone::Zone(zone));
+    CONF_OK
+}
+
+/// Defines the handler of a directive taking one time.
+macro_rules! time_handler {
+    ($fn:ident, $field:ident) => {
+        /// Handler of a directive taking one time.
+        pub unsafe extern "C" fn $fn(
+            cf: *mut ngx_conf_t,
+            cmd: *mut ngx_command_t,
+            conf: *mut c_void,
+        ) -> *mut c_char {
+            // SAFETY: called by nginx with its own cf/cmd and our LocConf.
+            let (a, c) = unsafe { (args(cf), lcf(conf)) };
+            let name = name_of(cmd);
+            duplicate_check!(cf, c.$field, name);
+            match parse_time(&a[1]) {
+                Some(t) => {
+                    c.$field = Some(t);
+                    CONF_OK
+                }
+                // SAFETY: cf is valid during the handler.
+                None => unsafe { fail(cf, &invalid(&a[1], &name, "it must be a time")) },
+            }
+        }
+    };
+}
+
+time_handler!(set_cache_valid, cache_valid);
+time_handler!(set_cache_revalidate, cache_revalidate);
+
+/// `ometascan_cache_redis address:port [timeout=time] | off`.
+pub unsafe extern "C" fn set_cache_redis(
+    cf: *mut ngx_conf_t,
+    cmd: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    // SAFETY: called by nginx with its own cf/cmd and our LocConf.
+    let (a, c) = unsafe { (args(cf), lcf(conf)) };
+    let name = name_of(cmd);
+    duplicate_check!(cf, c.cache_redis, name);
+    if a[1].as_bytes() == b"off" && a.len() == 2 {
+        c.cache_redis = Some(None);
+        return CONF_OK;
+    }
+    let Some(addr) = text(&a[1])
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut all| all.next())
+    else {
+        let why = "it must be \"address:port\" (or a name that resolves) or \"off\"";
+        // SAFETY: cf is valid during the handler.
+        return unsafe { fail(cf, &invalid(&a[1], &name, why)) };
+    };
+    let mut timeout = DEFAULT_REDIS_TIMEOUT;
+    for arg in &a[2..] {
+        let t = text(arg);
+        let parsed = t.strip_prefix("timeout=").and_then(|v| {
+            parse_time(&ngx_str_t {
+                len: v.len(),
+                data: v.as_ptr() as *mut u8,
+            })
+        });
+        match parsed {
+            Some(d) => timeout = d,
+            // SAFETY: cf is valid during the handler.
+            None => {
+                return unsafe { fail(cf, &invalid(arg, &name, "it must be \"timeout=time\"")) }
+            }
+        }
+    }
+    c.cache_redis = Some(Some(RedisSpec { addr, timeout }));
+    CONF_OK
+}
