@@ -358,3 +358,20 @@ fn a_redis_that_answers_garbage_or_nothing_is_a_miss_within_its_timeout() {
         assert!(counter(&n, "redis_errors") >= 1);
     }
 }
+
+#[test]
+fn verdicts_survive_a_reload() {
+    let scanner = ScannerDouble::start(Action::Allow);
+    let backend = Backend::start();
+    let n = cached(&scanner, &backend, "");
+    let body = random_bytes(8_000, 17);
+    let r = client::post(n.port, "/k", &body).unwrap();
+    assert_eq!(cache_status(&r), "MISS");
+    let old = n.worker();
+    n.reload();
+    assert!(wait_for(Duration::from_secs(10), || n.worker_pids() != vec![old]));
+    let r = client::post(n.port, "/k", &body).unwrap();
+    assert_eq!((r.status, cache_status(&r)), (200, "HIT"), "{}", n.error_log());
+    assert_eq!(scanner.received().len(), 1);
+    assert_eq!(counter(&n, "hits"), 1, "the counters go on too");
+}

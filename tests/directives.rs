@@ -471,3 +471,64 @@ fn policy_directives_check_their_values() {
         c.output
     );
 }
+
+#[test]
+fn cache_directives() {
+    let zone = |loc: &str| {
+        format!(
+            "ometascan_cache_zone v:1m;\nserver {{ listen 127.0.0.1:%PORT%;\n location / {{\n  ometascan_pass http://127.0.0.1:9;\n  {loc}\n  proxy_pass http://127.0.0.1:9;\n }}\n}}"
+        )
+    };
+    for loc in [
+        "ometascan_cache v;",
+        "ometascan_cache v; ometascan_cache_valid 1h; ometascan_cache_revalidate 5s;",
+        "ometascan_cache v; ometascan_cache_redis 127.0.0.1:6379;",
+        "ometascan_cache v; ometascan_cache_redis localhost:6379 timeout=50ms;",
+        "ometascan_cache off; ometascan_cache_redis off;",
+    ] {
+        let c = nginx::check_http(&zone(loc));
+        assert!(c.ok, "{loc}: {}", c.output);
+    }
+    // A zone nobody declared is caught at startup, by name.
+    let c = nginx::check_http(&location("ometascan_cache nowhere;"));
+    assert!(!c.ok && c.output.contains("\"nowhere\""), "{}", c.output);
+    bad("ometascan_cache_valid soon;", "ometascan_cache_valid", "soon");
+    bad("ometascan_cache_revalidate 0;", "ometascan_cache_revalidate", "0");
+    bad(
+        "ometascan_cache_redis nowhere.invalid:6379;",
+        "ometascan_cache_redis",
+        "nowhere.invalid",
+    );
+    bad(
+        "ometascan_cache_redis 127.0.0.1:6379 timeout=x;",
+        "ometascan_cache_redis",
+        "timeout=x",
+    );
+    bad(
+        "ometascan_cache off; ometascan_cache off;",
+        "ometascan_cache",
+        "is duplicate",
+    );
+    // The zone: http level only, a name and a size of at least 64k, declared once.
+    let c = nginx::check_http(&location("ometascan_cache_zone v:1m;"));
+    assert!(
+        !c.ok && c.output.contains("\"ometascan_cache_zone\" directive is not allowed here"),
+        "{}",
+        c.output
+    );
+    for (decl, why) in [
+        ("ometascan_cache_zone v;", "name:size"),
+        ("ometascan_cache_zone :1m;", "name:size"),
+        ("ometascan_cache_zone v:lots;", "name:size"),
+        ("ometascan_cache_zone v:8k;", "at least 64k"),
+        ("ometascan_cache_zone v:1m; ometascan_cache_zone v:1m;", "already declared"),
+    ] {
+        let c = nginx::check_http(&format!("{decl}\n{}", location("")));
+        assert!(!c.ok, "{decl}: {}", c.output);
+        assert!(
+            c.output.contains("\"ometascan_cache_zone\"") && c.output.contains(why),
+            "{decl}: {}",
+            c.output
+        );
+    }
+}
