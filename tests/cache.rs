@@ -371,7 +371,12 @@ fn verdicts_survive_a_reload() {
     n.reload();
     assert!(wait_for(Duration::from_secs(10), || n.worker_pids() != vec![old]));
     let r = client::post(n.port, "/k", &body).unwrap();
-    assert_eq!((r.status, cache_status(&r)), (200, "HIT"), "{}", n.error_log());
+    assert_eq!(
+        (r.status, cache_status(&r)),
+        (200, "HIT"),
+        "{}",
+        n.error_log()
+    );
     assert_eq!(scanner.received().len(), 1);
     assert_eq!(counter(&n, "hits"), 1, "the counters go on too");
 }

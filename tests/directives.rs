@@ -492,8 +492,16 @@ fn cache_directives() {
     // A zone nobody declared is caught at startup, by name.
     let c = nginx::check_http(&location("ometascan_cache nowhere;"));
     assert!(!c.ok && c.output.contains("\"nowhere\""), "{}", c.output);
-    bad("ometascan_cache_valid soon;", "ometascan_cache_valid", "soon");
-    bad("ometascan_cache_revalidate 0;", "ometascan_cache_revalidate", "0");
+    bad(
+        "ometascan_cache_valid soon;",
+        "ometascan_cache_valid",
+        "soon",
+    );
+    bad(
+        "ometascan_cache_revalidate 0;",
+        "ometascan_cache_revalidate",
+        "0",
+    );
     bad(
         "ometascan_cache_redis nowhere.invalid:6379;",
         "ometascan_cache_redis",
@@ -512,7 +520,9 @@ fn cache_directives() {
     // The zone: http level only, a name and a size of at least 64k, declared once.
     let c = nginx::check_http(&location("ometascan_cache_zone v:1m;"));
     assert!(
-        !c.ok && c.output.contains("\"ometascan_cache_zone\" directive is not allowed here"),
+        !c.ok
+            && c.output
+                .contains("\"ometascan_cache_zone\" directive is not allowed here"),
         "{}",
         c.output
     );
@@ -521,7 +531,10 @@ fn cache_directives() {
         ("ometascan_cache_zone :1m;", "name:size"),
         ("ometascan_cache_zone v:lots;", "name:size"),
         ("ometascan_cache_zone v:8k;", "at least 64k"),
-        ("ometascan_cache_zone v:1m; ometascan_cache_zone v:1m;", "already declared"),
+        (
+            "ometascan_cache_zone v:1m; ometascan_cache_zone v:1m;",
+            "already declared",
+        ),
     ] {
         let c = nginx::check_http(&format!("{decl}\n{}", location("")));
         assert!(!c.ok, "{decl}: {}", c.output);

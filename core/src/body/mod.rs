@@ -105,6 +105,17 @@ impl From<crate::scan::SanitizedBody> for RequestBody {
     }
 }
 
+/// What [`BodyReader::next_piece`] hands out: bytes, or a range of a file to send as it is.
+#[derive(Debug, Clone)]
+pub enum Piece {
+    Bytes(Bytes),
+    File {
+        file: Arc<File>,
+        offset: u64,
+        len: u64,
+    },
+}
+
 /// Reads a [`RequestBody`] piece by piece.
 #[derive(Debug)]
 pub struct BodyReader {
@@ -122,6 +133,32 @@ impl BodyReader {
     /// nginx said is an error, never a silently short body.
     pub fn next_chunk(&mut self) -> Option<io::Result<Bytes>> {
         self.next(usize::MAX)
+    }
+
+    /// The next piece: with `files`, what is left of a file part as one range (for a transport
+    /// that sends files itself), else as [`BodyReader::next_chunk`].
+    pub fn next_piece(&mut self, files: bool) -> Option<io::Result<Piece>> {
+        while files {
+            let part = self.parts.get(self.index)?;
+            let remaining = part.len() - self.offset;
+            if remaining == 0 {
+                self.index += 1;
+                self.offset = 0;
+                continue;
+            }
+            let BodyPart::File { file, offset, .. } = part else {
+                break;
+            };
+            let piece = Piece::File {
+                file: file.clone(),
+                offset: offset + self.offset,
+                len: remaining,
+            };
+            self.index += 1;
+            self.offset = 0;
+            return Some(Ok(piece));
+        }
+        self.next_chunk().map(|r| r.map(Piece::Bytes))
     }
 
     /// The next chunk of at most `max` bytes (and at most the reader's chunk size).

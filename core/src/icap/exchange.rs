@@ -9,7 +9,9 @@ use crate::body::{BodyReader, FILE_CHUNK};
 use crate::headers;
 use crate::icap::answer::read_answer;
 use crate::icap::codec::{self as icap, IcapHead, Options, Transfer};
-use crate::icap::io::{before_answer_or_final, push_chunk, read_head, send_watching, IcapConn};
+use crate::icap::io::{
+    before_answer_or_final, push_chunk, read_head, send_watching, IcapConn, Out,
+};
 use crate::scan::{Failed, ScanError, ScanOptions, ScanRequest, Target, Verdict};
 
 /// A REQMOD under way on a connection.
@@ -18,7 +20,7 @@ pub(super) struct Reqmod<'a> {
     req: &'a ScanRequest,
     opts: &'a ScanOptions,
     body: BodyReader,
-    out: VecDeque<Bytes>,
+    out: VecDeque<Out>,
     /// An answer came before everything was sent: the connection is not reused.
     pub cut_short: bool,
     /// ... and it came while the body after the preview (or the whole body, without preview)
@@ -69,7 +71,7 @@ impl<'a> Reqmod<'a> {
             req,
             opts,
             body: req.body.reader(FILE_CHUNK),
-            out: VecDeque::from([Bytes::from(head)]),
+            out: VecDeque::from([Out::Bytes(Bytes::from(head))]),
             cut_short: false,
             early_past_preview: false,
             continued: false,
@@ -91,11 +93,11 @@ impl<'a> Reqmod<'a> {
             }
         }
         let whole = p as u64 == self.req.body.len();
-        self.out.push_back(Bytes::from_static(if whole {
+        self.out.push_back(Out::Bytes(Bytes::from_static(if whole {
             b"0; ieof\r\n\r\n"
         } else {
             b"0\r\n\r\n"
-        }));
+        })));
         let head = self.send(false).await?;
         Ok((head, whole))
     }
@@ -118,11 +120,9 @@ impl<'a> Reqmod<'a> {
     async fn send(&mut self, body: bool) -> Result<IcapHead, Failed> {
         let conn = &mut *self.conn;
         let clock = conn.clock.clone();
-        let (mut rd, mut wr) = tokio::io::split(&mut conn.stream);
         let source = if body { Some(&mut self.body) } else { None };
         let early = send_watching(
-            &mut rd,
-            &mut wr,
+            &mut conn.stream,
             &mut conn.buf,
             &mut self.out,
             source,
@@ -135,7 +135,7 @@ impl<'a> Reqmod<'a> {
         }
         clock.arm_read();
         let continued = self.continued;
-        read_head(&mut rd, &mut conn.buf, &clock)
+        read_head(&mut conn.stream, &mut conn.buf, &clock)
             .await
             .map_err(|e| match continued {
                 true => Failed::Final(e),

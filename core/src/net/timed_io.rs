@@ -120,6 +120,33 @@ impl<S> TimedIo<S> {
     }
 }
 
+impl TimedIo<crate::net::transport::BoxIo> {
+    /// Whether files can be sent with `sendfile` (plain TCP, not TLS).
+    pub fn sends_files(&self) -> bool {
+        self.inner.as_tcp().is_some()
+    }
+
+    /// Sends up to `len` bytes of `file` from `*offset` with `sendfile`, under the send timer
+    /// like any write.
+    pub fn poll_sendfile(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        file: &std::fs::File,
+        offset: &mut u64,
+        len: usize,
+    ) -> Poll<io::Result<usize>> {
+        let this = self.project();
+        let r = match this.inner.as_tcp() {
+            Some(tcp) => crate::net::sendfile::poll_sendfile(tcp, cx, file, offset, len),
+            None => Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "sendfile on a TLS connection",
+            ))),
+        };
+        timed_write(r, this.write_timer, this.clock, cx)
+    }
+}
+
 fn poll_timer(timer: &mut Option<Pin<Box<Sleep>>>, ms: u64, cx: &mut Context<'_>) -> bool {
     let t = timer.get_or_insert_with(|| Box::pin(sleep(Duration::from_millis(ms))));
     t.as_mut().poll(cx).is_ready()

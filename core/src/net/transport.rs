@@ -13,8 +13,20 @@ use crate::net::tls::{describe_tls_error, TlsClient};
 use crate::scan::ScanError;
 
 /// A byte stream to a scanner, plain or TLS.
-pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
-impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {
+    /// The TCP connection, when the stream is plain TCP (a file can be sent with `sendfile`).
+    fn as_tcp(&self) -> Option<&TcpStream> {
+        None
+    }
+}
+
+impl Io for TcpStream {
+    fn as_tcp(&self) -> Option<&TcpStream> {
+        Some(self)
+    }
+}
+
+impl Io for tokio_rustls::client::TlsStream<TcpStream> {}
 
 pub type BoxIo = Box<dyn Io>;
 
