@@ -138,7 +138,17 @@ impl BodyReader {
     /// The next piece: with `files`, what is left of a file part as one range (for a transport
     /// that sends files itself), else as [`BodyReader::next_chunk`].
     pub fn next_piece(&mut self, files: bool) -> Option<io::Result<Piece>> {
-        while files {
+        if files {
+            if let Some(piece) = self.next_file_range() {
+                return Some(Ok(piece));
+            }
+        }
+        self.next_chunk().map(|r| r.map(Piece::Bytes))
+    }
+
+    /// What is left of the current part when it is a file part (skipping finished parts).
+    fn next_file_range(&mut self) -> Option<Piece> {
+        loop {
             let part = self.parts.get(self.index)?;
             let remaining = part.len() - self.offset;
             if remaining == 0 {
@@ -147,7 +157,7 @@ impl BodyReader {
                 continue;
             }
             let BodyPart::File { file, offset, .. } = part else {
-                break;
+                return None;
             };
             let piece = Piece::File {
                 file: file.clone(),
@@ -156,9 +166,8 @@ impl BodyReader {
             };
             self.index += 1;
             self.offset = 0;
-            return Some(Ok(piece));
+            return Some(piece);
         }
-        self.next_chunk().map(|r| r.map(Piece::Bytes))
     }
 
     /// The next chunk of at most `max` bytes (and at most the reader's chunk size).
