@@ -203,10 +203,10 @@ fn an_odd_form_is_scanned_whole_never_skipped() {
     let mut pre = b"preamble\r\n".to_vec();
     pre.extend_from_slice(&form(&[("f", Some("e.com"), None, EICAR)]));
     cases.push(pre);
-    // A part in a transfer encoding that is not decoded (quoted-printable).
+    // A part in a transfer encoding that is not decoded.
     let qp = format!(
         "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"f\"; filename=\"e.com\"\r\n\
-         Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+         Content-Transfer-Encoding: x-uuencode\r\n\r\n"
     );
     let mut with_eicar = qp.into_bytes();
     with_eicar.extend_from_slice(EICAR);
@@ -281,13 +281,29 @@ fn brotli(data: &[u8]) -> Vec<u8> {
 }
 
 #[test]
-fn deflate_and_base64_representations_are_decoded_before_c_icap_and_clamav_see_them() {
+fn deflate_br_zstd_base64_and_quoted_printable_representations_are_decoded_before_c_icap_and_clamav_see_them(
+) {
     let (n, backend, _cicap) = cicap_setup("");
     // Content-Encoding: deflate, and br, of the EICAR file.
     let body = deflate(EICAR);
     let r = raw_post(n.port, &[("Content-Encoding", "deflate")], &body);
     assert_eq!(r.status, 403, "{}", n.error_log());
     let r = raw_post(n.port, &[("Content-Encoding", "br")], &brotli(EICAR));
+    assert_eq!(r.status, 403, "{}", n.error_log());
+    let r = raw_post(
+        n.port,
+        &[("Content-Encoding", "zstd")],
+        &ometascan_testkit::zstd(EICAR),
+    );
+    assert_eq!(r.status, 403, "{}", n.error_log());
+    // A quoted-printable part: escapes and a soft line break inside the signature.
+    let eicar = String::from_utf8_lossy(EICAR).to_string();
+    let qp = format!("=58{}=\r\n{}", &eicar[1..30], &eicar[30..]);
+    let form_body = format!(
+        "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"f\"; filename=\"e.txt\"\r\n\
+         Content-Transfer-Encoding: quoted-printable\r\n\r\n{qp}\r\n--{BOUNDARY}--\r\n"
+    );
+    let r = post_form(n.port, "/up", form_body.as_bytes());
     assert_eq!(r.status, 403, "{}", n.error_log());
     // A base64 part of a form.
     let b64 = "WDVPIVAlQEFQWzRcUFpYNTQoUF4pN0NDKTd9JEVJQ0FSLVNUQU5EQVJELUFOVElWSVJVUy1URVNULUZJTEUhJEgrSCo=";
@@ -345,6 +361,9 @@ fn a_gzip_bomb_is_refused_quickly_and_an_unknown_coding_fails() {
     assert!(t.elapsed() < std::time::Duration::from_secs(20));
     let grown = nginx::rss_kib(worker).saturating_sub(before);
     assert!(grown < 32 * 1024, "worker grew by {grown} KiB");
+    let r = raw_post(n.port, &[("Content-Encoding", "compress")], b"\x1f\x9d\x90");
+    assert_eq!(r.status, 502);
+    // A zstd frame cut after its magic number: no pass either.
     let r = raw_post(n.port, &[("Content-Encoding", "zstd")], b"\x28\xb5\x2f\xfd");
     assert_eq!(r.status, 502);
     assert!(backend.received().is_empty());

@@ -1,7 +1,9 @@
 //! Decoding a body before it is scanned: the representation the backend will use, not the one
-//! on the wire. `Content-Encoding: gzip / deflate / br` of a request (flate2, a maintained
-//! streaming inflater; brotli-decompressor, the decoder half of Dropbox's brotli crate, safe
-//! Rust) and base64 (form parts, JSON strings) are decoded, streamed,
+//! on the wire. `Content-Encoding: gzip / deflate / br / zstd` of a request (flate2, a
+//! maintained streaming inflater; brotli-decompressor, the decoder half of Dropbox's brotli
+//! crate, safe Rust; ruzstd, a zstd decoder in safe Rust, its window held to 8 MiB as HTTP's
+//! zstd coding allows), base64 (form parts, JSON strings) and quoted-printable (form parts)
+//! are decoded, streamed,
 //! into memory up to 1 MiB and an unlinked temp file beyond; the output is bounded (a
 //! decompression bomb is refused, not scanned in part).
 
@@ -25,7 +27,9 @@ pub enum Coding {
     Gzip,
     Deflate,
     Brotli,
+    Zstd,
     Base64,
+    QuotedPrintable,
 }
 
 impl Coding {
@@ -38,6 +42,7 @@ impl Coding {
             "gzip" | "x-gzip" => Ok(Some(Coding::Gzip)),
             "deflate" => Ok(Some(Coding::Deflate)),
             "br" => Ok(Some(Coding::Brotli)),
+            "zstd" => Ok(Some(Coding::Zstd)),
             other => Err(format!(
                 "the request body's Content-Encoding \"{other}\" cannot be decoded for scanning"
             )),
@@ -111,7 +116,9 @@ pub fn decode(body: &RequestBody, coding: Coding, dir: &Path) -> Result<RequestB
             &mut brotli_decompressor::Decompressor::new(input, 64 * 1024),
             &mut out,
         ),
+        Coding::Zstd => zstd_decode(input, &mut out),
         Coding::Base64 => base64_decode(input, &mut out),
+        Coding::QuotedPrintable => quoted_printable_decode(input, &mut out),
     };
     result.map_err(|e| {
         if e.to_string() == TOO_LARGE {
@@ -135,6 +142,138 @@ fn inflate(input: BodyRead, out: &mut Bounded) -> io::Result<u64> {
         io::copy(&mut flate2::read::ZlibDecoder::new(chained), out)
     } else {
         io::copy(&mut flate2::read::DeflateDecoder::new(chained), out)
+    }
+}
+
+/// The largest zstd window accepted (what HTTP's `zstd` coding requires a decoder to handle):
+/// a frame that asks for more would make the decoder hold that much memory.
+pub const MAX_ZSTD_WINDOW: u64 = 8 << 20;
+
+/// One or more zstd frames, one after the other, each checked for its window first.
+fn zstd_decode(input: BodyRead, out: &mut Bounded) -> io::Result<u64> {
+    let mut input: Box<dyn Read> = Box::new(input);
+    let mut total = 0u64;
+    let mut frames = 0;
+    loop {
+        let mut head = [0u8; 18];
+        let n = read_up_to(&mut input, &mut head)?;
+        if n == 0 {
+            if frames == 0 {
+                return Err(io::Error::new(io::ErrorKind::InvalidData, "no zstd frame"));
+            }
+            return Ok(total);
+        }
+        zstd_window(&head[..n])?;
+        let chained: Box<dyn Read> = Box::new(io::Cursor::new(head[..n].to_vec()).chain(input));
+        let mut frame = ruzstd::decoding::StreamingDecoder::new(chained)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
+        total += io::copy(&mut frame, out)?;
+        if !frame.decoder.is_finished() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "truncated zstd frame",
+            ));
+        }
+        input = frame.into_inner();
+        frames += 1;
+    }
+}
+
+/// Reads until `buf` is full or the input ends.
+fn read_up_to(r: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..])? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    Ok(n)
+}
+
+/// The window a zstd frame header asks for, refused over [`MAX_ZSTD_WINDOW`] (RFC 8878:
+/// window descriptor, or the content size of a single-segment frame).
+fn zstd_window(head: &[u8]) -> io::Result<u64> {
+    let bad = |why: &str| io::Error::new(io::ErrorKind::InvalidData, why.to_string());
+    if head.len() < 6 || head[..4] != [0x28, 0xb5, 0x2f, 0xfd] {
+        return Err(bad("not a zstd frame"));
+    }
+    let fhd = head[4];
+    let single = fhd & 0x20 != 0;
+    let window = if single {
+        let dict = [0usize, 1, 2, 4][usize::from(fhd & 3)];
+        let at = 5 + dict;
+        let size = match fhd >> 6 {
+            0 => head.get(at).map(|&b| u64::from(b)),
+            1 => head
+                .get(at..at + 2)
+                .map(|b| u64::from(u16::from_le_bytes([b[0], b[1]])) + 256),
+            2 => head
+                .get(at..at + 4)
+                .map(|b| u64::from(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))),
+            _ => head
+                .get(at..at + 8)
+                .and_then(|b| b.try_into().ok())
+                .map(u64::from_le_bytes),
+        };
+        size.ok_or_else(|| bad("truncated zstd frame header"))?
+    } else {
+        let wd = head[5];
+        let base = 1u64 << (10 + (wd >> 3));
+        base + (base / 8) * u64::from(wd & 7)
+    };
+    if window > MAX_ZSTD_WINDOW {
+        return Err(bad("zstd window over 8 MiB"));
+    }
+    Ok(window)
+}
+
+/// Quoted-printable (RFC 2045): `=XX` is a byte, `=` at the end of a line joins lines; a `=`
+/// followed by anything else stays as it is (as lenient decoders do).
+fn quoted_printable_decode(mut input: BodyRead, out: &mut Bounded) -> io::Result<u64> {
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut pending: Vec<u8> = Vec::with_capacity(3);
+    let mut decoded = Vec::with_capacity(64 * 1024);
+    let mut total = 0u64;
+    loop {
+        let n = input.read(&mut buf)?;
+        let end = n == 0;
+        let mut data = std::mem::take(&mut pending);
+        data.extend_from_slice(&buf[..n]);
+        let mut i = 0;
+        while i < data.len() {
+            if data[i] != b'=' {
+                decoded.push(data[i]);
+                i += 1;
+                continue;
+            }
+            let rest = &data[i + 1..];
+            if rest.len() < 2 && !end {
+                // `=` at the end of this read: decide with the next one.
+                pending = data[i..].to_vec();
+                break;
+            }
+            match rest {
+                [b'\r', b'\n', ..] => i += 3,
+                [b'\n', ..] => i += 2,
+                [a, b, ..] if a.is_ascii_hexdigit() && b.is_ascii_hexdigit() => {
+                    let hex = [*a, *b];
+                    let s = std::str::from_utf8(&hex).unwrap_or("00");
+                    decoded.push(u8::from_str_radix(s, 16).unwrap_or(0));
+                    i += 3;
+                }
+                _ => {
+                    decoded.push(b'=');
+                    i += 1;
+                }
+            }
+        }
+        out.write_all(&decoded)?;
+        total += decoded.len() as u64;
+        decoded.clear();
+        if end {
+            return Ok(total);
+        }
     }
 }
 
@@ -242,11 +381,69 @@ mod tests {
             Ok(Some(Coding::Gzip))
         );
         assert_eq!(Coding::of_content_encoding(b"br"), Ok(Some(Coding::Brotli)));
-        assert!(Coding::of_content_encoding(b"zstd").is_err());
+        assert!(Coding::of_content_encoding(b"compress").is_err());
+        assert!(Coding::of_content_encoding(b"gzip, zstd").is_err());
         // A corrupt brotli stream is an error, not a pass.
         assert!(matches!(
             decode(&mem(&[b"\x1b\x03\x00garbage"]), Coding::Brotli, &dir),
             Err(ScanError::Decode(_))
         ));
+    }
+
+    fn zstd(data: &[u8]) -> Vec<u8> {
+        ruzstd::encoding::compress_to_vec(data, ruzstd::encoding::CompressionLevel::Fastest)
+    }
+
+    #[test]
+    fn zstd_frames_decode_one_after_the_other_across_chunks() {
+        let dir = std::env::temp_dir();
+        let a = b"X5O!P%@AP[4\\PZX54(P^)7CC)7}$EICAR".repeat(500);
+        let b = vec![7u8; 300_000];
+        let mut both = zstd(&a);
+        both.extend_from_slice(&zstd(&b));
+        let (x, y) = both.split_at(both.len() / 3);
+        let mut want = a.clone();
+        want.extend_from_slice(&b);
+        assert_eq!(
+            bytes_of(&decode(&mem(&[x, y]), Coding::Zstd, &dir).unwrap()),
+            want
+        );
+    }
+
+    #[test]
+    fn a_zstd_frame_asking_for_a_large_window_a_cut_frame_or_no_frame_is_refused() {
+        let dir = std::env::temp_dir();
+        // Magic, descriptor without single segment, window descriptor 2^(10+17) = 128 MiB.
+        let big = [0x28, 0xb5, 0x2f, 0xfd, 0x00, 17 << 3, 0, 0, 0];
+        assert!(matches!(
+            decode(&mem(&[&big]), Coding::Zstd, &dir),
+            Err(ScanError::Decode(e)) if e.contains("8 MiB")
+        ));
+        let whole = zstd(&vec![1u8; 100_000]);
+        assert!(decode(&mem(&[&whole[..whole.len() - 5]]), Coding::Zstd, &dir).is_err());
+        assert!(decode(&mem(&[b""]), Coding::Zstd, &dir).is_err());
+        assert!(decode(&mem(&[b"not zstd"]), Coding::Zstd, &dir).is_err());
+        // A bomb: 64 MiB of zeros in a few KiB.
+        let bomb = zstd(&vec![0u8; 64 << 20]);
+        assert!(bomb.len() < 1 << 20);
+        assert!(matches!(
+            decode(&mem(&[&bomb]), Coding::Zstd, &dir),
+            Err(ScanError::DecodedTooLarge(_))
+        ));
+    }
+
+    #[test]
+    fn quoted_printable_decodes_escapes_and_soft_breaks_split_anywhere() {
+        let dir = std::env::temp_dir();
+        let qp = b"X5O!P%@AP[4\\PZX54(P^)7CC)7}$=\r\nEICAR=3D=3d=0A=ZZ end=";
+        let want = b"X5O!P%@AP[4\\PZX54(P^)7CC)7}$EICAR==\n=ZZ end=".to_vec();
+        for cut in 0..qp.len() {
+            let (a, b) = qp.split_at(cut);
+            assert_eq!(
+                bytes_of(&decode(&mem(&[a, b]), Coding::QuotedPrintable, &dir).unwrap()),
+                want,
+                "cut at {cut}"
+            );
+        }
     }
 }

@@ -4,8 +4,8 @@
 //! plain fields together as one more scan. A generic scanner unpacks a compressed file at
 //! offset 0 but not after a part header; this is what lets it see the file.
 //!
-//! Before that, a body in a `Content-Encoding` (gzip, deflate) is decoded, and a base64 part
-//! too: the scanner gets what the backend will use.
+//! Before that, a body in a `Content-Encoding` (gzip, deflate, br, zstd) is decoded, and a
+//! base64 or quoted-printable part too: the scanner gets what the backend will use.
 //!
 //! Fails closed: a body that does not split cleanly, a part in another transfer encoding, or a
 //! part the scanner sanitized or could not parse makes the whole body one scan, as without
@@ -271,29 +271,31 @@ fn form_jobs(req: &ScanRequest, opts: &ScanOptions) -> Result<Option<Vec<Job>>, 
     }
     let boundary = multipart::boundary(ct).ok_or("no usable boundary")?;
     let parts = multipart::split(&req.body, &boundary, FILE_CHUNK).map_err(|e| e.to_string())?;
-    let mut base64 = Vec::new();
+    // A part in base64 or quoted-printable is scanned decoded, as a file of its own.
+    let mut encoded: Vec<(u64, Coding)> = Vec::new();
     for p in &parts {
         if let Some(te) = p.header("content-transfer-encoding") {
             let te = String::from_utf8_lossy(te).trim().to_ascii_lowercase();
             match te.as_str() {
                 "7bit" | "8bit" | "binary" => {}
-                "base64" => base64.push(p.offset),
+                "base64" => encoded.push((p.offset, Coding::Base64)),
+                "quoted-printable" => encoded.push((p.offset, Coding::QuotedPrintable)),
                 _ => return Err(format!("a part in the \"{te}\" transfer encoding")),
             }
         }
     }
-    // A base64 part is scanned decoded, as a file of its own.
+    let coding_of = |p: &Part| encoded.iter().find(|(o, _)| *o == p.offset).map(|e| e.1);
     let (files, fields): (Vec<&Part>, Vec<&Part>) = parts
         .iter()
-        .partition(|p| is_file(p) || base64.contains(&p.offset));
+        .partition(|p| is_file(p) || coding_of(p).is_some());
     if files.is_empty() {
         return Ok(None);
     }
     let mut jobs = Vec::with_capacity(files.len() + 1);
     for p in &files {
         let mut request = file_request(req, p);
-        if base64.contains(&p.offset) {
-            request.body = decode::decode(&request.body, Coding::Base64, &opts.spill_dir)
+        if let Some(coding) = coding_of(p) {
+            request.body = decode::decode(&request.body, coding, &opts.spill_dir)
                 .map_err(|e| format!("{} could not be decoded ({e})", label(p)))?;
         }
         jobs.push(Job {
