@@ -151,6 +151,11 @@ impl StreamFind {
     }
 }
 
+/// `data` as one zstd frame (HTTP's `Content-Encoding: zstd`).
+pub fn zstd(data: &[u8]) -> Vec<u8> {
+    ruzstd::encoding::compress_to_vec(data, ruzstd::encoding::CompressionLevel::Fastest)
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -186,9 +191,4 @@ mod tests {
         }
         assert_ne!(super::fnv1a(b"a"), super::fnv1a(b"a\0"));
     }
-}
-
-/// `data` as one zstd frame (HTTP's `Content-Encoding: zstd`).
-pub fn zstd(data: &[u8]) -> Vec<u8> {
-    ruzstd::encoding::compress_to_vec(data, ruzstd::encoding::CompressionLevel::Fastest)
 }
