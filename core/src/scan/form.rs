@@ -123,7 +123,11 @@ impl Scanner {
             if let Ok(Verdict::Blocked { .. }) = outcome.result {
                 tracing::debug!("part {label} blocked, the other scans are stopped");
                 done.push((label, outcome));
-                // Dropping the set aborts the scans still running.
+                // Scans that finished meanwhile count (their threats are named too); dropping
+                // the set aborts those still running.
+                while let Some(Ok(finished)) = running.try_join_next() {
+                    done.push(finished);
+                }
                 return combine(done);
             }
             done.push((label, outcome));
@@ -159,8 +163,23 @@ fn combine(done: Vec<(String, ScanOutcome)>) -> Combined {
         .iter()
         .position(|(_, o)| matches!(o.result, Ok(Verdict::Blocked { .. })));
     if let Some(i) = blocked {
+        // Every threat known when the scans stopped (those still running were not waited for).
+        let threats: Vec<String> = done
+            .iter()
+            .filter_map(|(_, o)| match &o.result {
+                Ok(Verdict::Blocked {
+                    threat: Some(t), ..
+                }) => Some(t.clone()),
+                _ => None,
+            })
+            .collect();
         let mut done = done;
         let (label, mut outcome) = done.swap_remove(i);
+        if let Ok(Verdict::Blocked { threat, .. }) = &mut outcome.result {
+            if threats.len() > 1 {
+                *threat = Some(threats.join(", "));
+            }
+        }
         outcome.part = Some(label);
         return Combined::Decided(outcome);
     }
@@ -446,5 +465,67 @@ fn fields_request(req: &ScanRequest, fields: &[&Part], boundary: &[u8]) -> ScanR
     ScanRequest {
         body,
         ..req.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scan::ResponsePage;
+
+    fn outcome(result: Result<Verdict, ScanError>) -> ScanOutcome {
+        ScanOutcome {
+            result,
+            ..ScanOutcome::failed(ScanError::Internal)
+        }
+    }
+
+    fn blocked(threat: &str) -> ScanOutcome {
+        outcome(Ok(Verdict::Blocked {
+            page: ResponsePage {
+                status: 403,
+                headers: vec![],
+                body: Bytes::from_static(b"blocked"),
+                head_length: None,
+            },
+            threat: Some(threat.into()),
+        }))
+    }
+
+    #[test]
+    fn every_blocked_part_known_is_named_in_the_threat_and_the_first_decides() {
+        let done = vec![
+            ("a".to_string(), outcome(Ok(Verdict::Allowed))),
+            ("b".to_string(), blocked("Eicar.A")),
+            ("c".to_string(), blocked("Eicar.B")),
+        ];
+        let Combined::Decided(o) = combine(done) else {
+            panic!("not decided");
+        };
+        assert_eq!(o.part.as_deref(), Some("b"));
+        match o.result {
+            Ok(Verdict::Blocked { threat, page }) => {
+                assert_eq!(threat.as_deref(), Some("Eicar.A, Eicar.B"));
+                assert_eq!(page.status, 403);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_failed_part_fails_the_form_and_all_allowed_allow_it() {
+        let done = vec![
+            ("a".to_string(), outcome(Ok(Verdict::Allowed))),
+            ("b".to_string(), outcome(Err(ScanError::ReadTimeout))),
+        ];
+        let Combined::Decided(o) = combine(done) else {
+            panic!("not decided");
+        };
+        assert!(matches!(o.result, Err(ScanError::ReadTimeout)));
+        let done = vec![("a".to_string(), outcome(Ok(Verdict::Allowed)))];
+        let Combined::Decided(o) = combine(done) else {
+            panic!("not decided");
+        };
+        assert!(matches!(o.result, Ok(Verdict::Allowed)));
     }
 }
