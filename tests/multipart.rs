@@ -559,3 +559,93 @@ fn tgz_and_bz2_files_in_a_form_are_blocked_by_c_icap_and_clamav() {
     }
     assert!(backend.received().is_empty());
 }
+
+#[test]
+fn a_sanitized_part_is_put_back_into_the_form_and_every_other_byte_is_as_sent() {
+    let clean = b"the scanner's clean version".to_vec();
+    let (n, scanner, backend) = double_setup(Action::SanitizeEicar(clean.clone()));
+    let mut infected = random_bytes(3_000, 21);
+    infected.extend_from_slice(EICAR);
+    let first = random_bytes(5_000, 23);
+    let parts = |middle: &[u8]| {
+        form(&[
+            ("title", None, None, b"a form"),
+            ("a", Some("a.bin"), Some("application/octet-stream"), &first),
+            (
+                "b",
+                Some("bad.exe"),
+                Some("application/x-msdownload"),
+                middle,
+            ),
+            ("c", Some("c.txt"), Some("text/plain"), b"last file"),
+        ])
+    };
+    let sent = parts(&infected);
+    let r = post_form(n.port, "/up", &sent);
+    assert_eq!(r.status, 200, "{}", n.error_log());
+    // What the backend must get: part b's bytes are the scanner's, its type and name too.
+    let mut want = parts(&clean);
+    let old = b"filename=\"bad.exe\"\r\nContent-Type: application/x-msdownload";
+    let new = b"filename=\"cleaned.txt\"\r\nContent-Type: text/plain";
+    let at = want
+        .windows(old.len())
+        .position(|w| w == old)
+        .expect("part b's header");
+    want.splice(at..at + old.len(), new.iter().copied());
+    let got = &backend.received()[0];
+    assert_eq!(
+        String::from_utf8_lossy(&got.body),
+        String::from_utf8_lossy(&want)
+    );
+    assert_eq!(
+        got.head.header("content-length"),
+        Some(want.len().to_string().as_str())
+    );
+    assert!(got
+        .head
+        .header("content-type")
+        .unwrap()
+        .starts_with("multipart/form-data"));
+    // Each part was scanned once; the form was not scanned again as a whole.
+    assert_eq!(scanner.received().len(), 4);
+}
+
+#[test]
+fn a_100_mb_form_with_a_sanitized_part_is_rebuilt_from_the_temp_file_with_flat_memory() {
+    let clean = b"cleaned".to_vec();
+    let (n, _scanner, backend) = double_setup(Action::SanitizeEicar(clean.clone()));
+    let big = random_bytes(100 << 20, 25);
+    let mut infected = b"macro ".to_vec();
+    infected.extend_from_slice(EICAR);
+    let parts = |middle: &[u8]| {
+        form(&[
+            (
+                "big",
+                Some("big.bin"),
+                Some("application/octet-stream"),
+                &big,
+            ),
+            ("bad", Some("bad.doc"), None, middle),
+            ("after", None, None, b"a field after it"),
+        ])
+    };
+    let sent = parts(&infected);
+    let mut want = parts(&clean);
+    let old = b"filename=\"bad.doc\"\r\n";
+    let new = b"filename=\"cleaned.txt\"\r\nContent-Type: text/plain\r\n";
+    let at = want
+        .windows(old.len())
+        .rposition(|w| w == old)
+        .expect("part header");
+    // The scanner's type is added after the part's own fields (the part had none).
+    want.splice(at..at + old.len(), new.iter().copied());
+    let worker = n.worker();
+    let before = nginx::rss_kib(worker);
+    let r = post_form(n.port, "/big", &sent);
+    assert_eq!(r.status, 200, "{}", n.error_log());
+    let grown = nginx::rss_kib(worker).saturating_sub(before);
+    assert!(grown < 32 * 1024, "worker grew by {grown} KiB");
+    let got = &backend.received()[0];
+    assert_eq!(got.body_len, want.len() as u64);
+    assert_eq!(got.body_hash, fnv1a(&want));
+}

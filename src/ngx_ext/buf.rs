@@ -45,14 +45,15 @@ pub unsafe fn send_body(r: *mut ngx_http_request_t, bytes: &[u8]) -> ngx_int_t {
     }
 }
 
-/// A buffer over `len` bytes of `file` (a spilled sanitized body); the descriptor is closed
-/// with the request pool. Null when out of memory.
+/// A buffer over `len` bytes of `file` from `offset`; the descriptor is closed with the
+/// request pool. Null when out of memory.
 ///
 /// # Safety
 /// `r` must be a live request.
-pub unsafe fn file_buf(
+pub unsafe fn file_range_buf(
     r: *mut ngx_http_request_t,
     file: std::fs::File,
+    offset: u64,
     len: u64,
 ) -> *mut ngx_buf_t {
     use std::os::fd::IntoRawFd;
@@ -86,8 +87,73 @@ pub unsafe fn file_buf(
         (*f).log = log;
         (*b).file = f;
         (*b).set_in_file(1);
-        (*b).file_pos = 0;
-        (*b).file_last = len as off_t;
+        (*b).file_pos = offset as off_t;
+        (*b).file_last = (offset + len) as off_t;
     }
     b
+}
+
+/// A chain over `body`, the last buffer marked as such: memory copied into the request pool,
+/// file ranges over duplicates of their descriptors (closed with the pool). Null when out of
+/// memory or when a descriptor cannot be duplicated.
+///
+/// # Safety
+/// `r` must be a live request.
+pub unsafe fn body_chain(
+    r: *mut ngx_http_request_t,
+    body: &ometascan_core::RequestBody,
+) -> *mut ngx_chain_t {
+    use ometascan_core::BodyPart;
+    // SAFETY: r is live.
+    let pool = unsafe { (*r).pool };
+    let mut first: *mut ngx_chain_t = ptr::null_mut();
+    let mut last: *mut ngx_chain_t = ptr::null_mut();
+    for part in body.parts() {
+        let b = match part {
+            // SAFETY: pool is live.
+            BodyPart::Memory(bytes) => unsafe { copy_to_buf(pool, bytes) },
+            BodyPart::File { file, offset, len } => match file.try_clone() {
+                // SAFETY: r is live; the duplicate is owned by the buffer's cleanup.
+                Ok(dup) => unsafe { file_range_buf(r, dup, *offset, *len) },
+                Err(_) => ptr::null_mut(),
+            },
+        };
+        // SAFETY: pool is live.
+        let cl = unsafe { ngx_alloc_chain_link(pool) };
+        if b.is_null() || cl.is_null() {
+            return ptr::null_mut();
+        }
+        // SAFETY: cl and last are links of this chain, from the pool.
+        unsafe {
+            (*cl).buf = b;
+            (*cl).next = ptr::null_mut();
+            if last.is_null() {
+                first = cl;
+            } else {
+                (*last).next = cl;
+            }
+        }
+        last = cl;
+    }
+    if last.is_null() {
+        // An empty body: one empty buffer.
+        // SAFETY: pool is live.
+        let (b, cl) = unsafe { (copy_to_buf(pool, &[]), ngx_alloc_chain_link(pool)) };
+        if b.is_null() || cl.is_null() {
+            return ptr::null_mut();
+        }
+        // SAFETY: fresh pool memory.
+        unsafe {
+            (*cl).buf = b;
+            (*cl).next = ptr::null_mut();
+        }
+        first = cl;
+        last = cl;
+    }
+    // SAFETY: last is the final link, its buffer live.
+    unsafe {
+        (*(*last).buf).set_last_buf(1);
+        (*(*last).buf).set_last_in_chain(1);
+    }
+    first
 }

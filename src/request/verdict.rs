@@ -10,7 +10,7 @@ use ometascan_core::{ResponsePage, SanitizedBody, ScanError, Verdict};
 use super::ctx::{Ctx, State};
 use super::{log_debug, log_error, NGX_DECLINED_, NGX_DONE_};
 use crate::conf::{LocConf, OnError};
-use crate::ngx_ext::buf::{copy_to_buf, file_buf};
+use crate::ngx_ext::buf::body_chain;
 use crate::ngx_ext::headers::{headers_in_named, pool_str, push_header_out, set_header_in};
 use crate::ngx_ext::page::{has_error_page, send_page};
 
@@ -192,30 +192,24 @@ unsafe fn replace_body(
     content_disposition: Option<Bytes>,
 ) -> Option<()> {
     // SAFETY: r is live.
-    let (pool, rb) = unsafe { ((*r).pool, (*r).request_body) };
+    let rb = unsafe { (*r).request_body };
     if rb.is_null() {
         return None;
     }
     let len = body.len();
-    let b = match body {
-        // SAFETY: pool is live.
-        SanitizedBody::Memory(bytes) => unsafe { copy_to_buf(pool, &bytes) },
-        // SAFETY: r is live.
-        SanitizedBody::File { file, len } => unsafe { file_buf(r, file, len) },
+    let whole = match body {
+        SanitizedBody::Parts(parts) => parts,
+        one => one.into(),
     };
-    // SAFETY: pool is live.
-    let cl = unsafe { ngx_alloc_chain_link(pool) };
-    if b.is_null() || cl.is_null() {
+    // SAFETY: r is live.
+    let chain = unsafe { body_chain(r, &whole) };
+    if chain.is_null() {
         return None;
     }
-    // SAFETY: b, cl and rb are live; rb->buf stays (the upstream module reuses it as its
+    // SAFETY: chain and rb are live; rb->buf stays (the upstream module reuses it as its
     // output buffer).
     unsafe {
-        (*b).set_last_buf(1);
-        (*b).set_last_in_chain(1);
-        (*cl).buf = b;
-        (*cl).next = std::ptr::null_mut();
-        (*rb).bufs = cl;
+        (*rb).bufs = chain;
         (*r).headers_in.content_length_n = len as off_t;
         let cl_header = (*r).headers_in.content_length;
         if !cl_header.is_null() {

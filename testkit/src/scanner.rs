@@ -28,6 +28,9 @@ pub enum Action {
     },
     /// `403` block page when the body holds the EICAR string, `204` otherwise.
     EicarAware,
+    /// `200` with this body (a sanitized version, named `<name>.txt` in `Content-Disposition`,
+    /// typed `text/plain`) when the body holds the EICAR string, `204` otherwise.
+    SanitizeEicar(Vec<u8>),
     /// Wait, then do the inner action.
     Delay(Duration, Box<Action>),
     /// Close the connection with a reset once the request head arrived.
@@ -309,6 +312,23 @@ fn serve(conn: TcpStream, st: Arc<State>, id: usize) {
                         403,
                         &[("Content-Type".into(), "text/html".into())],
                         b"<html><body><h1>Blocked</h1>The upload contains the EICAR test virus.</body></html>\n",
+                    )
+                } else {
+                    b"HTTP/1.1 204 No Content\r\n\r\n".to_vec()
+                }
+            }
+            Action::SanitizeEicar(clean) => {
+                if contains(&body, EICAR) {
+                    response(
+                        200,
+                        &[
+                            ("Content-Type".into(), "text/plain".into()),
+                            (
+                                "Content-Disposition".into(),
+                                "attachment; filename=\"cleaned.txt\"".into(),
+                            ),
+                        ],
+                        &clean,
                     )
                 } else {
                     b"HTTP/1.1 204 No Content\r\n\r\n".to_vec()

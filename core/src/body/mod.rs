@@ -4,6 +4,7 @@
 pub mod decode;
 pub mod json;
 pub mod multipart;
+pub mod rebuild;
 pub mod sink;
 pub mod urlencoded;
 
@@ -100,6 +101,7 @@ impl From<crate::scan::SanitizedBody> for RequestBody {
                 offset: 0,
                 len,
             },
+            crate::scan::SanitizedBody::Parts(body) => return body,
         });
         r
     }

@@ -23,6 +23,8 @@ const MAX_BOUNDARY: usize = 70;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Part {
     pub headers: HeaderList,
+    /// Offset of the part's header block in the body (its data follows the block).
+    pub head_offset: u64,
     /// Offset of the data in the body.
     pub offset: u64,
     pub len: u64,
@@ -217,6 +219,7 @@ impl Splitter {
         if self.pending.len() < 2 {
             return Ok(false);
         }
+        let head_offset = self.at;
         // An empty header block: the data starts right after this CRLF.
         let (headers, used) = if self.pending.starts_with(b"\r\n") {
             (Vec::new(), 2)
@@ -235,6 +238,7 @@ impl Splitter {
         self.consume(used);
         self.parts.push(Part {
             headers,
+            head_offset,
             offset: self.at,
             len: 0,
         });

@@ -4,10 +4,12 @@
 //! ([`Scanner`]).
 
 mod cached;
+mod combine;
 pub mod error;
 pub mod failover;
 pub mod form;
 mod gates;
+mod jobs;
 pub mod options;
 pub mod report;
 pub mod request;

@@ -27,6 +27,9 @@ pub enum SanitizedBody {
         file: File,
         len: u64,
     },
+    /// Pieces in order: memory the module owns (never memory lent by nginx) and file ranges
+    /// (a form rebuilt around its sanitized parts).
+    Parts(crate::body::RequestBody),
 }
 
 impl SanitizedBody {
@@ -34,6 +37,7 @@ impl SanitizedBody {
         match self {
             SanitizedBody::Memory(b) => b.len() as u64,
             SanitizedBody::File { len, .. } => *len,
+            SanitizedBody::Parts(body) => body.len(),
         }
     }
 
