@@ -3,7 +3,8 @@
 # paths where request memory is lent to a scan: clean and EICAR uploads held in memory,
 # HTTP/1.1 and HTTP/2 clients that give up while their bodies are being scanned (nginx keeps
 # those requests blocked until the scan lets go of the body, then frees them), and a client
-# that gives up while a slowly reading scanner is still being sent its 24 MB in-memory body.
+# that gives up while a slowly reading scanner is still being sent its 24 MB in-memory body,
+# and the verdict cache (a clean and an EICAR upload answered again from shared memory).
 # Fails on any memcheck error or on a wrong answer.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -40,12 +41,19 @@ pid $run/nginx.pid;
 events {}
 http {
     access_log $run/logs/access.log;
+    log_format cache '\$request_uri \$status \$ometascan_cache_status';
+    ometascan_cache_zone verdicts:1m;
     client_max_body_size 64m;
     client_body_buffer_size 32m;
     server {
         listen 127.0.0.1:$p_nginx;
         http2 on;
         location /trickle/ { ometascan_pass http://127.0.0.1:$p_trickle; proxy_pass http://127.0.0.1:$p_back; }
+        location /cached/ {
+            ometascan_pass http://127.0.0.1:$p_scan; ometascan_cache verdicts;
+            access_log $run/logs/cache.log cache;
+            proxy_pass http://127.0.0.1:$p_back;
+        }
         location /slow/ { ometascan_pass http://127.0.0.1:$p_slow; proxy_pass http://127.0.0.1:$p_back; }
         location / { ometascan_pass http://127.0.0.1:$p_scan; proxy_pass http://127.0.0.1:$p_back; }
     }
@@ -61,6 +69,14 @@ head -c 24000000 /dev/urandom >"$run/big.bin"
 post() { curl -s -o /dev/null -w '%{http_code}' "$@"; }
 [ "$(post --data-binary @"$run/clean.bin" "http://127.0.0.1:$p_nginx/up")" = 200 ] || fail "clean upload not 200"
 [ "$(post --data-binary @"$run/eicar.bin" "http://127.0.0.1:$p_nginx/up")" = 403 ] || fail "EICAR upload not 403"
+for i in 1 2; do
+    [ "$(post --data-binary @"$run/clean.bin" "http://127.0.0.1:$p_nginx/cached/c")" = 200 ] || fail "cached clean upload not 200"
+    [ "$(post --data-binary @"$run/eicar.bin" "http://127.0.0.1:$p_nginx/cached/e")" = 403 ] || fail "cached EICAR upload not 403"
+done
+[ "$(cat "$run/logs/cache.log")" = "/cached/c 200 MISS
+/cached/e 403 MISS
+/cached/c 200 HIT
+/cached/e 403 HIT" ] || { cat "$run/logs/cache.log" >&2; fail "the second uploads were not cache hits"; }
 # Clients that give up after 1 s while their scans take 2 s.
 gone=()
 for i in 1 2 3; do
@@ -86,4 +102,4 @@ mid_scan=$(grep -cE 'client prematurely closed connection, client: .* request: "
 [ "$mid_scan" = 7 ] || fail "expected 7 clients gone during their scans, the error log has $mid_scan"
 grep -q "ERROR SUMMARY: 0 errors" "$run/vg.log" || fail "memcheck found errors"
 [ "$rc" = 0 ] || fail "nginx under valgrind exited with $rc"
-echo "check-valgrind: 0 memcheck errors; clean 200, EICAR 403, 7 clients gone mid-scan (HTTP/1.1, HTTP/2, one while its 24 MB body was still being sent) freed, next upload 200"
+echo "check-valgrind: 0 memcheck errors; clean 200, EICAR 403, both again from the verdict cache, 7 clients gone mid-scan (HTTP/1.1, HTTP/2, one while its 24 MB body was still being sent) freed, next upload 200"
