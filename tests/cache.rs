@@ -380,3 +380,28 @@ fn verdicts_survive_a_reload() {
     assert_eq!(scanner.received().len(), 1);
     assert_eq!(counter(&n, "hits"), 1, "the counters go on too");
 }
+
+#[test]
+fn requests_that_send_the_scanner_different_headers_never_share_a_verdict() {
+    let scanner = ScannerDouble::start(Action::Allow);
+    let backend = Backend::start();
+    // The policy comes from the query, which is not in the key itself: only the header is.
+    let n = cached(
+        &scanner,
+        &backend,
+        "ometascan_set_header X-Policy $arg_policy;",
+    );
+    let body = random_bytes(4_000, 19);
+    for (uri, want) in [
+        ("/up?policy=lenient", "MISS"),
+        ("/up?policy=lenient&x=1", "HIT"),
+        ("/up?policy=strict", "MISS"),
+        ("/up?policy=strict", "HIT"),
+    ] {
+        let r = client::post(n.port, uri, &body).unwrap();
+        assert_eq!((r.status, cache_status(&r)), (200, want), "{uri}");
+    }
+    let seen = scanner.received();
+    assert_eq!(seen.len(), 2);
+    assert_eq!(backend.received().len(), 4);
+}

@@ -1,12 +1,13 @@
 //! What a cached verdict is stored under: a BLAKE3 hash (collision resistant, so no client can
 //! make other bytes match a clean file's key) of the scanner's identity, the ISTag of its
-//! service, what the scanner is told about the object (method, path, type, file name) and the
-//! object's bytes.
+//! service, the location's `ometascan_set_header` fields (a policy or an API key sent to the
+//! scanner may change its verdict), what the scanner is told about the object (method, path,
+//! type, file name) and the object's bytes.
 
 use std::io;
 
 use crate::headers;
-use crate::scan::{ScanRequest, Target};
+use crate::scan::{ScanOptions, ScanRequest, Target};
 
 /// Bytes hashed before each field, so that no two different sets of fields hash alike.
 const DOMAIN: &[u8] = b"ometascan verdict cache v1";
@@ -35,10 +36,15 @@ pub struct ObjectDigest([u8; 32]);
 
 impl ObjectDigest {
     /// Reads the body once (memory parts as they are, file parts with `pread`).
-    pub fn of(target: &Target, req: &ScanRequest) -> io::Result<Self> {
+    pub fn of(target: &Target, req: &ScanRequest, opts: &ScanOptions) -> io::Result<Self> {
         let mut h = blake3::Hasher::new();
         field(&mut h, DOMAIN);
         field(&mut h, target.url.to_string().as_bytes());
+        h.update(&(opts.rules.set_headers.len() as u64).to_le_bytes());
+        for (name, value) in &opts.rules.set_headers {
+            field(&mut h, &name.to_ascii_lowercase());
+            field(&mut h, value);
+        }
         field(&mut h, &req.method);
         // The path, as the scanner may judge by the name; not the query.
         let path = req.uri.split(|&b| b == b'?').next().unwrap_or_default();
@@ -101,7 +107,13 @@ mod tests {
     }
 
     fn key(t: &Target, r: &ScanRequest, istag: Option<&str>) -> Key {
-        ObjectDigest::of(t, r).unwrap().key(istag.map(istag_digest))
+        key_with(t, r, istag, &ScanOptions::default())
+    }
+
+    fn key_with(t: &Target, r: &ScanRequest, istag: Option<&str>, o: &ScanOptions) -> Key {
+        ObjectDigest::of(t, r, o)
+            .unwrap()
+            .key(istag.map(istag_digest))
     }
 
     #[test]
@@ -135,5 +147,23 @@ mod tests {
         for k in others {
             assert_ne!(k, base);
         }
+    }
+
+    #[test]
+    fn a_header_sent_to_the_scanner_is_part_of_the_key() {
+        let t = target("http://scan/");
+        let r = req(b"hello", "/up", "text/plain");
+        let policy = |v: &'static [u8]| {
+            let mut o = ScanOptions::default();
+            o.rules
+                .set_headers
+                .push((Bytes::from_static(b"X-Policy"), Bytes::from_static(v)));
+            o
+        };
+        let strict = key_with(&t, &r, None, &policy(b"strict"));
+        let lenient = key_with(&t, &r, None, &policy(b"lenient"));
+        assert_ne!(strict, lenient);
+        assert_ne!(strict, key(&t, &r, None));
+        assert_eq!(strict, key_with(&t, &r, None, &policy(b"strict")));
     }
 }

@@ -29,7 +29,7 @@ impl Scanner {
             return self.scan_report(target, req, opts).await;
         };
         let started = Instant::now();
-        let digest = match ObjectDigest::of(target, req) {
+        let digest = match ObjectDigest::of(target, req, opts) {
             Ok(d) => d,
             Err(e) => {
                 tracing::warn!("verdict cache not used: reading the body failed: {e}");
