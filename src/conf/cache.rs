@@ -9,9 +9,10 @@ use std::net::ToSocketAddrs;
 use ngx::ffi::*;
 use ometascan_core::cache::{RedisSpec, DEFAULT_REDIS_TIMEOUT};
 
+use super::directives::time_handler;
 use super::{lcf, CacheZone};
 use crate::ngx_ext::conf::{
-    args, duplicate_check, fail, invalid, name_of, parse_time, text, CONF_OK,
+    args, duplicate_check, fail, invalid, name_of, parse_time, text, time_param, CONF_OK,
 };
 
 /// `ometascan_cache zone | off`.
@@ -37,33 +38,8 @@ pub unsafe extern "C" fn set_cache(
     CONF_OK
 }
 
-/// Defines the handler of a directive taking one time.
-macro_rules! time_handler {
-    ($fn:ident, $field:ident) => {
-        /// Handler of a directive taking one time.
-        pub unsafe extern "C" fn $fn(
-            cf: *mut ngx_conf_t,
-            cmd: *mut ngx_command_t,
-            conf: *mut c_void,
-        ) -> *mut c_char {
-            // SAFETY: called by nginx with its own cf/cmd and our LocConf.
-            let (a, c) = unsafe { (args(cf), lcf(conf)) };
-            let name = name_of(cmd);
-            duplicate_check!(cf, c.$field, name);
-            match parse_time(&a[1]) {
-                Some(t) => {
-                    c.$field = Some(t);
-                    CONF_OK
-                }
-                // SAFETY: cf is valid during the handler.
-                None => unsafe { fail(cf, &invalid(&a[1], &name, "it must be a time")) },
-            }
-        }
-    };
-}
-
-time_handler!(set_cache_valid, cache_valid);
-time_handler!(set_cache_revalidate, cache_revalidate);
+time_handler!(set_cache_valid, cache_valid, None);
+time_handler!(set_cache_revalidate, cache_revalidate, None);
 
 /// `ometascan_cache_redis address:port [timeout=time] | off`.
 pub unsafe extern "C" fn set_cache_redis(
@@ -90,14 +66,7 @@ pub unsafe extern "C" fn set_cache_redis(
     };
     let mut timeout = DEFAULT_REDIS_TIMEOUT;
     for arg in &a[2..] {
-        let t = text(arg);
-        let parsed = t.strip_prefix("timeout=").and_then(|v| {
-            parse_time(&ngx_str_t {
-                len: v.len(),
-                data: v.as_ptr() as *mut u8,
-            })
-        });
-        match parsed {
+        match time_param(arg, "timeout=") {
             Some(d) => timeout = d,
             // SAFETY: cf is valid during the handler.
             None => {

@@ -99,10 +99,10 @@ macro_rules! time_handler {
                 // SAFETY: cf is valid during the handler.
                 return unsafe { fail(cf, &invalid(&a[1], &name, why)) };
             };
-            let advice: Option<Duration> = $advice;
+            let advice: Option<std::time::Duration> = $advice;
             if let Some(limit) = advice {
                 if d > limit {
-                    ngx_conf_log_error!(
+                    ngx::ngx_conf_log_error!(
                         NGX_LOG_WARN,
                         cf,
                         "\"{}\" value \"{}\" is above {}s; connections usually fail earlier",
@@ -117,6 +117,8 @@ macro_rules! time_handler {
         }
     };
 }
+
+pub(super) use time_handler;
 
 time_handler!(
     set_connect_timeout,

@@ -8,7 +8,7 @@ use ngx::ffi::*;
 
 use super::{lcf, MaxScans, OnError, OverSize};
 use crate::ngx_ext::conf::{
-    args, compile_complex, conf_error, duplicate_check, fail, invalid, name_of, parse_time, text,
+    args, compile_complex, conf_error, duplicate_check, fail, invalid, name_of, text, time_param,
     CONF_OK,
 };
 
@@ -120,14 +120,7 @@ pub unsafe extern "C" fn set_max_scans(
     };
     let mut wait = ometascan_core::scan::options::DEFAULT_QUEUE_WAIT;
     if let Some(w) = a.get(2) {
-        let t = text(w);
-        let parsed = t.strip_prefix("wait=").and_then(|v| {
-            parse_time(&ngx_str_t {
-                len: v.len(),
-                data: v.as_ptr() as *mut u8,
-            })
-        });
-        match parsed {
+        match time_param(w, "wait=") {
             Some(d) => wait = d,
             // SAFETY: cf is valid during the handler.
             None => return unsafe { fail(cf, &invalid(w, &name, "it must be \"wait=time\"")) },

@@ -156,6 +156,15 @@ pub unsafe fn complex_value(
 }
 
 /// Parses an nginx time (`500ms`, `90s`, `1d`); `None` unless it is positive.
+/// The time of a `key=time` argument (`wait=10s`), `None` for another key or no time.
+pub fn time_param(arg: &ngx_str_t, key: &str) -> Option<std::time::Duration> {
+    let v = arg.as_bytes().strip_prefix(key.as_bytes())?;
+    parse_time(&ngx_str_t {
+        len: v.len(),
+        data: v.as_ptr() as *mut u8,
+    })
+}
+
 pub fn parse_time(value: &ngx_str_t) -> Option<std::time::Duration> {
     let mut v = *value;
     // SAFETY: ngx_parse_time only reads the string.

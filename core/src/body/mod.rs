@@ -148,28 +148,32 @@ impl BodyReader {
         self.next_chunk().map(|r| r.map(Piece::Bytes))
     }
 
-    /// What is left of the current part when it is a file part (skipping finished parts).
-    fn next_file_range(&mut self) -> Option<Piece> {
+    /// What is left of the current part, once the parts read to the end are skipped.
+    fn remaining(&mut self) -> Option<u64> {
         loop {
-            let part = self.parts.get(self.index)?;
-            let remaining = part.len() - self.offset;
-            if remaining == 0 {
-                self.index += 1;
-                self.offset = 0;
-                continue;
+            let remaining = self.parts.get(self.index)?.len() - self.offset;
+            if remaining > 0 {
+                return Some(remaining);
             }
-            let BodyPart::File { file, offset, .. } = part else {
-                return None;
-            };
-            let piece = Piece::File {
-                file: file.clone(),
-                offset: offset + self.offset,
-                len: remaining,
-            };
             self.index += 1;
             self.offset = 0;
-            return Some(piece);
         }
+    }
+
+    /// What is left of the current part when it is a file part.
+    fn next_file_range(&mut self) -> Option<Piece> {
+        let remaining = self.remaining()?;
+        let Some(BodyPart::File { file, offset, .. }) = self.parts.get(self.index) else {
+            return None;
+        };
+        let piece = Piece::File {
+            file: file.clone(),
+            offset: offset + self.offset,
+            len: remaining,
+        };
+        self.index += 1;
+        self.offset = 0;
+        Some(piece)
     }
 
     /// The next chunk of at most `max` bytes (and at most the reader's chunk size).
@@ -178,40 +182,33 @@ impl BodyReader {
     }
 
     fn next(&mut self, memory_limit: usize) -> Option<io::Result<Bytes>> {
-        loop {
-            let part = self.parts.get(self.index)?;
-            let remaining = part.len() - self.offset;
-            if remaining == 0 {
-                self.index += 1;
-                self.offset = 0;
-                continue;
+        let remaining = self.remaining()?;
+        let part = self.parts.get(self.index)?;
+        let limit = match part {
+            BodyPart::Memory(_) => memory_limit,
+            BodyPart::File { .. } => memory_limit.min(self.chunk),
+        };
+        let want = remaining.min(limit as u64) as usize;
+        let out = match part {
+            BodyPart::Memory(b) => {
+                let start = self.offset as usize;
+                Ok(b.slice(start..start + want))
             }
-            let limit = match part {
-                BodyPart::Memory(_) => memory_limit,
-                BodyPart::File { .. } => memory_limit.min(self.chunk),
-            };
-            let want = remaining.min(limit as u64) as usize;
-            let out = match part {
-                BodyPart::Memory(b) => {
-                    let start = self.offset as usize;
-                    Ok(b.slice(start..start + want))
+            BodyPart::File { file, offset, .. } => {
+                let mut buf = BytesMut::zeroed(want);
+                match read_exact_at(file, &mut buf, offset + self.offset) {
+                    Ok(()) => Ok(buf.freeze()),
+                    Err(e) => Err(e),
                 }
-                BodyPart::File { file, offset, .. } => {
-                    let mut buf = BytesMut::zeroed(want);
-                    match read_exact_at(file, &mut buf, offset + self.offset) {
-                        Ok(()) => Ok(buf.freeze()),
-                        Err(e) => Err(e),
-                    }
-                }
-            };
-            if out.is_ok() {
-                self.offset += want as u64;
-            } else {
-                // Stop after an error: the stream is broken.
-                self.index = self.parts.len();
             }
-            return Some(out);
+        };
+        if out.is_ok() {
+            self.offset += want as u64;
+        } else {
+            // Stop after an error: the stream is broken.
+            self.index = self.parts.len();
         }
+        Some(out)
     }
 }
 
@@ -299,7 +296,7 @@ mod tests {
 
     #[test]
     fn reads_memory_and_file_parts_in_order() {
-        let mut f = tempfile_in_tmp();
+        let mut f = crate::body::testing::temp_file();
         f.write_all(b"0123456789").unwrap();
         let file = Arc::new(f);
         let mut body = RequestBody::new();
@@ -333,7 +330,7 @@ mod tests {
 
     #[test]
     fn short_file_is_an_error() {
-        let mut f = tempfile_in_tmp();
+        let mut f = crate::body::testing::temp_file();
         f.write_all(b"abc").unwrap();
         let mut body = RequestBody::new();
         body.push(BodyPart::File {
@@ -344,23 +341,6 @@ mod tests {
         let mut r = body.reader(100);
         assert!(r.next_chunk().unwrap().is_err());
         assert!(r.next_chunk().is_none());
-    }
-
-    fn tempfile_in_tmp() -> File {
-        let path = std::env::temp_dir().join(format!(
-            "ometascan-body-test-{}-{:?}",
-            std::process::id(),
-            std::thread::current().id()
-        ));
-        let f = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(true)
-            .read(true)
-            .write(true)
-            .open(&path)
-            .unwrap();
-        std::fs::remove_file(&path).unwrap();
-        f
     }
 }
 
@@ -377,6 +357,24 @@ pub(crate) mod testing {
             b.push(BodyPart::Memory(Bytes::copy_from_slice(p)));
         }
         b
+    }
+
+    /// An unlinked temp file open for reading and writing.
+    pub fn temp_file() -> std::fs::File {
+        let path = std::env::temp_dir().join(format!(
+            "ometascan-test-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .read(true)
+            .write(true)
+            .open(&path)
+            .expect("temp file");
+        let _ = std::fs::remove_file(&path);
+        f
     }
 
     /// All the bytes of a body, read in small chunks.

@@ -272,7 +272,7 @@ mod tests {
 
     /// A file part of `len` bytes over a file holding `data`.
     fn file_body(data: &[u8], len: u64) -> RequestBody {
-        let mut f = tempfile_in_tmp();
+        let mut f = crate::body::testing::temp_file();
         f.write_all(data).unwrap();
         let mut b = RequestBody::new();
         b.push(BodyPart::File {
@@ -281,23 +281,6 @@ mod tests {
             len,
         });
         b
-    }
-
-    fn tempfile_in_tmp() -> std::fs::File {
-        let path = std::env::temp_dir().join(format!(
-            "ometascan-sendfile-{}-{:?}",
-            std::process::id(),
-            std::thread::current().id()
-        ));
-        let f = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(true)
-            .read(true)
-            .write(true)
-            .open(&path)
-            .unwrap();
-        let _ = std::fs::remove_file(&path);
-        f
     }
 
     /// Sends `body` as chunks over a plain TCP connection; returns what was sent (or the
