@@ -196,7 +196,8 @@ unsafe fn release(pool: *mut ngx_slab_pool_t, slot: &mut Slot) {
 }
 
 /// Room for `len` bytes; when the pool is full, entries are evicted from the cursor on (at
-/// most one pass over the table), never the slot being filled.
+/// most [`MAX_EVICTIONS_PER_PUT`], the lock being held), never the slot being filled. Null
+/// when that did not free enough: the verdict is then not kept.
 ///
 /// # Safety
 /// The zone's mutex is held.
