@@ -18,6 +18,9 @@ const MAX_VALUE: usize = 1024 * 1024;
 const MAX_LINE: usize = 256;
 /// Idle connections kept per server and worker.
 const IDLE: usize = 8;
+/// After a failure, Redis is not asked for this long (by this worker): a Redis that hangs
+/// costs one timeout per second, not one per request.
+const BACKOFF: Duration = Duration::from_secs(1);
 
 /// Where the second level is and how long each operation may take.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -35,12 +38,16 @@ pub enum RedisError {
     Io(SocketAddr, std::io::Error),
     #[error("redis {0}: unexpected reply")]
     Garbage(SocketAddr),
+    #[error("redis {0}: not asked for a second after a failure")]
+    Resting(SocketAddr),
 }
 
 /// A worker's connections to one Redis server.
 pub struct Redis {
     spec: RedisSpec,
     idle: Mutex<Vec<BufReader<TcpStream>>>,
+    /// Not asked before this, after a failure.
+    resting_until: Mutex<Option<tokio::time::Instant>>,
 }
 
 type Conn = BufReader<TcpStream>;
@@ -50,6 +57,7 @@ impl Redis {
         Redis {
             spec,
             idle: Mutex::new(Vec::new()),
+            resting_until: Mutex::new(None),
         }
     }
 
@@ -78,6 +86,10 @@ impl Redis {
         read: impl AsyncFnOnce(&mut Conn, SocketAddr) -> Result<T, RedisError>,
     ) -> Result<T, RedisError> {
         let addr = self.spec.addr;
+        let now = tokio::time::Instant::now();
+        if self.resting().is_some_and(|until| now < until) {
+            return Err(RedisError::Resting(addr));
+        }
         let work = async {
             let mut conn = match self.take() {
                 Some(c) => c,
@@ -96,9 +108,18 @@ impl Redis {
             Ok(value)
         };
         // A connection in the middle of an exchange is dropped with the future.
-        tokio::time::timeout(self.spec.timeout, work)
+        let result = tokio::time::timeout(self.spec.timeout, work)
             .await
-            .map_err(|_| RedisError::Timeout(addr))?
+            .map_err(|_| RedisError::Timeout(addr))
+            .and_then(|r| r);
+        if result.is_err() {
+            *self.resting_until.lock().unwrap_or_else(|e| e.into_inner()) = Some(now + BACKOFF);
+        }
+        result
+    }
+
+    fn resting(&self) -> Option<tokio::time::Instant> {
+        *self.resting_until.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn take(&self) -> Option<Conn> {
@@ -227,5 +248,12 @@ mod tests {
             r.get(&Key([0; 32])).await,
             Err(RedisError::Garbage(_))
         ));
+        // Then it rests: the next lookup does not wait for it.
+        let started = std::time::Instant::now();
+        assert!(matches!(
+            r.get(&Key([0; 32])).await,
+            Err(RedisError::Resting(_))
+        ));
+        assert!(started.elapsed() < Duration::from_millis(50));
     }
 }

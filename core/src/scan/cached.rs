@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::cache::entry::{self, CachedVerdict, Entry};
+use crate::cache::redis::RedisError;
 use crate::cache::{now_ms, CacheEvent, CacheSettings, CacheStatus, Key, ObjectDigest};
 use crate::scan::{ScanOptions, ScanOutcome, ScanRequest, Scanner, Target};
 use crate::url::Scheme;
@@ -114,7 +115,8 @@ impl Scanner {
                         tracing::warn!("verdict cache: redis {}: {e}", spec.addr);
                     }
                 },
-                Ok(None) => {}
+                // Resting after a failure that was counted and logged already.
+                Ok(None) | Err(RedisError::Resting(_)) => {}
                 Err(e) => {
                     cache.store.count(CacheEvent::RedisError);
                     tracing::warn!("verdict cache: {e}");
@@ -145,9 +147,12 @@ impl Scanner {
         let Some(spec) = cache.redis else { return };
         let (redis, store, valid) = (self.redis(spec), Arc::clone(&cache.store), cache.valid);
         tokio::spawn(async move {
-            if let Err(e) = redis.set(&key, &bytes, valid).await {
-                store.count(CacheEvent::RedisError);
-                tracing::warn!("verdict cache: {e}");
+            match redis.set(&key, &bytes, valid).await {
+                Ok(()) | Err(RedisError::Resting(_)) => {}
+                Err(e) => {
+                    store.count(CacheEvent::RedisError);
+                    tracing::warn!("verdict cache: {e}");
+                }
             }
         });
     }
