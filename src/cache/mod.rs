@@ -33,12 +33,10 @@ impl ShmStore {
 
     fn parts(&self) -> Option<(&Header, *mut ngx_slab_pool_t)> {
         // SAFETY: per `new`, the zone is initialized: data is our header in the zone's slab
-        // pool (or null if init failed, then nothing is cached).
+        // pool, the pool at the start of its memory.
         unsafe {
-            let header = ((*self.zone).data as *const Header).as_ref()?;
-            header
-                .is_ours()
-                .then_some((header, (*self.zone).shm.addr as *mut ngx_slab_pool_t))
+            let header = table::header_at((*self.zone).data)?;
+            Some((header, (*self.zone).shm.addr as *mut ngx_slab_pool_t))
         }
     }
 }

@@ -63,10 +63,19 @@ pub fn event_index(e: CacheEvent) -> usize {
     }
 }
 
-impl Header {
-    pub fn is_ours(&self) -> bool {
-        self.magic == MAGIC
+/// The table whose header is at `data` (a zone's `data`), if it is one.
+///
+/// # Safety
+/// `data` is null or points to at least 8 readable bytes; when those hold the magic number, to
+/// a header made by [`create`] that lives as long as the cycle.
+pub unsafe fn header_at<'a>(data: *const std::ffi::c_void) -> Option<&'a Header> {
+    if data.is_null() {
+        return None;
     }
+    // SAFETY: per the contract, 8 readable bytes; `magic` is the header's first field.
+    let magic = unsafe { *(data as *const u64) };
+    // SAFETY: per the contract, a header when the magic number matches.
+    (magic == MAGIC).then(|| unsafe { &*(data as *const Header) })
 }
 
 /// Lays out a new table in a fresh zone; null when the zone is too small.

@@ -14,8 +14,9 @@ use crate::ngx_ext::conf::{args, fail, invalid, name_of, text, CONF_OK};
 const MIN_ZONE: usize = 64 * 1024;
 
 /// Marks a declared zone until nginx initializes it (`data` must not be null meanwhile, so a
-/// second declaration of the name is seen).
-static DECLARED: u8 = 0;
+/// second declaration of the name is seen). As wide as the header's magic number, which it
+/// never equals: a zone still marked reads as no table, never out of bounds.
+static DECLARED: u64 = 0;
 
 fn tag() -> *mut c_void {
     ptr::addr_of!(crate::ngx_http_ometascan_module) as *mut c_void
@@ -128,7 +129,7 @@ pub fn zones() -> Vec<(String, &'static Header)> {
                 let z = &*elts.add(i);
                 let name = z.shm.name.as_bytes();
                 if z.tag == tag() && name != crate::status::shm::ZONE_NAME.as_bytes() {
-                    if let Some(h) = (z.data as *const Header).as_ref().filter(|h| h.is_ours()) {
+                    if let Some(h) = table::header_at(z.data) {
                         out.push((String::from_utf8_lossy(name).into(), h));
                     }
                 }
