@@ -88,9 +88,16 @@ wait "${gone[@]}" || true
 sleep 3
 [ "$(post --data-binary @"$run/clean.bin" "http://127.0.0.1:$p_nginx/slow/after")" = 200 ] || fail "upload after the aborts not 200"
 kill -QUIT "$vg"
-for _ in $(seq 1 300); do kill -0 "$vg" 2>/dev/null || break; sleep 0.2; done
+for i in $(seq 1 300); do
+    kill -0 "$vg" 2>/dev/null || break
+    # Once more after 30 s, should the first signal have gone astray under valgrind; the log
+    # says whether nginx had seen it.
+    [ "$i" = 150 ] && { echo "check-valgrind: no exit 30 s after SIGQUIT, sending it again" >&2; kill -QUIT "$vg" 2>/dev/null || true; }
+    sleep 0.2
+done
 if kill -0 "$vg" 2>/dev/null; then
     kill -KILL "$vg"
+    tail -20 "$run/logs/error.log" >&2 || true
     fail "nginx did not exit within 60 s of SIGQUIT"
 fi
 rc=0; wait "$vg" || rc=$?

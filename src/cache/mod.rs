@@ -17,9 +17,11 @@ pub struct ShmStore {
     zone: *mut ngx_shm_zone_t,
 }
 
-// SAFETY: the zone lives as long as the cycle the worker runs, in memory mapped into every
-// worker; the table is only touched under the zone's slab mutex (an inter-process lock that
-// also excludes the other threads of this process) and the counters are atomics.
+// SAFETY: used on the module's runtime thread. The zone structure lives in the cycle's memory
+// as long as the cycle the worker runs and is only read (its `data` and `shm.addr`, set before
+// the workers started); the shared memory is mapped into every worker; the table is only
+// touched under the zone's slab mutex (an inter-process lock that also excludes the other
+// threads of this process, as it holds the pid) and the counters are atomics.
 unsafe impl Send for ShmStore {}
 // SAFETY: as above.
 unsafe impl Sync for ShmStore {}

@@ -61,10 +61,6 @@ impl Redis {
         }
     }
 
-    pub fn spec(&self) -> RedisSpec {
-        self.spec
-    }
-
     /// The value stored under `key`, `None` when there is none.
     pub async fn get(&self, key: &Key) -> Result<Option<Vec<u8>>, RedisError> {
         let name = redis_key(key);
