@@ -2,14 +2,19 @@
 # Installs what building and testing the module needs on Debian 12: the C toolchain pieces
 # bindgen and the vendored nginx build use, curl and openssl for the tests, and Debian's
 # nginx + nginx-dev for building and loading the module into the distribution's nginx, and
-# c-icap + ClamAV, the real ICAP scanner the tests and the demo run; redis-server for the
+# c-icap + ClamAV, the real ICAP scanner the tests and the demo run; php-cgi, node and the
+# parsers of scripts/install-difftest-deps.sh for the differential suite; redis-server for the
 # verdict cache's second level.
 # Rust itself (cargo with rustfmt and clippy) must be installed already (rustup).
 set -euo pipefail
 
 packages=(clang libclang-dev libssl-dev libpcre2-dev zlib1g-dev make curl openssl ca-certificates python3
           nginx nginx-dev c-icap libc-icap-mod-virus-scan clamav-daemon
-          debhelper dpkg-dev lintian rpm cpio valgrind brotli bzip2 redis-server)
+          debhelper dpkg-dev lintian rpm cpio valgrind brotli bzip2 redis-server
+          php-cgi python3-venv)
+# node and npm for the differential suite's Node parsers, unless the machine has them already.
+command -v node >/dev/null || packages+=(nodejs)
+command -v npm >/dev/null || packages+=(npm)
 
 missing=()
 for p in "${packages[@]}"; do
@@ -35,6 +40,7 @@ if ! command -v cargo >/dev/null; then
     echo "cargo is not installed: install Rust with rustup (https://rustup.rs)" >&2
     exit 1
 fi
+"$(dirname "$0")/install-difftest-deps.sh"
 for c in rustfmt clippy; do
     if ! cargo "${c/rustfmt/fmt}" --version >/dev/null 2>&1; then
         rustup component add "$c"

@@ -189,7 +189,17 @@ fn http2_client() {
     let got = backend.received();
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].body, clean);
-    assert_eq!(scanner.received().len(), 2);
+    // curl labels the upload url-encoded: besides the body as sent, its fields are read as
+    // PHP reads them (short binary values in a tar bundle, the long ones alone).
+    let scans = scanner.received();
+    assert!(
+        scans.iter().filter(|s| s.body == clean).count() == 1,
+        "the body as sent"
+    );
+    assert!(scans
+        .iter()
+        .any(|s| s.head.header("content-type") == Some("application/x-tar")));
+    assert!(scans.len() < 20, "{} scans", scans.len());
     assert_eq!(
         scanner.received()[0]
             .head

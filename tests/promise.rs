@@ -425,7 +425,7 @@ fn sanitized_headers_replace_every_copy_the_client_sent() {
         &[
             ("Content-Type", "application/x-msdownload"),
             ("Content-Disposition", "attachment; filename=\"evil.exe\""),
-            ("Content-Type", "text/plain"),
+            ("Content-Type", "application/x-msdownload"),
             ("Content-Disposition", "attachment; filename=\"other.exe\""),
         ],
         b"MZ original",

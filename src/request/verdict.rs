@@ -149,12 +149,17 @@ unsafe fn blocked(
 /// # Safety
 /// `r` must be a live request.
 unsafe fn failed(r: *mut ngx_http_request_t, e: &ScanError) -> ngx_int_t {
-    let msg = match e {
-        ScanError::Module(m) => m.clone(),
-        e => format!("scan failed: {e}"),
+    let (level, msg) = match e {
+        ScanError::Module(m) => (NGX_LOG_ERR, m.clone()),
+        // The client's doing, not a fault: logged as nginx logs a client's bad request.
+        ScanError::Refused { status, reason } => (
+            NGX_LOG_INFO,
+            format!("request refused with status {status}: {reason}"),
+        ),
+        e => (NGX_LOG_ERR, format!("scan failed: {e}")),
     };
     // SAFETY: per the contract.
-    unsafe { log_error(r, NGX_LOG_ERR, &msg) };
+    unsafe { log_error(r, level, &msg) };
     if let ScanError::Busy(wait, _) = e {
         // When to try again: the longest wait for a turn, in whole seconds.
         let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);

@@ -33,22 +33,43 @@ pub enum Coding {
 }
 
 impl Coding {
-    /// The coding of a `Content-Encoding` value: `Ok(None)` for identity, `Err` for one that
-    /// cannot be decoded here (which fails the scan: never a pass).
-    pub fn of_content_encoding(v: &[u8]) -> Result<Option<Coding>, String> {
-        let v = String::from_utf8_lossy(v).trim().to_ascii_lowercase();
-        match v.as_str() {
-            "" | "identity" => Ok(None),
-            "gzip" | "x-gzip" => Ok(Some(Coding::Gzip)),
-            "deflate" => Ok(Some(Coding::Deflate)),
-            "br" => Ok(Some(Coding::Brotli)),
-            "zstd" => Ok(Some(Coding::Zstd)),
-            other => Err(format!(
-                "the request body's Content-Encoding \"{other}\" cannot be decoded for scanning"
-            )),
+    /// The codings of a request's `Content-Encoding` headers (RFC 9110 §8.4: a list, each
+    /// header's items after the previous header's, in the order they were applied; names in
+    /// any case, `x-gzip` for `gzip`, `identity` for none). `Err` for one that cannot be
+    /// decoded here (which fails the scan: never a pass).
+    pub fn of_content_encoding<'a>(
+        values: impl IntoIterator<Item = &'a [u8]>,
+    ) -> Result<Vec<Coding>, String> {
+        let mut out = Vec::new();
+        for v in values {
+            for item in v.split(|&b| b == b',') {
+                let item = String::from_utf8_lossy(item).trim().to_ascii_lowercase();
+                out.push(match item.as_str() {
+                    "" | "identity" => continue,
+                    "gzip" | "x-gzip" => Coding::Gzip,
+                    "deflate" => Coding::Deflate,
+                    "br" => Coding::Brotli,
+                    "zstd" => Coding::Zstd,
+                    other => {
+                        return Err(format!(
+                            "the request body's Content-Encoding \"{other}\" cannot be decoded \
+                             for scanning"
+                        ))
+                    }
+                });
+                if out.len() > MAX_CODINGS {
+                    return Err(format!(
+                        "the request body's Content-Encoding lists more than {MAX_CODINGS} codings"
+                    ));
+                }
+            }
         }
+        Ok(out)
     }
 }
+
+/// Most codings decoded in a row.
+pub const MAX_CODINGS: usize = 4;
 
 /// The encoded body as a reader (file parts read in chunks, memory parts shared).
 struct BodyRead {
@@ -94,13 +115,25 @@ impl Write for Bounded<'_> {
 
 const TOO_LARGE: &str = "the decoded body is over its limit";
 
+/// The largest decoding of a body of `len` bytes.
+pub fn limit_for(len: u64) -> u64 {
+    len.saturating_mul(MAX_RATIO)
+        .saturating_add(1 << 20)
+        .min(MAX_DECODED)
+}
+
 /// Decodes `body`; the result is a body of its own (memory or an unlinked temp file in `dir`).
 pub fn decode(body: &RequestBody, coding: Coding, dir: &Path) -> Result<RequestBody, ScanError> {
-    let limit = body
-        .len()
-        .saturating_mul(MAX_RATIO)
-        .saturating_add(1 << 20)
-        .min(MAX_DECODED);
+    decode_within(body, coding, dir, limit_for(body.len()))
+}
+
+/// Decodes `body` into at most `limit` bytes (more is [`ScanError::DecodedTooLarge`]).
+pub fn decode_within(
+    body: &RequestBody,
+    coding: Coding,
+    dir: &Path,
+    limit: u64,
+) -> Result<RequestBody, ScanError> {
     let mut out = Bounded {
         sink: BodySink::new(SPILL_THRESHOLD, dir),
         room: limit,
@@ -375,14 +408,17 @@ mod tests {
             decode(&mem(&[b"QUJD$"]), Coding::Base64, &dir),
             Err(ScanError::Decode(_))
         ));
-        assert_eq!(Coding::of_content_encoding(b"identity"), Ok(None));
+        let ce = |v: &[&[u8]]| Coding::of_content_encoding(v.iter().copied());
+        assert_eq!(ce(&[b"identity"]), Ok(vec![]));
+        assert_eq!(ce(&[b" GZIP "]), Ok(vec![Coding::Gzip]));
+        assert_eq!(ce(&[b"br"]), Ok(vec![Coding::Brotli]));
         assert_eq!(
-            Coding::of_content_encoding(b" GZIP "),
-            Ok(Some(Coding::Gzip))
+            ce(&[b"identity, x-gzip", b"gzip,  Zstd"]),
+            Ok(vec![Coding::Gzip, Coding::Gzip, Coding::Zstd])
         );
-        assert_eq!(Coding::of_content_encoding(b"br"), Ok(Some(Coding::Brotli)));
-        assert!(Coding::of_content_encoding(b"compress").is_err());
-        assert!(Coding::of_content_encoding(b"gzip, zstd").is_err());
+        assert!(ce(&[b"compress"]).is_err());
+        assert!(ce(&[b"gzip, compress"]).is_err());
+        assert!(ce(&[b"gzip,gzip,gzip,gzip,gzip"]).is_err());
         // A corrupt brotli stream is an error, not a pass.
         assert!(matches!(
             decode(&mem(&[b"\x1b\x03\x00garbage"]), Coding::Brotli, &dir),

@@ -1,93 +1,448 @@
-//! JSON bodies that carry files as base64 strings (`{"name":"a.exe","content":"TVqQAAMA..."}`,
-//! the usual way APIs take uploads): where the long string values are, streamed over the body
-//! with a small state machine (only the current key is held, bounded), so that each can be
-//! decoded and scanned as a file. Malformed JSON is no error here: the body is scanned as
-//! sent anyway.
+//! JSON bodies as a JSON parser hands them to the application: every string (keys and values)
+//! unescaped. JSON must escape `"` and `\` and control characters, so a payload inside a string
+//! never stands on the wire as the application gets it; a scanner must see it unescaped.
+//!
+//! A body is JSON when its type says so or when, after an optional byte order mark, its first
+//! non-blank character is `{` or `[` (PHP's `json_decode(php://input)` and Django's
+//! `json.loads(request.body)` do not look at the type). UTF-8, UTF-16 and UTF-32 are read, as
+//! Python's `json` detects them (a byte order mark, or the pattern of zero bytes).
+//!
+//! The tokenizer is a byte-at-a-time state machine over a streamed body: only the current
+//! string's first [`JOIN_MAX`] bytes and the last key are held; a longer string is spilled.
+//! Malformed JSON is no error: what was read is handed over, and the body is scanned as sent
+//! anyway.
 
 use std::io;
+use std::path::Path;
 
+use crate::body::base64::Base64Sniffer;
+use crate::body::sink::BodySink;
+use crate::body::text::{is_text, Joined, JOIN_MAX};
 use crate::body::{RequestBody, FILE_CHUNK};
+use crate::scan::{ScanError, SPILL_THRESHOLD};
 
-/// A string value at least this long (encoded) is a candidate: 64 bytes decoded (the EICAR
-/// test file is 68).
-pub const MIN_BASE64: u64 = 88;
-/// Most candidates taken from one body.
-pub const MAX_VALUES: usize = 16;
 /// Longest key kept for naming.
 const MAX_KEY: usize = 256;
 
-/// A string value: the key it belongs to (if any), and where its characters lie in the body.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StringValue {
-    pub key: String,
-    pub offset: u64,
-    pub len: u64,
+/// What a JSON body hands over that its spelling on the wire does not show.
+#[derive(Default)]
+pub struct Strings {
+    /// Short text strings that had escapes, unescaped, together.
+    pub joined: Option<RequestBody>,
+    /// Each long or binary string alone, unescaped, with its key.
+    pub alone: Vec<(String, RequestBody)>,
+    /// Each base64 string decoded, with its key.
+    pub decoded: Vec<(String, RequestBody)>,
 }
 
-/// The string values of at least [`MIN_BASE64`] bytes made only of base64 characters (and
-/// `\/`, which JSON encoders write for `/`), at most [`MAX_VALUES`].
-pub fn base64_strings(body: &RequestBody) -> io::Result<Vec<StringValue>> {
-    let mut out = Vec::new();
-    let mut reader = body.reader(FILE_CHUNK);
-    let mut pos = 0u64;
-    let mut in_string = false;
-    let mut escaped = false;
-    let mut start = 0u64;
-    let mut plausible = true;
-    let mut text: Vec<u8> = Vec::new();
-    let mut last_key = String::new();
-    // The last string ended here and may be a key (a ':' follows).
-    let mut after_string: Option<String> = None;
-    while let Some(chunk) = reader.next_chunk() {
-        let chunk = chunk?;
-        for (i, &b) in chunk.iter().enumerate() {
-            let at = pos + i as u64;
-            if in_string {
-                if escaped {
-                    escaped = false;
-                    plausible &= b == b'/';
-                    continue;
-                }
-                match b {
-                    b'\\' => escaped = true,
-                    b'"' => {
-                        in_string = false;
-                        let len = at - start;
-                        if plausible && len >= MIN_BASE64 && out.len() < MAX_VALUES {
-                            out.push(StringValue {
-                                key: last_key.clone(),
-                                offset: start,
-                                len,
-                            });
-                        }
-                        after_string = Some(String::from_utf8_lossy(&text).into_owned());
-                    }
-                    _ => {
-                        plausible &= b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=');
-                        if text.len() < MAX_KEY {
-                            text.push(b);
-                        }
-                    }
-                }
-                continue;
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Encoding {
+    Utf8,
+    Utf16Le,
+    Utf16Be,
+    Utf32Le,
+    Utf32Be,
+}
+
+/// The encoding of a JSON text and the length of its byte order mark (Python's
+/// `json.detect_encoding`).
+fn detect(head: &[u8]) -> (Encoding, usize) {
+    match head {
+        [0, 0, 0xfe, 0xff, ..] => (Encoding::Utf32Be, 4),
+        [0xff, 0xfe, 0, 0, ..] => (Encoding::Utf32Le, 4),
+        [0xfe, 0xff, ..] => (Encoding::Utf16Be, 2),
+        [0xff, 0xfe, ..] => (Encoding::Utf16Le, 2),
+        [0xef, 0xbb, 0xbf, ..] => (Encoding::Utf8, 3),
+        [0, b, _, _, ..] if *b != 0 => (Encoding::Utf16Be, 0),
+        [0, 0, _, _, ..] => (Encoding::Utf32Be, 0),
+        [_, 0, c, d, ..] if *c != 0 || *d != 0 => (Encoding::Utf16Le, 0),
+        [_, 0, 0, 0, ..] => (Encoding::Utf32Le, 0),
+        _ => (Encoding::Utf8, 0),
+    }
+}
+
+/// Whether a body starting with `head` is JSON by its content.
+pub fn looks_like_json(head: &[u8]) -> bool {
+    let (enc, bom) = detect(head);
+    let mut t = Transcoder::new(enc);
+    let mut utf8 = Vec::new();
+    t.feed(&head[bom..], &mut utf8);
+    utf8.iter()
+        .find(|b| !b" \t\r\n".contains(b))
+        .is_some_and(|&b| b == b'{' || b == b'[')
+}
+
+/// Turns code units of the body's encoding into UTF-8 (invalid ones into U+FFFD).
+struct Transcoder {
+    enc: Encoding,
+    carry: Vec<u8>,
+    high: Option<u16>,
+}
+
+impl Transcoder {
+    fn new(enc: Encoding) -> Self {
+        Transcoder {
+            enc,
+            carry: Vec::new(),
+            high: None,
+        }
+    }
+
+    fn push_char(out: &mut Vec<u8>, c: u32) {
+        let c = char::from_u32(c).unwrap_or('\u{fffd}');
+        let mut b = [0u8; 4];
+        out.extend_from_slice(c.encode_utf8(&mut b).as_bytes());
+    }
+
+    fn unit16(&mut self, u: u16, out: &mut Vec<u8>) {
+        match (self.high.take(), u) {
+            (Some(h), 0xdc00..=0xdfff) => {
+                let c = 0x10000 + ((u32::from(h) - 0xd800) << 10) + (u32::from(u) - 0xdc00);
+                Self::push_char(out, c);
             }
-            match b {
+            (h, _) => {
+                if h.is_some() {
+                    Self::push_char(out, 0xfffd);
+                }
+                if (0xd800..=0xdbff).contains(&u) {
+                    self.high = Some(u);
+                } else {
+                    Self::push_char(out, u32::from(u));
+                }
+            }
+        }
+    }
+
+    fn feed(&mut self, data: &[u8], out: &mut Vec<u8>) {
+        if self.enc == Encoding::Utf8 {
+            out.extend_from_slice(data);
+            return;
+        }
+        let width = match self.enc {
+            Encoding::Utf16Le | Encoding::Utf16Be => 2,
+            _ => 4,
+        };
+        self.carry.extend_from_slice(data);
+        let whole = self.carry.len() / width * width;
+        let carry = std::mem::take(&mut self.carry);
+        for u in carry[..whole].chunks_exact(width) {
+            match self.enc {
+                Encoding::Utf16Le => self.unit16(u16::from_le_bytes([u[0], u[1]]), out),
+                Encoding::Utf16Be => self.unit16(u16::from_be_bytes([u[0], u[1]]), out),
+                Encoding::Utf32Le => {
+                    Self::push_char(out, u32::from_le_bytes([u[0], u[1], u[2], u[3]]))
+                }
+                Encoding::Utf32Be => {
+                    Self::push_char(out, u32::from_be_bytes([u[0], u[1], u[2], u[3]]))
+                }
+                Encoding::Utf8 => {}
+            }
+        }
+        self.carry = carry[whole..].to_vec();
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lex {
+    Outside,
+    InString,
+    Escape,
+    /// `\u` and this many hex digits so far, their value.
+    Unicode(u8, u16),
+}
+
+/// The string being read.
+struct Current<'a> {
+    /// Its first bytes, up to [`JOIN_MAX`].
+    head: Vec<u8>,
+    /// The whole string, once it is longer than that.
+    spill: Option<BodySink<'a>>,
+    escaped: bool,
+    sniffer: Option<Base64Sniffer<'a>>,
+    /// Unescaped bytes not yet handed to the sniffer and the spill.
+    pending: Vec<u8>,
+}
+
+struct Tokenizer<'a> {
+    dir: &'a Path,
+    lex: Lex,
+    high: Option<u16>,
+    cur: Option<Current<'a>>,
+    /// The last string, when short (a key if `:` follows).
+    last_short: Option<String>,
+    key: String,
+    joined: Joined<'a>,
+    out: Strings,
+    max_objects: usize,
+}
+
+impl<'a> Tokenizer<'a> {
+    fn emit(&mut self, bytes: &[u8]) -> Result<(), ScanError> {
+        let Some(cur) = &mut self.cur else {
+            return Ok(());
+        };
+        cur.pending.extend_from_slice(bytes);
+        if cur.pending.len() >= 64 * 1024 {
+            Self::flush(cur, self.dir)?;
+        }
+        Ok(())
+    }
+
+    fn flush(cur: &mut Current<'a>, dir: &'a Path) -> Result<(), ScanError> {
+        let data = std::mem::take(&mut cur.pending);
+        if let Some(s) = &mut cur.sniffer {
+            s.feed(&data)?;
+            if !s.alive() {
+                cur.sniffer = None;
+            }
+        }
+        match &mut cur.spill {
+            Some(sink) => sink.push(&data)?,
+            None if cur.head.len() + data.len() > JOIN_MAX => {
+                let mut sink = BodySink::new(SPILL_THRESHOLD, dir);
+                sink.push(&cur.head)?;
+                sink.push(&data)?;
+                cur.head.truncate(MAX_KEY);
+                cur.spill = Some(sink);
+            }
+            None => cur.head.extend_from_slice(&data),
+        }
+        Ok(())
+    }
+
+    fn emit_char(&mut self, c: u32) -> Result<(), ScanError> {
+        let mut v = Vec::with_capacity(4);
+        Transcoder::push_char(&mut v, c);
+        self.emit(&v)
+    }
+
+    fn unit(&mut self, u: u16) -> Result<(), ScanError> {
+        match (self.high.take(), u) {
+            (Some(h), 0xdc00..=0xdfff) => {
+                let c = 0x10000 + ((u32::from(h) - 0xd800) << 10) + (u32::from(u) - 0xdc00);
+                self.emit_char(c)
+            }
+            (h, _) => {
+                if h.is_some() {
+                    self.emit_char(0xfffd)?;
+                }
+                if (0xd800..=0xdbff).contains(&u) {
+                    self.high = Some(u);
+                    Ok(())
+                } else {
+                    self.emit_char(u32::from(u))
+                }
+            }
+        }
+    }
+
+    fn end_string(&mut self) -> Result<(), ScanError> {
+        if self.high.take().is_some() {
+            self.emit_char(0xfffd)?;
+        }
+        let Some(mut cur) = self.cur.take() else {
+            return Ok(());
+        };
+        Self::flush(&mut cur, self.dir)?;
+        let key = if self.key.is_empty() {
+            "(no key)".to_string()
+        } else {
+            self.key.clone()
+        };
+        if let Some(s) = cur.sniffer.take() {
+            if let Some(decoded) = s.finish()? {
+                self.object(key.clone(), decoded, true)?;
+            }
+        }
+        match cur.spill {
+            Some(sink) => {
+                self.last_short = None;
+                self.object(key, sink.finish().into(), false)?;
+            }
+            None => {
+                self.last_short = Some(String::from_utf8_lossy(&cur.head).into_owned());
+                if !cur.escaped {
+                    // As it stands in the body, which is scanned too.
+                } else if is_text(&cur.head) {
+                    self.joined.push(&cur.head)?;
+                } else {
+                    self.object(key, RequestBody::memory(&cur.head), false)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn object(&mut self, key: String, body: RequestBody, decoded: bool) -> Result<(), ScanError> {
+        if self.out.alone.len() + self.out.decoded.len() >= self.max_objects {
+            return Err(ScanError::Refused {
+                status: 413,
+                reason: format!(
+                    "the JSON body holds more than {} strings to scan alone",
+                    self.max_objects
+                ),
+            });
+        }
+        if decoded {
+            self.out.decoded.push((key, body));
+        } else {
+            self.out.alone.push((key, body));
+        }
+        Ok(())
+    }
+
+    fn byte(&mut self, b: u8) -> Result<(), ScanError> {
+        match self.lex {
+            Lex::Outside => match b {
                 b'"' => {
-                    in_string = true;
-                    start = at + 1;
-                    plausible = true;
-                    text.clear();
+                    self.lex = Lex::InString;
+                    self.cur = Some(Current {
+                        head: Vec::new(),
+                        spill: None,
+                        escaped: false,
+                        sniffer: Some(Base64Sniffer::new(self.dir)),
+                        pending: Vec::new(),
+                    });
                 }
                 b':' => {
-                    if let Some(k) = after_string.take() {
-                        last_key = k;
+                    if let Some(k) = self.last_short.take() {
+                        self.key = k.chars().take(MAX_KEY).collect();
                     }
                 }
                 b' ' | b'\t' | b'\r' | b'\n' => {}
-                _ => after_string = None,
+                _ => self.last_short = None,
+            },
+            Lex::InString => match b {
+                b'"' => {
+                    self.lex = Lex::Outside;
+                    self.end_string()?;
+                }
+                b'\\' => {
+                    self.lex = Lex::Escape;
+                    if let Some(c) = &mut self.cur {
+                        c.escaped = true;
+                    }
+                }
+                _ => {
+                    if self.high.take().is_some() {
+                        self.emit_char(0xfffd)?;
+                    }
+                    self.emit(&[b])?;
+                }
+            },
+            Lex::Escape => {
+                self.lex = Lex::InString;
+                let c = match b {
+                    b'"' => b'"',
+                    b'\\' => b'\\',
+                    b'/' => b'/',
+                    b'b' => 0x08,
+                    b'f' => 0x0c,
+                    b'n' => b'\n',
+                    b'r' => b'\r',
+                    b't' => b'\t',
+                    b'u' => {
+                        self.lex = Lex::Unicode(0, 0);
+                        return Ok(());
+                    }
+                    other => {
+                        // Not JSON; a lenient reader keeps both characters.
+                        return self.emit(&[b'\\', other]);
+                    }
+                };
+                if self.high.take().is_some() {
+                    self.emit_char(0xfffd)?;
+                }
+                self.emit(&[c])?;
+            }
+            Lex::Unicode(n, v) => {
+                let Some(d) = (b as char).to_digit(16) else {
+                    // A broken escape: kept as it stands.
+                    self.lex = Lex::InString;
+                    return self.byte(b);
+                };
+                let v = v << 4 | d as u16;
+                if n == 3 {
+                    self.lex = Lex::InString;
+                    self.unit(v)?;
+                } else {
+                    self.lex = Lex::Unicode(n + 1, v);
+                }
             }
         }
-        pos += chunk.len() as u64;
+        Ok(())
+    }
+}
+
+/// Every string of a JSON body, as [`Strings`] sorts them; at most `max_objects` scanned
+/// alone (more is refused with 413).
+pub fn strings(body: &RequestBody, dir: &Path, max_objects: usize) -> Result<Strings, ScanError> {
+    let mut reader = body.reader(FILE_CHUNK);
+    let mut t = Tokenizer {
+        dir,
+        lex: Lex::Outside,
+        high: None,
+        cur: None,
+        last_short: None,
+        key: String::new(),
+        joined: Joined::new(dir),
+        out: Strings::default(),
+        max_objects,
+    };
+    let mut transcoder: Option<(Transcoder, usize)> = None;
+    let mut utf8 = Vec::new();
+    let mut head: Vec<u8> = Vec::new();
+    while let Some(chunk) = reader.next_chunk() {
+        let chunk = chunk.map_err(ScanError::Body)?;
+        let data: &[u8] = if transcoder.is_none() {
+            head.extend_from_slice(&chunk);
+            if head.len() < 4 {
+                continue;
+            }
+            let (enc, bom) = detect(&head);
+            transcoder = Some((Transcoder::new(enc), bom));
+            &head
+        } else {
+            &chunk
+        };
+        let Some((tc, bom)) = &mut transcoder else {
+            continue;
+        };
+        utf8.clear();
+        tc.feed(&data[*bom..], &mut utf8);
+        *bom = 0;
+        for &b in &utf8 {
+            t.byte(b)?;
+        }
+    }
+    if transcoder.is_none() {
+        let (enc, bom) = detect(&head);
+        let mut tc = Transcoder::new(enc);
+        tc.feed(&head[bom.min(head.len())..], &mut utf8);
+        for &b in &utf8 {
+            t.byte(b)?;
+        }
+    }
+    // A string cut by the end of the body is handed over as far as it goes.
+    if matches!(t.lex, Lex::InString | Lex::Escape | Lex::Unicode(..)) {
+        t.end_string()?;
+    }
+    let Tokenizer {
+        joined, mut out, ..
+    } = t;
+    out.joined = joined.finish();
+    Ok(out)
+}
+
+/// Reads what the body starts with (for [`looks_like_json`]).
+pub fn head(body: &RequestBody) -> io::Result<Vec<u8>> {
+    let mut reader = body.reader(FILE_CHUNK);
+    let mut out = Vec::new();
+    while out.len() < 64 {
+        match reader.next_chunk_max(64) {
+            Some(c) => out.extend_from_slice(&c?),
+            None => break,
+        }
     }
     Ok(out)
 }
@@ -96,23 +451,102 @@ pub fn base64_strings(body: &RequestBody) -> io::Result<Vec<StringValue>> {
 mod tests {
     use super::*;
     use crate::body::testing::*;
-    #[test]
-    fn long_base64_strings_are_found_with_their_keys() {
-        let b64 = "QUJD".repeat(400);
-        let json = format!(
-            "{{\"name\": \"a.exe\", \"files\": [{{\"content\" : \"{b64}\"}}], \"note\": \"{}\", \"esc\": \"{}\\/x\"}}",
-            "not base64! ".repeat(200),
-            "QUJD".repeat(400)
-        );
-        for cut in [1usize, 7, 1000, 100_000] {
-            let pieces: Vec<&[u8]> = json.as_bytes().chunks(cut).collect();
-            let got = base64_strings(&mem(&pieces)).unwrap();
-            assert_eq!(got.len(), 2, "cut {cut}");
-            assert_eq!(got[0].key, "content");
-            assert_eq!(got[0].len, b64.len() as u64);
-            let at = got[0].offset as usize;
-            assert_eq!(&json.as_bytes()[at..at + b64.len()], b64.as_bytes());
-            assert_eq!(got[1].key, "esc");
+    use base64::Engine as _;
+
+    const EICAR: &str = r"X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*";
+
+    fn run(pieces: &[&[u8]]) -> Strings {
+        strings(&mem(pieces), &std::env::temp_dir(), 100).unwrap()
+    }
+
+    fn escaped(s: &str) -> String {
+        serde_json_escape(s)
+    }
+
+    /// A string as a JSON encoder writes it (json.dumps).
+    fn serde_json_escape(s: &str) -> String {
+        let mut out = String::from("\"");
+        for c in s.chars() {
+            match c {
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                '\n' => out.push_str("\\n"),
+                c if (c as u32) < 0x20 || (c as u32) > 0x7e => {
+                    let mut buf = [0u16; 2];
+                    for u in c.encode_utf16(&mut buf) {
+                        out.push_str(&format!("\\u{u:04x}"));
+                    }
+                }
+                c => out.push(c),
+            }
         }
+        out.push('"');
+        out
+    }
+
+    #[test]
+    fn escaped_strings_are_handed_over_unescaped_however_cut() {
+        let long = format!("{}{EICAR}", "line\n".repeat(1000));
+        let json = format!(
+            "{{\"content\": {}, \"plain\": \"no escapes\", \"long\": {}, \"u\": \"\\ud83d\\ude00\\u00e9\"}}",
+            escaped(EICAR),
+            escaped(&long)
+        );
+        for cut in [1usize, 3, 7, 1000, 100_000] {
+            let pieces: Vec<&[u8]> = json.as_bytes().chunks(cut).collect();
+            let got = run(&pieces);
+            let joined = String::from_utf8(bytes_of(got.joined.as_ref().unwrap())).unwrap();
+            assert_eq!(joined, format!("{EICAR}\n😀é\n"), "cut {cut}");
+            assert_eq!(got.alone.len(), 1);
+            assert_eq!(got.alone[0].0, "long");
+            assert_eq!(bytes_of(&got.alone[0].1), long.as_bytes());
+        }
+    }
+
+    #[test]
+    fn base64_strings_are_decoded_with_their_keys() {
+        let data =
+            b"\x1f\x8b\x08\x00binary file content that is long enough to count as a file, surely!";
+        let b64 = base64::engine::general_purpose::STANDARD.encode(data);
+        let esc = b64.replace('/', "\\/");
+        let url = format!("data:application/gzip;base64,{b64}");
+        let json = format!("[{{\"a\": \"{esc}\"}}, {{\"b\": \"{url}\"}}, \"QUJD\"]");
+        let got = run(&[json.as_bytes()]);
+        assert_eq!(got.decoded.len(), 2);
+        assert_eq!(got.decoded[0].0, "a");
+        assert_eq!(bytes_of(&got.decoded[0].1), data);
+        assert_eq!(got.decoded[1].0, "b");
+        assert_eq!(bytes_of(&got.decoded[1].1), data);
+    }
+
+    #[test]
+    fn utf16_and_utf32_bodies_are_read() {
+        let json = format!("{{\"content\": {}}}", escaped(EICAR));
+        let le: Vec<u8> = json.encode_utf16().flat_map(|u| u.to_le_bytes()).collect();
+        let mut be_bom = vec![0xfe, 0xff];
+        be_bom.extend(json.encode_utf16().flat_map(|u| u.to_be_bytes()));
+        let u32le: Vec<u8> = json
+            .chars()
+            .flat_map(|c| (c as u32).to_le_bytes())
+            .collect();
+        for body in [le, be_bom, u32le] {
+            assert!(looks_like_json(&body[..16]));
+            for cut in [1usize, 3, 5, 4096] {
+                let pieces: Vec<&[u8]> = body.chunks(cut).collect();
+                let got = run(&pieces);
+                let joined = bytes_of(got.joined.as_ref().unwrap());
+                assert_eq!(joined, format!("{EICAR}\n").as_bytes());
+            }
+        }
+        assert!(looks_like_json(b"\xef\xbb\xbf \n[1]"));
+        assert!(!looks_like_json(b"a=1&b={}"));
+    }
+
+    #[test]
+    fn too_many_objects_are_refused() {
+        let big = "x".repeat(JOIN_MAX + 1);
+        let json = format!("[\"{big}\", \"{big}\", \"{big}\"]");
+        let r = strings(&mem(&[json.as_bytes()]), &std::env::temp_dir(), 2);
+        assert!(matches!(r, Err(ScanError::Refused { status: 413, .. })));
     }
 }

@@ -1,11 +1,15 @@
 //! The body of a request to scan: a sequence of memory parts and file ranges, streamed to the
 //! scanner in bounded chunks and never collected in memory.
 
+pub mod base64;
+pub mod boundary;
+pub mod bundle;
 pub mod decode;
 pub mod json;
 pub mod multipart;
 pub mod rebuild;
 pub mod sink;
+pub mod text;
 pub mod urlencoded;
 
 use std::fs::File;
@@ -58,6 +62,23 @@ pub struct RequestBody {
 impl RequestBody {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A body of one memory part, a copy of `data`.
+    pub fn memory(data: &[u8]) -> Self {
+        let mut b = RequestBody::new();
+        b.push(BodyPart::Memory(Bytes::copy_from_slice(data)));
+        b
+    }
+
+    /// All the bytes, for a small body (a field, a header's worth).
+    pub fn to_vec(&self) -> io::Result<Vec<u8>> {
+        let mut out = Vec::with_capacity(self.len as usize);
+        let mut r = self.reader(FILE_CHUNK);
+        while let Some(c) = r.next_chunk() {
+            out.extend_from_slice(&c?);
+        }
+        Ok(out)
     }
 
     pub fn push(&mut self, part: BodyPart) {

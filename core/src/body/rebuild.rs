@@ -58,6 +58,7 @@ fn keep(out: &mut RequestBody, original: &RequestBody, offset: u64, len: u64) {
 /// The part's header block with the scanner's type (added when the part had none) and file
 /// name (and the new length, if the part named one).
 fn head_block(r: &Replacement<'_>, len: u64) -> Vec<u8> {
+    let eol: &[u8] = if r.part.lf { b"\n" } else { b"\r\n" };
     let mut out = Vec::new();
     for (name, value) in &r.part.headers {
         let value = if name.eq_ignore_ascii_case(b"content-type") {
@@ -72,7 +73,7 @@ fn head_block(r: &Replacement<'_>, len: u64) -> Vec<u8> {
         out.extend_from_slice(name);
         out.extend_from_slice(b": ");
         out.extend_from_slice(&value);
-        out.extend_from_slice(b"\r\n");
+        out.extend_from_slice(eol);
     }
     let has_type = r
         .part
@@ -82,9 +83,9 @@ fn head_block(r: &Replacement<'_>, len: u64) -> Vec<u8> {
     if let (Some(ct), false) = (&r.content_type, has_type) {
         out.extend_from_slice(b"Content-Type: ");
         out.extend_from_slice(ct);
-        out.extend_from_slice(b"\r\n");
+        out.extend_from_slice(eol);
     }
-    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(eol);
     out
 }
 
@@ -113,7 +114,7 @@ Content-Type: application/msword\r\n\r\nMACRO-INFECTED\r\n--XyZ--\r\n";
     fn only_the_sanitized_part_changes_and_its_name_and_type_follow_the_scanner() {
         // The body in three pieces, split across the part to replace.
         let body = mem(&[&FORM[..60], &FORM[60..150], &FORM[150..]]);
-        let parts = split(&body, b"XyZ", 7).unwrap();
+        let parts = split(&body, b"XyZ", 7, Default::default()).unwrap().parts;
         let r = Replacement {
             part: &parts[1],
             body: SanitizedBody::Memory(Bytes::from_static(b"clean")),

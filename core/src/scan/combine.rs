@@ -1,32 +1,30 @@
-//! A form's verdict from its parts': blocked if any part is (naming every threat known),
-//! failed if any scan failed, sanitized when the scanner cleaned files of it (the form is
-//! rebuilt around them), allowed if all are; anything else scans the whole body instead.
-
-use crate::body::multipart::Part;
+//! A request's verdict from its objects': blocked if any object is (naming every threat
+//! known), failed if any scan failed, the scanner's `400` if it could not parse one, sanitized
+//! when the scanner cleaned objects that can be put back as they were (the body as a whole, or
+//! parts of a form, which is rebuilt around them), allowed if all are. A sanitized version of
+//! something that cannot be put back (text values together, a decoded object) is a failure:
+//! the backend would get what the scanner did not clean.
 use crate::body::rebuild::{rebuild, Replacement};
 use crate::body::RequestBody;
 use crate::cache::CacheStatus;
-use crate::scan::{SanitizedBody, ScanOutcome, Verdict};
+use crate::scan::jobs::Place;
+use crate::scan::{SanitizedBody, ScanError, ScanOutcome, Verdict};
 
 /// One finished scan of a form.
 pub(super) struct Done {
     pub label: String,
-    /// Where the part is in the body, when it was scanned as it is there.
-    pub place: Option<Part>,
+    /// Where the object is in the request, when it was scanned as it is there.
+    pub place: Option<Place>,
     pub outcome: ScanOutcome,
 }
 
 pub(super) enum Combined {
     Decided(ScanOutcome),
-    /// Scan the whole body instead, for this reason.
-    Whole(String),
     /// Allowed, some parts sanitized: the form is rebuilt around them ([`rebuilt`]).
     Rebuild(Vec<Done>),
 }
 
-/// The request's result from its parts' (see the module docs). A sanitized part that cannot
-/// be put back (the fields together, a decoded part, a url-encoded or JSON value) or a 400
-/// sends the whole body to the scanner instead.
+/// The request's result from its objects' (see the module docs).
 pub(super) fn combine(mut done: Vec<Done>) -> Combined {
     let blocked = done
         .iter()
@@ -60,18 +58,41 @@ pub(super) fn combine(mut done: Vec<Done>) -> Combined {
         outcome.part = Some(label);
         return Combined::Decided(outcome);
     }
-    let mut sanitized = false;
-    for d in &done {
+    if let Some(i) = done
+        .iter()
+        .position(|d| matches!(d.outcome.result, Ok(Verdict::BadRequest { .. })))
+    {
+        let Done {
+            label, mut outcome, ..
+        } = done.swap_remove(i);
+        outcome.part = Some(label);
+        return Combined::Decided(outcome);
+    }
+    let mut parts = false;
+    let mut whole = None;
+    for (i, d) in done.iter().enumerate() {
         match (&d.outcome.result, &d.place) {
-            (Ok(Verdict::Allowed), _) => {}
-            (Ok(Verdict::Sanitized { .. }), Some(_)) => sanitized = true,
-            _ => {
+            (Ok(Verdict::Sanitized { .. }), Some(Place::Part(_))) => parts = true,
+            (Ok(Verdict::Sanitized { .. }), Some(Place::Whole)) => whole = Some(i),
+            (Ok(Verdict::Sanitized { .. }), None) => {
                 let label = &d.label;
-                return Combined::Whole(format!("the scanner did not simply allow {label}"));
+                return Combined::Decided(ScanOutcome {
+                    part: Some(label.clone()),
+                    ..ScanOutcome::failed(ScanError::Protocol(format!(
+                        "the scanner sanitized {label}, which cannot be put back into the request"
+                    )))
+                });
             }
+            _ => {}
         }
     }
-    if sanitized {
+    if let Some(i) = whole {
+        let d = done.swap_remove(i);
+        let mut outcome = d.outcome;
+        outcome.queued |= done.iter().any(|d| d.outcome.queued);
+        return Combined::Decided(outcome);
+    }
+    if parts {
         return Combined::Rebuild(done);
     }
     Combined::Decided(allowed(&done))
@@ -109,7 +130,7 @@ pub(super) fn rebuilt(body: &RequestBody, done: Vec<Done>) -> ScanOutcome {
                 content_disposition,
                 ..
             }),
-            Some(place),
+            Some(Place::Part(place)),
         ) = (d.outcome.result, d.place)
         {
             places.push(place);
@@ -145,7 +166,8 @@ pub(super) fn rebuilt(body: &RequestBody, done: Vec<Done>) -> ScanOutcome {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scan::{ResponsePage, ScanError};
+    use crate::body::multipart::Part;
+    use crate::scan::ResponsePage;
     use bytes::Bytes;
 
     fn outcome(result: Result<Verdict, ScanError>) -> ScanOutcome {
@@ -222,20 +244,37 @@ mod tests {
 
     #[test]
     fn a_sanitized_part_is_rebuilt_only_when_it_was_scanned_as_it_is_in_the_body() {
-        // The fields, or a decoded part, have no place: the whole body is scanned instead.
+        // The fields together, or a decoded part, have no place: a failure, never a forward.
         let all = vec![done("fields", sanitized())];
-        assert!(matches!(combine(all), Combined::Whole(_)));
+        let Combined::Decided(o) = combine(all) else {
+            panic!("not decided");
+        };
+        assert!(matches!(o.result, Err(ScanError::Protocol(_))));
         let part = Part {
             headers: vec![],
             head_offset: 0,
             offset: 2,
             len: 3,
+            lf: false,
         };
         let all = vec![Done {
             label: "f".into(),
-            place: Some(part),
+            place: Some(Place::Part(part)),
             outcome: sanitized(),
         }];
         assert!(matches!(combine(all), Combined::Rebuild(_)));
+        // The body as a whole sanitized, the rest allowed: the scanner's body goes on.
+        let all = vec![
+            done("fields", outcome(Ok(Verdict::Allowed))),
+            Done {
+                label: "the body".into(),
+                place: Some(Place::Whole),
+                outcome: sanitized(),
+            },
+        ];
+        let Combined::Decided(o) = combine(all) else {
+            panic!("not decided");
+        };
+        assert!(matches!(o.result, Ok(Verdict::Sanitized { .. })));
     }
 }

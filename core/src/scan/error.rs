@@ -47,6 +47,10 @@ pub enum ScanError {
     /// No turn within the wait (scan limit or the servers' `max_conns`): 503.
     #[error("no free scan slot within {0:?} ({1})")]
     Busy(std::time::Duration, &'static str),
+    /// The module cannot see the body the way every backend would (parsers read it
+    /// differently), or a limit of that reading was reached: 400 or 413, nothing forwarded.
+    #[error("the request body is refused: {reason}")]
+    Refused { status: u16, reason: String },
     /// The module could not start the scan (no memory, a header it cannot copy, ...): 500.
     #[error("{0}")]
     Module(String),
@@ -65,11 +69,13 @@ pub enum ErrorKind {
     Busy,
     /// The body could not be decoded for scanning.
     Decode,
+    /// The body was refused: read differently by different parsers, or over a limit.
+    Refused,
 }
 
 impl ErrorKind {
     /// Every kind, in the order of their counters.
-    pub const ALL: [ErrorKind; 8] = [
+    pub const ALL: [ErrorKind; 9] = [
         ErrorKind::Connect,
         ErrorKind::Timeout,
         ErrorKind::Tls,
@@ -78,6 +84,7 @@ impl ErrorKind {
         ErrorKind::Internal,
         ErrorKind::Busy,
         ErrorKind::Decode,
+        ErrorKind::Refused,
     ];
 
     pub fn name(self) -> &'static str {
@@ -90,6 +97,7 @@ impl ErrorKind {
             ErrorKind::Internal => "internal",
             ErrorKind::Busy => "busy",
             ErrorKind::Decode => "decode",
+            ErrorKind::Refused => "refused",
         }
     }
 
@@ -100,6 +108,22 @@ impl ErrorKind {
 }
 
 impl ScanError {
+    /// A body that parsers would read differently: 400.
+    pub fn ambiguous(reason: impl Into<String>) -> Self {
+        ScanError::Refused {
+            status: 400,
+            reason: reason.into(),
+        }
+    }
+
+    /// A body over a limit of what the module reads out of it: 413.
+    pub fn over_limit(reason: impl Into<String>) -> Self {
+        ScanError::Refused {
+            status: 413,
+            reason: reason.into(),
+        }
+    }
+
     /// Timeouts are answered with 504, everything else with 502.
     pub fn is_timeout(&self) -> bool {
         matches!(
@@ -153,13 +177,17 @@ impl ScanError {
             | ScanError::Module(_) => ErrorKind::Internal,
             ScanError::Busy(..) => ErrorKind::Busy,
             ScanError::Decode(_) | ScanError::DecodedTooLarge(_) => ErrorKind::Decode,
+            ScanError::Refused { .. } => ErrorKind::Refused,
         }
     }
 
     /// Whether `ometascan_on_error pass` may let the request through unscanned: not when the
     /// body itself could not be decoded (a bomb or a corrupt stream is never passed).
     pub fn may_pass_unscanned(&self) -> bool {
-        !matches!(self, ScanError::Decode(_) | ScanError::DecodedTooLarge(_))
+        !matches!(
+            self,
+            ScanError::Decode(_) | ScanError::DecodedTooLarge(_) | ScanError::Refused { .. }
+        )
     }
 
     /// The HTTP status the client gets for this failure.
@@ -172,6 +200,8 @@ impl ScanError {
             503
         } else if matches!(self, ScanError::DecodedTooLarge(_)) {
             413
+        } else if let ScanError::Refused { status, .. } = self {
+            *status
         } else {
             502
         }

@@ -1,15 +1,14 @@
-//! Scanning a `multipart/form-data` request part by part: each file is one scan, sent as if it
-//! had been uploaded alone (the client's request line and headers, the part's
-//! `Content-Type`, `Content-Disposition` and length, the part's bytes as the body), and the
-//! plain fields together as one more scan. A generic scanner unpacks a compressed file at
-//! offset 0 but not after a part header; this is what lets it see the file.
+//! Scanning what the backend will see of a request: its body decoded from its
+//! `Content-Encoding` (gzip, deflate, br, zstd, in the order listed), then every object a
+//! parser hands to the application (see [`crate::scan::jobs`]) as a scan of its own, sent as
+//! if it had been uploaded alone (the client's request line and headers, the object's
+//! `Content-Type`, `Content-Disposition` and length, its bytes as the body). A generic
+//! scanner unpacks a compressed file at offset 0 but not after a part header; this is what
+//! lets it see the file.
 //!
-//! Before that, a body in a `Content-Encoding` (gzip, deflate, br, zstd) is decoded, and a
-//! base64 or quoted-printable part too: the scanner gets what the backend will use.
-//!
-//! Fails closed: a body that does not split cleanly, a part in another transfer encoding, or a
-//! part the scanner sanitized or could not parse makes the whole body one scan, as without
-//! this; a coding that cannot be decoded fails the scan (502), a bomb is refused (413).
+//! Fails closed: a coding that cannot be decoded fails the scan (502), a bomb is refused
+//! (413), a body that parsers would read differently is refused (400); a whole-body scan is
+//! never the answer to an odd body.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -19,7 +18,7 @@ use tokio::task::JoinSet;
 use crate::body::decode::{self, Coding};
 use crate::headers;
 use crate::scan::combine::{combine, rebuilt, Combined, Done};
-use crate::scan::jobs::{form_jobs, Job};
+use crate::scan::jobs::{objects, Job, Place};
 use crate::scan::{ScanError, ScanOptions, ScanOutcome, ScanRequest, Scanner, Target, Verdict};
 
 /// Scans of one form running at once.
@@ -44,18 +43,19 @@ impl Scanner {
             let outcome = self.scan_object(&target, &req, &opts).await;
             return refuse_sanitized_decoded(outcome, encoded);
         }
-        let jobs = match form_jobs(&req, &opts) {
-            Ok(Some(jobs)) => jobs,
-            Ok(None) => {
-                let outcome = self.scan_object(&target, &req, &opts).await;
-                return refuse_sanitized_decoded(outcome, encoded);
-            }
-            Err(why) => {
-                tracing::info!("multipart body scanned as one object: {why}");
-                let outcome = self.scan_object(&target, &req, &opts).await;
-                return refuse_sanitized_decoded(outcome, encoded);
-            }
+        let jobs = match objects(&req, &opts) {
+            Ok(jobs) => jobs,
+            Err(e) => return ScanOutcome::failed(e),
         };
+        if let [Job {
+            place: Some(Place::Whole),
+            ..
+        }] = jobs.as_slice()
+        {
+            // Nothing but the body as sent.
+            let outcome = self.scan_object(&target, &req, &opts).await;
+            return refuse_sanitized_decoded(outcome, encoded);
+        }
         let started = Instant::now();
         let count = jobs.len();
         let target = Arc::new(target);
@@ -68,11 +68,6 @@ impl Scanner {
             Combined::Decided(mut outcome) => {
                 outcome.elapsed = started.elapsed();
                 outcome.objects = count;
-                outcome
-            }
-            Combined::Whole(why) => {
-                tracing::info!("multipart body scanned as one object: {why}");
-                let outcome = self.scan_object(&target, &req, &opts).await;
                 refuse_sanitized_decoded(outcome, encoded)
             }
             Combined::Rebuild(done) => {
@@ -145,19 +140,25 @@ fn refuse_sanitized_decoded(outcome: ScanOutcome, encoded: bool) -> ScanOutcome 
     outcome
 }
 
-/// The request with its body decoded from its `Content-Encoding`, that header dropped.
+/// The request with its body decoded from its `Content-Encoding` list (last coding first),
+/// those headers dropped. The decoded size is bounded against the body as sent, whatever the
+/// number of codings.
 fn decoded(req: ScanRequest, opts: &ScanOptions) -> Result<ScanRequest, ScanError> {
-    let Some(ce) = headers::find(&req.headers, "content-encoding") else {
-        return Ok(req);
-    };
-    let Some(coding) = Coding::of_content_encoding(ce).map_err(ScanError::Decode)? else {
-        return Ok(req);
-    };
-    let body = decode::decode(&req.body, coding, &opts.spill_dir)?;
-    tracing::debug!(
-        "request body decoded ({coding:?}): {} bytes to scan",
-        body.len()
-    );
+    let values = req
+        .headers
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case(b"content-encoding"))
+        .map(|(_, v)| v.as_ref());
+    let codings = Coding::of_content_encoding(values).map_err(ScanError::Decode)?;
+    let limit = decode::limit_for(req.body.len());
+    let mut body = req.body.clone();
+    for &coding in codings.iter().rev() {
+        body = decode::decode_within(&body, coding, &opts.spill_dir, limit)?;
+        tracing::debug!(
+            "request body decoded ({coding:?}): {} bytes to scan",
+            body.len()
+        );
+    }
     let headers = req
         .headers
         .iter()

@@ -1,47 +1,215 @@
-//! The objects of a form to scan, each as a request of its own: the files of a multipart form
-//! (decoded from base64 or quoted-printable), its plain fields together, the long values of a
-//! url-encoded form, the base64 strings of a JSON body.
+//! The objects of a request to scan, each as a request of its own: everything a mainstream
+//! parser hands to the application, as it hands it over.
+//!
+//! - A `multipart/*` body: each part's data alone (files, binary fields, fields over
+//!   [`JOIN_MAX`]), short text fields together, each part decoded from every transfer
+//!   encoding a parser applies (base64, quoted-printable) and from base64 when it is base64,
+//!   and a preamble or an epilogue with content in it; no scan of the whole body (no parser
+//!   hands it over as one object).
+//! - Any other body as sent (every framework exposes it raw), and besides:
+//!   - `application/x-www-form-urlencoded`: every name and value decoded, short text ones
+//!     together, the rest alone, base64 ones decoded;
+//!   - JSON (by type or by content): every string unescaped, short text ones together, long
+//!     or binary ones alone, base64 ones decoded.
+//!
+//! A body that parsers would read differently is refused (400), one over a limit of this
+//! reading too (413): see [`crate::body::multipart`] and [`crate::body::boundary`].
 
 use bytes::Bytes;
 
+use crate::body::bundle::Bundle;
 use crate::body::decode::{self, Coding};
 use crate::body::multipart::{self, part_body, Part};
-use crate::body::{BodyPart, RequestBody, FILE_CHUNK};
+use crate::body::text::{is_text, Joined, JOIN_MAX};
+use crate::body::{base64, boundary, json, urlencoded, RequestBody, FILE_CHUNK};
 use crate::disposition;
-use crate::headers::{self, HeaderList};
-use crate::scan::{ScanOptions, ScanRequest};
+use crate::headers::HeaderList;
+use crate::scan::{ScanError, ScanOptions, ScanRequest};
 
-/// A url-encoded field value at least this long (encoded) is scanned decoded, on its own
-/// (the EICAR test file is 68 bytes)...
-pub const URLENCODED_FILE: u64 = 64;
-/// ... the longest of them, up to this many.
-pub const URLENCODED_MAX_VALUES: usize = 16;
+/// Where a scanned object is in the request: what a sanitized version of it replaces.
+#[derive(Debug, Clone)]
+pub enum Place {
+    /// The whole body, as sent.
+    Whole,
+    /// A multipart part's data, as it is in the body.
+    Part(Part),
+}
 
-/// One object to scan: a file part, or the fields together.
+/// One object to scan.
 pub(super) struct Job {
     /// `field "name", file "a.gz"` for log lines.
     pub label: String,
     pub request: ScanRequest,
-    /// The multipart part scanned as it is in the body (not decoded): a sanitized version of
-    /// it can be put back into the form.
-    pub place: Option<Part>,
+    /// Where it is in the request, when it is scanned as it is there (not decoded, not
+    /// joined): a sanitized version of it can be put in its place.
+    pub place: Option<Place>,
 }
 
-/// Whether a part carries a file: a file name, or a type other than plain text.
-fn is_file(p: &Part) -> bool {
-    let cd = p
-        .header("content-disposition")
-        .map(|v| String::from_utf8_lossy(v).into_owned())
-        .unwrap_or_default();
-    if disposition::param(&cd, "filename").is_some()
-        || disposition::param(&cd, "filename*").is_some()
-    {
-        return true;
+/// Collects the jobs of a request, counting those scanned alone.
+struct Jobs<'a> {
+    req: &'a ScanRequest,
+    opts: &'a ScanOptions,
+    jobs: Vec<Job>,
+    joined: Joined<'a>,
+    bundle: Bundle<'a>,
+}
+
+impl<'a> Jobs<'a> {
+    fn new(req: &'a ScanRequest, opts: &'a ScanOptions) -> Self {
+        Jobs {
+            req,
+            opts,
+            jobs: Vec::new(),
+            joined: Joined::new(&opts.spill_dir),
+            bundle: Bundle::new(&opts.spill_dir),
+        }
     }
-    p.header("content-type").is_some_and(|t| {
-        let t = String::from_utf8_lossy(t).to_ascii_lowercase();
-        !t.trim().starts_with("text/plain")
+
+    fn push(&mut self, job: Job) -> Result<(), ScanError> {
+        let max = self.opts.body_limits.max_objects;
+        if self.jobs.len() >= max {
+            return Err(ScanError::over_limit(format!(
+                "more than {max} objects to scan in one request"
+            )));
+        }
+        self.jobs.push(job);
+        Ok(())
+    }
+
+    /// An object of the module's making (decoded, unescaped), sent as a file.
+    fn object(
+        &mut self,
+        label: String,
+        body: RequestBody,
+        ct: &'static [u8],
+    ) -> Result<(), ScanError> {
+        let headers = as_file(self.req, Bytes::from_static(ct), None);
+        self.push(Job {
+            label,
+            request: ScanRequest {
+                headers,
+                body,
+                ..self.req.clone()
+            },
+            place: None,
+        })
+    }
+
+    /// A value: together with the other text values when short text (and `join`: not seen as
+    /// it is elsewhere), in a bundle when short binary, else alone; its base64 decoding alone
+    /// too.
+    fn value(
+        &mut self,
+        label: &str,
+        body: RequestBody,
+        join: bool,
+        sniff: bool,
+    ) -> Result<(), ScanError> {
+        if !sniff {
+        } else if let Some(decoded) = base64::sniff(&body, &self.opts.spill_dir)? {
+            self.object(
+                format!("{label} (base64)"),
+                decoded,
+                b"application/octet-stream",
+            )?;
+        }
+        if body.len() <= JOIN_MAX as u64 {
+            let bytes = body.to_vec().map_err(ScanError::Body)?;
+            if is_text(&bytes) {
+                if join {
+                    self.joined.push(&bytes)?;
+                }
+            } else {
+                self.bundle.push(&bytes)?;
+            }
+            return Ok(());
+        }
+        self.object(label.to_string(), body, b"application/octet-stream")
+    }
+
+    fn finish(mut self, label: &str) -> Result<Vec<Job>, ScanError> {
+        let dir = &self.opts.spill_dir;
+        let joined = std::mem::replace(&mut self.joined, Joined::new(dir));
+        if let Some(body) = joined.finish() {
+            self.object(label.to_string(), body, b"text/plain")?;
+        }
+        let bundle = std::mem::replace(&mut self.bundle, Bundle::new(dir));
+        for (i, tar) in bundle.finish()?.into_iter().enumerate() {
+            self.object(
+                format!("short binary values ({})", i + 1),
+                tar,
+                b"application/x-tar",
+            )?;
+        }
+        Ok(self.jobs)
+    }
+}
+
+/// Every object of the request to scan (at least one).
+pub(super) fn objects(req: &ScanRequest, opts: &ScanOptions) -> Result<Vec<Job>, ScanError> {
+    let types: Vec<&Bytes> = req
+        .headers
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case(b"content-type"))
+        .map(|(_, v)| v)
+        .collect();
+    if types.iter().any(|t| *t != types[0]) {
+        return Err(ScanError::ambiguous(
+            "two Content-Type headers that differ (parsers take either)",
+        ));
+    }
+    let ct: &[u8] = types.first().map_or(&[], |t| t.as_ref());
+    if boundary::is_multipart(ct) {
+        match boundary::boundary(ct) {
+            Err(e) => return Err(ScanError::ambiguous(e.to_string())),
+            Ok(Some(b)) => return multipart_jobs(req, opts, &b),
+            // No parser splits it: the body is what they all see.
+            Ok(None) => {}
+        }
+    }
+    let mut jobs = Jobs::new(req, opts);
+    jobs.push(Job {
+        label: "the body".into(),
+        request: req.clone(),
+        place: Some(Place::Whole),
+    })?;
+    let ct_lower = ct.trim_ascii_start().to_ascii_lowercase();
+    let form = ct_lower.starts_with(b"application/x-www-form-urlencoded");
+    if form {
+        urlencoded_jobs(&mut jobs)?;
+    }
+    let essence = ct_lower
+        .split(|&b| b == b';')
+        .next()
+        .unwrap_or(&[])
+        .trim_ascii();
+    let by_type = essence == b"application/json" || essence.ends_with(b"+json");
+    // Read as JSON too whatever the type says: PHP's json_decode(php://input) and Django's
+    // json.loads(request.body) do not look at it.
+    if by_type || json::looks_like_json(&json::head(&req.body).map_err(ScanError::Body)?) {
+        json_jobs(&mut jobs)?;
+    }
+    jobs.finish(if form {
+        "the form fields"
+    } else {
+        "the text values"
     })
+}
+
+/// Whether a part declares a file: a file name, or a type other than plain text, in any of
+/// its headers.
+fn is_file(p: &Part) -> bool {
+    let named = p.headers_named("content-disposition").any(|cd| {
+        let cd = String::from_utf8_lossy(cd);
+        disposition::param(&cd, "filename").is_some()
+            || disposition::param(&cd, "filename*").is_some()
+            || cd.to_ascii_lowercase().contains("filename")
+    });
+    named
+        || p.headers_named("content-type").any(|t| {
+            let t = String::from_utf8_lossy(t).to_ascii_lowercase();
+            !t.trim().starts_with("text/plain")
+        })
 }
 
 fn label(p: &Part) -> String {
@@ -56,145 +224,161 @@ fn label(p: &Part) -> String {
     }
 }
 
-/// The scans of a form: `Ok(None)` when the request is no multipart form with a file in it,
-/// `Err` when it must be scanned whole (why).
-pub(super) fn form_jobs(req: &ScanRequest, opts: &ScanOptions) -> Result<Option<Vec<Job>>, String> {
-    let Some(ct) = headers::find(&req.headers, "content-type") else {
-        return Ok(None);
-    };
-    let ct_lower = ct.to_ascii_lowercase();
-    if ct_lower.starts_with(b"application/x-www-form-urlencoded") {
-        return urlencoded_jobs(req, opts);
+/// The transfer encodings some parser applies to the part (Django decodes base64; the
+/// lenient ones take the first word of any of its `Content-Transfer-Encoding` headers).
+fn codings(p: &Part) -> Vec<Coding> {
+    let mut out = Vec::new();
+    for te in p.headers_named("content-transfer-encoding") {
+        let te = String::from_utf8_lossy(te).to_ascii_lowercase();
+        let word = te.split([';', ' ', '\t', ',']).next().unwrap_or("").trim();
+        let coding = match word {
+            "base64" => Coding::Base64,
+            "quoted-printable" => Coding::QuotedPrintable,
+            _ => continue,
+        };
+        if !out.contains(&coding) {
+            out.push(coding);
+        }
     }
-    let essence = ct_lower
-        .split(|&b| b == b';')
-        .next()
-        .unwrap_or(&[])
-        .trim_ascii();
-    if essence == b"application/json" || essence.ends_with(b"+json") {
-        return Ok(json_jobs(req, opts));
+    out
+}
+
+/// A multipart form, part by part.
+fn multipart_jobs(
+    req: &ScanRequest,
+    opts: &ScanOptions,
+    boundary: &[u8],
+) -> Result<Vec<Job>, ScanError> {
+    let form = multipart::split(&req.body, boundary, FILE_CHUNK, opts.body_limits.multipart)
+        .map_err(|e| match e {
+            multipart::SplitError::Body(e) => ScanError::Body(e),
+            e if e.is_limit() => ScanError::over_limit(format!("multipart body: {e}")),
+            e => ScanError::ambiguous(format!("multipart body: {e}")),
+        })?;
+    let mut jobs = Jobs::new(req, opts);
+    for (what, (offset, len)) in [
+        ("the preamble", form.preamble),
+        ("the epilogue", form.epilogue),
+    ] {
+        let range = part_body(&req.body, offset, len);
+        if len > 0 && !blank(&range)? {
+            jobs.value(what, range, true, true)?;
+        }
     }
-    if !ct_lower.starts_with(b"multipart/") {
-        return Ok(None);
+    for p in &form.parts {
+        let data = part_body(&req.body, p.offset, p.len);
+        let label = label(p);
+        let codings = codings(p);
+        let b64 = codings.contains(&Coding::Base64);
+        for &coding in &codings {
+            let decoded = match coding {
+                Coding::Base64 => base64::sniff(&data, &opts.spill_dir)?,
+                c => Some(decode::decode(&data, c, &opts.spill_dir)?),
+            };
+            if let Some(d) = decoded {
+                jobs.object(
+                    format!("{label} ({coding:?}-decoded)"),
+                    d,
+                    b"application/octet-stream",
+                )?;
+            }
+        }
+        if !is_file(p) && p.len <= JOIN_MAX as u64 {
+            jobs.value(&label, data, true, !b64)?;
+            continue;
+        }
+        if b64 {
+        } else if let Some(decoded) = base64::sniff(&data, &opts.spill_dir)? {
+            jobs.object(
+                format!("{label} (base64)"),
+                decoded,
+                b"application/octet-stream",
+            )?;
+        }
+        let mut request = file_request(req, p);
+        request.body = data;
+        jobs.push(Job {
+            label,
+            request,
+            place: Some(Place::Part(p.clone())),
+        })?;
     }
-    let boundary = multipart::boundary(ct).ok_or("no usable boundary")?;
-    let parts = multipart::split(&req.body, &boundary, FILE_CHUNK).map_err(|e| e.to_string())?;
-    // A part in base64 or quoted-printable is scanned decoded, as a file of its own.
-    let mut encoded: Vec<(u64, Coding)> = Vec::new();
-    for p in &parts {
-        if let Some(te) = p.header("content-transfer-encoding") {
-            let te = String::from_utf8_lossy(te).trim().to_ascii_lowercase();
-            match te.as_str() {
-                "7bit" | "8bit" | "binary" => {}
-                "base64" => encoded.push((p.offset, Coding::Base64)),
-                "quoted-printable" => encoded.push((p.offset, Coding::QuotedPrintable)),
-                _ => return Err(format!("a part in the \"{te}\" transfer encoding")),
+    jobs.finish("the text fields")
+}
+
+/// Whether a range holds only white space (an ordinary preamble or epilogue).
+fn blank(body: &RequestBody) -> Result<bool, ScanError> {
+    let mut r = body.reader(FILE_CHUNK);
+    while let Some(c) = r.next_chunk() {
+        if !c
+            .map_err(ScanError::Body)?
+            .iter()
+            .all(u8::is_ascii_whitespace)
+        {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// A url-encoded form: every name and value decoded.
+fn urlencoded_jobs(jobs: &mut Jobs<'_>) -> Result<(), ScanError> {
+    let (req, opts) = (jobs.req, jobs.opts);
+    let max = opts.body_limits.max_fields;
+    let fields = urlencoded::fields(&req.body, max)
+        .map_err(ScanError::Body)?
+        .map_err(|max| ScanError::over_limit(format!("more than {max} url-encoded fields")))?;
+    for f in &fields {
+        let name_raw = part_body(&req.body, f.name.0, f.name.1.min(JOIN_MAX as u64))
+            .to_vec()
+            .map_err(ScanError::Body)?;
+        let name = String::from_utf8_lossy(&urlencoded::decode_bytes(&name_raw))
+            .chars()
+            .take(64)
+            .collect::<String>();
+        for (what, range) in [("name of", Some(f.name)), ("field", f.value)] {
+            let Some(range) = range.filter(|r| r.1 > 0) else {
+                continue;
+            };
+            let label = format!("{what} \"{name}\"");
+            if range.1 <= JOIN_MAX as u64 {
+                let raw = part_body(&req.body, range.0, range.1)
+                    .to_vec()
+                    .map_err(ScanError::Body)?;
+                let changed = urlencoded::changes(&raw);
+                let decoded = RequestBody::memory(&urlencoded::decode_bytes(&raw));
+                jobs.value(&label, decoded, changed, true)?;
+            } else {
+                let decoded = urlencoded::decode_range(&req.body, range, &opts.spill_dir)?;
+                jobs.value(&label, decoded, true, true)?;
             }
         }
     }
-    let coding_of = |p: &Part| encoded.iter().find(|(o, _)| *o == p.offset).map(|e| e.1);
-    let (files, fields): (Vec<&Part>, Vec<&Part>) = parts
-        .iter()
-        .partition(|p| is_file(p) || coding_of(p).is_some());
-    if files.is_empty() {
-        return Ok(None);
-    }
-    let mut jobs = Vec::with_capacity(files.len() + 1);
-    for p in &files {
-        let mut request = file_request(req, p);
-        if let Some(coding) = coding_of(p) {
-            request.body = decode::decode(&request.body, coding, &opts.spill_dir)
-                .map_err(|e| format!("{} could not be decoded ({e})", label(p)))?;
-        }
-        jobs.push(Job {
-            label: label(p),
-            request,
-            place: coding_of(p).is_none().then(|| (*p).clone()),
-        });
-    }
-    if !fields.is_empty() {
-        jobs.push(Job {
-            label: "the form fields".into(),
-            request: fields_request(req, &fields, &boundary),
-            place: None,
-        });
-    }
-    Ok(Some(jobs))
+    Ok(())
 }
 
-/// A url-encoded form: each long value decoded as an object of its own (a file sent as a
-/// field), the rest of the form as sent.
-fn urlencoded_jobs(req: &ScanRequest, opts: &ScanOptions) -> Result<Option<Vec<Job>>, String> {
-    use crate::body::urlencoded;
-    let Some(fields) = urlencoded::fields(&req.body).map_err(|e| e.to_string())? else {
-        return Err("too many fields or a field name too long".into());
-    };
-    let mut long: Vec<&urlencoded::Field> =
-        fields.iter().filter(|f| f.len >= URLENCODED_FILE).collect();
-    long.sort_by_key(|f| std::cmp::Reverse(f.len));
-    long.truncate(URLENCODED_MAX_VALUES);
-    long.sort_by_key(|f| f.offset);
-    if long.is_empty() {
-        return Ok(None);
+/// A JSON body: every string unescaped.
+fn json_jobs(jobs: &mut Jobs<'_>) -> Result<(), ScanError> {
+    let (req, opts) = (jobs.req, jobs.opts);
+    let strings = json::strings(&req.body, &opts.spill_dir, opts.body_limits.max_objects)?;
+    if let Some(body) = strings.joined {
+        jobs.object("the escaped JSON strings".into(), body, b"text/plain")?;
     }
-    let mut jobs = Vec::with_capacity(long.len() + 1);
-    for f in &long {
-        let name = String::from_utf8_lossy(&f.name).into_owned();
-        let body = urlencoded::decode_value(&req.body, f, &opts.spill_dir)
-            .map_err(|e| format!("field \"{name}\" could not be decoded ({e})"))?;
-        let headers = as_file(req, Bytes::from_static(b"application/octet-stream"), None);
-        jobs.push(Job {
-            label: format!("field \"{name}\""),
-            request: ScanRequest {
-                headers,
-                body,
-                ..req.clone()
-            },
-            place: None,
-        });
+    for (key, body) in strings.alone {
+        jobs.object(
+            format!("JSON key \"{key}\""),
+            body,
+            b"application/octet-stream",
+        )?;
     }
-    jobs.push(Job {
-        label: "the other form fields".into(),
-        request: ScanRequest {
-            body: urlencoded::without(&req.body, &long),
-            ..req.clone()
-        },
-        place: None,
-    });
-    Ok(Some(jobs))
-}
-
-/// A JSON body: each long base64 string decoded as a file of its own (named by its key), and
-/// the body as sent. A string that does not decode is no file: it is scanned with the body.
-fn json_jobs(req: &ScanRequest, opts: &ScanOptions) -> Option<Vec<Job>> {
-    use crate::body::json;
-    let strings = json::base64_strings(&req.body).ok()?;
-    let mut jobs = Vec::new();
-    for s in strings {
-        let range = part_body(&req.body, s.offset, s.len);
-        let Ok(body) = decode::decode(&range, Coding::Base64, &opts.spill_dir) else {
-            continue;
-        };
-        let headers = as_file(req, Bytes::from_static(b"application/octet-stream"), None);
-        jobs.push(Job {
-            label: format!("JSON key \"{}\"", s.key),
-            request: ScanRequest {
-                headers,
-                body,
-                ..req.clone()
-            },
-            place: None,
-        });
+    for (key, body) in strings.decoded {
+        jobs.object(
+            format!("JSON key \"{key}\" (base64)"),
+            body,
+            b"application/octet-stream",
+        )?;
     }
-    if jobs.is_empty() {
-        return None;
-    }
-    jobs.push(Job {
-        label: "the JSON body".into(),
-        request: req.clone(),
-        place: None,
-    });
-    Some(jobs)
+    Ok(())
 }
 
 /// The client's headers for an object sent as a file of its own: its `Content-Type` and
@@ -229,36 +413,6 @@ fn file_request(req: &ScanRequest, p: &Part) -> ScanRequest {
     ScanRequest {
         headers,
         body: part_body(&req.body, p.offset, p.len),
-        ..req.clone()
-    }
-}
-
-/// The plain fields as one multipart body of their own (same boundary, same headers).
-fn fields_request(req: &ScanRequest, fields: &[&Part], boundary: &[u8]) -> ScanRequest {
-    let mut body = RequestBody::new();
-    for p in fields {
-        let mut head = b"--".to_vec();
-        head.extend_from_slice(boundary);
-        head.extend_from_slice(b"\r\n");
-        for (n, v) in &p.headers {
-            head.extend_from_slice(n);
-            head.extend_from_slice(b": ");
-            head.extend_from_slice(v);
-            head.extend_from_slice(b"\r\n");
-        }
-        head.extend_from_slice(b"\r\n");
-        body.push(BodyPart::Memory(Bytes::from(head)));
-        for part in part_body(&req.body, p.offset, p.len).parts() {
-            body.push(part.clone());
-        }
-        body.push(BodyPart::Memory(Bytes::from_static(b"\r\n")));
-    }
-    let mut end = b"--".to_vec();
-    end.extend_from_slice(boundary);
-    end.extend_from_slice(b"--\r\n");
-    body.push(BodyPart::Memory(Bytes::from(end)));
-    ScanRequest {
-        body,
         ..req.clone()
     }
 }

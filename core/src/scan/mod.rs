@@ -18,7 +18,7 @@ pub mod verdict;
 
 pub use error::{ErrorKind, ScanError};
 pub use failover::Scanner;
-pub use options::{ScanLimit, ScanOptions, Timeouts, SPILL_THRESHOLD};
+pub use options::{BodyLimits, ScanLimit, ScanOptions, Timeouts, SPILL_THRESHOLD};
 pub use report::ScanOutcome;
 pub use request::{ScanRequest, Target};
 pub(crate) use retry::Failed;

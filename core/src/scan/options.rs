@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::body::{multipart, urlencoded};
 use crate::headers::HeaderRules;
 
 /// Sanitized bodies up to this size stay in memory; larger ones go to a temp file.
@@ -69,6 +70,8 @@ pub struct ScanOptions {
     pub keepalive_timeout: Duration,
     /// The verdict cache of the location, if any (`ometascan_cache`).
     pub cache: Option<crate::cache::CacheSettings>,
+    /// The bounds of reading a body into its objects.
+    pub body_limits: BodyLimits,
 }
 
 impl Default for ScanOptions {
@@ -86,6 +89,28 @@ impl Default for ScanOptions {
             keepalive: DEFAULT_KEEPALIVE,
             keepalive_timeout: DEFAULT_TIMEOUT,
             cache: None,
+            body_limits: BodyLimits::default(),
+        }
+    }
+}
+
+/// The bounds of reading a body into its objects; over one, the request is refused (413).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BodyLimits {
+    /// Parts and header block size of a multipart body.
+    pub multipart: multipart::Limits,
+    /// Fields of a url-encoded body.
+    pub max_fields: usize,
+    /// Objects scanned alone in one request.
+    pub max_objects: usize,
+}
+
+impl Default for BodyLimits {
+    fn default() -> Self {
+        BodyLimits {
+            multipart: multipart::Limits::default(),
+            max_fields: urlencoded::MAX_FIELDS,
+            max_objects: 1000,
         }
     }
 }

@@ -1,0 +1,307 @@
+//! Base64 as the backends' decoders read it: both alphabets (`+/` and `-_`, even mixed), white
+//! space skipped anywhere, padding optional, a `data:...;base64,` prefix (what a browser's
+//! `FileReader.readAsDataURL` produces) stripped, and decoding ending at the first complete
+//! padding (Python's `b64decode` and Node's `Buffer.from` ignore what follows it).
+//!
+//! A value is taken for base64 when, after the prefix, it holds at least [`MIN_CHARS`] base64
+//! characters and nothing but base64 characters and white space before its padding (or its
+//! end). The decoder is a byte-at-a-time state machine: its answer does not depend on how the
+//! value is cut into pieces.
+
+use crate::body::sink::BodySink;
+use crate::body::RequestBody;
+use crate::scan::{ScanError, SPILL_THRESHOLD};
+use std::path::Path;
+
+/// Fewest base64 characters for a value to be decoded: 64 bytes decoded (the EICAR test file
+/// is 68). Shorter values are scanned as the text they are.
+pub const MIN_CHARS: u64 = 86;
+/// Longest `data:` URL prefix (`data:application/octet-stream;name=...;base64,`).
+const MAX_PREFIX: usize = 256;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Leading white space; the value may start with `data:`.
+    Start,
+    /// Inside a `data:` prefix: this many bytes of it seen.
+    Prefix(usize),
+    /// Base64 characters.
+    Data,
+    /// The padding was seen: the rest is ignored.
+    Done,
+    /// Not base64.
+    No,
+}
+
+/// Feeds a value through, writing what it decodes to into a sink: at the end, `finish` tells
+/// whether it was base64.
+pub struct Base64Sniffer<'a> {
+    state: State,
+    prefix: Vec<u8>,
+    quad: [u8; 4],
+    quad_len: usize,
+    chars: u64,
+    out: Vec<u8>,
+    sink: BodySink<'a>,
+}
+
+fn sextet(b: u8) -> Option<u8> {
+    match b {
+        b'A'..=b'Z' => Some(b - b'A'),
+        b'a'..=b'z' => Some(b - b'a' + 26),
+        b'0'..=b'9' => Some(b - b'0' + 52),
+        b'+' | b'-' => Some(62),
+        b'/' | b'_' => Some(63),
+        _ => None,
+    }
+}
+
+impl<'a> Base64Sniffer<'a> {
+    pub fn new(dir: &'a Path) -> Self {
+        Base64Sniffer {
+            state: State::Start,
+            prefix: Vec::new(),
+            quad: [0; 4],
+            quad_len: 0,
+            chars: 0,
+            out: Vec::with_capacity(4096),
+            sink: BodySink::new(SPILL_THRESHOLD, dir),
+        }
+    }
+
+    /// Whether the value may still turn out to be base64.
+    pub fn alive(&self) -> bool {
+        self.state != State::No
+    }
+
+    pub fn feed(&mut self, data: &[u8]) -> Result<(), ScanError> {
+        for &b in data {
+            self.byte(b);
+            if self.state == State::No || self.state == State::Done {
+                break;
+            }
+        }
+        if self.out.len() >= 4096 {
+            self.sink.push(&self.out)?;
+            self.out.clear();
+        }
+        Ok(())
+    }
+
+    fn byte(&mut self, b: u8) {
+        match self.state {
+            State::Start if b.is_ascii_whitespace() => {}
+            State::Start if b == b'd' || b == b'D' => {
+                self.prefix.push(b);
+                self.state = State::Prefix(1);
+            }
+            State::Start => {
+                self.state = State::Data;
+                self.data(b);
+            }
+            State::Prefix(n) => {
+                self.prefix.push(b);
+                if n < 5 {
+                    let want = b"data:"[..=n].to_vec();
+                    if !self.prefix.eq_ignore_ascii_case(&want) {
+                        // Not a data URL: what was taken for its start is base64.
+                        let taken = std::mem::take(&mut self.prefix);
+                        self.state = State::Data;
+                        for c in taken {
+                            self.data(c);
+                            if self.state != State::Data {
+                                break;
+                            }
+                        }
+                        return;
+                    }
+                    self.state = State::Prefix(n + 1);
+                } else if b == b',' {
+                    let p = self.prefix.to_ascii_lowercase();
+                    self.state = if p.ends_with(b";base64,") {
+                        State::Data
+                    } else {
+                        State::No
+                    };
+                } else if n >= MAX_PREFIX || b.is_ascii_control() {
+                    self.state = State::No;
+                } else {
+                    self.state = State::Prefix(n + 1);
+                }
+            }
+            State::Data => self.data(b),
+            State::Done | State::No => {}
+        }
+    }
+
+    fn data(&mut self, b: u8) {
+        if b.is_ascii_whitespace() {
+            return;
+        }
+        if b == b'=' {
+            // Padding completes a quantum of two or three characters; anywhere else it is
+            // no base64.
+            self.state = if self.quad_len >= 2 {
+                self.flush_quad();
+                State::Done
+            } else if self.quad_len == 0 && self.chars > 0 {
+                State::Done
+            } else {
+                State::No
+            };
+            return;
+        }
+        let Some(v) = sextet(b) else {
+            self.state = State::No;
+            return;
+        };
+        self.chars += 1;
+        self.quad[self.quad_len] = v;
+        self.quad_len += 1;
+        if self.quad_len == 4 {
+            self.flush_quad();
+        }
+    }
+
+    fn flush_quad(&mut self) {
+        let q = self.quad;
+        match self.quad_len {
+            4 => self.out.extend_from_slice(&[
+                q[0] << 2 | q[1] >> 4,
+                q[1] << 4 | q[2] >> 2,
+                q[2] << 6 | q[3],
+            ]),
+            3 => self
+                .out
+                .extend_from_slice(&[q[0] << 2 | q[1] >> 4, q[1] << 4 | q[2] >> 2]),
+            2 => self.out.push(q[0] << 2 | q[1] >> 4),
+            _ => {}
+        }
+        self.quad_len = 0;
+    }
+
+    /// The decoded value, or `None` when the value was no base64 (or too short to count).
+    pub fn finish(mut self) -> Result<Option<RequestBody>, ScanError> {
+        match self.state {
+            State::Data => {
+                if self.quad_len == 1 {
+                    return Ok(None);
+                }
+                self.flush_quad();
+            }
+            State::Done => {}
+            _ => return Ok(None),
+        }
+        if self.chars < MIN_CHARS {
+            return Ok(None);
+        }
+        self.sink.push(&self.out)?;
+        Ok(Some(self.sink.finish().into()))
+    }
+}
+
+/// A body decoded as base64, or `None` when it is none (see the module docs).
+pub fn sniff(body: &RequestBody, dir: &Path) -> Result<Option<RequestBody>, ScanError> {
+    let mut s = Base64Sniffer::new(dir);
+    // A small first read: most values are no base64, and that shows in the first bytes.
+    let mut reader = body.reader(crate::body::FILE_CHUNK);
+    let mut first = true;
+    loop {
+        let next = if first {
+            reader.next_chunk_max(4096)
+        } else {
+            reader.next_chunk()
+        };
+        first = false;
+        let Some(chunk) = next else { break };
+        s.feed(&chunk.map_err(ScanError::Body)?)?;
+        if !s.alive() {
+            return Ok(None);
+        }
+    }
+    s.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::body::testing::*;
+    use base64::Engine as _;
+    use proptest::prelude::*;
+
+    fn run(pieces: &[&[u8]]) -> Option<Vec<u8>> {
+        sniff(&mem(pieces), &std::env::temp_dir())
+            .unwrap()
+            .map(|b| bytes_of(&b))
+    }
+
+    const DATA: &[u8] =
+        b"X5O!P%@AP[4\\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*\xff\xfe\x00";
+
+    #[test]
+    fn every_spelling_the_backends_accept_decodes() {
+        let std = base64::engine::general_purpose::STANDARD.encode(DATA);
+        let url = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(DATA);
+        let wrapped: String = std
+            .as_bytes()
+            .chunks(10)
+            .map(|c| format!("{}\r\n ", String::from_utf8_lossy(c)))
+            .collect();
+        let data_url = format!("data:application/x-gzip;name=a.gz;base64,{std}");
+        let upper = format!("DATA:text/plain;BASE64,{url}");
+        let trailing = format!("{std}  \n");
+        let after_pad = format!("{std}!!junk");
+        for v in [
+            &std, &url, &wrapped, &data_url, &upper, &trailing, &after_pad,
+        ] {
+            assert_eq!(run(&[v.as_bytes()]).as_deref(), Some(DATA), "{v}");
+        }
+    }
+
+    #[test]
+    fn what_is_no_base64_is_not_decoded() {
+        let std = base64::engine::general_purpose::STANDARD.encode(DATA);
+        for v in [
+            format!(
+                "{}!",
+                base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(DATA)
+            ),
+            format!("!{std}"),
+            "QUJD".repeat(10),
+            format!("data:text/plain,{std}"),
+            "A".repeat(89),
+        ] {
+            assert_eq!(run(&[v.as_bytes()]), None, "{v}");
+        }
+        // "dat..." that is no data URL is base64 of its own.
+        let d = format!("dat{}", "A".repeat(89));
+        assert!(run(&[d.as_bytes()]).is_some());
+    }
+
+    proptest! {
+        #[test]
+        fn the_answer_does_not_depend_on_the_cuts(
+            data in proptest::collection::vec(any::<u8>(), 60..300),
+            cuts in proptest::collection::vec(1usize..40, 1..20),
+            junk in proptest::collection::vec(any::<u8>(), 0..4),
+            url in any::<bool>(),
+        ) {
+            let mut v = if url {
+                base64::engine::general_purpose::URL_SAFE.encode(&data)
+            } else {
+                format!("data:x;base64,{}", base64::engine::general_purpose::STANDARD_NO_PAD.encode(&data))
+            }.into_bytes();
+            v.extend_from_slice(&junk);
+            let whole = run(&[&v]);
+            let mut pieces = Vec::new();
+            let mut at = 0;
+            for c in cuts.iter().cycle() {
+                if at >= v.len() { break; }
+                let end = (at + c).min(v.len());
+                pieces.push(&v[at..end]);
+                at = end;
+            }
+            prop_assert_eq!(run(&pieces), whole);
+        }
+    }
+}

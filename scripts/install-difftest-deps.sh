@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# The real backend parsers the differential suite (tests/differential.rs) reads bodies with:
+# werkzeug, Django and python-multipart in a virtual environment, busboy, formidable and
+# body-parser from npm, all under target/difftest (PHP's php-cgi and node come from Debian, by
+# install-deps.sh). Quiet and quick when everything is there already.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+dir="$root/target/difftest"
+mkdir -p "$dir"
+if [ ! -x "$dir/venv/bin/python" ] || ! "$dir/venv/bin/python" -c 'import werkzeug, django, python_multipart' 2>/dev/null; then
+    rm -rf "$dir/venv"
+    python3 -m venv "$dir/venv"
+    "$dir/venv/bin/pip" install -q --disable-pip-version-check \
+        'werkzeug==3.1.*' 'django==5.2.*' 'python-multipart==0.0.*'
+fi
+if [ ! -d "$dir/node/node_modules/busboy" ] || [ ! -d "$dir/node/node_modules/formidable" ] \
+    || [ ! -d "$dir/node/node_modules/body-parser" ]; then
+    mkdir -p "$dir/node"
+    (cd "$dir/node" && { [ -f package.json ] || npm init -y >/dev/null; } \
+        && npm install --silent --no-audit --no-fund busboy@1 formidable@3 body-parser@1 >/dev/null)
+fi
