@@ -340,7 +340,7 @@ fn every_directive_is_accepted_at_every_level_and_inherited() {
                ometascan_pre_cache on; ometascan_allow_bad_request_traffic on; ometascan_set_header X-K v;\n\
                ometascan_ssl_verify off; ometascan_ssl_verify_depth 2; ometascan_ssl_protocols TLSv1.2;\n\
                ometascan_ssl_ciphers HIGH; ometascan_ssl_session_reuse off; ometascan_ssl_name s.example;\n\
-               ometascan_ssl_server_name on;";
+               ometascan_ssl_server_name on; ometascan_body_limits parts=50 objects=20;";
     for level in ["http", "server", "location"] {
         let http = match level {
             "http" => format!("ometascan_pass http://127.0.0.1:9; {all} server {{ listen 127.0.0.1:%PORT%; location / {{ }} }}"),
@@ -463,6 +463,28 @@ fn policy_directives_check_their_values() {
         "ometascan_max_scans 4 queue=2;",
         "ometascan_max_scans",
         "\"queue=2\"",
+    );
+    good("ometascan_body_limits parts=20000 part_header=64k fields=50000 objects=100;");
+    good("ometascan_body_limits objects=1;");
+    bad(
+        "ometascan_body_limits parts=0;",
+        "ometascan_body_limits",
+        "\"parts=0\"",
+    );
+    bad(
+        "ometascan_body_limits part_header=lots;",
+        "ometascan_body_limits",
+        "\"part_header=lots\"",
+    );
+    bad(
+        "ometascan_body_limits depth=3;",
+        "ometascan_body_limits",
+        "\"depth=3\"",
+    );
+    bad(
+        "ometascan_body_limits objects=5; ometascan_body_limits objects=6;",
+        "ometascan_body_limits",
+        "duplicate",
     );
     let c = nginx::check_http(&location("ometascan_bypass $no_such_variable;"));
     assert!(

@@ -692,3 +692,54 @@ fn a_100_mb_form_with_a_sanitized_part_is_rebuilt_from_the_temp_file_with_flat_m
     assert_eq!(got.body_len, want.len() as u64);
     assert_eq!(got.body_hash, fnv1a(&want));
 }
+
+/// Every limit of reading a body refuses (413) rather than scanning less, and the operator can
+/// raise it: a form of more parts than `parts=`, more objects than `objects=`.
+#[test]
+fn over_a_body_limit_the_request_is_refused_and_the_limit_can_be_raised() {
+    let scanner = ScannerDouble::start(Action::EicarAware);
+    let backend = Backend::start();
+    let http = format!(
+        "server {{ listen 127.0.0.1:%PORT%;\n\
+           location / {{ ometascan_pass {0}; proxy_pass http://127.0.0.1:{1}; }}\n\
+           location /tight {{ ometascan_pass {0}; proxy_pass http://127.0.0.1:{1};\n\
+             ometascan_body_limits parts=3 objects=2; }}\n\
+           location = /status {{ ometascan_status; }} }}",
+        scanner.url(),
+        backend.port()
+    );
+    let n = Nginx::start(&http);
+    let four = form(&[
+        ("a", None, None, b"1"),
+        ("b", None, None, b"2"),
+        ("c", None, None, b"3"),
+        ("d", None, None, b"4"),
+    ]);
+    let files = form(&[
+        ("a", Some("a.bin"), None, b"1"),
+        ("b", Some("b.bin"), None, b"2"),
+        ("c", Some("c.bin"), None, b"3"),
+    ]);
+    assert_eq!(post_form(n.port, "/tight", &four).status, 413);
+    assert_eq!(post_form(n.port, "/tight", &files).status, 413);
+    assert!(backend.received().is_empty());
+    let log = n.error_log();
+    assert!(
+        log.contains("request refused with status 413: multipart body: more than 3 parts"),
+        "{log}"
+    );
+    assert!(log.contains("more than 2 objects to scan"), "{log}");
+    let status = client::request(n.port, "GET", "/status", &[], b"").unwrap();
+    assert!(
+        status
+            .text()
+            .contains("ometascan_errors_total{kind=\"refused\"} 2"),
+        "{}",
+        status.text()
+    );
+    // The same forms under the defaults.
+    assert_eq!(post_form(n.port, "/", &four).status, 200);
+    assert_eq!(post_form(n.port, "/", &files).status, 200);
+    assert_eq!(backend.received().len(), 2);
+    assert_eq!(backend.received()[0].body, four);
+}

@@ -30,7 +30,7 @@ const fn cmd(name: &'static CStr, args: u32, set: Handler) -> ngx_command_t {
 }
 
 /// The directive table nginx reads while parsing the configuration.
-pub static mut COMMANDS: [ngx_command_t; 35] = [
+pub static mut COMMANDS: [ngx_command_t; 36] = [
     cmd(c"ometascan_pass", NGX_CONF_TAKE1, set_pass),
     cmd(c"ometascan_methods", NGX_CONF_1MORE, set_methods),
     cmd(
@@ -114,6 +114,7 @@ pub static mut COMMANDS: [ngx_command_t; 35] = [
     cmd(c"ometascan_on_error", NGX_CONF_TAKE1, set_on_error),
     cmd(c"ometascan_max_scans", NGX_CONF_TAKE12, set_max_scans),
     cmd(c"ometascan_multipart", NGX_CONF_FLAG, set_multipart),
+    cmd(c"ometascan_body_limits", NGX_CONF_1MORE, set_body_limits),
     ngx_command_t {
         type_: (NGX_HTTP_MAIN_CONF | NGX_CONF_TAKE1) as ngx_uint_t,
         ..cmd(

@@ -91,6 +91,7 @@ impl LocConf {
             on_error,
             max_scans,
             multipart,
+            body_limits,
             cache,
             cache_valid,
             cache_revalidate,

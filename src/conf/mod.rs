@@ -119,6 +119,8 @@ pub struct LocConf {
     pub max_size: Option<(u64, OverSize)>,
     pub on_error: Option<OnError>,
     pub multipart: Option<bool>,
+    /// `ometascan_body_limits`.
+    pub body_limits: Option<ometascan_core::BodyLimits>,
     pub max_scans: Option<MaxScans>,
     pub cache: Option<CacheZone>,
     pub cache_valid: Option<Duration>,

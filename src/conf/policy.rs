@@ -6,6 +6,8 @@ use std::ffi::{c_char, c_void};
 
 use ngx::ffi::*;
 
+use ometascan_core::BodyLimits;
+
 use super::{lcf, MaxScans, OnError, OverSize};
 use crate::ngx_ext::conf::{
     args, compile_complex, conf_error, duplicate_check, fail, invalid, name_of, text, time_param,
@@ -131,5 +133,55 @@ pub unsafe extern "C" fn set_max_scans(
         wait,
         id: conf as usize,
     });
+    CONF_OK
+}
+
+/// `ometascan_body_limits [parts=number] [part_header=size] [fields=number] [objects=number]`:
+/// the bounds of reading a body into its objects; a body over one is refused (413).
+pub unsafe extern "C" fn set_body_limits(
+    cf: *mut ngx_conf_t,
+    cmd: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    // SAFETY: called by nginx with its own cf/cmd and our LocConf.
+    let (a, c) = unsafe { (args(cf), lcf(conf)) };
+    let name = name_of(cmd);
+    duplicate_check!(cf, c.body_limits, name);
+    let mut limits = BodyLimits::default();
+    for arg in &a[1..] {
+        let t = text(arg);
+        let Some((key, value)) = t.split_once('=') else {
+            let why = "it must be \"parts=\", \"part_header=\", \"fields=\" or \"objects=\"";
+            // SAFETY: cf is valid during the handler.
+            return unsafe { fail(cf, &invalid(arg, &name, why)) };
+        };
+        let number = value
+            .parse::<usize>()
+            .ok()
+            .filter(|&n| n > 0 && n <= 1 << 24);
+        let size = {
+            let mut v = ngx_str_t {
+                len: value.len(),
+                data: value.as_ptr() as *mut u8,
+            };
+            // SAFETY: ngx_parse_size only reads the string, which lives through this call.
+            let n = unsafe { ngx_parse_size(&mut v) };
+            (n > 0 && n <= 1 << 24).then_some(n as usize)
+        };
+        let slot = match (key, number, size) {
+            ("parts", Some(_), _) => &mut limits.multipart.max_parts,
+            ("fields", Some(_), _) => &mut limits.max_fields,
+            ("objects", Some(_), _) => &mut limits.max_objects,
+            ("part_header", _, Some(_)) => &mut limits.multipart.max_header,
+            _ => {
+                let why = "it must be \"parts=N\", \"part_header=size\", \"fields=N\" or \
+                           \"objects=N\", each above zero and at most 16777216";
+                // SAFETY: cf is valid during the handler.
+                return unsafe { fail(cf, &invalid(arg, &name, why)) };
+            }
+        };
+        *slot = if key == "part_header" { size } else { number }.unwrap_or(1);
+    }
+    c.body_limits = Some(limits);
     CONF_OK
 }

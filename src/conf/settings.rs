@@ -44,6 +44,8 @@ pub struct Settings {
     pub max_scans: Option<MaxScans>,
     /// `ometascan_multipart`: on.
     pub multipart: bool,
+    /// `ometascan_body_limits`: the core's defaults.
+    pub body_limits: ometascan_core::BodyLimits,
     /// `ometascan_cache`: off.
     pub cache: Option<*mut ngx::ffi::ngx_shm_zone_t>,
     /// `ometascan_cache_valid`: 10m.
@@ -75,6 +77,7 @@ impl Settings {
             on_error: c.on_error.unwrap_or(OnError::Block),
             max_scans: c.max_scans,
             multipart: c.multipart.unwrap_or(true),
+            body_limits: c.body_limits.unwrap_or_default(),
             cache: match c.cache {
                 Some(CacheZone::Zone(z)) => Some(z),
                 Some(CacheZone::Off) | None => None,

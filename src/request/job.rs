@@ -225,6 +225,7 @@ unsafe fn scan_options(
             }),
         keepalive: s.keepalive,
         keepalive_timeout: s.keepalive_timeout,
+        body_limits: s.body_limits,
         cache: s.cache.map(|zone| CacheSettings {
             // SAFETY: the zone belongs to the running cycle's configuration.
             store: Arc::new(unsafe { ShmStore::new(zone) }),
