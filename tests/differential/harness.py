@@ -498,8 +498,30 @@ class Handler(socketserver.BaseRequestHandler):
                 break
             rest += c
         key = next((v for n, v in headers if n.lower() == "x-case"), "")
+        target = lines[0].split(b" ")[1].decode("latin1") if len(lines[0].split(b" ")) > 1 else ""
+        if target.startswith("/capture/"):
+            key = "capture:" + target[len("/capture/"):]
+        if any(n.lower() == "transfer-encoding" for n, _ in headers):
+            rest = dechunk(self.request, rest)
+            length = len(rest)
         RECEIVED[key] = (headers, rest[:length])
         self.request.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+
+
+def dechunk(sock, data):
+    """A chunked body read whole (for clients that send one)."""
+    out = b""
+    while True:
+        while b"\r\n" not in data:
+            data += sock.recv(65536)
+        line, data = data.split(b"\r\n", 1)
+        size = int(line.split(b";")[0], 16)
+        while len(data) < size + 2:
+            data += sock.recv(65536)
+        out += data[:size]
+        data = data[size + 2:]
+        if size == 0:
+            return out
 
 
 def send(port, key, headers, body):
@@ -760,6 +782,74 @@ def flagged(args, root, parsed):
     return out
 
 
+# ---------------------------------------------------------------------------------------------
+# Real clients: what curl, Python's requests and Node's fetch send, captured and replayed.
+
+def client_requests(args, work, capture):
+    """Each client's request for a clean and an infected payload: {name.twin: (headers, body)}."""
+    import requests
+    url = "http://127.0.0.1:%d/capture/" % capture
+    out = {}
+    for twin, p in (("attack", EICAR), ("benign", BENIGN)):
+        d = os.path.join(work, "client-" + twin)
+        os.makedirs(d, exist_ok=True)
+        files = {"x.gz": gz(p), "x.txt": p, "x.json": jdump({"content": p.decode("latin1")})}
+        for n, data in files.items():
+            with open(os.path.join(d, n), "wb") as f:
+                f.write(data)
+        f = lambda n: os.path.join(d, n)
+        curl = {
+            "curl_F_file_and_field": ["-F", "title=hello", "-F", "file=@" + f("x.gz")],
+            "curl_F_typed_multipart_mixed": ["-F", "file=@%s;type=multipart/mixed" % f("x.gz")],
+            "curl_F_field_from_file": ["-F", "file=<" + f("x.gz")],
+            "curl_data_urlencode_file": ["--data-urlencode", "note@" + f("x.txt")],
+            "curl_d_form": ["-d", "a=1", "-d", "note=" + p.decode("latin1")],
+            "curl_json": ["-H", "Content-Type: application/json", "--data-binary", "@" + f("x.json")],
+            "curl_data_binary_unlabelled": ["--data-binary", "@" + f("x.gz")],
+            "curl_data_binary_typed": ["-H", "Content-Type: application/gzip", "--data-binary", "@" + f("x.gz")],
+            "curl_T_put": ["-T", f("x.gz"), "-H", "Expect:"],
+        }
+        for name, a in curl.items():
+            key = "%s.%s" % (name, twin)
+            subprocess.run(["curl", "-s", "-o", "/dev/null"] + a + [url + key], check=True, timeout=60)
+            out[key] = key
+        for name, kw in {
+            "requests_files": {"files": {"file": ("x.gz", gz(p))}, "data": {"title": "hello"}},
+            "requests_form": {"data": {"note": p.decode("latin1"), "a": "1"}},
+            "requests_json": {"json": {"content": p.decode("latin1"), "file": b64(gz(p)).decode()}},
+        }.items():
+            key = "%s.%s" % (name, twin)
+            requests.post(url + key, timeout=60, **kw)
+            out[key] = key
+        js = r"""
+const [url, twin, gzB64, text] = process.argv.slice(1);
+const gzBytes = Buffer.from(gzB64, 'base64');
+(async () => {
+  const fd = new FormData();
+  fd.append('title', 'hello');
+  fd.append('file', new Blob([gzBytes], { type: 'application/gzip' }), 'x.gz');
+  await fetch(url + 'node_fetch_formdata.' + twin, { method: 'POST', body: fd });
+  await fetch(url + 'node_fetch_urlsearchparams.' + twin,
+              { method: 'POST', body: new URLSearchParams({ note: text, a: '1' }) });
+  await fetch(url + 'node_fetch_json_data_url.' + twin, {
+    method: 'POST', headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ name: 'x.gz', data: 'data:application/gzip;base64,' + gzB64 }) });
+})();
+"""
+        subprocess.run([args.node, "-e", js, url, twin, b64(gz(p)).decode(), p.decode("latin1")],
+                       check=True, timeout=60)
+        for name in ("node_fetch_formdata", "node_fetch_urlsearchparams", "node_fetch_json_data_url"):
+            key = "%s.%s" % (name, twin)
+            out[key] = key
+    return {k: RECEIVED["capture:" + v] for k, v in out.items()}
+
+
+def replay(port, key, headers, body):
+    keep = [(n, v) for n, v in headers
+            if n.lower() not in ("host", "content-length", "connection", "expect", "transfer-encoding", "x-case")]
+    return send(port, key, keep, body)
+
+
 def main():
     ap = argparse.ArgumentParser()
     for a in ("nginx", "backend"):
@@ -773,6 +863,10 @@ def main():
     threading.Thread(target=server.serve_forever, daemon=True).start()
 
     sent, statuses = {}, {}
+    clients = {} if args.only else client_requests(args, args.work, args.backend)
+    for key, (headers, body) in clients.items():
+        sent["client:" + key] = (headers, body)
+        statuses["client:" + key] = replay(args.nginx, "client:" + key, headers, body)
     for name, make in sorted(CASES.items()):
         if args.only and args.only not in name:
             continue
@@ -797,7 +891,7 @@ def main():
         name, twin = key.rsplit(".", 1)
         status = statuses[key]
         if twin == "attack":
-            if key not in live:
+            if key not in live and not name.startswith("client:"):
                 inert.append(name)
             if key in forwarded:
                 if key in got:
@@ -822,7 +916,8 @@ def main():
             else:
                 failures.append("%s (benign): status %d" % (name, status))
 
-    print("differential: %d cases, each with a benign twin" % (len(sent) // 2))
+    print("differential: %d cases (%d of them real clients' requests), each with a benign twin"
+          % (len(sent) // 2, len(clients) // 2))
     print("attacks: %(blocked)d blocked, %(refused)d refused, %(forwarded clean)d forwarded with nothing flagged" % counts)
     for name, status in refused_twins:
         print("benign twin refused (%d): %s — %s" % (status, name, JUSTIFIED.get(name, "NOT JUSTIFIED")))
