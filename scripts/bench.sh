@@ -12,6 +12,10 @@
 #   8 as 3, with the verdict cache primed: the hit path
 #   9 as 3, each file sent as a multipart/form-data upload (a file part and a field): the cost
 #     of splitting a form, next to row 3's raw uploads
+#  10 as 3, each file sent base64-encoded in a JSON body ({"name": ..., "data": "..."}): the
+#     cost of tokenizing JSON and decoding base64
+#  11 as 3, each file sent base64-encoded in a url-encoded form (name=...&data=...): the cost
+#     of decoding a form's values
 # Prints req/s, MB/s uploaded, p50/p99 latency, errors, and CPU seconds per 1000 requests of
 # each process group. ClamAV's clean-file cache is off (the data set repeats). One file in 20
 # carries the EICAR test string: rows 4 and 5 check that each of those is answered with a
@@ -65,6 +69,19 @@ for i in range(542):
         f.write(body)
 PY
 total=$(du -sb "$run/data" | cut -f1)
+# The same files base64-encoded in a JSON body and in a url-encoded form (rows 10 and 11).
+mkdir -p "$run/json" "$run/urlenc"
+python3 - "$run" <<'PY'
+import base64, json, os, sys, urllib.parse
+run = sys.argv[1]
+for name in sorted(os.listdir(os.path.join(run, "data"))):
+    data = open(os.path.join(run, "data", name), "rb").read()
+    b64 = base64.b64encode(data).decode()
+    with open(os.path.join(run, "json", name), "w") as f:
+        json.dump({"name": name, "data": b64}, f)
+    with open(os.path.join(run, "urlenc", name), "w") as f:
+        f.write("name=" + name + "&data=" + urllib.parse.quote(b64, safe=""))
+PY
 
 cat >"$run/post.lua" <<LUA
 local files = {}
@@ -105,6 +122,25 @@ request = function()
   return wrk.format("POST", "/upload/form", { ["Content-Type"] = "multipart/form-data; boundary=" .. boundary }, files[(n % #files) + 1])
 end
 LUA
+for kind in json urlenc; do
+    ct=application/json
+    [ $kind = urlenc ] && ct=application/x-www-form-urlencoded
+    cat >"$run/$kind.lua" <<LUA
+local files = {}
+local dir = "$run/$kind"
+for i = 0, 541 do
+  local name = string.format(i % 20 == 19 and "f%03d-eicar.bin" or "f%03d.bin", i)
+  local f = io.open(dir .. "/" .. name, "rb")
+  files[#files + 1] = f:read("*a")
+  f:close()
+end
+local n = 0
+request = function()
+  n = n + 1
+  return wrk.format("POST", "/upload/$kind", { ["Content-Type"] = "$ct" }, files[(n % #files) + 1])
+end
+LUA
+done
 # The same load, and every answer looked at: a 403 must be c-icap's whole page naming an EICAR
 # file (c-icap ends its page with two NUL bytes); a 2xx must not come from a backend that saw
 # the EICAR string.
@@ -342,6 +378,8 @@ prime "http://127.0.0.1:$p_hit"
 row "8 module + double, cache hits" post "http://127.0.0.1:$p_hit" "nginx:$(nginx_workers hit)" "scanner:$pid_double" "backend:$pid_back"
 hits=$(curl -s "http://127.0.0.1:$p_hit/ometascan_status" | awk -F' ' '/event="hits"/ {print $2}')
 row "9 module + double, forms" form "http://127.0.0.1:$p_mod" "nginx:$(nginx_workers module)" "scanner:$pid_double" "backend:$pid_back"
+row "10 module + double, JSON base64" json "http://127.0.0.1:$p_mod" "nginx:$(nginx_workers module)" "scanner:$pid_double" "backend:$pid_back"
+row "11 module + double, url-encoded" urlenc "http://127.0.0.1:$p_mod" "nginx:$(nginx_workers module)" "scanner:$pid_double" "backend:$pid_back"
 echo
 echo "data set: 542 files (27 with the EICAR string), $((total / 1000000)) MB; MB/s counts uploaded bytes;"
 echo "blocked: complete block pages, cut: block pages cut short, passed: EICAR uploads the backend got"
@@ -349,9 +387,9 @@ echo "verdict cache hits counted by row 8's zone: $hits"
 echo "$pages_report"
 echo
 python3 - "$rps_2" "$rps_3" "$rps_4" "$rps_5" "$cpu_2" "$cpu_3" "$p99_4" "$p99_5" \
-    "$rps_6" "$p99_6" "$cpu_7" "$cpu_8" "$cpu_9" <<'PY'
+    "$rps_6" "$p99_6" "$cpu_7" "$cpu_8" "$cpu_9" "$cpu_10" "$cpu_11" <<'PY'
 import sys
-r2, r3, r4, r5, c2, c3, p4, p5, r6, p6, c7, c8, c9 = (float(x) for x in sys.argv[1:])
+r2, r3, r4, r5, c2, c3, p4, p5, r6, p6, c7, c8, c9, c10, c11 = (float(x) for x in sys.argv[1:])
 def line(what, value, target, ok):
     print(f"  {what:<52} {value:>10}   target {target:<8} {'met' if ok else 'MISSED'}")
 print("targets:")
@@ -364,6 +402,8 @@ line("p99 latency, row 6 vs row 5 (ms)", f"{p6:.0f}/{p5:.0f}", "<", p6 < p5)
 line("nginx CPU per request, row 7 (miss) / row 3", f"{c7 / c3:.2f}x", "<= 1.1x", c7 <= 1.1 * c3)
 line("nginx CPU per request, row 8 (hit) / row 2", f"{c8 / c2:.2f}x", "<= 1.2x", c8 <= 1.2 * c2)
 print(f"  {'nginx CPU per request, row 9 (forms) / row 3 (raw)':<52} {c9 / c3:>9.2f}x   (reported)")
+print(f"  {'nginx CPU per request, row 10 (JSON) / row 3 (raw)':<52} {c10 / c3:>9.2f}x   (reported)")
+print(f"  {'nginx CPU per request, row 11 (url-enc.) / row 3':<52} {c11 / c3:>9.2f}x   (reported)")
 PY
 
 # Memory: 20 concurrent 100 MB uploads, through plain nginx and through nginx + module +

@@ -368,6 +368,30 @@ def j_seventeen_decoys(p):
 
 
 @case
+def j_base64_padding_inside_php(p):
+    s = b64(gz(p)).decode()
+    return JSON, jdump({"data": s[:3] + "=" + s[3:]})
+
+
+@case
+def j_base64_padding_inside_python(p):
+    return JSON, jdump({"data": "QUJD=" + b64(p).decode()})
+
+
+@case
+def u_base64_padding_inside_php(p):
+    s = b64(gz(p)).decode()
+    return FORM, b"file=" + q((s[:7] + "=" + s[7:]).encode())
+
+
+@case
+def m_cte_base64_with_junk(p):
+    s = b64(gz(p))
+    junk = b"!".join(s[i:i + 10] for i in range(0, len(s), 10))
+    return mp(), form([part([CD_FILE, b"Content-Transfer-Encoding: base64"], junk)])
+
+
+@case
 def j_long_string(p):
     return JSON, jdump({"doc": "x" * 5000 + p.decode("latin1")})
 
@@ -665,20 +689,30 @@ def p_php(args, headers, body):
     return [base64.b64decode(x) for k in ("files", "post", "json") for x in out.get(k, [])]
 
 
+B64CHARS = set(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/-_=")
+
+
 def app_decoded(item):
-    """What an application gets from a value when it decodes it as base64 (Python's
-    b64decode, either alphabet, a data: URL prefix stripped, padding added), if it is base64."""
+    """What an application gets from a base64 value when it decodes it (either alphabet, a
+    data: URL prefix stripped, white space skipped, padding added): Python's b64decode, and
+    PHP's base64_decode, which skips every '=' inside the data."""
     t = item.strip()
     if t[:5].lower() == b"data:" and b"," in t[:300]:
         t = t.split(b",", 1)[1]
-    t = b"".join(t.split())
-    if len(t) < 16:
-        return None
+    t = b"".join(t.split()).replace(b"-", b"+").replace(b"_", b"/")
+    if len(t) < 16 or not set(t) <= B64CHARS:
+        return []
+    out = []
     try:
-        return base64.b64decode(t.replace(b"-", b"+").replace(b"_", b"/") + b"=" * (-len(t) % 4),
-                                validate=True)
+        out.append(base64.b64decode(t + b"=" * (-len(t) % 4)))
     except Exception:
-        return None
+        pass
+    php = t.replace(b"=", b"")
+    try:
+        out.append(base64.b64decode(php + b"=" * (-len(php) % 4)))
+    except Exception:
+        pass
+    return out
 
 
 def content_decoded(headers, body):
@@ -746,7 +780,7 @@ def parse_all(args, root, requests):
     # Applications decode base64 values they take as files.
     for res in out.values():
         for parser in list(res):
-            decoded = [d for d in map(app_decoded, res[parser]) if d]
+            decoded = [d for item in res[parser] for d in app_decoded(item) if d]
             if decoded:
                 res[parser + "+base64"] = decoded
     return out

@@ -1,12 +1,17 @@
 //! Base64 as the backends' decoders read it: both alphabets (`+/` and `-_`, even mixed), white
 //! space skipped anywhere, padding optional, a `data:...;base64,` prefix (what a browser's
-//! `FileReader.readAsDataURL` produces) stripped, and decoding ending at the first complete
-//! padding (Python's `b64decode` and Node's `Buffer.from` ignore what follows it).
+//! `FileReader.readAsDataURL` produces) stripped. Where the decoders part ways is a `=`
+//! inside the data: Python's `b64decode` skips one that starts a quantum and stops after one
+//! that completes a quantum (Node's `Buffer.from` stops at the first, a prefix of that); PHP's
+//! `base64_decode` skips every `=` and goes on. Both readings are handed over when they
+//! differ ([`sniff`]).
 //!
 //! A value is taken for base64 when, after the prefix, it holds at least [`MIN_CHARS`] base64
 //! characters and nothing but base64 characters and white space before its padding (or its
-//! end). The decoder is a byte-at-a-time state machine: its answer does not depend on how the
-//! value is cut into pieces.
+//! end). A part declared `Content-Transfer-Encoding: base64` is decoded whatever it holds, other
+//! characters discarded, as Django's decoder does ([`Reading::Discard`]). The decoder is a
+//! byte-at-a-time state machine: its answer does not depend on how the value is cut into
+//! pieces.
 
 use crate::body::sink::BodySink;
 use crate::body::RequestBody;
@@ -33,9 +38,24 @@ enum State {
     No,
 }
 
+/// Which decoder's reading.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reading {
+    /// Python's: a `=` that completes a quantum ends the data, one that starts a quantum is
+    /// skipped; anything but base64 and white space makes the value no base64.
+    Python,
+    /// PHP's: every `=` skipped.
+    Php,
+    /// A declared base64 part: anything but base64 skipped, the rest as Python's.
+    Discard,
+}
+
 /// Feeds a value through, writing what it decodes to into a sink: at the end, `finish` tells
 /// whether it was base64.
 pub struct Base64Sniffer<'a> {
+    reading: Reading,
+    /// Base64 characters came after the padding that ended Python's reading: PHP's differs.
+    more_after_end: bool,
     state: State,
     prefix: Vec<u8>,
     quad: [u8; 4],
@@ -58,7 +78,13 @@ fn sextet(b: u8) -> Option<u8> {
 
 impl<'a> Base64Sniffer<'a> {
     pub fn new(dir: &'a Path) -> Self {
+        Self::reading(dir, Reading::Python)
+    }
+
+    pub fn reading(dir: &'a Path, reading: Reading) -> Self {
         Base64Sniffer {
+            reading,
+            more_after_end: false,
             state: State::Start,
             prefix: Vec::new(),
             quad: [0; 4],
@@ -74,10 +100,23 @@ impl<'a> Base64Sniffer<'a> {
         self.state != State::No
     }
 
+    /// Whether PHP's reading of the value differs from this one (base64 after the padding
+    /// that ended it).
+    pub fn more_after_end(&self) -> bool {
+        self.more_after_end
+    }
+
     pub fn feed(&mut self, data: &[u8]) -> Result<(), ScanError> {
         for &b in data {
+            if self.state == State::Done {
+                if sextet(b).is_some() {
+                    self.more_after_end = true;
+                    break;
+                }
+                continue;
+            }
             self.byte(b);
-            if self.state == State::No || self.state == State::Done {
+            if self.state == State::No {
                 break;
             }
         }
@@ -139,20 +178,22 @@ impl<'a> Base64Sniffer<'a> {
             return;
         }
         if b == b'=' {
-            // Padding completes a quantum of two or three characters; anywhere else it is
-            // no base64.
-            self.state = if self.quad_len >= 2 {
-                self.flush_quad();
-                State::Done
-            } else if self.quad_len == 0 && self.chars > 0 {
-                State::Done
-            } else {
-                State::No
-            };
+            match (self.reading, self.quad_len) {
+                (Reading::Php, _) | (_, 0) => {}
+                // Padding completes a quantum of two or three characters.
+                (_, 2 | 3) => {
+                    self.flush_quad();
+                    self.state = State::Done;
+                }
+                (Reading::Discard, _) => {}
+                _ => self.state = State::No,
+            }
             return;
         }
         let Some(v) = sextet(b) else {
-            self.state = State::No;
+            if self.reading != Reading::Discard {
+                self.state = State::No;
+            }
             return;
         };
         self.chars += 1;
@@ -192,7 +233,7 @@ impl<'a> Base64Sniffer<'a> {
             State::Done => {}
             _ => return Ok(None),
         }
-        if self.chars < MIN_CHARS {
+        if self.chars < MIN_CHARS && self.reading != Reading::Discard {
             return Ok(None);
         }
         self.sink.push(&self.out)?;
@@ -200,9 +241,39 @@ impl<'a> Base64Sniffer<'a> {
     }
 }
 
-/// A body decoded as base64, or `None` when it is none (see the module docs).
-pub fn sniff(body: &RequestBody, dir: &Path) -> Result<Option<RequestBody>, ScanError> {
-    let mut s = Base64Sniffer::new(dir);
+/// Every reading of a body as base64 (none when it is no base64; two when PHP's and Python's
+/// differ), see the module docs.
+pub fn sniff(body: &RequestBody, dir: &Path) -> Result<Vec<RequestBody>, ScanError> {
+    let (first, differs) = decode_as(body, dir, Reading::Python)?;
+    let mut out: Vec<RequestBody> = first.into_iter().collect();
+    if differs {
+        out.extend(decode_as(body, dir, Reading::Php)?.0);
+    }
+    Ok(out)
+}
+
+/// PHP's reading alone (for a value whose Python reading was taken already).
+pub fn php_reading(body: &RequestBody, dir: &Path) -> Result<Option<RequestBody>, ScanError> {
+    Ok(decode_as(body, dir, Reading::Php)?.0)
+}
+
+/// A part declared in base64, decoded as Django decodes it (and as PHP, when that differs).
+pub fn declared(body: &RequestBody, dir: &Path) -> Result<Vec<RequestBody>, ScanError> {
+    let (first, differs) = decode_as(body, dir, Reading::Discard)?;
+    let mut out: Vec<RequestBody> = first.into_iter().collect();
+    if differs {
+        out.extend(decode_as(body, dir, Reading::Php)?.0);
+    }
+    Ok(out)
+}
+
+/// One reading, and whether PHP's differs from it.
+fn decode_as(
+    body: &RequestBody,
+    dir: &Path,
+    reading: Reading,
+) -> Result<(Option<RequestBody>, bool), ScanError> {
+    let mut s = Base64Sniffer::reading(dir, reading);
     // A small first read: most values are no base64, and that shows in the first bytes.
     let mut reader = body.reader(crate::body::FILE_CHUNK);
     let mut first = true;
@@ -216,10 +287,14 @@ pub fn sniff(body: &RequestBody, dir: &Path) -> Result<Option<RequestBody>, Scan
         let Some(chunk) = next else { break };
         s.feed(&chunk.map_err(ScanError::Body)?)?;
         if !s.alive() {
-            return Ok(None);
+            return Ok((None, false));
+        }
+        if s.more_after_end() {
+            break;
         }
     }
-    s.finish()
+    let differs = s.more_after_end();
+    Ok((s.finish()?, differs))
 }
 
 #[cfg(test)]
@@ -232,7 +307,54 @@ mod tests {
     fn run(pieces: &[&[u8]]) -> Option<Vec<u8>> {
         sniff(&mem(pieces), &std::env::temp_dir())
             .unwrap()
-            .map(|b| bytes_of(&b))
+            .first()
+            .map(bytes_of)
+    }
+
+    fn readings(v: &[u8]) -> Vec<Vec<u8>> {
+        sniff(&mem(&[v]), &std::env::temp_dir())
+            .unwrap()
+            .iter()
+            .map(bytes_of)
+            .collect()
+    }
+
+    #[test]
+    fn a_padding_inside_the_data_is_read_as_python_and_as_php() {
+        let a = base64::engine::general_purpose::STANDARD.encode(&DATA[..66]);
+        let b = base64::engine::general_purpose::STANDARD.encode(b"second half!");
+        // `=` starting a quantum: Python and PHP both skip it.
+        let v = format!("{}={b}", a.trim_end_matches('='));
+        assert_eq!(a.len() % 4, 0);
+        let mut want = DATA[..66].to_vec();
+        want.extend_from_slice(b"second half!");
+        assert_eq!(readings(v.as_bytes()), vec![want]);
+        // `=` completing a quantum: Python stops there, PHP goes on.
+        let short = base64::engine::general_purpose::STANDARD.encode(&DATA[..65]);
+        assert!(short.ends_with('='));
+        let v = format!("{short}{b}");
+        let got = readings(v.as_bytes());
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[0], DATA[..65]);
+        assert_ne!(got[1], got[0]);
+        // A `=` early in the data: Python's reading is too short to count, PHP's is the file.
+        let whole = base64::engine::general_purpose::STANDARD.encode(DATA);
+        let v = format!("{}={}", &whole[..3], &whole[3..]);
+        let got = readings(v.as_bytes());
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].len(), DATA.len());
+    }
+
+    #[test]
+    fn a_declared_base64_part_is_decoded_whatever_it_holds() {
+        // "short" is c2hvcnQ=, here with other characters in it and after it.
+        let v = "c2!hv$cn Q=!!";
+        let got: Vec<Vec<u8>> = declared(&mem(&[v.as_bytes()]), &std::env::temp_dir())
+            .unwrap()
+            .iter()
+            .map(bytes_of)
+            .collect();
+        assert_eq!(got, vec![b"short".to_vec()]);
     }
 
     const DATA: &[u8] =

@@ -249,9 +249,30 @@ impl<'a> Tokenizer<'a> {
         } else {
             self.key.clone()
         };
+        let mut php_differs = false;
         if let Some(s) = cur.sniffer.take() {
+            php_differs = s.more_after_end();
             if let Some(decoded) = s.finish()? {
                 self.object(key.clone(), decoded, true)?;
+            }
+        }
+        if php_differs {
+            // PHP's reading of the string goes on past the padding.
+            let whole = match cur.spill.take() {
+                Some(sink) => {
+                    // Long: alone, as below.
+                    let body: RequestBody = sink.finish().into();
+                    self.last_short = None;
+                    self.object(key.clone(), body.clone(), false)?;
+                    body
+                }
+                None => RequestBody::memory(&cur.head),
+            };
+            if let Some(php) = crate::body::base64::php_reading(&whole, self.dir)? {
+                self.object(key.clone(), php, true)?;
+            }
+            if whole.len() > JOIN_MAX as u64 {
+                return Ok(());
             }
         }
         match cur.spill {
@@ -548,5 +569,22 @@ mod tests {
         let json = format!("[\"{big}\", \"{big}\", \"{big}\"]");
         let r = strings(&mem(&[json.as_bytes()]), &std::env::temp_dir(), 2);
         assert!(matches!(r, Err(ScanError::Refused { status: 413, .. })));
+    }
+}
+
+#[cfg(test)]
+mod php_reading_tests {
+    use super::*;
+    use crate::body::testing::*;
+    use base64::Engine as _;
+
+    #[test]
+    fn a_padding_early_in_a_string_gives_php_reading() {
+        let data = vec![0x1fu8; 90];
+        let s = base64::engine::general_purpose::STANDARD.encode(&data);
+        let v = format!("{{\"data\": \"{}={}\"}}", &s[..3], &s[3..]);
+        let got = strings(&mem(&[v.as_bytes()]), &std::env::temp_dir(), 100).unwrap();
+        assert_eq!(got.decoded.len(), 1, "{:?}", got.alone.len());
+        assert_eq!(bytes_of(&got.decoded[0].1), data);
     }
 }

@@ -105,13 +105,11 @@ impl<'a> Jobs<'a> {
         join: bool,
         sniff: bool,
     ) -> Result<(), ScanError> {
-        if !sniff {
-        } else if let Some(decoded) = base64::sniff(&body, &self.opts.spill_dir)? {
-            self.object(
-                format!("{label} (base64)"),
-                decoded,
-                b"application/octet-stream",
-            )?;
+        if sniff {
+            for decoded in base64::sniff(&body, &self.opts.spill_dir)? {
+                let label = format!("{label} (base64)");
+                self.object(label, decoded, b"application/octet-stream")?;
+            }
         }
         if body.len() <= JOIN_MAX as u64 {
             let bytes = body.to_vec().map_err(ScanError::Body)?;
@@ -272,10 +270,10 @@ fn multipart_jobs(
         let b64 = codings.contains(&Coding::Base64);
         for &coding in &codings {
             let decoded = match coding {
-                Coding::Base64 => base64::sniff(&data, &opts.spill_dir)?,
-                c => Some(decode::decode(&data, c, &opts.spill_dir)?),
+                Coding::Base64 => base64::declared(&data, &opts.spill_dir)?,
+                c => vec![decode::decode(&data, c, &opts.spill_dir)?],
             };
-            if let Some(d) = decoded {
+            for d in decoded {
                 jobs.object(
                     format!("{label} ({coding:?}-decoded)"),
                     d,
@@ -287,13 +285,11 @@ fn multipart_jobs(
             jobs.value(&label, data, true, !b64)?;
             continue;
         }
-        if b64 {
-        } else if let Some(decoded) = base64::sniff(&data, &opts.spill_dir)? {
-            jobs.object(
-                format!("{label} (base64)"),
-                decoded,
-                b"application/octet-stream",
-            )?;
+        if !b64 {
+            for decoded in base64::sniff(&data, &opts.spill_dir)? {
+                let label = format!("{label} (base64)");
+                jobs.object(label, decoded, b"application/octet-stream")?;
+            }
         }
         let mut request = file_request(req, p);
         request.body = data;
