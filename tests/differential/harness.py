@@ -314,6 +314,11 @@ def j_form_type(p):
 
 
 @case
+def j_leading_white_space(p):
+    return [("Content-Type", "text/plain")], b" \r\n" * 100 + jdump({"content": p.decode("latin1")})
+
+
+@case
 def j_multiline_script(p):
     return JSON, jdump({"script": "line one\n" + p.decode("latin1") + "\nline three"})
 

@@ -455,17 +455,33 @@ pub fn strings(body: &RequestBody, dir: &Path, max_objects: usize) -> Result<Str
     Ok(out)
 }
 
-/// Reads what the body starts with (for [`looks_like_json`]).
-pub fn head(body: &RequestBody) -> io::Result<Vec<u8>> {
+/// Whether a body is JSON by its content: its first character that is not JSON white space,
+/// after an optional byte order mark, is `{` or `[` (however much white space comes first:
+/// `json.loads` and `json_decode` skip it all).
+pub fn is_json(body: &RequestBody) -> io::Result<bool> {
     let mut reader = body.reader(FILE_CHUNK);
-    let mut out = Vec::new();
-    while out.len() < 64 {
+    let mut head = Vec::new();
+    while head.len() < 4 {
         match reader.next_chunk_max(64) {
-            Some(c) => out.extend_from_slice(&c?),
+            Some(c) => head.extend_from_slice(&c?),
             None => break,
         }
     }
-    Ok(out)
+    let (enc, bom) = detect(&head);
+    let mut t = Transcoder::new(enc);
+    let mut utf8 = Vec::new();
+    let mut data = head[bom.min(head.len())..].to_vec();
+    loop {
+        utf8.clear();
+        t.feed(&data, &mut utf8);
+        if let Some(&b) = utf8.iter().find(|b| !b" \t\r\n".contains(b)) {
+            return Ok(b == b'{' || b == b'[');
+        }
+        match reader.next_chunk() {
+            Some(c) => data = c?.to_vec(),
+            None => return Ok(false),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -561,6 +577,10 @@ mod tests {
         }
         assert!(looks_like_json(b"\xef\xbb\xbf \n[1]"));
         assert!(!looks_like_json(b"a=1&b={}"));
+        let spaces = format!("{}{{\"a\": 1}}", " \r\n\t".repeat(10_000));
+        let pieces: Vec<&[u8]> = spaces.as_bytes().chunks(1000).collect();
+        assert!(is_json(&mem(&pieces)).unwrap());
+        assert!(!is_json(&mem(&[b"   x{"])).unwrap());
     }
 
     #[test]

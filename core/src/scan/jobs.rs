@@ -184,7 +184,7 @@ pub(super) fn objects(req: &ScanRequest, opts: &ScanOptions) -> Result<Vec<Job>,
     let by_type = essence == b"application/json" || essence.ends_with(b"+json");
     // Read as JSON too whatever the type says: PHP's json_decode(php://input) and Django's
     // json.loads(request.body) do not look at it.
-    if by_type || json::looks_like_json(&json::head(&req.body).map_err(ScanError::Body)?) {
+    if by_type || json::is_json(&req.body).map_err(ScanError::Body)? {
         json_jobs(&mut jobs)?;
     }
     jobs.finish(if form {
