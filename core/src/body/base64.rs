@@ -90,7 +90,7 @@ impl<'a> Base64Sniffer<'a> {
             quad: [0; 4],
             quad_len: 0,
             chars: 0,
-            out: Vec::with_capacity(4096),
+            out: Vec::new(),
             sink: BodySink::new(SPILL_THRESHOLD, dir),
         }
     }
@@ -237,7 +237,7 @@ impl<'a> Base64Sniffer<'a> {
             return Ok(None);
         }
         self.sink.push(&self.out)?;
-        Ok(Some(self.sink.finish().into()))
+        Ok(Some(self.sink.finish()?.into()))
     }
 }
 
@@ -248,6 +248,26 @@ pub fn sniff(body: &RequestBody, dir: &Path) -> Result<Vec<RequestBody>, ScanErr
     let mut out: Vec<RequestBody> = first.into_iter().collect();
     if differs {
         out.extend(decode_as(body, dir, Reading::Php)?.0);
+    }
+    Ok(out)
+}
+
+/// Every reading of a value in memory as base64 (as [`sniff`]).
+pub fn sniff_bytes(v: &[u8], dir: &Path) -> Result<Vec<RequestBody>, ScanError> {
+    if (v.len() as u64) < MIN_CHARS {
+        return Ok(Vec::new());
+    }
+    let mut s = Base64Sniffer::new(dir);
+    s.feed(v)?;
+    if !s.alive() {
+        return Ok(Vec::new());
+    }
+    let differs = s.more_after_end();
+    let mut out: Vec<RequestBody> = s.finish()?.into_iter().collect();
+    if differs {
+        let mut php = Base64Sniffer::reading(dir, Reading::Php);
+        php.feed(v)?;
+        out.extend(php.finish()?);
     }
     Ok(out)
 }

@@ -11,9 +11,9 @@ use crate::body::sink::BodySink;
 use crate::body::RequestBody;
 use crate::scan::{ScanError, SPILL_THRESHOLD};
 
-/// Most members in one archive (ClamAV stops unpacking an archive at 10 000 files by
+/// Most members in one archive (ClamAV unpacks at most 10 000 files of an archive by
 /// default); a fuller bundle starts another.
-pub const MAX_MEMBERS: usize = 1000;
+pub const MAX_MEMBERS: usize = 10_000;
 
 const BLOCK: usize = 512;
 
@@ -54,7 +54,7 @@ impl<'a> Bundle<'a> {
     fn close(&mut self) -> Result<(), ScanError> {
         if let Some(mut sink) = self.sink.take() {
             sink.push(&[0u8; 2 * BLOCK])?;
-            self.full.push(sink.finish().into());
+            self.full.push(sink.finish()?.into());
         }
         self.members = 0;
         Ok(())
@@ -67,15 +67,32 @@ impl<'a> Bundle<'a> {
     }
 }
 
+/// Writes `v` in octal into `field`, zero-padded, a NUL last.
+fn octal(field: &mut [u8], mut v: u64) {
+    let last = field.len() - 1;
+    field[last] = 0;
+    for b in field[..last].iter_mut().rev() {
+        *b = b'0' + (v & 7) as u8;
+        v >>= 3;
+    }
+}
+
 /// A ustar header for member `n` of `len` bytes.
 fn header(n: usize, len: usize) -> [u8; BLOCK] {
     let mut h = [0u8; BLOCK];
-    let name = format!("value-{n}");
-    h[..name.len()].copy_from_slice(name.as_bytes());
-    let octal = |field: &mut [u8], v: u64| {
-        let s = format!("{:0w$o}\0", v, w = field.len() - 1);
-        field.copy_from_slice(s.as_bytes());
-    };
+    h[..6].copy_from_slice(b"value-");
+    let mut digits = [0u8; 20];
+    let mut k = digits.len();
+    let mut m = n;
+    loop {
+        k -= 1;
+        digits[k] = b'0' + (m % 10) as u8;
+        m /= 10;
+        if m == 0 {
+            break;
+        }
+    }
+    h[6..6 + digits.len() - k].copy_from_slice(&digits[k..]);
     octal(&mut h[100..108], 0o644);
     octal(&mut h[108..116], 0);
     octal(&mut h[116..124], 0);
@@ -87,8 +104,8 @@ fn header(n: usize, len: usize) -> [u8; BLOCK] {
     // The checksum is computed with its own field as spaces.
     h[148..156].copy_from_slice(b"        ");
     let sum: u64 = h.iter().map(|&b| u64::from(b)).sum();
-    let s = format!("{sum:06o}\0 ");
-    h[148..156].copy_from_slice(s.as_bytes());
+    octal(&mut h[148..155], sum);
+    h[155] = b' ';
     h
 }
 

@@ -160,7 +160,7 @@ pub fn decode_within(
             ScanError::Decode(format!("{coding:?}: {e}"))
         }
     })?;
-    Ok(out.sink.finish().into())
+    Ok(out.sink.finish()?.into())
 }
 
 /// HTTP's `deflate` is a zlib stream; some clients send raw deflate: both are accepted.

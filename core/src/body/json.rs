@@ -261,7 +261,7 @@ impl<'a> Tokenizer<'a> {
             let whole = match cur.spill.take() {
                 Some(sink) => {
                     // Long: alone, as below.
-                    let body: RequestBody = sink.finish().into();
+                    let body: RequestBody = sink.finish()?.into();
                     self.last_short = None;
                     self.object(key.clone(), body.clone(), false)?;
                     body
@@ -278,7 +278,7 @@ impl<'a> Tokenizer<'a> {
         match cur.spill {
             Some(sink) => {
                 self.last_short = None;
-                self.object(key, sink.finish().into(), false)?;
+                self.object(key, sink.finish()?.into(), false)?;
             }
             None => {
                 self.last_short = Some(String::from_utf8_lossy(&cur.head).into_owned());
@@ -451,7 +451,7 @@ pub fn strings(body: &RequestBody, dir: &Path, max_objects: usize) -> Result<Str
     let Tokenizer {
         joined, mut out, ..
     } = t;
-    out.joined = joined.finish();
+    out.joined = joined.finish()?;
     Ok(out)
 }
 

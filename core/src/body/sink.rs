@@ -27,6 +27,9 @@ pub fn spill_file(dir: &Path) -> io::Result<std::fs::File> {
     Ok(f)
 }
 
+/// Writes to a spilled body's file are gathered up to this many bytes.
+const WRITE_BUFFER: usize = 256 * 1024;
+
 /// Collects a body: in memory up to `threshold` bytes, in a temp file beyond.
 pub struct BodySink<'a> {
     mem: BytesMut,
@@ -62,8 +65,16 @@ impl<'a> BodySink<'a> {
         }
         match &mut self.file {
             Some((f, len)) => {
-                f.write_all(chunk).map_err(ScanError::Spill)?;
+                // Small pieces are gathered into writes of WRITE_BUFFER bytes.
                 *len += chunk.len() as u64;
+                if self.mem.len() + chunk.len() > WRITE_BUFFER {
+                    f.write_all(&self.mem).map_err(ScanError::Spill)?;
+                    self.mem.clear();
+                    if chunk.len() > WRITE_BUFFER {
+                        return f.write_all(chunk).map_err(ScanError::Spill);
+                    }
+                }
+                self.mem.extend_from_slice(chunk);
             }
             None if self.mem.len() + chunk.len() > self.threshold => {
                 let mut f = spill_file(self.dir).map_err(ScanError::Spill)?;
@@ -77,10 +88,14 @@ impl<'a> BodySink<'a> {
         Ok(())
     }
 
-    pub fn finish(self) -> SanitizedBody {
-        match self.file {
-            Some((file, len)) => SanitizedBody::File { file, len },
-            None => SanitizedBody::Memory(self.mem.freeze()),
+    /// The body, with what is still gathered written out.
+    pub fn finish(mut self) -> Result<SanitizedBody, ScanError> {
+        match self.file.take() {
+            Some((mut file, len)) => {
+                file.write_all(&self.mem).map_err(ScanError::Spill)?;
+                Ok(SanitizedBody::File { file, len })
+            }
+            None => Ok(SanitizedBody::Memory(self.mem.freeze())),
         }
     }
 }

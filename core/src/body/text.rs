@@ -47,8 +47,11 @@ impl<'a> Joined<'a> {
     }
 
     /// The values together, or `None` when there were none.
-    pub fn finish(self) -> Option<RequestBody> {
-        (self.count > 0).then(|| self.sink.finish().into())
+    pub fn finish(self) -> Result<Option<RequestBody>, ScanError> {
+        if self.count == 0 {
+            return Ok(None);
+        }
+        Ok(Some(self.sink.finish()?.into()))
     }
 }
 

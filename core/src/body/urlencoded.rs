@@ -11,8 +11,11 @@ use crate::body::sink::BodySink;
 use crate::body::{RequestBody, FILE_CHUNK};
 use crate::scan::{ScanError, SPILL_THRESHOLD};
 
-/// Most fields read from one body by default (more is refused).
-pub const MAX_FIELDS: usize = 10_000;
+/// Most fields read from one body by default (more is refused): a bound of work, not of
+/// memory (fields are read one at a time). A binary upload that a client labels url-encoded
+/// (`curl --data-binary` does) has a "field" per 256 bytes or so: 1 000 000 lets 250 MB of
+/// that through.
+pub const MAX_FIELDS: usize = 1_000_000;
 
 /// A range of the body: offset and length.
 pub type Range = (u64, u64);
@@ -26,38 +29,52 @@ pub struct Field {
 
 /// The fields of a body split at `&`, or `Err(max)` when there are more than `max`.
 pub fn fields(body: &RequestBody, max: usize) -> io::Result<Result<Vec<Field>, usize>> {
-    let mut out: Vec<Field> = Vec::new();
+    let mut out = Vec::new();
+    let r = each_field(body, max, |f| {
+        out.push(f);
+        Ok(())
+    })
+    .map_err(|e| match e {
+        ScanError::Body(e) => e,
+        e => io::Error::other(e.to_string()),
+    })?;
+    Ok(r.map(|()| out))
+}
+
+/// Hands each field of a body split at `&` to `f` as it is found (nothing is collected), or
+/// stops with `Err(max)` at field `max + 1`.
+pub fn each_field(
+    body: &RequestBody,
+    max: usize,
+    mut f: impl FnMut(Field) -> Result<(), ScanError>,
+) -> Result<Result<(), usize>, ScanError> {
+    let mut count = 0usize;
     let mut start = 0u64;
     let mut eq: Option<u64> = None;
     let mut pos = 0u64;
     let mut reader = body.reader(FILE_CHUNK);
-    let close = |out: &mut Vec<Field>, start: u64, eq: Option<u64>, end: u64| {
-        if end == start {
-            return;
-        }
-        out.push(match eq {
-            Some(e) => Field {
-                name: (start, e - start),
-                value: Some((e + 1, end - e - 1)),
-            },
-            None => Field {
-                name: (start, end - start),
-                value: None,
-            },
-        });
+    let field = |start: u64, eq: Option<u64>, end: u64| match eq {
+        Some(e) => Field {
+            name: (start, e - start),
+            value: Some((e + 1, end - e - 1)),
+        },
+        None => Field {
+            name: (start, end - start),
+            value: None,
+        },
     };
     while let Some(chunk) = reader.next_chunk() {
-        let chunk = chunk?;
+        let chunk = chunk.map_err(ScanError::Body)?;
         let mut i = 0;
-        while i < chunk.len() {
-            let Some(j) = memchr::memchr2(b'&', b'=', &chunk[i..]) else {
-                break;
-            };
+        while let Some(j) = memchr::memchr2(b'&', b'=', &chunk[i..]) {
             let at = pos + (i + j) as u64;
             if chunk[i + j] == b'&' {
-                close(&mut out, start, eq, at);
-                if out.len() > max {
-                    return Ok(Err(max));
+                if at > start {
+                    count += 1;
+                    if count > max {
+                        return Ok(Err(max));
+                    }
+                    f(field(start, eq, at))?;
                 }
                 start = at + 1;
                 eq = None;
@@ -68,8 +85,13 @@ pub fn fields(body: &RequestBody, max: usize) -> io::Result<Result<Vec<Field>, u
         }
         pos += chunk.len() as u64;
     }
-    close(&mut out, start, eq, pos);
-    Ok(if out.len() > max { Err(max) } else { Ok(out) })
+    if pos > start {
+        if count + 1 > max {
+            return Ok(Err(max));
+        }
+        f(field(start, eq, pos))?;
+    }
+    Ok(Ok(()))
 }
 
 fn hex(b: u8) -> Option<u8> {
@@ -143,7 +165,7 @@ pub fn decode_range(
             break;
         }
     }
-    Ok(sink.finish().into())
+    Ok(sink.finish()?.into())
 }
 
 #[cfg(test)]

@@ -247,7 +247,7 @@ impl HttpClient {
         while let Some(chunk) = next_data(body, clock).await? {
             sink.push(&chunk)?;
         }
-        Ok(sink.finish())
+        sink.finish()
     }
 }
 

@@ -95,7 +95,7 @@ async fn modified_request<R: AsyncRead + Unpin>(
         read_chunked(rd, buf, clock, |c| sink.push(c)).await?;
     }
     Ok(Verdict::Sanitized {
-        body: sink.finish(),
+        body: sink.finish()?,
         content_type: http.header("content-type").cloned(),
         content_disposition: http.header("content-disposition").cloned(),
         headers: Some(http.headers),

@@ -45,6 +45,8 @@ pub(super) struct Job {
     pub place: Option<Place>,
 }
 
+const OCTETS: &[u8] = b"application/octet-stream";
+
 /// Collects the jobs of a request, counting those scanned alone.
 struct Jobs<'a> {
     req: &'a ScanRequest,
@@ -97,38 +99,53 @@ impl<'a> Jobs<'a> {
 
     /// A value: together with the other text values when short text (and `join`: not seen as
     /// it is elsewhere), in a bundle when short binary, else alone; its base64 decoding alone
-    /// too.
+    /// too. `label` names it, made only when an object needs it.
     fn value(
         &mut self,
-        label: &str,
+        label: &dyn Fn() -> String,
         body: RequestBody,
         join: bool,
         sniff: bool,
     ) -> Result<(), ScanError> {
-        if sniff {
-            for decoded in base64::sniff(&body, &self.opts.spill_dir)? {
-                let label = format!("{label} (base64)");
-                self.object(label, decoded, b"application/octet-stream")?;
-            }
-        }
         if body.len() <= JOIN_MAX as u64 {
             let bytes = body.to_vec().map_err(ScanError::Body)?;
-            if is_text(&bytes) {
-                if join {
-                    self.joined.push(&bytes)?;
-                }
-            } else {
-                self.bundle.push(&bytes)?;
-            }
-            return Ok(());
+            return self.short_value(label, &bytes, join, sniff);
         }
-        self.object(label.to_string(), body, b"application/octet-stream")
+        if sniff {
+            for decoded in base64::sniff(&body, &self.opts.spill_dir)? {
+                self.object(format!("{} (base64)", label()), decoded, OCTETS)?;
+            }
+        }
+        self.object(label(), body, OCTETS)
+    }
+
+    /// A value of at most [`JOIN_MAX`] bytes, in memory (as [`Jobs::value`]).
+    fn short_value(
+        &mut self,
+        label: &dyn Fn() -> String,
+        bytes: &[u8],
+        join: bool,
+        sniff: bool,
+    ) -> Result<(), ScanError> {
+        if sniff {
+            for decoded in base64::sniff_bytes(bytes, &self.opts.spill_dir)? {
+                self.object(format!("{} (base64)", label()), decoded, OCTETS)?;
+            }
+        }
+        if is_text(bytes) {
+            if join {
+                self.joined.push(bytes)?;
+            }
+        } else {
+            self.bundle.push(bytes)?;
+        }
+        Ok(())
     }
 
     fn finish(mut self, label: &str) -> Result<Vec<Job>, ScanError> {
         let dir = &self.opts.spill_dir;
         let joined = std::mem::replace(&mut self.joined, Joined::new(dir));
-        if let Some(body) = joined.finish() {
+        if let Some(body) = joined.finish()? {
             self.object(label.to_string(), body, b"text/plain")?;
         }
         let bundle = std::mem::replace(&mut self.bundle, Bundle::new(dir));
@@ -260,7 +277,7 @@ fn multipart_jobs(
     ] {
         let range = part_body(&req.body, offset, len);
         if len > 0 && !blank(&range)? {
-            jobs.value(what, range, true, true)?;
+            jobs.value(&|| what.to_string(), range, true, true)?;
         }
     }
     for p in &form.parts {
@@ -282,7 +299,7 @@ fn multipart_jobs(
             }
         }
         if !is_file(p) && p.len <= JOIN_MAX as u64 {
-            jobs.value(&label, data, true, !b64)?;
+            jobs.value(&|| label.clone(), data, true, !b64)?;
             continue;
         }
         if !b64 {
@@ -321,36 +338,36 @@ fn blank(body: &RequestBody) -> Result<bool, ScanError> {
 fn urlencoded_jobs(jobs: &mut Jobs<'_>) -> Result<(), ScanError> {
     let (req, opts) = (jobs.req, jobs.opts);
     let max = opts.body_limits.max_fields;
-    let fields = urlencoded::fields(&req.body, max)
-        .map_err(ScanError::Body)?
-        .map_err(|max| ScanError::over_limit(format!("more than {max} url-encoded fields")))?;
-    for f in &fields {
-        let name_raw = part_body(&req.body, f.name.0, f.name.1.min(JOIN_MAX as u64))
-            .to_vec()
-            .map_err(ScanError::Body)?;
-        let name = String::from_utf8_lossy(&urlencoded::decode_bytes(&name_raw))
-            .chars()
-            .take(64)
-            .collect::<String>();
+    let each = urlencoded::each_field(&req.body, max, |f| {
+        let name = || {
+            let raw = part_body(&req.body, f.name.0, f.name.1.min(64 * 3))
+                .to_vec()
+                .unwrap_or_default();
+            String::from_utf8_lossy(&urlencoded::decode_bytes(&raw))
+                .chars()
+                .take(64)
+                .collect::<String>()
+        };
         for (what, range) in [("name of", Some(f.name)), ("field", f.value)] {
             let Some(range) = range.filter(|r| r.1 > 0) else {
                 continue;
             };
-            let label = format!("{what} \"{name}\"");
+            let label = || format!("{what} \"{}\"", name());
             if range.1 <= JOIN_MAX as u64 {
                 let raw = part_body(&req.body, range.0, range.1)
                     .to_vec()
                     .map_err(ScanError::Body)?;
                 let changed = urlencoded::changes(&raw);
-                let decoded = RequestBody::memory(&urlencoded::decode_bytes(&raw));
-                jobs.value(&label, decoded, changed, true)?;
+                let decoded = urlencoded::decode_bytes(&raw);
+                jobs.short_value(&label, &decoded, changed, true)?;
             } else {
                 let decoded = urlencoded::decode_range(&req.body, range, &opts.spill_dir)?;
                 jobs.value(&label, decoded, true, true)?;
             }
         }
-    }
-    Ok(())
+        Ok(())
+    })?;
+    each.map_err(|max| ScanError::over_limit(format!("more than {max} url-encoded fields")))
 }
 
 /// A JSON body: every string unescaped.
