@@ -2,7 +2,8 @@
 //! twin, through nginx with the module in front of the real c-icap + ClamAV; what reached the
 //! backend is read by PHP, werkzeug, Django, python-multipart, Python's json and urllib.parse,
 //! busboy, formidable and body-parser, and every item they extract is scanned alone by ClamAV
-//! (see tests/differential/harness.py). No flagged item may have been forwarded; every benign
+//! (see tests/differential/harness.py). Real clients' requests are among them: curl, Python's
+//! requests, Node's fetch and headless Chromium's forms, FormData and fetch. No flagged item may have been forwarded; every benign
 //! twin passes byte for byte, or its refusal is one the README justifies.
 
 mod common;
@@ -41,7 +42,7 @@ fn no_request_shape_carries_a_file_past_the_module() {
         .arg(cicap.dir.join("db"))
         .arg("--work")
         .arg(&work)
-        .args(["--php", "php-cgi", "--node", "node"])
+        .args(["--php", "php-cgi", "--node", "node", "--chromium", "chromium"])
         .arg("--node-modules")
         .arg(deps.join("node/node_modules"))
         .output()

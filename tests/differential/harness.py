@@ -505,6 +505,9 @@ class Backend(socketserver.ThreadingMixIn, socketserver.TCPServer):
     daemon_threads = True
 
 
+PAGES = {}
+
+
 class Handler(socketserver.BaseRequestHandler):
     def handle(self):
         data = b""
@@ -516,6 +519,12 @@ class Handler(socketserver.BaseRequestHandler):
             data += c
         head, rest = data.split(b"\r\n\r\n", 1)
         lines = head.split(b"\r\n")
+        parts = lines[0].split(b" ")
+        if parts[0] == b"GET":
+            page = PAGES.get(parts[1].decode("latin1"), "").encode()
+            self.request.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: %d\r\n"
+                                 b"Connection: close\r\n\r\n" % len(page) + page)
+            return
         headers = []
         for line in lines[1:]:
             n, _, v = line.partition(b":")
@@ -880,7 +889,52 @@ const gzBytes = Buffer.from(gzB64, 'base64');
         for name in ("node_fetch_formdata", "node_fetch_urlsearchparams", "node_fetch_json_data_url"):
             key = "%s.%s" % (name, twin)
             out[key] = key
+        if args.chromium:
+            for name in chromium(args, capture, twin, gz(p), p):
+                key = "%s.%s" % (name, twin)
+                out[key] = key
     return {k: RECEIVED["capture:" + v] for k, v in out.items()}
+
+
+CHROMIUM_PAGE = """<!doctype html><html><body>
+<form id="f" enctype="multipart/form-data"><input name="title" value="hello">
+<input type="file" name="file"><textarea name="note"></textarea></form>
+<script>
+const twin = "%(twin)s", gz = Uint8Array.from(atob("%(gz)s"), c => c.charCodeAt(0));
+const text = atob("%(text)s");
+const send = (name, init) => fetch("/capture/" + name + "." + twin, Object.assign({method: "POST"}, init));
+(async () => {
+  const file = new File([gz], "x.gz", {type: "application/gzip"});
+  const form = document.getElementById("f");
+  const dt = new DataTransfer();
+  dt.items.add(file);
+  form.elements.file.files = dt.files;
+  form.elements.note.value = text;
+  await send("chromium_form_element", {body: new FormData(form)});
+  const fd = new FormData();
+  fd.append("file", new Blob([gz], {type: "application/gzip"}), "x.gz");
+  await send("chromium_formdata_blob", {body: fd});
+  await send("chromium_urlsearchparams", {body: new URLSearchParams({note: text})});
+  const url = await new Promise(r => { const fr = new FileReader(); fr.onload = () => r(fr.result); fr.readAsDataURL(file); });
+  await send("chromium_json_data_url", {headers: {"Content-Type": "application/json"},
+                                        body: JSON.stringify({name: "x.gz", data: url, note: text})});
+  document.title = "done";
+})();
+</script></body></html>"""
+
+
+def chromium(args, capture, twin, gz_data, text):
+    """What headless Chromium sends: a form element with a file input, FormData with a Blob,
+    URLSearchParams and JSON with a FileReader data URL."""
+    path = "/page/%s.html" % twin
+    PAGES[path] = CHROMIUM_PAGE % {"twin": twin, "gz": b64(gz_data).decode(), "text": b64(text).decode()}
+    r = subprocess.run([args.chromium, "--headless=new", "--no-sandbox", "--disable-gpu",
+                        "--no-first-run", "--user-data-dir=" + os.path.join(args.work, "chromium-" + twin),
+                        "--virtual-time-budget=15000", "--dump-dom",
+                        "http://127.0.0.1:%d%s" % (capture, path)], capture_output=True, timeout=120)
+    if b"<title>done</title>" not in r.stdout:
+        sys.exit("chromium did not send its requests: " + r.stderr.decode(errors="replace")[-2000:])
+    return ["chromium_form_element", "chromium_formdata_blob", "chromium_urlsearchparams", "chromium_json_data_url"]
 
 
 def replay(port, key, headers, body):
@@ -896,6 +950,7 @@ def main():
     for a in ("clamdb", "work", "php", "node", "node-modules"):
         ap.add_argument("--" + a, required=True)
     ap.add_argument("--only", default="")
+    ap.add_argument("--chromium", default="")
     args = ap.parse_args()
     os.makedirs(args.work, exist_ok=True)
     server = Backend(("127.0.0.1", args.backend), Handler)
