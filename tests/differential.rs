@@ -42,7 +42,14 @@ fn no_request_shape_carries_a_file_past_the_module() {
         .arg(cicap.dir.join("db"))
         .arg("--work")
         .arg(&work)
-        .args(["--php", "php-cgi", "--node", "node", "--chromium", "chromium"])
+        .args([
+            "--php",
+            "php-cgi",
+            "--node",
+            "node",
+            "--chromium",
+            "chromium",
+        ])
         .arg("--node-modules")
         .arg(deps.join("node/node_modules"))
         .output()

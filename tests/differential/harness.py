@@ -495,6 +495,151 @@ def ce_two_headers(p):
 
 
 # ---------------------------------------------------------------------------------------------
+# Generated cases: the operators above combined at random (seeded: the same seed, the same
+# cases). Each generated shape is one that every parser reads the same way, so its benign twin
+# must pass; its attack must be blocked.
+
+import random
+
+# Unquoted, a ',' is where PHP cuts a boundary (refused, see m_boundary_comma): only quoted.
+ODD_BOUNDARIES = [b"plain-boundary-1234", b"b" * 150, b"~#!%'()+_-./:=?x", b"with space", b"a;b=c",
+                  b"quoted,comma"]
+
+
+def gen_multipart(rng):
+    eol = rng.choice([b"\r\n", b"\n"])
+    boundary = rng.choice(ODD_BOUNDARIES)
+    quoted = boundary in (b"with space", b"a;b=c", b"quoted,comma") or rng.random() < 0.3
+    ct = "multipart/form-data; boundary=" + ('"%s"' % boundary.decode() if quoted else boundary.decode())
+    preamble = rng.choice([b"", b"a preamble" + eol])
+    epilogue = rng.choice([b"", b"an epilogue" + eol])
+    padding = rng.choice([b"", b"  \t"])
+    decoys = rng.randrange(0, 12)
+    position = rng.randrange(0, decoys + 1)
+    disposition = rng.choice([
+        b'Content-Disposition: form-data; name="file"; filename="x.gz"',
+        b'Content-Disposition: form-data; name="file"',
+        b"Content-Disposition: form-data; name=\"file\"; filename*=UTF-8''x%20y.gz",
+        b'Content-Disposition: form-data; name="file"; filename',
+        b'content-disposition: FORM-DATA; NAME=file; FILENAME=x.gz',
+    ])
+    types = rng.choice([[], [CT_GZ], [b"Content-Type: text/plain"], [b"Content-Type: multipart/mixed"],
+                        [b"Content-Type: text/plain", CT_GZ]])
+    encoding = rng.choice(["raw", "cte-base64", "cte-base64-params", "cte-qp", "text-base64",
+                           "data-url", "uuencode-raw", "text"])
+    fold = rng.random() < 0.2
+    close = rng.random() < 0.85
+
+    def make(p):
+        data, extra = gz(p), []
+        if encoding == "cte-base64":
+            data, extra = b64(gz(p)), [b"Content-Transfer-Encoding: base64"]
+        elif encoding == "cte-base64-params":
+            data, extra = b64(gz(p)), [b"Content-Transfer-Encoding: Base64; x=y"]
+        elif encoding == "cte-qp":
+            data, extra = b"".join(b"=%02X" % c for c in gz(p)), [b"Content-Transfer-Encoding: quoted-printable"]
+        elif encoding == "text-base64":
+            data = b64(gz(p))
+        elif encoding == "data-url":
+            data = b"data:application/gzip;base64," + b64(gz(p))
+        elif encoding == "uuencode-raw":
+            extra = [b"Content-Transfer-Encoding: x-uuencode"]
+        elif encoding == "text":
+            data = b"note: " + p
+        cd = disposition.replace(b"; name", b";" + eol + b" name") if fold else disposition
+        payload = part([cd] + types + extra, data, eol)
+        parts = []
+        drng = random.Random(decoys * 7919 + position)
+        for i in range(decoys):
+            kind = drng.randrange(3)
+            body = [b"decoy text %d" % i, drng.randbytes(drng.randrange(1, 300)).replace(boundary, b""),
+                    b64(b"decoy %d " % i * 12)][kind]
+            parts.append(part([b'Content-Disposition: form-data; name="d%d"' % i], body, eol))
+        parts.insert(position, payload)
+        body = form(parts, boundary=boundary, eol=eol, preamble=preamble, epilogue=epilogue, close=close)
+        if padding:
+            body = body.replace(b"--" + boundary + eol, b"--" + boundary + padding + eol)
+        return [("Content-Type", ct)], body
+    return make
+
+
+def gen_json(rng):
+    enc = rng.choice(["utf-8", "utf-8-sig", "utf-16-le", "utf-16-be", "utf-16", "utf-32-be", "utf-32"])
+    spelling = rng.choice(["escaped", "unicode", "base64", "base64url", "data-url", "wrapped", "slashes"])
+    depth = rng.randrange(0, 40)
+    decoys = rng.randrange(0, 25)
+    lead = rng.choice(["", "   ", "\r\n" * 50])
+    ctype = rng.choice(["application/json", "application/vnd.api+json", "text/plain", None,
+                        "application/x-www-form-urlencoded"])
+
+    def make(p):
+        if spelling == "escaped":
+            value = p.decode("latin1")
+        elif spelling == "unicode":
+            value = None
+        elif spelling == "base64":
+            value = b64(gz(p)).decode()
+        elif spelling == "base64url":
+            value = base64.urlsafe_b64encode(gz(p)).decode().rstrip("=")
+        elif spelling == "data-url":
+            value = "data:application/gzip;base64," + b64(gz(p)).decode()
+        elif spelling == "wrapped":
+            t = b64(gz(p)).decode()
+            value = "\r\n".join(t[i:i + 76] for i in range(0, len(t), 76))
+        else:
+            value = b64(gz(p)).decode()
+        obj = {"d%d" % i: b64(b"decoy %d " % i * 15).decode() for i in range(decoys)}
+        obj["payload"] = value if value is not None else "@@U@@"
+        for _ in range(depth):
+            obj = {"nested": [obj]}
+        text = json.dumps(obj, ensure_ascii=rng_ascii)
+        if value is None:
+            text = text.replace('"@@U@@"', '"%s"' % "".join("\\u%04x" % c for c in p))
+        if spelling == "slashes":
+            text = text.replace("/", "\\/")
+        headers = [("Content-Type", ctype)] if ctype else []
+        return headers, (lead + text).encode(enc)
+    rng_ascii = rng.random() < 0.5
+    return make
+
+
+def gen_urlencoded(rng):
+    spelling = rng.choice(["percent-all", "percent-minimal", "base64", "base64-plus-raw", "raw-text"])
+    decoys = rng.randrange(0, 40)
+    position = rng.randrange(0, decoys + 1)
+    extra = rng.choice([b"", "city=Montréal".encode(), b"t=a\tb", b"x=%ZZ%2"])
+    trailing = rng.choice([b"", b"\n", b"&"])
+
+    def make(p):
+        if spelling == "percent-all":
+            v = b"".join(b"%%%02X" % c for c in gz(p))
+        elif spelling == "percent-minimal":
+            v = q(gz(p))
+        elif spelling == "base64":
+            v = q(b64(gz(p)))
+        elif spelling == "base64-plus-raw":
+            v = b64(gz(p)).replace(b"=", b"%3D").replace(b"/", b"%2F")
+        else:
+            v = q(p)
+        fields = [b"d%d=" % i + q(b"decoy value %d" % i) for i in range(decoys)]
+        fields.insert(position, b"payload=" + v)
+        if extra:
+            fields.append(extra)
+        return FORM, b"&".join(fields) + trailing
+    return make
+
+
+def generated(seed, counts=(30, 20, 15)):
+    rng = random.Random(seed)
+    out = {}
+    for kind, gen, n in (("mp", gen_multipart, counts[0]), ("json", gen_json, counts[1]),
+                         ("url", gen_urlencoded, counts[2])):
+        for i in range(n):
+            out["gen_%s_%02d" % (kind, i)] = gen(random.Random(rng.random()))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
 # The recording backend.
 
 RECEIVED = {}
@@ -951,6 +1096,7 @@ def main():
         ap.add_argument("--" + a, required=True)
     ap.add_argument("--only", default="")
     ap.add_argument("--chromium", default="")
+    ap.add_argument("--seed", type=int, default=int(os.environ.get("DIFF_SEED", "20")))
     args = ap.parse_args()
     os.makedirs(args.work, exist_ok=True)
     server = Backend(("127.0.0.1", args.backend), Handler)
@@ -961,7 +1107,9 @@ def main():
     for key, (headers, body) in clients.items():
         sent["client:" + key] = (headers, body)
         statuses["client:" + key] = replay(args.nginx, "client:" + key, headers, body)
-    for name, make in sorted(CASES.items()):
+    cases = dict(CASES)
+    cases.update(generated(args.seed))
+    for name, make in sorted(cases.items()):
         if args.only and args.only not in name:
             continue
         for twin, payload in (("attack", EICAR), ("benign", BENIGN)):
@@ -1010,8 +1158,9 @@ def main():
             else:
                 failures.append("%s (benign): status %d" % (name, status))
 
-    print("differential: %d cases (%d of them real clients' requests), each with a benign twin"
-          % (len(sent) // 2, len(clients) // 2))
+    print("differential: %d cases (%d of them real clients' requests, %d generated with seed %d), "
+          "each with a benign twin" % (len(sent) // 2, len(clients) // 2,
+                                       sum(k.startswith("gen_") for k in sent) // 2, args.seed))
     print("attacks: %(blocked)d blocked, %(refused)d refused, %(forwarded clean)d forwarded with nothing flagged" % counts)
     for name, status in refused_twins:
         print("benign twin refused (%d): %s — %s" % (status, name, JUSTIFIED.get(name, "NOT JUSTIFIED")))

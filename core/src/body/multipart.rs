@@ -239,7 +239,9 @@ impl Splitter {
         match self.byte_before(i, 1) {
             None => Ok(0),
             Some(b'\n') => {
-                if self.byte_before(i, 2) == Some(b'\r') {
+                // In a bare-LF form a CR before the LF is the data's last byte: every parser
+                // splits there, those that want CRLF too.
+                if self.byte_before(i, 2) == Some(b'\r') && self.eol != Some(Eol::Lf) {
                     self.observe(Eol::Crlf)?;
                     Ok(2)
                 } else {
