@@ -65,6 +65,8 @@ fn pass() {
         ("http://h:0", "invalid port"),
         ("http://u@h", "user info"),
         ("http://[zz]", "invalid host"),
+        // Cut inside a UTF-8 character where a scheme would end: an error, not an abort.
+        ("http:/é", "invalid URL prefix"),
     ] {
         let c = nginx::check_http(&format!(
             "server {{ listen 127.0.0.1:%PORT%; location / {{ ometascan_pass {url}; }} }}"

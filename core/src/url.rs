@@ -157,9 +157,12 @@ impl fmt::Display for ScannerUrl {
     }
 }
 
+/// `s` without an ASCII `prefix` in any case. Compared as bytes: a value whose first bytes
+/// end inside a UTF-8 character is no match (slicing the `str` there would panic).
 fn strip_prefix_ci<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
-    if s.len() >= prefix.len() && s[..prefix.len()].eq_ignore_ascii_case(prefix) {
-        Some(&s[prefix.len()..])
+    let head = s.as_bytes().get(..prefix.len())?;
+    if head.eq_ignore_ascii_case(prefix.as_bytes()) {
+        s.get(prefix.len()..)
     } else {
         None
     }
@@ -168,6 +171,20 @@ fn strip_prefix_ci<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_value_cut_inside_a_utf8_character_is_refused_not_a_panic() {
+        // Found by fuzzing: the 7th byte of "http:/é" is inside the "é".
+        for v in [
+            "http:/é",
+            "https:/\u{e9}x",
+            "icaps:/€€",
+            "é",
+            "icap:/\u{10348}",
+        ] {
+            assert!(ScannerUrl::parse(v).is_err(), "{v}");
+        }
+    }
 
     #[test]
     fn parses_all_forms() {
