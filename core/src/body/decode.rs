@@ -167,7 +167,9 @@ pub fn decode_within(
 fn inflate(input: BodyRead, out: &mut Bounded) -> io::Result<u64> {
     let mut input = input;
     let mut head = [0u8; 2];
-    let n = input.read(&mut head)?;
+    // Both bytes, however the body is cut: one read may return a single byte, and the
+    // choice between zlib and raw must not depend on that.
+    let n = read_up_to(&mut input, &mut head)?;
     let zlib =
         n == 2 && (u16::from(head[0]) << 8 | u16::from(head[1])) % 31 == 0 && head[0] & 0x0f == 8;
     let chained = io::Cursor::new(head[..n].to_vec()).chain(input);
@@ -466,6 +468,23 @@ mod tests {
             decode(&mem(&[&bomb]), Coding::Zstd, &dir),
             Err(ScanError::DecodedTooLarge(_))
         ));
+    }
+
+    #[test]
+    fn deflate_reads_zlib_or_raw_the_same_whatever_the_first_piece() {
+        let dir = std::env::temp_dir();
+        let data = b"X5O!P%@AP[4\\PZX54(P^)7CC)7}$EICAR".repeat(50);
+        let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+        z.write_all(&data).unwrap();
+        let z = z.finish().unwrap();
+        for cut in 1..4 {
+            let (a, b) = z.split_at(cut);
+            assert_eq!(
+                bytes_of(&decode(&mem(&[a, b]), Coding::Deflate, &dir).unwrap()),
+                data,
+                "first piece of {cut} byte(s)"
+            );
+        }
     }
 
     #[test]
