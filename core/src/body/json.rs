@@ -61,17 +61,6 @@ fn detect(head: &[u8]) -> (Encoding, usize) {
     }
 }
 
-/// Whether a body starting with `head` is JSON by its content.
-pub fn looks_like_json(head: &[u8]) -> bool {
-    let (enc, bom) = detect(head);
-    let mut t = Transcoder::new(enc);
-    let mut utf8 = Vec::new();
-    t.feed(&head[bom..], &mut utf8);
-    utf8.iter()
-        .find(|b| !b" \t\r\n".contains(b))
-        .is_some_and(|&b| b == b'{' || b == b'[')
-}
-
 /// Turns code units of the body's encoding into UTF-8 (invalid ones into U+FFFD).
 struct Transcoder {
     enc: Encoding,
@@ -312,6 +301,33 @@ impl<'a> Tokenizer<'a> {
         Ok(())
     }
 
+    /// The character after a backslash.
+    fn escape(&mut self, b: u8) -> Result<(), ScanError> {
+        self.lex = Lex::InString;
+        let c = match b {
+            b'"' => b'"',
+            b'\\' => b'\\',
+            b'/' => b'/',
+            b'b' => 0x08,
+            b'f' => 0x0c,
+            b'n' => b'\n',
+            b'r' => b'\r',
+            b't' => b'\t',
+            b'u' => {
+                self.lex = Lex::Unicode(0, 0);
+                return Ok(());
+            }
+            other => {
+                // Not JSON; a lenient reader keeps both characters.
+                return self.emit(&[b'\\', other]);
+            }
+        };
+        if self.high.take().is_some() {
+            self.emit_char(0xfffd)?;
+        }
+        self.emit(&[c])
+    }
+
     fn byte(&mut self, b: u8) -> Result<(), ScanError> {
         match self.lex {
             Lex::Outside => match b {
@@ -351,31 +367,7 @@ impl<'a> Tokenizer<'a> {
                     self.emit(&[b])?;
                 }
             },
-            Lex::Escape => {
-                self.lex = Lex::InString;
-                let c = match b {
-                    b'"' => b'"',
-                    b'\\' => b'\\',
-                    b'/' => b'/',
-                    b'b' => 0x08,
-                    b'f' => 0x0c,
-                    b'n' => b'\n',
-                    b'r' => b'\r',
-                    b't' => b'\t',
-                    b'u' => {
-                        self.lex = Lex::Unicode(0, 0);
-                        return Ok(());
-                    }
-                    other => {
-                        // Not JSON; a lenient reader keeps both characters.
-                        return self.emit(&[b'\\', other]);
-                    }
-                };
-                if self.high.take().is_some() {
-                    self.emit_char(0xfffd)?;
-                }
-                self.emit(&[c])?;
-            }
+            Lex::Escape => self.escape(b)?,
             Lex::Unicode(n, v) => {
                 let Some(d) = (b as char).to_digit(16) else {
                     // A broken escape: kept as it stands.
@@ -567,7 +559,7 @@ mod tests {
             .flat_map(|c| (c as u32).to_le_bytes())
             .collect();
         for body in [le, be_bom, u32le] {
-            assert!(looks_like_json(&body[..16]));
+            assert!(is_json(&mem(&[&body[..16]])).unwrap());
             for cut in [1usize, 3, 5, 4096] {
                 let pieces: Vec<&[u8]> = body.chunks(cut).collect();
                 let got = run(&pieces);
@@ -575,8 +567,8 @@ mod tests {
                 assert_eq!(joined, format!("{EICAR}\n").as_bytes());
             }
         }
-        assert!(looks_like_json(b"\xef\xbb\xbf \n[1]"));
-        assert!(!looks_like_json(b"a=1&b={}"));
+        assert!(is_json(&mem(&[b"\xef\xbb\xbf \n[1]"])).unwrap());
+        assert!(!is_json(&mem(&[b"a=1&b={}"])).unwrap());
         let spaces = format!("{}{{\"a\": 1}}", " \r\n\t".repeat(10_000));
         let pieces: Vec<&[u8]> = spaces.as_bytes().chunks(1000).collect();
         assert!(is_json(&mem(&pieces)).unwrap());
