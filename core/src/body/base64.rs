@@ -65,15 +65,30 @@ pub struct Base64Sniffer<'a> {
     sink: BodySink<'a>,
 }
 
-fn sextet(b: u8) -> Option<u8> {
-    match b {
-        b'A'..=b'Z' => Some(b - b'A'),
-        b'a'..=b'z' => Some(b - b'a' + 26),
-        b'0'..=b'9' => Some(b - b'0' + 52),
-        b'+' | b'-' => Some(62),
-        b'/' | b'_' => Some(63),
-        _ => None,
+/// The value of each base64 character of either alphabet; 0x80 for every other byte.
+const SEXTETS: [u8; 256] = {
+    let mut t = [0x80u8; 256];
+    let mut i = 0;
+    while i < 26 {
+        t[b'A' as usize + i] = i as u8;
+        t[b'a' as usize + i] = 26 + i as u8;
+        i += 1;
     }
+    let mut d = 0;
+    while d < 10 {
+        t[b'0' as usize + d] = 52 + d as u8;
+        d += 1;
+    }
+    t[b'+' as usize] = 62;
+    t[b'-' as usize] = 62;
+    t[b'/' as usize] = 63;
+    t[b'_' as usize] = 63;
+    t
+};
+
+fn sextet(b: u8) -> Option<u8> {
+    let v = SEXTETS[usize::from(b)];
+    (v & 0x80 == 0).then_some(v)
 }
 
 impl<'a> Base64Sniffer<'a> {
@@ -107,7 +122,26 @@ impl<'a> Base64Sniffer<'a> {
     }
 
     pub fn feed(&mut self, data: &[u8]) -> Result<(), ScanError> {
-        for &b in data {
+        let mut i = 0;
+        while i < data.len() {
+            if self.state == State::Data && self.quad_len == 0 {
+                // Whole quanta of four base64 characters at once; anything else byte by byte.
+                while let Some(q) = data.get(i..i + 4) {
+                    let [a, b, c, d] = [q[0], q[1], q[2], q[3]].map(|x| SEXTETS[usize::from(x)]);
+                    if (a | b | c | d) & 0x80 != 0 {
+                        break;
+                    }
+                    self.out
+                        .extend_from_slice(&[a << 2 | b >> 4, b << 4 | c >> 2, c << 6 | d]);
+                    self.chars += 4;
+                    i += 4;
+                }
+                if i >= data.len() {
+                    break;
+                }
+            }
+            let b = data[i];
+            i += 1;
             if self.state == State::Done {
                 if sextet(b).is_some() {
                     self.more_after_end = true;
@@ -120,7 +154,7 @@ impl<'a> Base64Sniffer<'a> {
                 break;
             }
         }
-        if self.out.len() >= 4096 {
+        if self.out.len() >= 64 * 1024 {
             self.sink.push(&self.out)?;
             self.out.clear();
         }

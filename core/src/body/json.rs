@@ -328,6 +328,25 @@ impl<'a> Tokenizer<'a> {
         self.emit(&[c])
     }
 
+    /// A piece of the body (UTF-8): runs of plain string characters are taken whole, the
+    /// rest byte by byte.
+    fn feed(&mut self, data: &[u8]) -> Result<(), ScanError> {
+        let mut i = 0;
+        while i < data.len() {
+            if self.lex == Lex::InString && self.high.is_none() {
+                let run = memchr::memchr2(b'"', b'\\', &data[i..]).unwrap_or(data.len() - i);
+                if run > 0 {
+                    self.emit(&data[i..i + run])?;
+                    i += run;
+                    continue;
+                }
+            }
+            self.byte(data[i])?;
+            i += 1;
+        }
+        Ok(())
+    }
+
     fn byte(&mut self, b: u8) -> Result<(), ScanError> {
         match self.lex {
             Lex::Outside => match b {
@@ -424,17 +443,13 @@ pub fn strings(body: &RequestBody, dir: &Path, max_objects: usize) -> Result<Str
         utf8.clear();
         tc.feed(&data[*bom..], &mut utf8);
         *bom = 0;
-        for &b in &utf8 {
-            t.byte(b)?;
-        }
+        t.feed(&utf8)?;
     }
     if transcoder.is_none() {
         let (enc, bom) = detect(&head);
         let mut tc = Transcoder::new(enc);
         tc.feed(&head[bom.min(head.len())..], &mut utf8);
-        for &b in &utf8 {
-            t.byte(b)?;
-        }
+        t.feed(&utf8)?;
     }
     // A string cut by the end of the body is handed over as far as it goes.
     if matches!(t.lex, Lex::InString | Lex::Escape | Lex::Unicode(..)) {

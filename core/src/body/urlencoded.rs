@@ -113,9 +113,16 @@ pub fn decode_bytes(raw: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(raw.len());
     let mut i = 0;
     while i < raw.len() {
+        // Runs without `%` or `+` are copied whole.
+        let run = memchr::memchr2(b'%', b'+', &raw[i..]).unwrap_or(raw.len() - i);
+        out.extend_from_slice(&raw[i..i + run]);
+        i += run;
+        if i >= raw.len() {
+            break;
+        }
         match raw[i] {
             b'+' => out.push(b' '),
-            b'%' => match (
+            _ => match (
                 raw.get(i + 1).copied().and_then(hex),
                 raw.get(i + 2).copied().and_then(hex),
             ) {
@@ -125,7 +132,6 @@ pub fn decode_bytes(raw: &[u8]) -> Vec<u8> {
                 }
                 _ => out.push(b'%'),
             },
-            b => out.push(b),
         }
         i += 1;
     }
