@@ -56,6 +56,8 @@ pub struct Base64Sniffer<'a> {
     reading: Reading,
     /// Base64 characters came after the padding that ended Python's reading: PHP's differs.
     more_after_end: bool,
+    /// Something other than padding and white space came after that padding.
+    other_after_end: bool,
     state: State,
     prefix: Vec<u8>,
     quad: [u8; 4],
@@ -100,6 +102,7 @@ impl<'a> Base64Sniffer<'a> {
         Base64Sniffer {
             reading,
             more_after_end: false,
+            other_after_end: false,
             state: State::Start,
             prefix: Vec::new(),
             quad: [0; 4],
@@ -119,6 +122,14 @@ impl<'a> Base64Sniffer<'a> {
     /// that ended it).
     pub fn more_after_end(&self) -> bool {
         self.more_after_end
+    }
+
+    /// Whether the value, so far, is base64 from its first character to its last (padding
+    /// and white space aside): then it has no format of its own, its decoding is all there is.
+    pub fn whole(&self) -> bool {
+        matches!(self.state, State::Data | State::Done)
+            && !self.more_after_end
+            && !self.other_after_end
     }
 
     pub fn feed(&mut self, data: &[u8]) -> Result<(), ScanError> {
@@ -147,6 +158,7 @@ impl<'a> Base64Sniffer<'a> {
                     self.more_after_end = true;
                     break;
                 }
+                self.other_after_end |= b != b'=' && !b.is_ascii_whitespace();
                 continue;
             }
             self.byte(b);

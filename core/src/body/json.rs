@@ -239,10 +239,14 @@ impl<'a> Tokenizer<'a> {
             self.key.clone()
         };
         let mut php_differs = false;
+        let mut whole = false;
         if let Some(s) = cur.sniffer.take() {
             php_differs = s.more_after_end();
+            whole = s.whole();
             if let Some(decoded) = s.finish()? {
                 self.object(key.clone(), decoded, true)?;
+            } else {
+                whole = false;
             }
         }
         if php_differs {
@@ -265,6 +269,9 @@ impl<'a> Tokenizer<'a> {
             }
         }
         match cur.spill {
+            // Long, unescaped (so it stands as it is in the body, which is scanned) and base64
+            // from end to end: its decoding, scanned above, is all it holds besides.
+            Some(_) if whole && !cur.escaped => self.last_short = None,
             Some(sink) => {
                 self.last_short = None;
                 self.object(key, sink.finish()?.into(), false)?;
@@ -588,6 +595,22 @@ mod tests {
         let pieces: Vec<&[u8]> = spaces.as_bytes().chunks(1000).collect();
         assert!(is_json(&mem(&pieces)).unwrap());
         assert!(!is_json(&mem(&[b"   x{"])).unwrap());
+    }
+
+    #[test]
+    fn a_long_unescaped_base64_string_is_scanned_decoded_and_an_escaped_one_also_as_text() {
+        let data: Vec<u8> = (0..10_000u32).map(|i| (i * 7) as u8).collect();
+        let b64 = base64::engine::general_purpose::STANDARD.encode(&data);
+        assert!(b64.contains('/'));
+        let plain = format!("{{\"data\": \"{b64}\"}}");
+        let got = run(&[plain.as_bytes()]);
+        assert_eq!((got.decoded.len(), got.alone.len()), (1, 0));
+        let escaped = format!("{{\"data\": \"{}\"}}", b64.replace('/', "\\/"));
+        let got = run(&[escaped.as_bytes()]);
+        assert_eq!((got.decoded.len(), got.alone.len()), (1, 1));
+        let trailing = format!("{{\"data\": \"{b64}<html>\"}}");
+        let got = run(&[trailing.as_bytes()]);
+        assert_eq!((got.decoded.len(), got.alone.len()), (1, 1));
     }
 
     #[test]
