@@ -67,13 +67,14 @@ impl<'a> Jobs<'a> {
         }
     }
 
-    fn push(&mut self, job: Job) -> Result<(), ScanError> {
+    fn push(&mut self, mut job: Job) -> Result<(), ScanError> {
         let max = self.opts.body_limits.max_objects;
         if self.jobs.len() >= max {
             return Err(ScanError::over_limit(format!(
                 "more than {max} objects to scan in one request"
             )));
         }
+        job.label = printable(&job.label);
         self.jobs.push(job);
         Ok(())
     }
@@ -158,6 +159,20 @@ impl<'a> Jobs<'a> {
         }
         Ok(self.jobs)
     }
+}
+
+/// A label for the error log: names, keys and file names are the client's, so control
+/// characters (an escaped newline in a JSON key) are written as `\xNN`, never as themselves.
+fn printable(label: &str) -> String {
+    let mut out = String::with_capacity(label.len());
+    for c in label.chars() {
+        if c.is_control() {
+            out.push_str(&format!("\\x{:02x}", u32::from(c)));
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// Every object of the request to scan (at least one).
@@ -427,5 +442,18 @@ fn file_request(req: &ScanRequest, p: &Part) -> ScanRequest {
         headers,
         body: part_body(&req.body, p.offset, p.len),
         ..req.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_carry_no_control_characters() {
+        assert_eq!(
+            printable("JSON key \"a\nforged [error] line\u{1b}[31m\""),
+            "JSON key \"a\\x0aforged [error] line\\x1b[31m\""
+        );
     }
 }
