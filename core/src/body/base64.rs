@@ -290,10 +290,15 @@ impl<'a> Base64Sniffer<'a> {
 /// Every reading of a body as base64 (none when it is no base64; two when PHP's and Python's
 /// differ), see the module docs.
 pub fn sniff(body: &RequestBody, dir: &Path) -> Result<Vec<RequestBody>, ScanError> {
-    let (first, differs) = decode_as(body, dir, Reading::Python)?;
-    let mut out: Vec<RequestBody> = first.into_iter().collect();
+    readings(body, dir, Reading::Python)
+}
+
+/// The `first` reading, and PHP's where it differs.
+fn readings(body: &RequestBody, dir: &Path, first: Reading) -> Result<Vec<RequestBody>, ScanError> {
+    let (decoded, differs) = decode_as(body, dir, first)?;
+    let mut out: Vec<RequestBody> = decoded.into_iter().collect();
     if differs {
-        out.extend(decode_as(body, dir, Reading::Php)?.0);
+        out.extend(php_reading(body, dir)?);
     }
     Ok(out)
 }
@@ -325,12 +330,7 @@ pub fn php_reading(body: &RequestBody, dir: &Path) -> Result<Option<RequestBody>
 
 /// A part declared in base64, decoded as Django decodes it (and as PHP, when that differs).
 pub fn declared(body: &RequestBody, dir: &Path) -> Result<Vec<RequestBody>, ScanError> {
-    let (first, differs) = decode_as(body, dir, Reading::Discard)?;
-    let mut out: Vec<RequestBody> = first.into_iter().collect();
-    if differs {
-        out.extend(decode_as(body, dir, Reading::Php)?.0);
-    }
-    Ok(out)
+    readings(body, dir, Reading::Discard)
 }
 
 /// One reading, and whether PHP's differs from it.
