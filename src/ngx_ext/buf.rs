@@ -157,3 +157,155 @@ pub unsafe fn body_chain(
     }
     first
 }
+
+/// The same body in one new temp file made like the request's own (`client_body_temp_path`,
+/// persistent and clean as nginx or WebDAV asked, same access bits), which replaces it:
+/// `(*r).request_body->temp_file` names the new file, the old one is emptied, and the chain
+/// returned is one file buffer over the whole body. `None` when the request has no temp file,
+/// the file cannot be created or written, or out of memory.
+///
+/// What needs it: WebDAV's `PUT` renames `temp_file` into place, and `client_body_in_file_only`
+/// promises `$request_body_file`; a chain of memory buffers would break both.
+///
+/// # Safety
+/// `r` must be a live main request on the nginx thread whose body nginx has read, and no scan
+/// may hold the body (the parts of `body` may be ranges of the old file; they are read before it
+/// is emptied).
+pub unsafe fn body_in_new_temp_file(
+    r: *mut ngx_http_request_t,
+    body: &ometascan_core::RequestBody,
+) -> Option<*mut ngx_chain_t> {
+    use std::io::Write;
+    use std::os::fd::FromRawFd;
+    use std::os::unix::fs::FileExt;
+    // SAFETY: r is live; its body and temp file (when set) are the request's, from its pool.
+    let (pool, log, old) = unsafe {
+        let rb = (*r).request_body;
+        if rb.is_null() || (*rb).temp_file.is_null() {
+            return None;
+        }
+        ((*r).pool, (*(*r).connection).log, (*rb).temp_file)
+    };
+    // SAFETY: allocations from the request's live pool.
+    let (tf, b, cl) = unsafe {
+        (
+            ngx_pcalloc(pool, std::mem::size_of::<ngx_temp_file_t>()) as *mut ngx_temp_file_t,
+            ngx_pcalloc(pool, std::mem::size_of::<ngx_buf_t>()) as *mut ngx_buf_t,
+            ngx_alloc_chain_link(pool),
+        )
+    };
+    if tf.is_null() || b.is_null() || cl.is_null() {
+        return None;
+    }
+    // SAFETY: tf is fresh pool memory of its type, old the request's temp file; the new file's
+    // cleanup (registered by nginx in the same pool) closes and, when clean, removes it.
+    let fd = unsafe {
+        (*tf).file.fd = NGX_INVALID_FILE;
+        (*tf).file.log = log;
+        (*tf).path = (*old).path;
+        (*tf).pool = pool;
+        (*tf).warn = (*old).warn;
+        (*tf).access = (*old).access;
+        (*tf).set_log_level((*old).log_level());
+        (*tf).set_persistent((*old).persistent());
+        (*tf).set_clean((*old).clean());
+        let rc = ngx_create_temp_file(
+            &mut (*tf).file,
+            (*tf).path,
+            pool,
+            (*tf).persistent() as ngx_uint_t,
+            (*tf).clean() as ngx_uint_t,
+            (*tf).access,
+        );
+        if rc != NGX_OK as ngx_int_t {
+            return None;
+        }
+        (*tf).file.fd
+    };
+    // SAFETY: fd is the new file's open descriptor, owned by the pool cleanup: the File made
+    // from it is never dropped (ManuallyDrop), so it is closed once, by nginx.
+    let out = std::mem::ManuallyDrop::new(unsafe { std::fs::File::from_raw_fd(fd) });
+    let mut written = 0u64;
+    let mut chunk = vec![0u8; 64 * 1024];
+    for part in body.parts() {
+        match part {
+            ometascan_core::BodyPart::Memory(bytes) => (&*out).write_all(bytes).ok()?,
+            ometascan_core::BodyPart::File { file, offset, len } => {
+                let mut done = 0u64;
+                while done < *len {
+                    let want = ((*len - done) as usize).min(chunk.len());
+                    let n = file.read_at(&mut chunk[..want], offset + done).ok()?;
+                    if n == 0 {
+                        return None;
+                    }
+                    (&*out).write_all(&chunk[..n]).ok()?;
+                    done += n as u64;
+                }
+            }
+        }
+        written += part.len();
+    }
+    // SAFETY: the old temp file's descriptor is open until the pool is destroyed; emptied so a
+    // kept file (client_body_in_file_only on) does not keep what the scanner replaced. tf, b and
+    // cl are fresh pool memory; the request body now names the new file.
+    unsafe {
+        if (*old).file.fd != NGX_INVALID_FILE {
+            libc::ftruncate((*old).file.fd, 0);
+        }
+        (*tf).offset = written as off_t;
+        (*tf).file.offset = written as off_t;
+        (*b).file = &mut (*tf).file;
+        (*b).set_in_file(1);
+        (*b).file_pos = 0;
+        (*b).file_last = written as off_t;
+        (*b).set_last_buf(1);
+        (*b).set_last_in_chain(1);
+        (*cl).buf = b;
+        (*cl).next = ptr::null_mut();
+        (*(*r).request_body).temp_file = tf;
+    }
+    Some(cl)
+}
+
+/// The same body in one memory buffer of the request pool (`client_body_in_single_buffer`).
+/// `None` when out of memory or when a file range cannot be read.
+///
+/// # Safety
+/// `r` must be a live request.
+pub unsafe fn body_in_one_buffer(
+    r: *mut ngx_http_request_t,
+    body: &ometascan_core::RequestBody,
+) -> Option<*mut ngx_chain_t> {
+    use std::os::unix::fs::FileExt;
+    let mut all = Vec::new();
+    all.try_reserve_exact(usize::try_from(body.len()).ok()?)
+        .ok()?;
+    for part in body.parts() {
+        match part {
+            ometascan_core::BodyPart::Memory(bytes) => all.extend_from_slice(bytes),
+            ometascan_core::BodyPart::File { file, offset, len } => {
+                let start = all.len();
+                all.resize(start + usize::try_from(*len).ok()?, 0);
+                file.read_exact_at(&mut all[start..], *offset).ok()?;
+            }
+        }
+    }
+    // SAFETY: r is live; allocations from its pool.
+    let (b, cl) = unsafe {
+        (
+            copy_to_buf((*r).pool, &all),
+            ngx_alloc_chain_link((*r).pool),
+        )
+    };
+    if b.is_null() || cl.is_null() {
+        return None;
+    }
+    // SAFETY: fresh pool memory.
+    unsafe {
+        (*b).set_last_buf(1);
+        (*b).set_last_in_chain(1);
+        (*cl).buf = b;
+        (*cl).next = ptr::null_mut();
+    }
+    Some(cl)
+}

@@ -101,6 +101,8 @@ pub unsafe extern "C" fn scan_handler(r: *mut ngx_http_request_t) -> ngx_int_t {
     if unsafe { ctx::create(r, fresh) }.is_none() {
         return NGX_HTTP_INTERNAL_SERVER_ERROR as ngx_int_t;
     }
+    // SAFETY: r is live, its body not read yet.
+    unsafe { store_as_dav_would(r) };
     // SAFETY: r is live; nginx calls body_handler once the body is read.
     let rc = unsafe { ngx_http_read_client_request_body(r, Some(body_handler)) };
     if rc >= NGX_HTTP_SPECIAL_RESPONSE as ngx_int_t {
@@ -109,6 +111,29 @@ pub unsafe extern "C" fn scan_handler(r: *mut ngx_http_request_t) -> ngx_int_t {
     // SAFETY: r is live; the reference taken by reading the body is given back.
     unsafe { ngx_http_finalize_request(r, NGX_DONE_) };
     NGX_DONE_
+}
+
+/// A `PUT` in a location without a content handler of its own (no `proxy_pass`, `fastcgi_pass`,
+/// ...) goes to the content phase's handlers, WebDAV's first: the body is read the way WebDAV
+/// reads it, into a kept file it can rename into place (and removed with the request unless
+/// WebDAV took it). WebDAV reads the body only when the scan is over, too late to ask for a
+/// file then. Other requests are read as the location says (`client_body_in_file_only`,
+/// `client_body_in_single_buffer`, which nginx has set on the request already).
+///
+/// # Safety
+/// `r` must be a live request whose body is not read yet.
+unsafe fn store_as_dav_would(r: *mut ngx_http_request_t) {
+    // SAFETY: r is live; the location's content handler was set when its location was found.
+    unsafe {
+        if (*r).method != NGX_HTTP_PUT as ngx_uint_t || (*r).content_handler.is_some() {
+            return;
+        }
+        (*r).set_request_body_in_file_only(1);
+        (*r).set_request_body_in_persistent_file(1);
+        (*r).set_request_body_in_clean_file(1);
+        (*r).set_request_body_file_group_access(1);
+        (*r).set_request_body_file_log_level(0);
+    }
 }
 
 /// The first `ometascan_bypass` value that is non-empty and not "0", if any (a value that

@@ -10,7 +10,7 @@ use ometascan_core::{ResponsePage, SanitizedBody, ScanError, Verdict};
 use super::ctx::{Ctx, State};
 use super::{log_debug, log_error, NGX_DECLINED_, NGX_DONE_};
 use crate::conf::{LocConf, OnError};
-use crate::ngx_ext::buf::body_chain;
+use crate::ngx_ext::buf::{body_chain, body_in_new_temp_file, body_in_one_buffer};
 use crate::ngx_ext::headers::{headers_in_named, pool_str, push_header_out, set_header_in};
 use crate::ngx_ext::page::{has_error_page, send_page};
 
@@ -206,11 +206,8 @@ unsafe fn replace_body(
         SanitizedBody::Parts(parts) => parts,
         one => one.into(),
     };
-    // SAFETY: r is live.
-    let chain = unsafe { body_chain(r, &whole) };
-    if chain.is_null() {
-        return None;
-    }
+    // SAFETY: r is live, its body read and no scan holds it.
+    let chain = unsafe { stored_like_the_original(r, &whole) }?;
     // SAFETY: chain and rb are live; rb->buf stays (the upstream module reuses it as its
     // output buffer).
     unsafe {
@@ -230,6 +227,39 @@ unsafe fn replace_body(
         unsafe { rename_disposition(r, &scanner_cd) }?;
     }
     Some(())
+}
+
+/// The replaced body stored in the form the location asked nginx for: in a new temp file when
+/// the original had to be in one (WebDAV's `PUT`, `client_body_in_file_only`) or was written to
+/// one under `client_body_in_single_buffer`, in one memory buffer under
+/// `client_body_in_single_buffer`, otherwise as a chain (memory, and file ranges of the
+/// scanner's spilled answer).
+///
+/// # Safety
+/// `r` must be a live main request whose body nginx has read, no scan holding it.
+unsafe fn stored_like_the_original(
+    r: *mut ngx_http_request_t,
+    body: &ometascan_core::RequestBody,
+) -> Option<*mut ngx_chain_t> {
+    // SAFETY: r is live; its request body was checked non-null by the caller.
+    let (file_only, single, in_file) = unsafe {
+        (
+            (*r).request_body_in_file_only() != 0,
+            (*r).request_body_in_single_buf() != 0,
+            !(*(*r).request_body).temp_file.is_null(),
+        )
+    };
+    if in_file && (file_only || single) {
+        // SAFETY: per the contract.
+        return unsafe { body_in_new_temp_file(r, body) };
+    }
+    if single {
+        // SAFETY: r is live.
+        return unsafe { body_in_one_buffer(r, body) };
+    }
+    // SAFETY: r is live.
+    let chain = unsafe { body_chain(r, body) };
+    (!chain.is_null()).then_some(chain)
 }
 
 /// Every copy of the client's `Content-Disposition` gets the scanner's filename.
