@@ -36,6 +36,79 @@ pub fn find<'a>(headers: &'a [(Bytes, Bytes)], name: &str) -> Option<&'a Bytes> 
         .map(|(_, v)| v)
 }
 
+/// Whether `name` is a field name as RFC 9110 defines it (a token: letters, digits and
+/// ``!#$%&'*+-.^_`|~``). nginx accepts others (`a@b`, `café`) under
+/// `ignore_invalid_headers off`.
+pub fn is_token(name: &[u8]) -> bool {
+    !name.is_empty()
+        && name.iter().all(|&b| {
+            b.is_ascii_alphanumeric()
+                || matches!(
+                    b,
+                    b'!' | b'#'
+                        | b'$'
+                        | b'%'
+                        | b'&'
+                        | b'\''
+                        | b'*'
+                        | b'+'
+                        | b'-'
+                        | b'.'
+                        | b'^'
+                        | b'_'
+                        | b'`'
+                        | b'|'
+                        | b'~'
+                )
+        })
+}
+
+/// Whether `value` is a field value as RFC 9110 defines it: visible characters, spaces, tabs
+/// and obs-text (bytes 0x80-0xFF); no control bytes (nginx refuses CR, LF and NUL, but lets
+/// the others through).
+pub fn is_field_value(value: &[u8]) -> bool {
+    value
+        .iter()
+        .all(|&b| b == b'\t' || (b' '..=b'~').contains(&b) || b >= 0x80)
+}
+
+/// Whether a field is one RFC 9110 allows on the wire (name and value).
+pub fn is_valid_field(name: &[u8], value: &[u8]) -> bool {
+    is_token(name) && is_field_value(value)
+}
+
+/// The fields that say how a body is framed, encoded or split into objects.
+const BODY_FIELDS: [&str; 6] = [
+    "contenttype",
+    "contentencoding",
+    "contentlength",
+    "transferencoding",
+    "contentdisposition",
+    "contenttransferencoding",
+];
+
+/// A client's field that HTTP forbids (a name that is not a token, a value with control bytes)
+/// and that a lenient parser could still read as one of the body's fields (`Content-Type `,
+/// `content\x01-type`, a `Content-Type` value with a control byte): its name, for the refusal.
+/// Such a field is the one kind of forbidden field the scan cannot leave aside, since the
+/// module and a backend would then disagree on what the body is.
+pub fn forbidden_body_field(client: &[(Bytes, Bytes)]) -> Option<String> {
+    client.iter().find_map(|(n, v)| {
+        if is_valid_field(n, v) {
+            return None;
+        }
+        let letters: Vec<u8> = n
+            .iter()
+            .filter(|b| b.is_ascii_alphabetic())
+            .map(u8::to_ascii_lowercase)
+            .collect();
+        BODY_FIELDS
+            .iter()
+            .any(|f| f.as_bytes() == letters)
+            .then(|| String::from_utf8_lossy(n).escape_debug().to_string())
+    })
+}
+
 /// Options that shape the header block sent to the scanner.
 #[derive(Debug, Clone, Default)]
 pub struct HeaderRules {
@@ -50,6 +123,9 @@ pub struct HeaderRules {
 /// Order: the client's fields minus hop-by-hop ones and `Content-Length` (with `Host` as the
 /// client sent it, or `default_host` when it sent none), then `Content-Length` when the body
 /// is framed by length, then `X-Forwarded-For` when enabled, then the set_header overrides.
+/// Fields HTTP forbids (see [`is_valid_field`]) are left out: they cannot be written to a
+/// scanner, which parses HTTP, and say nothing of the body (the ones that could are refused
+/// first, see [`forbidden_body_field`]); the backend gets the request as nginx forwards it.
 pub fn scan_headers(
     client: &[(Bytes, Bytes)],
     default_host: &[u8],
@@ -60,7 +136,7 @@ pub fn scan_headers(
     let mut out: HeaderList = Vec::with_capacity(client.len() + 4);
     let mut xff: Option<Vec<u8>> = None;
     for (n, v) in client {
-        if is_hop_by_hop(n) || n.eq_ignore_ascii_case(b"content-length") {
+        if is_hop_by_hop(n) || n.eq_ignore_ascii_case(b"content-length") || !is_valid_field(n, v) {
             continue;
         }
         if rules.x_forwarded_for && n.eq_ignore_ascii_case(b"x-forwarded-for") {
@@ -198,5 +274,52 @@ mod tests {
                 ("X-Key", "k1")
             ])
         );
+    }
+
+    #[test]
+    fn tokens_and_field_values_follow_rfc_9110() {
+        for ok in ["Content-Type", "x_y", "a!#$%&'*+-.^_`|~9"] {
+            assert!(is_token(ok.as_bytes()), "{ok}");
+        }
+        for bad in ["", "a@b", "café", "x{y}", "a b", "a:b", "a\"b", "a\u{1}"] {
+            assert!(!is_token(bad.as_bytes()), "{bad:?}");
+        }
+        assert!(is_field_value(b"text/plain; a=\"b\"\t\xe9"));
+        for bad in [&b"a\rb"[..], b"a\nb", b"a\0", b"a\x01", b"\x7f"] {
+            assert!(!is_field_value(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn forbidden_fields_are_left_out_of_the_scan_copy() {
+        let client = h(&[
+            ("Host", "a"),
+            ("a@b", "1"),
+            ("X-Ctl", "a\u{1}b"),
+            ("X", "y"),
+        ]);
+        let out = scan_headers(&client, b"s", None, "1", &HeaderRules::default());
+        assert_eq!(out, h(&[("Host", "a"), ("X", "y")]));
+        assert_eq!(forbidden_body_field(&client), None);
+    }
+
+    #[test]
+    fn a_forbidden_field_a_parser_could_read_as_a_body_field_is_named() {
+        for (n, v) in [
+            ("Content@Type", "multipart/form-data"),
+            ("content{encoding}", "gzip"),
+            ("Transfer\"Encoding", "chunked"),
+            ("Content-Type", "text/plain\u{1}"),
+            ("Content-Disposition", "attachment\u{7f}"),
+        ] {
+            assert!(forbidden_body_field(&h(&[(n, v)])).is_some(), "{n}: {v:?}");
+        }
+        for (n, v) in [
+            ("Content-Type", "multipart/form-data; boundary=b"),
+            ("X@Type", "multipart/form-data"),
+            ("Content-Typé", "x"),
+        ] {
+            assert_eq!(forbidden_body_field(&h(&[(n, v)])), None, "{n}: {v:?}");
+        }
     }
 }

@@ -34,6 +34,11 @@ impl Scanner {
         opts: ScanOptions,
         multipart: bool,
     ) -> ScanOutcome {
+        if let Some(name) = headers::forbidden_body_field(&req.headers) {
+            return ScanOutcome::failed(ScanError::ambiguous(format!(
+                "header \"{name}\" is not valid HTTP but could be read as a body header"
+            )));
+        }
         let encoded = headers::find(&req.headers, "content-encoding").is_some();
         let req = match decoded(req, &opts) {
             Ok(r) => r,
