@@ -2,6 +2,12 @@
 
 /// Splits a header value into its `;`-separated items, honouring quoted strings.
 fn split_params(v: &str) -> Vec<&str> {
+    split_params_open(v).0
+}
+
+/// [`split_params`], and whether the last item leaves a quoted string open (which, written
+/// back, would swallow whatever follows it).
+fn split_params_open(v: &str) -> (Vec<&str>, bool) {
     let mut out = Vec::new();
     let mut start = 0;
     let mut in_quotes = false;
@@ -22,7 +28,7 @@ fn split_params(v: &str) -> Vec<&str> {
         }
     }
     out.push(&v[start..]);
-    out
+    (out, in_quotes)
 }
 
 fn param_name(item: &str) -> Option<String> {
@@ -47,7 +53,16 @@ pub fn rename_filename(client: &str, scanner: &str) -> Option<String> {
     if scanner_params.is_empty() {
         return None;
     }
-    let mut items: Vec<String> = split_params(client)
+    let (mut client_items, open) = split_params_open(client);
+    // An unclosed quote of the client's would take in the scanner's filename: its item goes
+    // (the disposition type loses its quotes instead).
+    let unquoted_type = client_items.first().map(|t| t.replace('"', ""));
+    if open && client_items.len() > 1 {
+        client_items.pop();
+    } else if open {
+        client_items.clear();
+    }
+    let mut items: Vec<String> = client_items
         .into_iter()
         .enumerate()
         .filter(|(i, p)| {
@@ -59,6 +74,9 @@ pub fn rename_filename(client: &str, scanner: &str) -> Option<String> {
         })
         .map(|(_, p)| p.trim().to_string())
         .collect();
+    if items.is_empty() {
+        items.push(unquoted_type.unwrap_or_default().trim().to_string());
+    }
     items.extend(scanner_params.iter().map(|s| s.to_string()));
     Some(items.join("; "))
 }
@@ -117,5 +135,20 @@ mod tests {
             rename_filename("attachment; filename=a", "attachment"),
             None
         );
+    }
+
+    #[test]
+    fn a_clients_unclosed_quote_cannot_swallow_the_scanners_filename() {
+        let renamed = rename_filename(
+            "attachment; filename=\"evil.exe\"; note=\"open",
+            "attachment; filename=\"clean.txt\"",
+        )
+        .unwrap();
+        assert_eq!(renamed, "attachment; filename=\"clean.txt\"");
+        assert_eq!(param(&renamed, "filename").as_deref(), Some("clean.txt"));
+        let (_, open) = split_params_open(&renamed);
+        assert!(!open);
+        let renamed = rename_filename("attach\"ment", "inline; filename=\"c\"").unwrap();
+        assert_eq!(renamed, "attachment; filename=\"c\"");
     }
 }

@@ -156,7 +156,8 @@ fn blocked(c: &mut Cursor<'_>) -> Result<CachedVerdict, BadEntry> {
     }
     let threat = c.bytes(MAX_THREAT)?;
     let threat = match c.u8()? {
-        0 => None,
+        // "No threat" with a name is not an entry this module writes.
+        0 if threat.is_empty() => None,
         1 => Some(
             std::str::from_utf8(threat)
                 .map_err(|_| BadEntry)?
@@ -176,6 +177,11 @@ fn blocked(c: &mut Cursor<'_>) -> Result<CachedVerdict, BadEntry> {
     for _ in 0..count {
         let n = Bytes::copy_from_slice(c.bytes(MAX_FIELD)?);
         let v = Bytes::copy_from_slice(c.bytes(MAX_FIELD)?);
+        // Entries may come from a shared Redis: a field is relayed to clients only if HTTP
+        // allows it, as a scanner's would be.
+        if !crate::headers::is_valid_field(&n, &v) {
+            return Err(BadEntry);
+        }
         headers.push((n, v));
     }
     let body = Bytes::copy_from_slice(c.bytes(MAX_CACHED_PAGE)?);
@@ -217,6 +223,36 @@ mod tests {
             expires_ms: 1234,
         };
         assert_eq!(decode(&key, &encode(&key, &entry)), Ok(entry));
+    }
+
+    #[test]
+    fn a_threat_flagged_none_with_a_name_and_a_field_http_forbids_are_not_entries() {
+        let key = Key([7; 32]);
+        let stored = |threat: Option<&str>, value: &'static [u8]| {
+            let mut p = page();
+            p.headers[0].1 = Bytes::from_static(value);
+            encode(
+                &key,
+                &Entry {
+                    verdict: CachedVerdict::Blocked {
+                        page: p,
+                        threat: threat.map(str::to_string),
+                    },
+                    expires_ms: 5,
+                },
+            )
+        };
+        // The flag byte follows the threat's name: flip "some" to "none".
+        let mut none_named = stored(Some("Eicar"), b"text/html");
+        let flag = MAGIC.len() + 32 + 8 + 1 + 2 + 4 + "Eicar".len();
+        assert_eq!(none_named[flag], 1);
+        none_named[flag] = 0;
+        assert_eq!(decode(&key, &none_named), Err(BadEntry));
+        assert!(decode(&key, &stored(None, b"text/html")).is_ok());
+        assert_eq!(
+            decode(&key, &stored(None, b"text/html\rSet-Cookie: a")),
+            Err(BadEntry)
+        );
     }
 
     #[test]

@@ -173,6 +173,8 @@ async fn read_bulk(conn: &mut Conn, addr: SocketAddr) -> Result<Option<Vec<u8>>,
     }
     let len = line
         .strip_prefix(b"$")
+        // Digits only (`parse` would take a sign).
+        .filter(|n| !n.is_empty() && n.len() <= 12 && n.iter().all(u8::is_ascii_digit))
         .and_then(|n| std::str::from_utf8(n).ok())
         .and_then(|n| n.parse::<usize>().ok())
         .filter(|&n| n <= MAX_VALUE)
@@ -230,6 +232,9 @@ mod tests {
         for reply in [
             &b"+OK\r\n"[..],
             b"$99999999999\r\n",
+            b"$+3\r\nabc\r\n",
+            b"$-3\r\n",
+            b"$ 3\r\nabc\r\n",
             b"$5\r\nab",
             b"-ERR nope\r\n",
             b"",

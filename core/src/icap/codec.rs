@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use crate::headers::HeaderList;
+use crate::headers::{self, HeaderList};
 
 /// Largest ICAP answer head (status line and headers) accepted.
 pub const MAX_ICAP_HEAD: usize = 64 * 1024;
@@ -112,10 +112,16 @@ fn header_lines(block: &str) -> Result<(String, Vec<(String, String)>), IcapErro
             continue;
         }
         let (n, v) = line.split_once(':').ok_or(IcapError::HeaderLine)?;
-        if n.is_empty() || n.contains([' ', '\t']) {
+        if !headers::is_token(n.as_bytes()) {
             return Err(IcapError::HeaderLine);
         }
         headers.push((n.to_string(), v.trim().to_string()));
+    }
+    // Nothing a scanner writes may carry a control byte on (a CR inside a value would split a
+    // header once it is set on the backend's request or relayed to the client).
+    let clean = |v: &str| headers::is_field_value(v.as_bytes());
+    if !clean(&start) || !headers.iter().all(|(_, v)| clean(v)) {
+        return Err(IcapError::HeaderLine);
     }
     Ok((start, headers))
 }
@@ -252,6 +258,9 @@ pub fn parse_http_head(block: &[u8]) -> Result<HttpHead, IcapError> {
     })
 }
 
+/// Longest chunk-size line (size and extensions, `ieof` among them) accepted.
+pub const MAX_CHUNK_LINE: usize = 1024;
+
 /// Incremental decoder of an ICAP chunked body (RFC 3507 §4.5: HTTP chunking, with the
 /// `ieof` extension on the last chunk).
 #[derive(Debug, Default)]
@@ -302,19 +311,30 @@ impl ChunkDecoder {
             self.in_data = false;
             return Ok((Decoded::NeedMore, 2));
         }
-        let Some(eol) = buf.iter().position(|&b| b == b'\n') else {
-            if buf.len() > 1024 {
+        // The same limit whether the line comes whole or in pieces.
+        let window = &buf[..buf.len().min(MAX_CHUNK_LINE + 1)];
+        let Some(eol) = window.iter().position(|&b| b == b'\n') else {
+            if buf.len() > MAX_CHUNK_LINE {
                 return Err(IcapError::Chunk);
             }
             return Ok((Decoded::NeedMore, 0));
         };
         let line = std::str::from_utf8(&buf[..eol]).map_err(|_| IcapError::Chunk)?;
         let line = line.strip_suffix('\r').unwrap_or(line);
-        let size_text = line.split(';').next().unwrap_or("").trim();
-        let size = usize::from_str_radix(size_text, 16).map_err(|_| IcapError::Chunk)?;
-        if size_text.is_empty() || size_text.len() > 15 {
+        // Hex digits only (`from_str_radix` would take a sign), then white space before any
+        // extension.
+        let size_text = line
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim_end_matches([' ', '\t']);
+        if size_text.is_empty()
+            || size_text.len() > 15
+            || !size_text.bytes().all(|b| b.is_ascii_hexdigit())
+        {
             return Err(IcapError::Chunk);
         }
+        let size = usize::from_str_radix(size_text, 16).map_err(|_| IcapError::Chunk)?;
         if size == 0 {
             // Last chunk: an empty line (no trailers are used in ICAP bodies) must follow.
             let rest = &buf[eol + 1..];
@@ -788,5 +808,88 @@ mod fuzz {
             prop_assert_eq!(out, body);
             prop_assert!(buf.is_empty());
         }
+    }
+
+    /// Feeds `input` to a fresh decoder in pieces of `cut` bytes; the body, or the error.
+    fn dechunk(input: &[u8], cut: usize) -> Result<Vec<u8>, IcapError> {
+        let mut d = ChunkDecoder::default();
+        let (mut out, mut pending, mut fed) = (Vec::new(), Vec::new(), 0);
+        loop {
+            let (found, used) = d.decode(&pending)?;
+            if let Decoded::Data(r) = &found {
+                out.extend_from_slice(&pending[r.clone()]);
+            }
+            pending.drain(..used);
+            match found {
+                Decoded::End => return Ok(out),
+                Decoded::NeedMore if used == 0 => {
+                    if fed == input.len() {
+                        return Err(IcapError::Chunk);
+                    }
+                    let next = (fed + cut).min(input.len());
+                    pending.extend_from_slice(&input[fed..next]);
+                    fed = next;
+                }
+                _ => {}
+            }
+        }
+    }
+
+    #[test]
+    fn chunk_sizes_are_hex_digits_only_and_the_line_limit_holds_however_it_is_cut() {
+        assert_eq!(
+            dechunk(b"5\r\nhello\r\n0; ieof\r\n\r\n", 3).unwrap(),
+            b"hello"
+        );
+        assert_eq!(
+            dechunk(b"5 ;x\r\nhello\r\n0\r\n\r\n", 100).unwrap(),
+            b"hello"
+        );
+        for bad in [
+            &b"+5\r\nhello\r\n0\r\n\r\n"[..],
+            b"-0\r\n\r\n",
+            b" 5\r\nhello\r\n0\r\n\r\n",
+        ] {
+            for cut in [1, 2, 100] {
+                assert!(dechunk(bad, cut).is_err(), "{bad:?} cut {cut}");
+            }
+        }
+        let mut long = b"5;".to_vec();
+        long.extend(std::iter::repeat_n(b'x', MAX_CHUNK_LINE));
+        long.extend_from_slice(b"\r\nhello\r\n0\r\n\r\n");
+        let mut ok = b"5;".to_vec();
+        ok.extend(std::iter::repeat_n(b'x', MAX_CHUNK_LINE - 3));
+        ok.extend_from_slice(b"\r\nhello\r\n0\r\n\r\n");
+        for cut in [1, 7, 512, 4096] {
+            assert!(dechunk(&long, cut).is_err(), "cut {cut}");
+            assert_eq!(dechunk(&ok, cut).unwrap(), b"hello", "cut {cut}");
+        }
+    }
+
+    #[test]
+    fn control_bytes_in_a_scanners_heads_are_refused() {
+        let icap = |h: &str| parse_head(format!("ICAP/1.0 200 OK\r\n{h}\r\n\r\n").as_bytes());
+        assert!(icap("ISTag: \"a\"").unwrap().is_some());
+        for bad in [
+            "X\u{1}: a",
+            "X: a\u{1}",
+            "X: a\rY: b",
+            "X\0Y: a",
+            "a@b: 1",
+            "X: a\u{7f}",
+        ] {
+            assert!(icap(bad).is_err(), "{bad:?}");
+        }
+        let http = |h: &str| parse_http_head(format!("HTTP/1.1 403 No\r\n{h}\r\n\r\n").as_bytes());
+        assert!(http("Content-Type: text/html").is_ok());
+        for bad in [
+            "Content-Type: text/plain\rX-Injected: 1",
+            "a\rSet-Cookie: b",
+            "X: \u{0}",
+            "X: \u{1b}[31m",
+        ] {
+            assert!(http(bad).is_err(), "{bad:?}");
+        }
+        assert!(parse_http_head(b"HTTP/1.1 403 No\x01\r\n\r\n").is_err());
     }
 }
