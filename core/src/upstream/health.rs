@@ -78,6 +78,33 @@ pub async fn run(spec: HealthSpec, balancer: Arc<Balancer>, notices: Arc<Notices
     }
 }
 
+/// Whether the start of a server's answer to a probe says it is up: a status line (the first
+/// line, within 4 KiB) with a 2xx-4xx status for HTTP, 200 for ICAP OPTIONS. Only the first
+/// line counts, so the answer does not depend on how the bytes arrived.
+pub fn healthy_answer(scheme: Scheme, buf: &[u8]) -> bool {
+    let Some(eol) = buf.iter().take(4096).position(|&b| b == b'\n') else {
+        return false;
+    };
+    let line = &buf[..eol];
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let mut words = line.split(|&b| b == b' ');
+    let (Some(version), Some(code)) = (words.next(), words.next()) else {
+        return false;
+    };
+    let version_ok = match scheme {
+        Scheme::Http | Scheme::Https => version.starts_with(b"HTTP/1."),
+        Scheme::Icap | Scheme::Icaps => version.starts_with(b"ICAP/1."),
+    };
+    if !version_ok || code.len() != 3 || !code.iter().all(u8::is_ascii_digit) {
+        return false;
+    }
+    let status = code.iter().fold(0u16, |n, d| n * 10 + u16::from(d - b'0'));
+    match scheme {
+        Scheme::Http | Scheme::Https => (200..500).contains(&status),
+        Scheme::Icap | Scheme::Icaps => status == 200,
+    }
+}
+
 async fn probe(spec: &HealthSpec, i: usize) -> bool {
     let peer = &spec.peers[i];
     let work = async {
@@ -106,12 +133,33 @@ async fn probe(spec: &HealthSpec, i: usize) -> bool {
             }
             buf.extend_from_slice(&chunk[..n]);
         }
-        let line = String::from_utf8_lossy(&buf);
-        let status: u16 = line.split(' ').nth(1)?.trim().parse().ok()?;
-        Some(match spec.url.scheme {
-            Scheme::Http | Scheme::Https => (200..500).contains(&status),
-            Scheme::Icap | Scheme::Icaps => status == 200,
-        })
+        Some(healthy_answer(spec.url.scheme, &buf))
     };
     matches!(timeout(spec.params.timeout, work).await, Ok(Some(true)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_first_line_of_a_probe_answer_counts() {
+        let http = |b: &[u8]| healthy_answer(Scheme::Http, b);
+        assert!(http(b"HTTP/1.1 200 OK\r\n"));
+        assert!(http(b"HTTP/1.1 200\r\nServer: x\r\n\r\n"));
+        assert!(http(b"HTTP/1.0 404 Not Found\n"));
+        assert!(!http(b"HTTP/1.1 500 Oops\r\n"));
+        assert!(!http(b"HTTP/1.1 200 OK"), "no whole line yet");
+        assert!(!http(b"HTTP/1.1 +20 OK\r\n"));
+        assert!(!http(b"ICAP/1.0 200 OK\r\n"));
+        assert!(healthy_answer(
+            Scheme::Icap,
+            b"ICAP/1.0 200 OK\r\nISTag: x\r\n"
+        ));
+        assert!(!healthy_answer(Scheme::Icaps, b"ICAP/1.0 204 OK\r\n"));
+        let mut long = b"HTTP/1.1 200 ".to_vec();
+        long.extend(std::iter::repeat_n(b'x', 5000));
+        long.extend_from_slice(b"\r\n");
+        assert!(!http(&long));
+    }
 }
