@@ -55,8 +55,10 @@ pub fn rename_filename(client: &str, scanner: &str) -> Option<String> {
     }
     let (mut client_items, open) = split_params_open(client);
     // An unclosed quote of the client's would take in the scanner's filename: its item goes
-    // (the disposition type loses its quotes instead).
-    let unquoted_type = client_items.first().map(|t| t.replace('"', ""));
+    // (of the disposition type, what comes before the quote stays).
+    let unquoted_type = client_items
+        .first()
+        .map(|t| t.split('"').next().unwrap_or("").to_string());
     if open && client_items.len() > 1 {
         client_items.pop();
     } else if open {
@@ -149,6 +151,9 @@ mod tests {
         let (_, open) = split_params_open(&renamed);
         assert!(!open);
         let renamed = rename_filename("attach\"ment", "inline; filename=\"c\"").unwrap();
-        assert_eq!(renamed, "attachment; filename=\"c\"");
+        assert_eq!(renamed, "attach; filename=\"c\"");
+        // Found by fuzzing: what follows the open quote is not read as parameters either.
+        let renamed = rename_filename("Y\"; filename=; x", "a; filename=\"c\"").unwrap();
+        assert_eq!(param(&renamed, "filename").as_deref(), Some("c"));
     }
 }

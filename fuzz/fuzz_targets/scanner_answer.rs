@@ -1,0 +1,64 @@
+//! A scanner's whole answer, through the real clients: the first byte picks the protocol
+//! (HTTP, ICAP, and each over TLS, which the answer then has to get through first), the rest
+//! is what a loopback server answers to every connection, cut into pieces. Whatever it is, the
+//! scan ends (a verdict or an error) within its timeouts, and no answer panics.
+#![no_main]
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use libfuzzer_sys::fuzz_target;
+use ometascan_core::net::tls::{TlsClient, TlsSettings, TlsVersion};
+use ometascan_core::{
+    RequestBody, ScanOptions, ScanRequest, Scanner, ScannerUrl, Target, Timeouts,
+};
+use ometascan_fuzz::{answer_with, runtime, server};
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&pick, answer)) = data.split_first() else {
+        return;
+    };
+    let addr = server();
+    answer_with(answer);
+    let scheme = ["http", "icap", "https", "icaps"][pick as usize % 4];
+    let Ok(url) = ScannerUrl::parse(&format!("{scheme}://{addr}/scan")) else {
+        return;
+    };
+    let target = Target::from_addrs(url, &[addr]);
+    let second = Duration::from_secs(1);
+    let mut opts = ScanOptions {
+        timeouts: Timeouts {
+            connect: second,
+            send: second,
+            read: second,
+        },
+        ..ScanOptions::default()
+    };
+    if scheme.ends_with('s') {
+        opts.tls = Some(Arc::new(TlsClient::new(TlsSettings {
+            verify: false,
+            trusted_certificate: None,
+            verify_depth: 1,
+            versions: vec![TlsVersion::Tls12, TlsVersion::Tls13],
+            ciphers: vec![],
+            session_reuse: false,
+            name: "localhost".into(),
+            send_sni: true,
+        })));
+    }
+    let req = ScanRequest {
+        method: Bytes::from_static(b"POST"),
+        uri: Bytes::from_static(b"/upload"),
+        headers: vec![(
+            Bytes::from_static(b"Content-Type"),
+            Bytes::from_static(b"application/octet-stream"),
+        )],
+        host: None,
+        client_addr: "127.0.0.1".into(),
+        body: RequestBody::memory(b"the body of the request"),
+    };
+    let started = Instant::now();
+    let outcome = runtime().block_on(Scanner::new().scan_report(&target, &req, &opts));
+    let _ = format!("{:?}", outcome.result.map(|_| ()));
+    assert!(started.elapsed() < Duration::from_secs(10));
+});
