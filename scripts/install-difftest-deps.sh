@@ -1,17 +1,19 @@
 #!/usr/bin/env bash
 # The real backend parsers the differential suite (tests/differential.rs) reads bodies with:
-# werkzeug, Django and python-multipart (and requests, a client) in a virtual environment, busboy, formidable and
+# werkzeug, Django and python-multipart (and requests, a client; grpcio, the gRPC server and client
+# of tests/streaming.rs) in a virtual environment, busboy, formidable and
 # body-parser from npm, all under target/difftest (PHP's php-cgi and node come from Debian, by
 # install-deps.sh). Quiet and quick when everything is there already.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 dir="$root/target/difftest"
 mkdir -p "$dir"
-if [ ! -x "$dir/venv/bin/python" ] || ! "$dir/venv/bin/python" -c 'import werkzeug, django, python_multipart, requests' 2>/dev/null; then
+if [ ! -x "$dir/venv/bin/python" ] || ! "$dir/venv/bin/python" -c 'import werkzeug, django, python_multipart, requests, grpc' 2>/dev/null; then
     rm -rf "$dir/venv"
     python3 -m venv "$dir/venv"
     "$dir/venv/bin/pip" install -q --disable-pip-version-check \
-        'werkzeug==3.1.*' 'django==5.2.*' 'python-multipart==0.0.*' 'requests==2.*'
+        'werkzeug==3.1.*' 'django==5.2.*' 'python-multipart==0.0.*' 'requests==2.*' \
+        'grpcio==1.*'
 fi
 if [ ! -d "$dir/node/node_modules/busboy" ] || [ ! -d "$dir/node/node_modules/formidable" ] \
     || [ ! -d "$dir/node/node_modules/body-parser" ]; then

@@ -39,6 +39,16 @@ impl Scanner {
                 "header \"{name}\" is not valid HTTP but could be read as a body header"
             )));
         }
+        if let Some(coding) = headers::find(&req.headers, "grpc-encoding")
+            .filter(|c| !c.trim_ascii().eq_ignore_ascii_case(b"identity"))
+        {
+            // Each gRPC message may be compressed on its own; they are not decoded here, and
+            // the compressed bytes are not what the service reads.
+            return ScanOutcome::failed(ScanError::ambiguous(format!(
+                "gRPC messages compressed with \"{}\" are not decoded for the scan",
+                String::from_utf8_lossy(coding).escape_debug()
+            )));
+        }
         let encoded = headers::find(&req.headers, "content-encoding").is_some();
         let req = match decoded(req, &opts) {
             Ok(r) => r,
