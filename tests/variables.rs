@@ -120,3 +120,33 @@ fn blocked_line_can_be_switched_off() {
         .error_log()
         .contains("request blocked by the scanner with status 403"));
 }
+
+/// A header filter that finalizes the request (`If-Match` failing: 412 from nginx's
+/// not-modified filter) clears every module's ctx; the verdict is still found for the log.
+#[test]
+fn variables_are_right_after_a_filter_finalizes_the_request() {
+    let scanner = ScannerDouble::start(Action::Allow);
+    let http = format!(
+        "{FORMAT}\n\
+         server {{ listen 127.0.0.1:%PORT%; access_log %PREFIX%/logs/scan.log scan;\n\
+           location / {{ ometascan_pass {}; ometascan_methods GET; root www; }} }}",
+        scanner.url()
+    );
+    let n = Nginx::start(&http);
+    std::fs::create_dir_all(n.prefix.join("www")).unwrap();
+    std::fs::write(n.prefix.join("www/f.txt"), b"static").unwrap();
+    let addr = format!("127.0.0.1:{}", scanner.port());
+    let r = client::request(n.port, "GET", "/f.txt", &[("If-Match", "\"other\"")], b"").unwrap();
+    assert_eq!(r.status, 412);
+    let l = line_for(&n, "/f.txt");
+    assert_eq!(
+        (l[1].as_str(), l[4].as_str(), l[5].as_str()),
+        ("allowed", addr.as_str(), "204")
+    );
+    // Its twin without the failing precondition.
+    let r = client::request(n.port, "GET", "/f.txt?twin", &[], b"").unwrap();
+    assert_eq!((r.status, r.body.as_slice()), (200, &b"static"[..]));
+    let l = line_for(&n, "/f.txt?twin");
+    assert_eq!(l[1], "allowed");
+    assert_eq!(scanner.received().len(), 2);
+}

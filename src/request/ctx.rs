@@ -129,9 +129,10 @@ pub unsafe fn get<'a>(r: *mut ngx_http_request_t) -> Option<&'a mut Ctx> {
     if let Some(c) = unsafe { (*slot(r) as *mut Ctx).as_mut() } {
         return Some(c);
     }
-    // Only an internal redirect clears the slot of a request that has a ctx.
+    // Only an internal redirect or a filter's finalization (`If-Match` failing, an image
+    // filter's 415) clears the slot of a request that has a ctx: realip's rule.
     // SAFETY: r is live.
-    if unsafe { (*r).internal() } == 0 {
+    if unsafe { (*r).internal() == 0 && (*r).filter_finalize() == 0 } {
         return None;
     }
     // SAFETY: the pool's cleanup list is valid; ours is recognised by its handler.
