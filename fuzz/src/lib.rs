@@ -75,6 +75,7 @@ pub fn runtime() -> &'static tokio::runtime::Runtime {
 }
 
 static ANSWER: Mutex<Vec<u8>> = Mutex::new(Vec::new());
+static WHOLE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
 
 /// A loopback server that answers every connection with the bytes set by [`answer_with`]:
 /// it waits for the end of the request head (or a pause after the first bytes), writes the answer in pieces, closes
@@ -109,7 +110,12 @@ fn serve(mut s: std::net::TcpStream, answer: &[u8]) {
             }
         }
     }
-    for piece in cuts(answer).swap_remove(0) {
+    let pieces = if WHOLE.load(std::sync::atomic::Ordering::SeqCst) {
+        vec![answer]
+    } else {
+        cuts(answer).swap_remove(0)
+    };
+    for piece in pieces {
         if s.write_all(piece).is_err() {
             return;
         }
@@ -119,7 +125,28 @@ fn serve(mut s: std::net::TcpStream, answer: &[u8]) {
     while matches!(s.read(&mut buf), Ok(n) if n > 0) {}
 }
 
-/// Sets what the server answers from now on.
-pub fn answer_with(data: &[u8]) {
+/// Sets what the server answers from now on, in one write or cut into pieces.
+pub fn answer_with(data: &[u8], whole: bool) {
     *ANSWER.lock().unwrap_or_else(|e| e.into_inner()) = data.to_vec();
+    WHOLE.store(whole, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// `run` against the answer sent whole and sent cut: the two results must agree. Over a real
+/// socket a mismatch could be timing (a reset racing a read), so a mismatch is tried once more
+/// before it counts.
+pub fn same_whole_and_cut<T: PartialEq + std::fmt::Debug>(data: &[u8], run: impl Fn() -> T) {
+    let mut last = None;
+    for _ in 0..2 {
+        answer_with(data, true);
+        let whole = run();
+        answer_with(data, false);
+        let cut = run();
+        if whole == cut {
+            return;
+        }
+        last = Some((whole, cut));
+    }
+    if let Some((whole, cut)) = last {
+        panic!("whole: {whole:?}, cut: {cut:?}");
+    }
 }
