@@ -1,6 +1,8 @@
 //! Uploads to nginx itself: WebDAV's `PUT` (and what follows it) in a scanned location, with
 //! nginx's own DAV module. The body WebDAV renames into place is the scanned one, in the form
-//! WebDAV asks for, and nothing of a blocked upload reaches the disk.
+//! WebDAV asks for, and nothing of a blocked upload reaches the disk. And the forms other
+//! locations ask nginx for (`client_body_in_file_only`, `client_body_in_single_buffer`) hold
+//! for a body the scanner replaced.
 
 mod common;
 use common::*;
@@ -253,4 +255,50 @@ fn a_1_gib_webdav_put_is_scanned_and_stored_with_flat_worker_memory() {
     }
     assert_eq!(stored.finish(), sent.finish());
     std::fs::remove_file(www.join("big.bin")).unwrap();
+}
+
+/// `client_body_in_single_buffer`: a form rebuilt around a sanitized part is stored in one
+/// buffer (a small body) or in a new temp file (one over `client_body_buffer_size`, as nginx
+/// itself would store it), and reaches the backend whole.
+#[test]
+fn under_client_body_in_single_buffer_a_rebuilt_form_reaches_the_backend_whole() {
+    let scanner = ScannerDouble::start(Action::SanitizeEicar(b"CLEANED".to_vec()));
+    let backend = Backend::start();
+    let http = format!(
+        "server {{ listen 127.0.0.1:%PORT%;\n\
+           location / {{ ometascan_pass {}; client_body_in_single_buffer on;\n\
+             client_body_buffer_size 16k; proxy_pass http://127.0.0.1:{}; }} }}",
+        scanner.url(),
+        backend.port()
+    );
+    let n = Nginx::start(&http);
+    let form = |text: &[u8]| {
+        let mut f = b"--b\r\nContent-Disposition: form-data; name=\"t\"\r\n\r\n".to_vec();
+        f.extend_from_slice(text);
+        f.extend_from_slice(
+            b"\r\n--b\r\nContent-Disposition: form-data; name=\"f\"; filename=\"e.com\"\r\n\
+              Content-Type: application/octet-stream\r\n\r\n",
+        );
+        f
+    };
+    let ct = [("Content-Type", "multipart/form-data; boundary=b")];
+    for (i, text) in [random_bytes(1000, 5), random_bytes(100_000, 6)]
+        .iter()
+        .map(|t| t.iter().map(|b| b'a' + b % 26).collect::<Vec<u8>>())
+        .enumerate()
+    {
+        let mut body = form(&text);
+        body.extend_from_slice(EICAR);
+        body.extend_from_slice(b"\r\n--b--\r\n");
+        let r = client::request(n.port, "POST", "/up", &ct, &body).unwrap();
+        assert_eq!(r.status, 200, "{}", n.error_log());
+        let got = &backend.received()[i];
+        let mut expected = form(&text);
+        expected.extend_from_slice(b"CLEANED\r\n--b--\r\n");
+        // The part carries the scanner's file name and type.
+        let expected = String::from_utf8_lossy(&expected)
+            .replace("e.com", "cleaned.txt")
+            .replace("application/octet-stream", "text/plain");
+        assert_eq!(String::from_utf8_lossy(&got.body), expected, "body {i}");
+    }
 }
