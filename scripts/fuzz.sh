@@ -28,10 +28,10 @@ for t in "${targets[@]}"; do
     if "$bin/$t" -max_total_time="$secs" -timeout=20 -rss_limit_mb=2048 -print_final_stats=1 \
         -artifact_prefix="$root/target/fuzz-artifacts/$t/" "$corpus" "${seeds[@]}" >"$log" 2>&1; then
         runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")
-        cov=$(grep -o 'cov: [0-9]*' "$log" | tail -1)
+        cov=$(grep -ao "cov: [0-9]*" "$log" | tail -1)
         echo "fuzz $t: ${runs:-?} runs in ${secs}s, $cov, corpus $(ls "$corpus" | wc -l)"
     else
-        echo "fuzz $t: FAILED, see $log"; grep -E 'panicked|ERROR|SUMMARY' "$log" | head -5
+        echo "fuzz $t: FAILED, see $log"; grep -aE "panicked|ERROR|SUMMARY" "$log" | head -5
         failed=1
     fi
 done
