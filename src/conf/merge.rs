@@ -7,7 +7,7 @@ use ngx::ffi::*;
 
 use super::scanner;
 use super::settings::Settings;
-use super::{lcf, LocConf, Pass, PassTarget, SetHeader};
+use super::{lcf, LocConf};
 use crate::ngx_ext::conf::{merge_error, CONF_OK};
 
 /// Creates a location configuration with nothing set.
@@ -30,6 +30,16 @@ pub unsafe extern "C" fn merge_loc_conf(
     let (prev, conf) = unsafe { (lcf(parent), lcf(child)) };
     conf.inherit(prev);
     conf.settings = Settings::resolve(conf);
+    #[cfg(debug_assertions)]
+    if std::env::var_os("OMETASCAN_CONF_DUMP").is_some() {
+        // For tests/declarations.rs: what this level has, its own or inherited.
+        let msg = format!(
+            "ometascan merged level: {}",
+            conf.set_directives().join(" ")
+        );
+        // SAFETY: cf is the configuration being merged.
+        unsafe { crate::ngx_ext::conf::merge_log(cf, NGX_LOG_WARN, &msg) };
+    }
     if conf.settings.allow_bad_request && !conf.settings.pre_cache {
         let at = conf.allow_bad_request_at.clone().unwrap_or_default();
         let msg = format!(
@@ -44,68 +54,4 @@ pub unsafe extern "C" fn merge_loc_conf(
         return unsafe { merge_error(cf, &msg) };
     }
     CONF_OK
-}
-
-impl LocConf {
-    /// Takes from `prev` (the enclosing level) whatever this level did not set. `set_headers`
-    /// is inherited only as a whole, like `proxy_set_header`.
-    fn inherit(&mut self, prev: &LocConf) {
-        if self.pass.is_none() {
-            // The target is shared: only a pointer to nginx's upstream and the parsed URL.
-            self.pass = prev.pass.as_ref().map(|p| match p {
-                Pass::Off => Pass::Off,
-                Pass::Scan(t) => Pass::Scan(Box::new(PassTarget {
-                    url: t.url.clone(),
-                    shown: t.shown.clone(),
-                    upstream: t.upstream,
-                })),
-            });
-        }
-        macro_rules! inherit {
-            ($($f:ident),*) => { $( if self.$f.is_none() { self.$f = prev.$f.clone(); } )* };
-        }
-        inherit!(
-            methods,
-            connect_timeout,
-            send_timeout,
-            read_timeout,
-            x_forwarded_for,
-            intercept_errors,
-            allow_bad_request,
-            allow_bad_request_at,
-            pre_cache,
-            ssl_trusted_certificate,
-            ssl_verify,
-            ssl_verify_depth,
-            ssl_protocols,
-            ssl_ciphers,
-            ssl_session_reuse,
-            ssl_name,
-            ssl_server_name,
-            log_blocked,
-            keepalive,
-            keepalive_timeout,
-            health_check,
-            bypass,
-            max_size,
-            on_error,
-            max_scans,
-            multipart,
-            body_limits,
-            cache,
-            cache_valid,
-            cache_revalidate,
-            cache_redis
-        );
-        if self.set_headers.is_none() {
-            self.set_headers = prev.set_headers.as_ref().map(|v| {
-                v.iter()
-                    .map(|h| SetHeader {
-                        name: h.name.clone(),
-                        value: h.value,
-                    })
-                    .collect()
-            });
-        }
-    }
 }

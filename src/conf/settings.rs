@@ -1,58 +1,52 @@
-//! The default of every directive, applied when levels are merged: a request reads only
-//! resolved values.
+//! What a request reads from its location: every value resolved when levels are merged,
+//! defaults applied (the defaults are declared with the directives, in `declared.rs`).
 
 use std::time::Duration;
 
 use ometascan_core::methods::MethodSet;
-use ometascan_core::net::tls::{self, TlsSettings, TlsVersion};
-use ometascan_core::scan::options::{DEFAULT_KEEPALIVE, DEFAULT_TIMEOUT};
+use ometascan_core::net::tls::TlsSettings;
 use ometascan_core::Timeouts;
 
-use ometascan_core::cache;
-
 use super::{CacheZone, LocConf, MaxScans, OnError, OverSize};
-
-/// `ometascan_verify_depth` when not set.
-const DEFAULT_VERIFY_DEPTH: u32 = 1;
 
 /// What a request uses from its location.
 #[derive(Debug, Clone, Default)]
 pub struct Settings {
-    /// `ometascan_methods`: the six methods and every request with a body.
+    /// `ometascan_methods`.
     pub methods: MethodSet,
-    /// `ometascan_connect_timeout`, `_send_timeout`, `_read_timeout`: 60s each.
+    /// `ometascan_connect_timeout`, `_send_timeout`, `_read_timeout`.
     pub timeouts: Timeouts,
-    /// `ometascan_x_forwarded_for`: off.
+    /// `ometascan_x_forwarded_for`.
     pub x_forwarded_for: bool,
-    /// `ometascan_intercept_errors`: off.
+    /// `ometascan_intercept_errors`.
     pub intercept_errors: bool,
-    /// `ometascan_allow_bad_request_traffic`: off.
+    /// `ometascan_allow_bad_request_traffic`.
     pub allow_bad_request: bool,
-    /// `ometascan_pre_cache`: off.
+    /// `ometascan_pre_cache`.
     pub pre_cache: bool,
-    /// `ometascan_log_blocked`: on.
+    /// `ometascan_log_blocked`.
     pub log_blocked: bool,
-    /// `ometascan_keepalive`: 32.
+    /// `ometascan_keepalive`.
     pub keepalive: usize,
-    /// `ometascan_keepalive_timeout`: 60s.
+    /// `ometascan_keepalive_timeout`.
     pub keepalive_timeout: Duration,
-    /// `ometascan_max_size`: none.
+    /// `ometascan_max_size`.
     pub max_size: Option<(u64, OverSize)>,
-    /// `ometascan_on_error`: block.
+    /// `ometascan_on_error`.
     pub on_error: OnError,
-    /// `ometascan_max_scans`: none (`wait` 10s when set without one).
+    /// `ometascan_max_scans`.
     pub max_scans: Option<MaxScans>,
-    /// `ometascan_multipart`: on.
+    /// `ometascan_multipart`.
     pub multipart: bool,
-    /// `ometascan_body_limits`: the core's defaults.
+    /// `ometascan_body_limits`.
     pub body_limits: ometascan_core::BodyLimits,
-    /// `ometascan_cache`: off.
+    /// `ometascan_cache`.
     pub cache: Option<*mut ngx::ffi::ngx_shm_zone_t>,
-    /// `ometascan_cache_valid`: 10m.
+    /// `ometascan_cache_valid`.
     pub cache_valid: Duration,
-    /// `ometascan_cache_revalidate`: 30s.
+    /// `ometascan_cache_revalidate`.
     pub cache_revalidate: Duration,
-    /// `ometascan_cache_redis`: off (`timeout=200ms` when set without one).
+    /// `ometascan_cache_redis`.
     pub cache_redis: Option<ometascan_core::cache::RedisSpec>,
 }
 
@@ -60,53 +54,46 @@ impl Settings {
     /// The values of a merged level, defaults applied.
     pub fn resolve(c: &LocConf) -> Settings {
         Settings {
-            methods: c.methods.clone().unwrap_or_default(),
+            methods: c.methods(),
             timeouts: Timeouts {
-                connect: c.connect_timeout.unwrap_or(DEFAULT_TIMEOUT),
-                send: c.send_timeout.unwrap_or(DEFAULT_TIMEOUT),
-                read: c.read_timeout.unwrap_or(DEFAULT_TIMEOUT),
+                connect: c.connect_timeout(),
+                send: c.send_timeout(),
+                read: c.read_timeout(),
             },
-            x_forwarded_for: c.x_forwarded_for.unwrap_or(false),
-            intercept_errors: c.intercept_errors.unwrap_or(false),
-            allow_bad_request: c.allow_bad_request.unwrap_or(false),
-            pre_cache: c.pre_cache.unwrap_or(false),
-            log_blocked: c.log_blocked.unwrap_or(true),
-            keepalive: c.keepalive.unwrap_or(DEFAULT_KEEPALIVE),
-            keepalive_timeout: c.keepalive_timeout.unwrap_or(DEFAULT_TIMEOUT),
+            x_forwarded_for: c.x_forwarded_for(),
+            intercept_errors: c.intercept_errors(),
+            allow_bad_request: c.allow_bad_request(),
+            pre_cache: c.pre_cache(),
+            log_blocked: c.log_blocked(),
+            keepalive: c.keepalive(),
+            keepalive_timeout: c.keepalive_timeout(),
             max_size: c.max_size,
-            on_error: c.on_error.unwrap_or(OnError::Block),
+            on_error: c.on_error(),
             max_scans: c.max_scans,
-            multipart: c.multipart.unwrap_or(true),
-            body_limits: c.body_limits.unwrap_or_default(),
-            cache: match c.cache {
-                Some(CacheZone::Zone(z)) => Some(z),
-                Some(CacheZone::Off) | None => None,
+            multipart: c.multipart(),
+            body_limits: c.body_limits(),
+            cache: match c.cache() {
+                CacheZone::Zone(z) => Some(z),
+                CacheZone::Off => None,
             },
-            cache_valid: c.cache_valid.unwrap_or(cache::DEFAULT_VALID),
-            cache_revalidate: c.cache_revalidate.unwrap_or(cache::DEFAULT_REVALIDATE),
-            cache_redis: c.cache_redis.flatten(),
+            cache_valid: c.cache_valid(),
+            cache_revalidate: c.cache_revalidate(),
+            cache_redis: c.cache_redis(),
         }
     }
 }
 
-/// The `ometascan_ssl_*` directives of a merged level for a scanner whose host is `host`:
-/// verification off, depth 1, TLS 1.2 and 1.3 (older versions are not in the TLS library),
-/// every TLS 1.2 suite, session reuse on, the host as the name, no SNI.
+/// The `ometascan_ssl_*` directives of a merged level for a scanner whose host is `host` (the
+/// name to verify unless `ometascan_ssl_name` says another).
 pub fn tls_settings(c: &LocConf, host: &str) -> TlsSettings {
     TlsSettings {
-        verify: c.ssl_verify.unwrap_or(false),
+        verify: c.ssl_verify(),
         trusted_certificate: c.ssl_trusted_certificate.clone(),
-        verify_depth: c.ssl_verify_depth.unwrap_or(DEFAULT_VERIFY_DEPTH),
-        versions: c
-            .ssl_protocols
-            .clone()
-            .unwrap_or_else(|| vec![TlsVersion::Tls12, TlsVersion::Tls13]),
-        ciphers: c
-            .ssl_ciphers
-            .clone()
-            .unwrap_or_else(|| tls::TLS12_SUITES.to_vec()),
-        session_reuse: c.ssl_session_reuse.unwrap_or(true),
+        verify_depth: c.ssl_verify_depth(),
+        versions: c.ssl_protocols(),
+        ciphers: c.ssl_ciphers(),
+        session_reuse: c.ssl_session_reuse(),
         name: c.ssl_name.clone().unwrap_or_else(|| host.to_string()),
-        send_sni: c.ssl_server_name.unwrap_or(false),
+        send_sni: c.ssl_server_name(),
     }
 }

@@ -113,6 +113,25 @@ pub unsafe fn merge_error(cf: *mut ngx_conf_t, message: &str) -> *mut c_char {
     conf_error()
 }
 
+/// Logs `message` at `level` in the configuration log while levels are merged.
+///
+/// # Safety
+/// `cf` must be valid.
+#[cfg(debug_assertions)]
+pub unsafe fn merge_log(cf: *mut ngx_conf_t, level: u32, message: &str) {
+    let msg = format!("{message}\0");
+    // SAFETY: cf->log is the configuration log; the format consumes one C string.
+    unsafe {
+        ngx_log_error_core(
+            level as ngx_uint_t,
+            (*cf).log,
+            0,
+            c"%s".as_ptr(),
+            msg.as_ptr() as *const c_char,
+        );
+    }
+}
+
 /// Compiles a directive argument that may hold variables; `None` when nginx refused it (it
 /// has logged why).
 ///

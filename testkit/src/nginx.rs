@@ -155,6 +155,11 @@ pub struct Check {
 
 /// Runs `nginx -t` on a full configuration text.
 pub fn check_config(text: &str) -> Check {
+    check_config_env(text, &[])
+}
+
+/// [`check_config`] with environment variables set for nginx.
+pub fn check_config_env(text: &str, env: &[(&str, &str)]) -> Check {
     let prefix = new_prefix();
     let conf = prefix.join("conf/nginx.conf");
     std::fs::write(
@@ -164,6 +169,7 @@ pub fn check_config(text: &str) -> Check {
     .expect("write conf");
     let out = command(&prefix, &conf)
         .arg("-t")
+        .envs(env.iter().copied())
         .output()
         .expect("run nginx -t");
     let output =
@@ -177,8 +183,13 @@ pub fn check_config(text: &str) -> Check {
 
 /// Runs `nginx -t` on an http-block snippet wrapped by [`config`].
 pub fn check_http(http: &str) -> Check {
+    check_http_env(http, &[])
+}
+
+/// [`check_http`] with environment variables set for nginx.
+pub fn check_http_env(http: &str, env: &[(&str, &str)]) -> Check {
     let prefix = new_prefix();
-    check_config(&config(&prefix, free_port(), http))
+    check_config_env(&config(&prefix, free_port(), http), env)
 }
 
 /// A running nginx; stopped and cleaned up when dropped.

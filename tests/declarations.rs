@@ -1,0 +1,174 @@
+//! The directive declarations (`src/conf/declared.rs`, read here with a `directives!` of the
+//! test's own) against the real nginx with the module and against the operator's reference
+//! (`docs/directives.md`): every directive is accepted at every level it claims and refused at
+//! the others, an inner level inherits every value an outer one sets, and the reference lists
+//! exactly the declared directives, in order, with the declared syntax, default and context.
+
+mod common;
+use common::*;
+
+struct Declared {
+    name: &'static str,
+    ty: &'static str,
+    context: &'static str,
+    syntax: &'static str,
+    default: &'static str,
+    example: &'static str,
+}
+
+macro_rules! directives {
+    ($(
+        $name:ident {
+            $field:ident : $ty:ty = ($($default:expr)?), $ctx:ident, $args:ident, $set:path,
+            $syntax:literal, $default_text:literal, $example:literal, $doc:literal
+        }
+    )*) => {
+        const DECLARED: &[Declared] = &[$(
+            Declared {
+                name: stringify!($name),
+                ty: stringify!($ty),
+                context: stringify!($ctx),
+                syntax: $syntax,
+                default: $default_text,
+                example: $example,
+            },
+        )*];
+    };
+}
+
+include!("../src/conf/declared.rs");
+
+const LEVELS: [&str; 3] = ["http", "server", "location"];
+
+fn levels_of(d: &Declared) -> &'static [&'static str] {
+    match d.context {
+        "ANY" => &LEVELS,
+        "LOC" => &["location"],
+        "MAIN" => &["http"],
+        other => panic!("{}: unknown context {other}", d.name),
+    }
+}
+
+fn line(d: &Declared) -> String {
+    if d.example.is_empty() {
+        format!("{};", d.name)
+    } else {
+        format!("{} {};", d.name, d.example)
+    }
+}
+
+/// An http block with `directive` at `level` (and a scanner at the http level, unless the
+/// directive is the scanner).
+fn config_with(d: &Declared, level: &str) -> String {
+    let pass = if d.name == "ometascan_pass" {
+        ""
+    } else {
+        "ometascan_pass http://127.0.0.1:9;"
+    };
+    let at = |l: &str| if l == level { line(d) } else { String::new() };
+    format!(
+        "{pass} {}\nserver {{ listen 127.0.0.1:%PORT%; {}\n location / {{ {} }} }}",
+        at("http"),
+        at("server"),
+        at("location")
+    )
+}
+
+#[test]
+fn every_directive_is_accepted_at_every_level_it_claims_and_refused_at_the_others() {
+    for d in DECLARED {
+        for level in LEVELS {
+            let c = nginx::check_http(&config_with(d, level));
+            if levels_of(d).contains(&level) {
+                assert!(c.ok, "{} at {level}: {}", d.name, c.output);
+            } else {
+                assert!(!c.ok, "{} accepted at {level}", d.name);
+                assert!(c.output.contains("is not allowed here"), "{}", c.output);
+            }
+        }
+    }
+}
+
+/// What the module says it merged for the innermost level (debug builds print it when
+/// `OMETASCAN_CONF_DUMP` is set): the directives set there, own or inherited.
+fn merged_at_location(http: &str) -> Vec<String> {
+    let c = nginx::check_http_env(http, &[("OMETASCAN_CONF_DUMP", "1")]);
+    assert!(c.ok, "{}", c.output);
+    let last = c
+        .output
+        .lines()
+        .filter_map(|l| l.split("ometascan merged level:").nth(1))
+        .next_back()
+        .unwrap_or_else(|| panic!("no dump: {}", c.output))
+        .to_string();
+    last.split_whitespace().map(str::to_string).collect()
+}
+
+#[test]
+fn an_inner_level_inherits_every_value_an_outer_one_sets() {
+    let bare = merged_at_location(&config_with(&DECLARED[0], "none"));
+    for d in DECLARED.iter().filter(|d| d.ty != "()") {
+        for outer in ["http", "server"] {
+            if !levels_of(d).contains(&outer) {
+                continue;
+            }
+            let merged = merged_at_location(&config_with(d, outer));
+            assert!(
+                merged.iter().any(|n| n == d.name),
+                "{} set at {outer} is not inherited by the location: {merged:?}",
+                d.name
+            );
+        }
+        // Its twin: not set anywhere, the location has no value of its own for it.
+        if d.name != "ometascan_pass" {
+            assert!(
+                !bare.iter().any(|n| n == d.name),
+                "{} set by nobody",
+                d.name
+            );
+        }
+    }
+}
+
+#[test]
+fn the_reference_lists_exactly_the_declared_directives_with_their_syntax_default_and_context() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let doc = std::fs::read_to_string(root.join("docs/directives.md")).unwrap();
+    let mut documented = Vec::new();
+    let mut lines = doc.lines();
+    while let Some(l) = lines.next() {
+        let Some(name) = l.strip_prefix("## ") else {
+            continue;
+        };
+        let block: Vec<&str> = lines
+            .by_ref()
+            .skip_while(|l| l.trim() != "```")
+            .skip(1)
+            .take_while(|l| l.trim() != "```")
+            .collect();
+        documented.push((name.to_string(), block.join("\n")));
+    }
+    let declared: Vec<&str> = DECLARED.iter().map(|d| d.name).collect();
+    let names: Vec<&str> = documented.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, declared, "the reference's directives, in order");
+    for (d, (_, block)) in DECLARED.iter().zip(&documented) {
+        let syntax = if d.syntax.is_empty() {
+            format!("{};", d.name)
+        } else {
+            format!("{} {};", d.name, d.syntax)
+        };
+        let default = if d.default == "—" {
+            "—".to_string()
+        } else {
+            format!("{} {};", d.name, d.default)
+        };
+        let context = levels_of(d).join(", ");
+        let expected = format!("Syntax:  {syntax}\nDefault: {default}\nContext: {context}");
+        assert_eq!(block, &expected, "{}", d.name);
+    }
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    assert!(
+        readme.contains("docs/directives.md"),
+        "the README points to the reference"
+    );
+}
