@@ -39,6 +39,12 @@ unsafe impl HttpModuleLocationConf for Module {
     type LocationConf = conf::LocConf;
 }
 
+// SAFETY: the main configuration of this module is always a `conf::MainConf`
+// (create_main_conf).
+unsafe impl HttpModuleMainConf for Module {
+    type MainConf = conf::MainConf;
+}
+
 /// The module descriptor.
 pub fn module() -> &'static ngx_module_t {
     // SAFETY: nginx writes the indexes once while loading the module, before any request.
@@ -48,7 +54,7 @@ pub fn module() -> &'static ngx_module_t {
 static MODULE_CTX: ngx_http_module_t = ngx_http_module_t {
     preconfiguration: Some(preconfiguration),
     postconfiguration: Some(postconfiguration),
-    create_main_conf: None,
+    create_main_conf: Some(conf::create_main_conf),
     init_main_conf: None,
     create_srv_conf: None,
     merge_srv_conf: None,
@@ -72,10 +78,6 @@ ngx_modules!(ngx_http_ometascan_module);
 
 /// Registers the `$ometascan_*` variables.
 unsafe extern "C" fn preconfiguration(cf: *mut ngx_conf_t) -> ngx_int_t {
-    // A new cycle may sit where a freed one was: forget what was registered under its address.
-    // SAFETY: cf is the http configuration being parsed.
-    let cycle = unsafe { (*cf).cycle } as usize;
-    runtime::forget_cycle(cycle);
     // SAFETY: cf is the http configuration being parsed.
     unsafe { variables::add(cf) }
 }

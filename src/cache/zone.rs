@@ -1,6 +1,6 @@
 //! `ometascan_cache_zone name:size`: a shared memory zone for verdicts, set up when nginx
-//! maps it (kept with its entries across reloads when its size is unchanged), and the list of
-//! the running cycle's zones for the status page.
+//! maps it (kept with its entries across reloads when its size is unchanged) and listed in
+//! the cycle's main configuration (for the status page and the duplicate check).
 
 use std::ffi::{c_char, c_void};
 use std::ptr;
@@ -12,11 +12,6 @@ use crate::ngx_ext::conf::{args, fail, invalid, name_of, text, CONF_OK};
 
 /// The smallest zone accepted.
 const MIN_ZONE: usize = 64 * 1024;
-
-/// Marks a declared zone until nginx initializes it (`data` must not be null meanwhile, so a
-/// second declaration of the name is seen). As wide as the header's magic number, which it
-/// never equals: a zone still marked reads as no table, never out of bounds.
-static DECLARED: u64 = 0;
 
 fn tag() -> *mut c_void {
     ptr::addr_of!(crate::ngx_http_ometascan_module) as *mut c_void
@@ -56,15 +51,18 @@ pub unsafe extern "C" fn set_cache_zone(
     if zone.is_null() {
         return crate::ngx_ext::conf::conf_error();
     }
-    // SAFETY: zone was just returned by nginx.
-    unsafe {
-        if !(*zone).data.is_null() {
-            let why = format!("zone \"{zone_name}\" is already declared");
-            return fail(cf, &invalid(&a[1], &name, &why));
-        }
-        (*zone).data = ptr::addr_of!(DECLARED) as *mut c_void;
-        (*zone).init = Some(init_zone);
+    // SAFETY: cf is the http block being configured.
+    let Some(main) = (unsafe { crate::conf::main::configuring(cf) }) else {
+        return crate::ngx_ext::conf::conf_error();
+    };
+    if main.cache_zones.iter().any(|(n, _)| n == zone_name) {
+        let why = format!("zone \"{zone_name}\" is already declared");
+        // SAFETY: cf is valid during the handler.
+        return unsafe { fail(cf, &invalid(&a[1], &name, &why)) };
     }
+    main.cache_zones.push((zone_name.to_string(), zone));
+    // SAFETY: zone was just returned by nginx; nginx calls init when it maps the zone.
+    unsafe { (*zone).init = Some(init_zone) };
     CONF_OK
 }
 
@@ -112,32 +110,21 @@ unsafe extern "C" fn init_zone(zone: *mut ngx_shm_zone_t, data: *mut c_void) -> 
     NGX_OK as ngx_int_t
 }
 
-/// The cache zones of the running cycle: name and header.
+/// The cache zones of the running cycle (as its main configuration lists them): name and
+/// header.
 pub fn zones() -> Vec<(String, &'static Header)> {
-    let mut out = Vec::new();
-    // SAFETY: ngx_cycle is the running cycle on the nginx thread; its shared memory list and
-    // the zones in it live as long as the cycle.
-    unsafe {
-        let cycle = ngx_cycle;
-        if cycle.is_null() {
-            return out;
-        }
-        let mut part: *const ngx_list_part_t = &(*cycle).shared_memory.part;
-        while !part.is_null() {
-            let elts = (*part).elts as *const ngx_shm_zone_t;
-            for i in 0..(*part).nelts {
-                let z = &*elts.add(i);
-                let name = z.shm.name.as_bytes();
-                if z.tag == tag() && name != crate::status::shm::ZONE_NAME.as_bytes() {
-                    if let Some(h) = table::header_at(z.data) {
-                        out.push((String::from_utf8_lossy(name).into(), h));
-                    }
-                }
-            }
-            part = (*part).next;
-        }
-    }
-    out
+    let Some(main) = crate::conf::main::running() else {
+        return Vec::new();
+    };
+    main.cache_zones
+        .iter()
+        .filter_map(|(name, zone)| {
+            // SAFETY: the zones are the running cycle's and live as long as it; their data is
+            // null or the table header init_zone made (header_at checks it).
+            let header = unsafe { table::header_at(zone.as_ref()?.data) }?;
+            Some((name.clone(), header))
+        })
+        .collect()
 }
 
 /// A zone's counters by name.

@@ -11,6 +11,7 @@
 
 mod cache;
 mod directives;
+pub mod main;
 mod merge;
 mod policy;
 mod scanner;
@@ -24,6 +25,7 @@ use bytes::Bytes;
 use ngx::ffi::*;
 use ometascan_core::ScannerUrl;
 
+pub use main::{create_main_conf, MainConf};
 pub use merge::{create_loc_conf, merge_loc_conf};
 pub use settings::Settings;
 pub use table::{LocConf, COMMANDS};

@@ -11,7 +11,6 @@ use ometascan_core::upstream::health::HealthSpec;
 use super::settings::tls_settings;
 use super::LocConf;
 use crate::ngx_ext::upstream::upstream_peers;
-use crate::runtime::register_health_check;
 
 /// Builds the scanner setup of a merged location; `Err` is the message for `nginx -t`.
 ///
@@ -46,8 +45,11 @@ pub unsafe fn build(cf: *mut ngx_conf_t, conf: &mut LocConf) -> Result<(), Strin
             tls: conf.tls.clone(),
             params: params.clone(),
         };
-        // SAFETY: cf->cycle is the cycle being configured.
-        register_health_check(unsafe { (*cf).cycle } as usize, spec);
+        // SAFETY: cf is the configuration being merged, inside the http block.
+        match unsafe { super::main::configuring(cf) } {
+            Some(main) => main.add_health_check(spec),
+            None => return Err("no main configuration of the module".into()),
+        }
     }
     conf.peers = Some(peers);
     Ok(())

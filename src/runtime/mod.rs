@@ -26,14 +26,12 @@ use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-mod health;
 mod loan;
 mod trace;
 
 use ngx::ffi::*;
 use ometascan_core::{ScanError, ScanOutcome, Scanner};
 
-pub use health::{forget_cycle, register as register_health_check};
 pub use loan::Loan;
 
 /// Identifies a scan in flight: slot index plus generation.
@@ -150,7 +148,11 @@ pub unsafe fn init(cycle: *mut ngx_cycle_t) -> Result<(), BridgeError> {
     let log_level = unsafe { (*(*cycle).log).log_level };
     trace::install(scanner.notices(), trace::max_level(log_level));
     // Active health checks configured for this cycle, one task per scanner group.
-    for spec in health::of_cycle(cycle as usize) {
+    // SAFETY: the cycle is live in init_process, on the nginx thread.
+    let checks = unsafe { crate::conf::main::of_cycle(cycle) }
+        .map(|m| m.health_checks.clone())
+        .unwrap_or_default();
+    for spec in checks {
         let task =
             ometascan_core::upstream::health::run(spec, scanner.balancer(), scanner.notices());
         runtime.spawn(task);

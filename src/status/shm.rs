@@ -62,12 +62,12 @@ pub struct Stats {
 /// The name of the counters' zone (the module's other zones are verdict caches).
 pub const ZONE_NAME: &str = "ometascan_stats";
 
-static STATS: AtomicPtr<Stats> = AtomicPtr::new(ptr::null_mut());
-
+/// The counters of the running cycle (its main configuration names their zone).
 pub fn stats() -> Option<&'static Stats> {
-    // SAFETY: the pointer is null or points into the shared zone, which lives as long as the
-    // cycle that the worker runs.
-    unsafe { STATS.load(Ordering::Acquire).as_ref() }
+    let zone = crate::conf::main::running()?.status_zone;
+    // SAFETY: the zone is the running cycle's, which lives as long as the cycle; its data is
+    // null until nginx initialised it, then the Stats that init_zone placed in it.
+    unsafe { zone.as_ref().and_then(|z| (z.data as *const Stats).as_ref()) }
 }
 
 /// Adds the shared zone (postconfiguration).
@@ -96,7 +96,14 @@ pub unsafe fn add_zone(cf: *mut ngx_conf_t) -> ngx_int_t {
     unsafe {
         (*zone).init = Some(init_zone);
     }
-    NGX_OK as ngx_int_t
+    // SAFETY: cf is the http block being configured.
+    match unsafe { crate::conf::main::configuring(cf) } {
+        Some(main) => {
+            main.status_zone = zone;
+            NGX_OK as ngx_int_t
+        }
+        None => NGX_ERROR as ngx_int_t,
+    }
 }
 
 unsafe extern "C" fn init_zone(zone: *mut ngx_shm_zone_t, data: *mut c_void) -> ngx_int_t {
@@ -105,7 +112,6 @@ unsafe extern "C" fn init_zone(zone: *mut ngx_shm_zone_t, data: *mut c_void) -> 
         if !data.is_null() {
             // Reload: the counters go on.
             (*zone).data = data;
-            STATS.store(data as *mut Stats, Ordering::Release);
             return NGX_OK as ngx_int_t;
         }
         let pool = (*zone).shm.addr as *mut ngx_slab_pool_t;
@@ -114,7 +120,6 @@ unsafe extern "C" fn init_zone(zone: *mut ngx_shm_zone_t, data: *mut c_void) -> 
             return NGX_ERROR as ngx_int_t;
         }
         (*zone).data = p;
-        STATS.store(p as *mut Stats, Ordering::Release);
     }
     NGX_OK as ngx_int_t
 }

@@ -1,0 +1,74 @@
+//! What is module-wide, kept where nginx keeps such state: in the module's main configuration,
+//! one per configuration cycle (made with it, freed with its pool). The running cycle's is
+//! found from `ngx_cycle`, a cycle being configured's from its `ngx_conf_t`.
+
+use std::ffi::c_void;
+
+use ngx::ffi::*;
+use ngx::http::HttpModuleMainConf;
+use ometascan_core::upstream::health::HealthSpec;
+
+use crate::Module;
+
+/// The module's state of one configuration cycle.
+pub struct MainConf {
+    /// Active health checks each worker starts, one per scanner group.
+    pub health_checks: Vec<HealthSpec>,
+    /// The status counters' shared zone (added in postconfiguration).
+    pub status_zone: *mut ngx_shm_zone_t,
+    /// The verdict cache zones `ometascan_cache_zone` declared, by name.
+    pub cache_zones: Vec<(String, *mut ngx_shm_zone_t)>,
+}
+
+impl Default for MainConf {
+    fn default() -> Self {
+        MainConf {
+            health_checks: Vec::new(),
+            status_zone: std::ptr::null_mut(),
+            cache_zones: Vec::new(),
+        }
+    }
+}
+
+impl MainConf {
+    /// One check per scanner group.
+    pub fn add_health_check(&mut self, spec: HealthSpec) {
+        if !self.health_checks.iter().any(|s| s.group == spec.group) {
+            self.health_checks.push(spec);
+        }
+    }
+}
+
+/// Creates the main configuration of a cycle being configured.
+pub unsafe extern "C" fn create_main_conf(cf: *mut ngx_conf_t) -> *mut c_void {
+    // SAFETY: cf is the http block being configured; its pool lives as long as the cycle and
+    // drops the value with it.
+    let pool = unsafe { ngx::core::Pool::from_ngx_pool((*cf).pool) };
+    pool.allocate(MainConf::default()) as *mut c_void
+}
+
+/// The main configuration of the cycle `cf` configures.
+///
+/// # Safety
+/// `cf` must be a configuration inside the http block, on the nginx thread.
+pub unsafe fn configuring<'a>(cf: *mut ngx_conf_t) -> Option<&'a mut MainConf> {
+    // SAFETY: per the contract, cf->ctx is an http configuration context, whose main
+    // configuration array holds ours (created by create_main_conf).
+    unsafe { Module::main_conf_mut(&*cf) }
+}
+
+/// The main configuration of `cycle` (`None` without an http block).
+///
+/// # Safety
+/// `cycle` must be a live cycle, read on the nginx thread.
+pub unsafe fn of_cycle<'a>(cycle: *const ngx_cycle_t) -> Option<&'a MainConf> {
+    // SAFETY: per the contract; the cycle's http context holds our main configuration.
+    unsafe { cycle.as_ref().and_then(|c| Module::main_conf(c)) }
+}
+
+/// The main configuration of the cycle the worker runs.
+pub fn running() -> Option<&'static MainConf> {
+    // SAFETY: ngx_cycle is the running cycle; it is read on the nginx thread only (every caller
+    // runs in a handler or an event of nginx's), and its configuration lives as long as it.
+    unsafe { of_cycle(ngx_cycle) }
+}
