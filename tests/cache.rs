@@ -405,3 +405,35 @@ fn requests_that_send_the_scanner_different_headers_never_share_a_verdict() {
     assert_eq!(seen.len(), 2);
     assert_eq!(backend.received().len(), 4);
 }
+
+/// Zones are listed in the module's main configuration: a name declared twice is refused by
+/// `nginx -t`, two names are two zones, and a reload keeps the list right.
+#[test]
+fn a_zone_declared_twice_is_refused_and_two_names_are_two_zones() {
+    let twice = nginx::check_http(
+        "ometascan_cache_zone v:1m; ometascan_cache_zone v:1m;\n\
+         server { listen 127.0.0.1:%PORT%; }",
+    );
+    assert!(!twice.ok);
+    assert!(
+        twice.output.contains("zone \"v\" is already declared"),
+        "{}",
+        twice.output
+    );
+    let n = Nginx::start(
+        "ometascan_cache_zone a:1m; ometascan_cache_zone b:1m;\n\
+         server { listen 127.0.0.1:%PORT%; location = /s { ometascan_status; } }",
+    );
+    let page = || {
+        client::request(n.port, "GET", "/s", &[], b"")
+            .unwrap()
+            .text()
+    };
+    for zone in ["zone=\"a\"", "zone=\"b\""] {
+        assert!(page().contains(zone), "{zone}: {}", page());
+    }
+    n.reload();
+    for zone in ["zone=\"a\"", "zone=\"b\""] {
+        assert!(page().contains(zone), "after a reload, {zone}: {}", page());
+    }
+}

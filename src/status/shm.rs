@@ -67,7 +67,10 @@ pub fn stats() -> Option<&'static Stats> {
     let zone = crate::conf::main::running()?.status_zone;
     // SAFETY: the zone is the running cycle's, which lives as long as the cycle; its data is
     // null until nginx initialised it, then the Stats that init_zone placed in it.
-    unsafe { zone.as_ref().and_then(|z| (z.data as *const Stats).as_ref()) }
+    unsafe {
+        zone.as_ref()
+            .and_then(|z| (z.data as *const Stats).as_ref())
+    }
 }
 
 /// Adds the shared zone (postconfiguration).
