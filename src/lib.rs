@@ -1,14 +1,14 @@
 //! ngx_http_ometascan_module: scans requests with an external scanning server before nginx
 //! lets them through.
 //!
-//! This crate is the nginx adapter; this file holds the module's statics and its process
-//! hooks. The rest: [`conf`] the directives and their defaults, [`request`] the request flow,
-//! [`runtime`] the worker's tokio runtime and its wake-up of nginx's event loop, [`status`]
-//! the shared counters and their endpoint, [`variables`] the `$ometascan_*` variables, and
-//! [`ngx_ext`] every walk over nginx's raw structures. The adapter is where the project's
-//! `unsafe` code is, apart from one audited module of the core (its transport timers); the
-//! protocols, the scanner client and the verdict rules are in the nginx-independent
-//! `ometascan-core` crate.
+//! This crate is the nginx adapter; this file holds the module's descriptor and its process
+//! hooks. The rest: [`conf`] the directives (declared once, in `conf/declared.rs`) and the
+//! module-wide state of a cycle, [`request`] the request flow, [`runtime`] the worker's tokio
+//! runtime and its wake-up of nginx's event loop, [`status`] the shared counters and their
+//! endpoint, [`cache`] the verdict cache's zones, [`variables`] the `$ometascan_*` variables,
+//! and [`ngx_ext`] walks over nginx's raw structures. The adapter is where the project's
+//! `unsafe` code is, apart from two audited modules of the core's `net/`; the protocols, the
+//! scanner client and the verdict rules are in the nginx-independent `ometascan-core` crate.
 
 use std::ffi::c_void;
 use std::ptr;

@@ -4,13 +4,17 @@
 //! the request to scan ([`ScanRequest`]), both scan protocols (HTTP in [`http`], ICAP in
 //! [`icap`]), the failover over a scanner group ([`Scanner`]) and the scanner's answer turned
 //! into a [`Verdict`]. The nginx adapter builds a [`ScanRequest`] on the nginx thread, hands it
-//! to [`Scanner::scan_report`] on the worker's tokio runtime and applies the verdict it gets
+//! to [`Scanner::scan_decoded`] (every object a backend would see, each scanned through
+//! [`Scanner::scan_report`]) on the worker's tokio runtime and applies the verdict it gets
 //! back.
 //!
 //! Map: `scan/` the protocol-free model and the failover loop; `http/` and `icap/` one
 //! protocol each; `net/` transport, TLS, pools and timeouts; `upstream/` balancer and health
 //! checks; `body/` the request body and where a scanner's body goes; `headers`, `disposition`,
 //! `methods`, `url`, `notices` small rules of their own.
+//!
+//! No `unsafe` here but in two audited modules of `net/`: `sendfile` (one `sendfile(2)` call on
+//! borrowed descriptors) and `timed_io` (hyper's read cursor over uninitialised memory).
 #![deny(unsafe_code)]
 
 pub mod body;

@@ -1,11 +1,13 @@
 //! The bridge between nginx's event loop and the worker's tokio runtime.
 //!
 //! One runtime per worker process, created in `init_process` (never in the master: no threads
-//! before fork). A scan runs as a tokio task that owns only plain data; when it ends it pushes
-//! a [`Completion`] onto a queue and, if the queue was empty, writes to an eventfd that nginx's
+//! before fork), with the worker's one `Scanner` and the cycle's health checks on it. A scan
+//! runs as a tokio task that owns only plain data; when it ends it pushes a `Message` (its slot
+//! and outcome) onto a queue and, if the queue was empty, writes to an eventfd that nginx's
 //! event loop watches like any socket. The eventfd's read handler, on the nginx thread, drains
 //! the queue and resumes the requests. Nothing polls: a worker waiting for scans sleeps in
-//! `epoll_wait`.
+//! `epoll_wait`. The same read handler takes the scanner's notices (servers going down or up,
+//! tracing events) to the error log and the status counters.
 //!
 //! Requests are tracked in a slot table that only the nginx thread touches.
 //!
