@@ -7,6 +7,7 @@ pub mod zone;
 
 use std::sync::atomic::Ordering;
 
+use ngx::core::SlabPool;
 use ngx::ffi::*;
 use ometascan_core::cache::{CacheEvent, Key, VerdictStore};
 
@@ -33,12 +34,12 @@ impl ShmStore {
         ShmStore { zone }
     }
 
-    fn parts(&self) -> Option<(&Header, *mut ngx_slab_pool_t)> {
-        // SAFETY: per `new`, the zone is initialized: data is our header in the zone's slab
-        // pool, the pool at the start of its memory.
+    fn parts(&self) -> Option<(&Header, SlabPool)> {
+        // SAFETY: per `new`, the zone is initialized and lives as long as the worker's cycle:
+        // data is our header in the zone's slab pool, the pool at the start of its memory.
         unsafe {
             let header = table::header_at((*self.zone).data)?;
-            Some((header, (*self.zone).shm.addr as *mut ngx_slab_pool_t))
+            Some((header, SlabPool::from_shm_zone(&*self.zone)?))
         }
     }
 }
@@ -47,13 +48,13 @@ impl VerdictStore for ShmStore {
     fn get(&self, key: &Key) -> Option<Vec<u8>> {
         let (header, pool) = self.parts()?;
         // SAFETY: header and pool belong to the same initialized zone.
-        unsafe { table::get(header, pool, key) }
+        unsafe { table::get(header, &pool, key) }
     }
 
     fn put(&self, key: &Key, bytes: &[u8], expires_ms: u64) {
         if let Some((header, pool)) = self.parts() {
             // SAFETY: as in get.
-            unsafe { table::put(header, pool, key, bytes, expires_ms) }
+            unsafe { table::put(header, &pool, key, bytes, expires_ms) }
         }
     }
 

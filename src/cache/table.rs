@@ -3,9 +3,13 @@
 //! its encoded entry in the zone's slab pool. When the pool is full, entries are evicted from
 //! a moving cursor until the new one fits: a full zone evicts, it never fails a request.
 
-use std::ptr;
+use std::alloc::Layout;
+use std::ptr::{self, NonNull};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use ngx::allocator::Allocator;
+use ngx::core::slab::LockedSlabPool;
+use ngx::core::SlabPool;
 use ngx::ffi::*;
 use ometascan_core::cache::{now_ms, CacheEvent, Key};
 
@@ -100,26 +104,6 @@ pub unsafe fn create(pool: *mut ngx_slab_pool_t, zone_size: usize) -> *mut Heade
     }
 }
 
-/// Holds the zone's slab mutex; released when dropped.
-struct Locked(*mut ngx_slab_pool_t);
-
-impl Locked {
-    /// # Safety
-    /// `pool` is the slab pool of an initialized zone.
-    unsafe fn new(pool: *mut ngx_slab_pool_t) -> Self {
-        // SAFETY: per the contract.
-        unsafe { ngx_shmtx_lock(&mut (*pool).mutex) };
-        Locked(pool)
-    }
-}
-
-impl Drop for Locked {
-    fn drop(&mut self) {
-        // SAFETY: locked in new.
-        unsafe { ngx_shmtx_unlock(&mut (*self.0).mutex) };
-    }
-}
-
 /// The slots of `key`'s set.
 ///
 /// # Safety
@@ -137,9 +121,8 @@ unsafe fn set_of<'a>(h: &Header, key: &Key) -> &'a mut [Slot] {
 ///
 /// # Safety
 /// `h` and `pool` are the header and pool of one initialized zone.
-pub unsafe fn get(h: &Header, pool: *mut ngx_slab_pool_t, key: &Key) -> Option<Vec<u8>> {
-    // SAFETY: per the contract.
-    let _lock = unsafe { Locked::new(pool) };
+pub unsafe fn get(h: &Header, pool: &SlabPool, key: &Key) -> Option<Vec<u8>> {
+    let _locked = pool.lock();
     // SAFETY: locked.
     let set = unsafe { set_of(h, key) };
     let slot = set
@@ -155,9 +138,8 @@ pub unsafe fn get(h: &Header, pool: *mut ngx_slab_pool_t, key: &Key) -> Option<V
 ///
 /// # Safety
 /// As for [`get`].
-pub unsafe fn put(h: &Header, pool: *mut ngx_slab_pool_t, key: &Key, bytes: &[u8], exp: u64) {
-    // SAFETY: per the contract.
-    let _lock = unsafe { Locked::new(pool) };
+pub unsafe fn put(h: &Header, pool: &SlabPool, key: &Key, bytes: &[u8], exp: u64) {
+    let locked = pool.lock();
     let now = now_ms();
     // SAFETY: locked.
     let set = unsafe { set_of(h, key) };
@@ -172,9 +154,9 @@ pub unsafe fn put(h: &Header, pool: *mut ngx_slab_pool_t, key: &Key, bytes: &[u8
         });
     let slot_ptr: *mut Slot = &mut set[pick];
     // SAFETY: locked; the slot is in the table.
-    unsafe { release(pool, &mut *slot_ptr) };
-    // SAFETY: locked; pool is the zone's slab pool.
-    let data = unsafe { alloc_evicting(h, pool, bytes.len(), slot_ptr) };
+    unsafe { release(&locked, &mut *slot_ptr) };
+    // SAFETY: locked; the pool is the zone's.
+    let data = unsafe { alloc_evicting(h, &locked, bytes.len(), slot_ptr) };
     if data.is_null() {
         return;
     }
@@ -191,14 +173,19 @@ pub unsafe fn put(h: &Header, pool: *mut ngx_slab_pool_t, key: &Key, bytes: &[u8
     h.counters[STORES].fetch_add(1, Ordering::Relaxed);
 }
 
+/// The layout an entry of `len` bytes was allocated with.
+fn entry_layout(len: usize) -> Option<Layout> {
+    Layout::from_size_align(len, 1).ok()
+}
+
 /// Frees a slot's entry.
 ///
 /// # Safety
-/// The zone's mutex is held.
-unsafe fn release(pool: *mut ngx_slab_pool_t, slot: &mut Slot) {
-    if !slot.data.is_null() {
-        // SAFETY: data was allocated from this pool by put.
-        unsafe { ngx_slab_free_locked(pool, slot.data as *mut std::ffi::c_void) };
+/// `pool` is the locked pool of the slot's zone.
+unsafe fn release(pool: &LockedSlabPool, slot: &mut Slot) {
+    if let (Some(data), Some(layout)) = (NonNull::new(slot.data), entry_layout(slot.len)) {
+        // SAFETY: data was allocated from this pool by put, with this layout.
+        unsafe { pool.deallocate(data, layout) };
         slot.data = ptr::null_mut();
         slot.len = 0;
     }
@@ -212,16 +199,17 @@ unsafe fn release(pool: *mut ngx_slab_pool_t, slot: &mut Slot) {
 /// The zone's mutex is held.
 unsafe fn alloc_evicting(
     h: &Header,
-    pool: *mut ngx_slab_pool_t,
+    pool: &LockedSlabPool,
     len: usize,
     keep: *mut Slot,
 ) -> *mut u8 {
+    let Some(layout) = entry_layout(len) else {
+        return ptr::null_mut();
+    };
     let total = h.sets * WAYS;
     for _ in 0..=total.min(MAX_EVICTIONS_PER_PUT) {
-        // SAFETY: locked.
-        let p = unsafe { ngx_slab_alloc_locked(pool, len) } as *mut u8;
-        if !p.is_null() {
-            return p;
+        if let Ok(p) = pool.allocate(layout) {
+            return p.as_ptr() as *mut u8;
         }
         let i = (h.cursor.fetch_add(1, Ordering::Relaxed) as usize) % total;
         // SAFETY: i < total; locked.
