@@ -309,3 +309,115 @@ pub unsafe fn body_in_one_buffer(
     }
     Some(cl)
 }
+
+/// One buffer of a request body as nginx stored it.
+#[derive(Debug, Clone, Copy)]
+pub enum Stored {
+    /// `len` bytes of memory from `pos` (in the request pool or a client buffer).
+    Memory { pos: *const u8, len: usize },
+    /// Bytes `start..end` of the temp file open on `fd`.
+    File { fd: ngx_fd_t, start: u64, end: u64 },
+}
+
+impl Stored {
+    pub fn len(&self) -> u64 {
+        match *self {
+            Stored::Memory { len, .. } => len as u64,
+            Stored::File { start, end, .. } => end - start,
+        }
+    }
+}
+
+/// The buffers of `r`'s body, in order, empty ones left out (none when it has no body).
+///
+/// # Safety
+/// `r` must be a live request on the nginx thread whose body nginx has read; what the items
+/// point to stays valid while the request body is not changed (its chain and buffers live in
+/// the request pool, its temp file is open until the pool goes).
+pub unsafe fn body_buffers(r: *mut ngx_http_request_t) -> Vec<Stored> {
+    let mut out = Vec::new();
+    // SAFETY: r is live; its request_body is null or nginx's, whose chain is well formed.
+    let mut cl = unsafe { (*r).request_body.as_ref() }.map_or(ptr::null_mut(), |rb| rb.bufs);
+    while !cl.is_null() {
+        // SAFETY: cl is a link of the body's chain; its buffer and in-file buffer's file are
+        // nginx's, valid as long as the chain.
+        let (b, next) = unsafe { (&*(*cl).buf, (*cl).next) };
+        if b.in_file() != 0 && !b.file.is_null() {
+            let (start, end) = (b.file_pos.max(0) as u64, b.file_last.max(0) as u64);
+            if end > start {
+                // SAFETY: as above.
+                let fd = unsafe { (*b.file).fd };
+                out.push(Stored::File { fd, start, end });
+            }
+        } else if !b.pos.is_null() && b.last > b.pos {
+            // SAFETY: pos..last is the buffer's data, in one allocation.
+            let len = unsafe { b.last.offset_from(b.pos) } as usize;
+            out.push(Stored::Memory { pos: b.pos, len });
+        }
+        cl = next;
+    }
+    out
+}
+
+/// Makes `chain` (`len` bytes) the request's body: its buffers, `Content-Length` and the length
+/// nginx forwards. `rb->buf` stays (the upstream module reuses it as its output buffer).
+/// `None`: out of memory.
+///
+/// # Safety
+/// `r` must be a live main request on the nginx thread whose body nginx has read, `chain` a
+/// chain from its pool.
+pub unsafe fn set_body(
+    r: *mut ngx_http_request_t,
+    chain: *mut ngx_chain_t,
+    len: u64,
+) -> Option<()> {
+    // SAFETY: r is live; its request body is nginx's; the new value lives in the request pool.
+    unsafe {
+        let rb = (*r).request_body;
+        if rb.is_null() {
+            return None;
+        }
+        (*rb).bufs = chain;
+        (*r).headers_in.content_length_n = len as off_t;
+        let cl = (*r).headers_in.content_length;
+        if !cl.is_null() {
+            (*cl).value = crate::ngx_ext::headers::pool_str(r, len.to_string().as_bytes())?;
+        }
+    }
+    Some(())
+}
+
+/// Takes the body out of the request: the buffers unlinked, the temp file emptied (a kept
+/// one, under `client_body_in_file_only`, must not keep the content) and unlinked from the
+/// request (`$request_body_file` is empty), the length 0 and no longer chunked. A client's
+/// `Transfer-Encoding` stays in the header list: the proxy module recognises and replaces it by
+/// its hash, which must therefore stay intact.
+///
+/// # Safety
+/// `r` must be a live main request on the nginx thread, and nothing may hold its body (no
+/// scan in flight: the loan was returned).
+pub unsafe fn forget_body(r: *mut ngx_http_request_t) {
+    // SAFETY: r is live; its request body (when set) and temp file are nginx's, in its pool;
+    // "0" is a static string.
+    unsafe {
+        let rb = (*r).request_body;
+        if !rb.is_null() {
+            let tf = (*rb).temp_file;
+            if !tf.is_null() && (*tf).file.fd >= 0 {
+                libc::ftruncate((*tf).file.fd, 0);
+            }
+            (*rb).temp_file = ptr::null_mut();
+            (*rb).bufs = ptr::null_mut();
+            (*rb).rest = 0;
+        }
+        (*r).headers_in.content_length_n = 0;
+        (*r).headers_in.set_chunked(0);
+        let cl = (*r).headers_in.content_length;
+        if !cl.is_null() {
+            (*cl).value = ngx_str_t {
+                len: 1,
+                data: c"0".as_ptr() as *mut u8,
+            };
+        }
+    }
+}

@@ -19,6 +19,7 @@ use ometascan_core::{
 use super::ctx::{self, State};
 use crate::cache::ShmStore;
 use crate::conf::{LocConf, PassTarget};
+use crate::ngx_ext::buf::{body_buffers, Stored};
 use crate::ngx_ext::headers::copy_headers_in;
 use crate::runtime::{self, Loan, SlotId};
 
@@ -122,39 +123,31 @@ unsafe fn scan_request(r: *mut ngx_http_request_t, loan: &Loan) -> Result<ScanRe
 /// As for [`scan_request`].
 unsafe fn body_parts(r: *mut ngx_http_request_t, loan: &Loan) -> Result<RequestBody, ScanError> {
     let mut body = RequestBody::new();
-    // SAFETY: r is live.
-    let rb = unsafe { (*r).request_body };
-    if rb.is_null() {
-        return Ok(body);
-    }
     let mut files: Vec<(ngx_fd_t, Arc<File>)> = Vec::new();
-    // SAFETY: rb is the request's body.
-    let mut cl = unsafe { (*rb).bufs };
-    while !cl.is_null() {
-        // SAFETY: cl is a link of the body's chain; its buffer is valid.
-        let b = unsafe { &*(*cl).buf };
-        if b.in_file() != 0 && !b.file.is_null() {
-            // SAFETY: an in-file buffer's file is valid.
-            let fd = unsafe { (*b.file).fd };
-            let file = match files.iter().find(|(f, _)| *f == fd) {
-                Some((_, file)) => file.clone(),
-                None => {
-                    let file = Arc::new(dup_file(fd)?);
-                    files.push((fd, file.clone()));
-                    file
-                }
-            };
-            let len = (b.file_last - b.file_pos).max(0) as u64;
-            let offset = b.file_pos as u64;
-            body.push(BodyPart::File { file, offset, len });
-        } else if !b.pos.is_null() && b.last > b.pos {
-            // SAFETY: pos..last is the buffer's data.
-            let n = unsafe { b.last.offset_from(b.pos) } as usize;
-            // SAFETY: per the contract the memory stays valid until the loan's message.
-            body.push(BodyPart::Memory(unsafe { loan.lend(b.pos, n) }));
+    // SAFETY: per the contract, r is live and its body read.
+    for stored in unsafe { body_buffers(r) } {
+        match stored {
+            Stored::File { fd, start, end } => {
+                let file = match files.iter().find(|(f, _)| *f == fd) {
+                    Some((_, file)) => file.clone(),
+                    None => {
+                        let file = Arc::new(dup_file(fd)?);
+                        files.push((fd, file.clone()));
+                        file
+                    }
+                };
+                body.push(BodyPart::File {
+                    file,
+                    offset: start,
+                    len: end - start,
+                });
+            }
+            Stored::Memory { pos, len } => {
+                // SAFETY: the buffer is the request's and stays valid until the loan's message
+                // (the request is blocked until then).
+                body.push(BodyPart::Memory(unsafe { loan.lend(pos, len) }));
+            }
         }
-        // SAFETY: as above.
-        cl = unsafe { (*cl).next };
     }
     Ok(body)
 }

@@ -14,6 +14,7 @@ use ngx::http::HttpModuleLocationConf;
 use ometascan_core::{ResultKind, ScanOutcome};
 
 use crate::conf::{LocConf, OnError, OverSize, PassTarget};
+use crate::ngx_ext::buf::{body_buffers, Stored};
 use crate::ngx_ext::conf::complex_value;
 use crate::ngx_ext::log;
 use crate::status;
@@ -247,28 +248,7 @@ unsafe extern "C" fn body_handler(r: *mut ngx_http_request_t) {
 /// `r` must be a live request whose body nginx has read.
 unsafe fn body_size(r: *mut ngx_http_request_t) -> u64 {
     // SAFETY: per the contract.
-    let rb = unsafe { (*r).request_body };
-    if rb.is_null() {
-        return 0;
-    }
-    let mut n = 0u64;
-    // SAFETY: rb is the request's body; its chain is valid.
-    let mut cl = unsafe { (*rb).bufs };
-    while !cl.is_null() {
-        // SAFETY: cl is a link of the chain; its buffer is valid.
-        let b = unsafe { &*(*cl).buf };
-        n += if b.in_file() != 0 {
-            (b.file_last - b.file_pos).max(0) as u64
-        } else if b.pos.is_null() {
-            0
-        } else {
-            // SAFETY: pos..last is the buffer's data.
-            unsafe { b.last.offset_from(b.pos) }.max(0) as u64
-        };
-        // SAFETY: as above.
-        cl = unsafe { (*cl).next };
-    }
-    n
+    unsafe { body_buffers(r) }.iter().map(Stored::len).sum()
 }
 
 /// A body over `ometascan_max_size`: refused (413) or, with `over=pass`, forwarded unscanned.

@@ -10,7 +10,9 @@ use ometascan_core::{ResponsePage, SanitizedBody, ScanError, Verdict};
 use super::ctx::{Ctx, State};
 use super::{log_debug, log_error, NGX_DECLINED_, NGX_DONE_};
 use crate::conf::{LocConf, OnError};
-use crate::ngx_ext::buf::{body_chain, body_in_new_temp_file, body_in_one_buffer};
+use crate::ngx_ext::buf::{
+    body_chain, body_in_new_temp_file, body_in_one_buffer, forget_body, set_body,
+};
 use crate::ngx_ext::headers::{headers_in_named, pool_str, push_header_out, set_header_in};
 use crate::ngx_ext::page::{has_error_page, send_page};
 
@@ -208,16 +210,8 @@ unsafe fn replace_body(
     };
     // SAFETY: r is live, its body read and no scan holds it.
     let chain = unsafe { stored_like_the_original(r, &whole) }?;
-    // SAFETY: chain and rb are live; rb->buf stays (the upstream module reuses it as its
-    // output buffer).
-    unsafe {
-        (*rb).bufs = chain;
-        (*r).headers_in.content_length_n = len as off_t;
-        let cl_header = (*r).headers_in.content_length;
-        if !cl_header.is_null() {
-            (*cl_header).value = pool_str(r, len.to_string().as_bytes())?;
-        }
-    }
+    // SAFETY: r is live, chain from its pool.
+    unsafe { set_body(r, chain, len) }?;
     if let Some(ct) = content_type {
         // SAFETY: r is live.
         unsafe { set_header_in(r, b"Content-Type", &ct) }?;
@@ -286,41 +280,13 @@ unsafe fn rename_disposition(r: *mut ngx_http_request_t, scanner_cd: &[u8]) -> O
     Some(())
 }
 
-/// After a block or a failure: the body is taken out of the request so that no later step
-/// (`error_page` and other internal redirects, proxy/fastcgi/uwsgi/grpc, mirror, subrequests)
-/// can send it. The buffers are unlinked, the temp file is emptied and unlinked from the
-/// request (`$request_body_file` is empty too), and the length says 0. (A client's
-/// `Transfer-Encoding` stays in the list: the proxy module recognises and replaces it by its
-/// hash, which must therefore stay intact.)
+/// After a block or a failure: the body is taken out of the request (see
+/// [`forget_body`]) so that no later step (`error_page` and other internal redirects,
+/// proxy/fastcgi/uwsgi/grpc, mirror, subrequests) can send it.
 ///
 /// # Safety
 /// `r` must be a live main request on the nginx thread, with no scan in flight.
 pub unsafe fn drop_body(r: *mut ngx_http_request_t) {
-    // SAFETY: r is live.
-    let rb = unsafe { (*r).request_body };
-    if !rb.is_null() {
-        // SAFETY: rb is the request's body; no scan holds it any more (the loan was returned).
-        unsafe {
-            let tf = (*rb).temp_file;
-            if !tf.is_null() && (*tf).file.fd >= 0 {
-                // Kept files (client_body_in_file_only) must not keep the content either.
-                libc::ftruncate((*tf).file.fd, 0);
-            }
-            (*rb).temp_file = std::ptr::null_mut();
-            (*rb).bufs = std::ptr::null_mut();
-            (*rb).rest = 0;
-        }
-    }
-    // SAFETY: r is live; "0" is a static string.
-    unsafe {
-        (*r).headers_in.content_length_n = 0;
-        (*r).headers_in.set_chunked(0);
-        let cl = (*r).headers_in.content_length;
-        if !cl.is_null() {
-            (*cl).value = ngx_str_t {
-                len: 1,
-                data: c"0".as_ptr() as *mut u8,
-            };
-        }
-    }
+    // SAFETY: per the contract.
+    unsafe { forget_body(r) }
 }
