@@ -1,7 +1,7 @@
 //! An ICAP chunked body (the scanner's sanitized body or block page), decoded whole and cut.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use ometascan_core::icap::codec::{ChunkDecoder, Decoded};
+use ometascan_core::icap::chunked::{ChunkDecoder, Decoded};
 use ometascan_fuzz::cuts;
 
 fn dechunk(pieces: &[&[u8]]) -> Result<Vec<u8>, String> {

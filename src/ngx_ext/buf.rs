@@ -175,55 +175,89 @@ pub unsafe fn body_in_new_temp_file(
     r: *mut ngx_http_request_t,
     body: &ometascan_core::RequestBody,
 ) -> Option<*mut ngx_chain_t> {
+    // SAFETY: r is live; its body and temp file (when set) are the request's, from its pool.
+    let old = unsafe { (*r).request_body.as_ref()?.temp_file };
+    if old.is_null() {
+        return None;
+    }
+    // SAFETY: r is live; old is its temp file.
+    let tf = unsafe { temp_file_like(r, old) }?;
+    // SAFETY: tf's file was just created; its descriptor is open until the pool goes.
+    let written = write_body(unsafe { (*tf).file.fd }, body)?;
+    // SAFETY: r is live; allocations from its pool.
+    let (b, cl) = unsafe {
+        (
+            ngx_pcalloc((*r).pool, std::mem::size_of::<ngx_buf_t>()) as *mut ngx_buf_t,
+            ngx_alloc_chain_link((*r).pool),
+        )
+    };
+    if b.is_null() || cl.is_null() {
+        return None;
+    }
+    // SAFETY: the old temp file's descriptor is open until the pool is destroyed; emptied so a
+    // kept file (client_body_in_file_only on) does not keep what the scanner replaced.
+    unsafe {
+        if (*old).file.fd != NGX_INVALID_FILE {
+            libc::ftruncate((*old).file.fd, 0);
+        }
+    }
+    // SAFETY: tf, b and cl are fresh pool memory; the request body now names the new file.
+    unsafe {
+        (*tf).offset = written as off_t;
+        (*tf).file.offset = written as off_t;
+        (*b).file = &mut (*tf).file;
+        (*b).set_in_file(1);
+        (*b).file_pos = 0;
+        (*b).file_last = written as off_t;
+        (*b).set_last_buf(1);
+        (*b).set_last_in_chain(1);
+        (*cl).buf = b;
+        (*cl).next = ptr::null_mut();
+        (*(*r).request_body).temp_file = tf;
+    }
+    Some(cl)
+}
+
+/// A new, empty temp file made like `old` (path, persistence, cleaning, access bits, log
+/// level), registered for cleanup in the request pool. `None`: out of memory or not created.
+///
+/// # Safety
+/// `r` must be a live request on the nginx thread and `old` its body's temp file.
+unsafe fn temp_file_like(
+    r: *mut ngx_http_request_t,
+    old: *const ngx_temp_file_t,
+) -> Option<*mut ngx_temp_file_t> {
+    // SAFETY: r is live; the allocation comes from its pool.
+    let (pool, log) = unsafe { ((*r).pool, (*(*r).connection).log) };
+    // SAFETY: as above.
+    let tf = unsafe { ngx_pcalloc(pool, std::mem::size_of::<ngx_temp_file_t>()) }
+        as *mut ngx_temp_file_t;
+    // SAFETY: tf is null or fresh pool memory of its type; old is the request's temp file.
+    let (tf, old) = unsafe { (tf.as_mut()?, &*old) };
+    tf.file.fd = NGX_INVALID_FILE;
+    tf.file.log = log;
+    tf.path = old.path;
+    tf.pool = pool;
+    tf.warn = old.warn;
+    tf.access = old.access;
+    tf.set_log_level(old.log_level());
+    tf.set_persistent(old.persistent());
+    tf.set_clean(old.clean());
+    let (persistent, clean) = (tf.persistent() as ngx_uint_t, tf.clean() as ngx_uint_t);
+    // SAFETY: tf's file and path are set as nginx's request body code sets them; the file's
+    // cleanup (in the same pool) closes it and, when clean, removes it.
+    let rc =
+        unsafe { ngx_create_temp_file(&mut tf.file, tf.path, pool, persistent, clean, tf.access) };
+    (rc == NGX_OK as ngx_int_t).then_some(tf as *mut ngx_temp_file_t)
+}
+
+/// Writes `body` to the open file `fd` from its start; the number of bytes written.
+fn write_body(fd: ngx_fd_t, body: &ometascan_core::RequestBody) -> Option<u64> {
     use std::io::Write;
     use std::os::fd::FromRawFd;
     use std::os::unix::fs::FileExt;
-    // SAFETY: r is live; its body and temp file (when set) are the request's, from its pool.
-    let (pool, log, old) = unsafe {
-        let rb = (*r).request_body;
-        if rb.is_null() || (*rb).temp_file.is_null() {
-            return None;
-        }
-        ((*r).pool, (*(*r).connection).log, (*rb).temp_file)
-    };
-    // SAFETY: allocations from the request's live pool.
-    let (tf, b, cl) = unsafe {
-        (
-            ngx_pcalloc(pool, std::mem::size_of::<ngx_temp_file_t>()) as *mut ngx_temp_file_t,
-            ngx_pcalloc(pool, std::mem::size_of::<ngx_buf_t>()) as *mut ngx_buf_t,
-            ngx_alloc_chain_link(pool),
-        )
-    };
-    if tf.is_null() || b.is_null() || cl.is_null() {
-        return None;
-    }
-    // SAFETY: tf is fresh pool memory of its type, old the request's temp file; the new file's
-    // cleanup (registered by nginx in the same pool) closes and, when clean, removes it.
-    let fd = unsafe {
-        (*tf).file.fd = NGX_INVALID_FILE;
-        (*tf).file.log = log;
-        (*tf).path = (*old).path;
-        (*tf).pool = pool;
-        (*tf).warn = (*old).warn;
-        (*tf).access = (*old).access;
-        (*tf).set_log_level((*old).log_level());
-        (*tf).set_persistent((*old).persistent());
-        (*tf).set_clean((*old).clean());
-        let rc = ngx_create_temp_file(
-            &mut (*tf).file,
-            (*tf).path,
-            pool,
-            (*tf).persistent() as ngx_uint_t,
-            (*tf).clean() as ngx_uint_t,
-            (*tf).access,
-        );
-        if rc != NGX_OK as ngx_int_t {
-            return None;
-        }
-        (*tf).file.fd
-    };
-    // SAFETY: fd is the new file's open descriptor, owned by the pool cleanup: the File made
-    // from it is never dropped (ManuallyDrop), so it is closed once, by nginx.
+    // SAFETY: fd is an open descriptor owned by a pool cleanup: the File made from it is never
+    // dropped (ManuallyDrop), so it is closed once, by nginx.
     let out = std::mem::ManuallyDrop::new(unsafe { std::fs::File::from_raw_fd(fd) });
     let mut written = 0u64;
     let mut chunk = vec![0u8; 64 * 1024];
@@ -245,26 +279,7 @@ pub unsafe fn body_in_new_temp_file(
         }
         written += part.len();
     }
-    // SAFETY: the old temp file's descriptor is open until the pool is destroyed; emptied so a
-    // kept file (client_body_in_file_only on) does not keep what the scanner replaced. tf, b and
-    // cl are fresh pool memory; the request body now names the new file.
-    unsafe {
-        if (*old).file.fd != NGX_INVALID_FILE {
-            libc::ftruncate((*old).file.fd, 0);
-        }
-        (*tf).offset = written as off_t;
-        (*tf).file.offset = written as off_t;
-        (*b).file = &mut (*tf).file;
-        (*b).set_in_file(1);
-        (*b).file_pos = 0;
-        (*b).file_last = written as off_t;
-        (*b).set_last_buf(1);
-        (*b).set_last_in_chain(1);
-        (*cl).buf = b;
-        (*cl).next = ptr::null_mut();
-        (*(*r).request_body).temp_file = tf;
-    }
-    Some(cl)
+    Some(written)
 }
 
 /// The same body in one memory buffer of the request pool (`client_body_in_single_buffer`).
@@ -397,19 +412,21 @@ pub unsafe fn set_body(
 /// `r` must be a live main request on the nginx thread, and nothing may hold its body (no
 /// scan in flight: the loan was returned).
 pub unsafe fn forget_body(r: *mut ngx_http_request_t) {
-    // SAFETY: r is live; its request body (when set) and temp file are nginx's, in its pool;
-    // "0" is a static string.
-    unsafe {
-        let rb = (*r).request_body;
-        if !rb.is_null() {
-            let tf = (*rb).temp_file;
-            if !tf.is_null() && (*tf).file.fd >= 0 {
-                libc::ftruncate((*tf).file.fd, 0);
+    // SAFETY: r is live; its request body (when set) and temp file are nginx's, in its pool.
+    if let Some(rb) = unsafe { (*r).request_body.as_mut() } {
+        // SAFETY: as above; the descriptor is open until the pool goes.
+        if let Some(tf) = unsafe { rb.temp_file.as_ref() } {
+            if tf.file.fd >= 0 {
+                // SAFETY: as above.
+                unsafe { libc::ftruncate(tf.file.fd, 0) };
             }
-            (*rb).temp_file = ptr::null_mut();
-            (*rb).bufs = ptr::null_mut();
-            (*rb).rest = 0;
         }
+        rb.temp_file = ptr::null_mut();
+        rb.bufs = ptr::null_mut();
+        rb.rest = 0;
+    }
+    // SAFETY: r is live; "0" is a static string.
+    unsafe {
         (*r).headers_in.content_length_n = 0;
         (*r).headers_in.set_chunked(0);
         let cl = (*r).headers_in.content_length;

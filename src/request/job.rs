@@ -125,7 +125,8 @@ unsafe fn body_parts(r: *mut ngx_http_request_t, loan: &Loan) -> Result<RequestB
     let mut body = RequestBody::new();
     let mut files: Vec<(ngx_fd_t, Arc<File>)> = Vec::new();
     // SAFETY: per the contract, r is live and its body read.
-    for stored in unsafe { body_buffers(r) } {
+    let buffers = unsafe { body_buffers(r) };
+    for stored in buffers {
         match stored {
             Stored::File { fd, start, end } => {
                 let file = match files.iter().find(|(f, _)| *f == fd) {

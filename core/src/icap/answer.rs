@@ -7,9 +7,8 @@ use tokio::io::AsyncRead;
 
 use crate::body::sink::{BodySink, PageSink};
 use crate::headers;
-use crate::icap::codec::{
-    self as icap, ChunkDecoder, Decoded, HttpHead, IcapError, IcapHead, Section,
-};
+use crate::icap::chunked::{ChunkDecoder, Decoded};
+use crate::icap::codec::{self as icap, HttpHead, IcapError, IcapHead, Section};
 use crate::icap::io::{read_exact_into, read_more};
 use crate::net::timed_io::IoClock;
 use crate::scan::report::note_status;

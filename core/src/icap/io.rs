@@ -124,7 +124,9 @@ const SENDFILE_MAX: u64 = 1 << 30;
 
 /// Queues one chunk of body data.
 pub(super) fn push_chunk(out: &mut VecDeque<Out>, data: Bytes) {
-    out.push_back(Out::Bytes(Bytes::from(icap::chunk_header(data.len()))));
+    out.push_back(Out::Bytes(Bytes::from(crate::icap::chunked::chunk_header(
+        data.len(),
+    ))));
     out.push_back(Out::Bytes(data));
     out.push_back(Out::Bytes(Bytes::from_static(b"\r\n")));
 }

@@ -1,7 +1,8 @@
-//! ICAP (RFC 3507, `icap://`, `icaps://` scanners): the message codec, and the client in
+//! ICAP (RFC 3507, `icap://`, `icaps://` scanners): the message codec, chunked bodies, and the client in
 //! steps: the connection and its I/O, OPTIONS, the REQMOD exchange, the answer.
 
 mod answer;
+pub mod chunked;
 mod client;
 pub mod codec;
 mod exchange;
