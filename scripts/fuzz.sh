@@ -22,7 +22,7 @@ failed=0
 for t in "${targets[@]}"; do
     corpus="$root/target/fuzz-corpus/$t"
     mkdir -p "$corpus" "$root/target/fuzz-artifacts/$t"
-    log="$root/target/fuzz-artifacts/$t/last.log"
+    log="$root/target/fuzz-artifacts/$t/run-$$.log"
     seeds=()
     [ -d "$root/fuzz/seeds/$t" ] && seeds=("$root/fuzz/seeds/$t")
     if "$bin/$t" -max_total_time="$secs" -timeout=20 -rss_limit_mb=2048 -print_final_stats=1 \
