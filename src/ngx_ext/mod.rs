@@ -7,4 +7,5 @@ pub mod conf;
 pub mod headers;
 pub mod log;
 pub mod page;
+pub mod pool;
 pub mod upstream;

@@ -6,6 +6,7 @@ use std::ptr;
 use ngx::ffi::*;
 use ometascan_core::{ResultKind, ScanError, ScanOutcome, Verdict};
 
+use crate::ngx_ext::pool::cleanup_data;
 use crate::runtime::{self, SlotId};
 use crate::status;
 
@@ -135,18 +136,11 @@ pub unsafe fn get<'a>(r: *mut ngx_http_request_t) -> Option<&'a mut Ctx> {
     if unsafe { (*r).internal() == 0 && (*r).filter_finalize() == 0 } {
         return None;
     }
-    // SAFETY: the pool's cleanup list is valid; ours is recognised by its handler.
-    let mut cln = unsafe { (*(*r).pool).cleanup };
-    while !cln.is_null() {
-        // SAFETY: cln is an element of the list.
-        let (handler, data, next) = unsafe { ((*cln).handler, (*cln).data, (*cln).next) };
-        if handler.is_some_and(|h| ptr::fn_addr_eq(h, drop_ctx as unsafe extern "C" fn(_))) {
-            // SAFETY: the slot is r's; data is our live Ctx.
-            unsafe { *slot(r) = data };
-            // SAFETY: as above.
-            return unsafe { (data as *mut Ctx).as_mut() };
-        }
-        cln = next;
+    // SAFETY: r is live; its pool's cleanups are nginx's list, ours found by its handler.
+    let data = unsafe { cleanup_data((*r).pool, drop_ctx) }?;
+    // SAFETY: r is live; data is the Ctx `create` wrote, alive until the pool goes.
+    unsafe {
+        *slot(r) = data;
+        (data as *mut Ctx).as_mut()
     }
-    None
 }
