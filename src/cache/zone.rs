@@ -8,7 +8,7 @@ use std::ptr;
 use ngx::ffi::*;
 
 use super::table::{self, Header};
-use crate::ngx_ext::conf::{args, fail, invalid, name_of, text, CONF_OK};
+use crate::ngx_ext::conf::{text, Directive, CONF_OK};
 
 /// The smallest zone accepted.
 const MIN_ZONE: usize = 64 * 1024;
@@ -23,10 +23,10 @@ pub unsafe extern "C" fn set_cache_zone(
     cmd: *mut ngx_command_t,
     _conf: *mut c_void,
 ) -> *mut c_char {
-    // SAFETY: called by nginx with its own cf.
-    let a = unsafe { args(cf) };
-    let name = name_of(cmd);
-    let value = text(&a[1]);
+    // SAFETY: nginx calls a handler with the configuration being parsed and the command,
+    // valid for the call.
+    let d = unsafe { Directive::new(cf, cmd) };
+    let value = text(&d.args[1]);
     let parsed = value.rsplit_once(':').and_then(|(zone, size)| {
         let mut s = ngx_str_t {
             len: size.len(),
@@ -37,17 +37,15 @@ pub unsafe extern "C" fn set_cache_zone(
         (!zone.is_empty() && n != NGX_ERROR as isize).then_some((zone, n as usize))
     });
     let Some((zone_name, size)) = parsed else {
-        // SAFETY: cf is valid during the handler.
-        return unsafe { fail(cf, &invalid(&a[1], &name, "it must be \"name:size\"")) };
+        return d.invalid(&d.args[1], "it must be \"name:size\"");
     };
     if size < MIN_ZONE {
         let why = format!("the size must be at least {}k", MIN_ZONE / 1024);
-        // SAFETY: as above.
-        return unsafe { fail(cf, &invalid(&a[1], &name, &why)) };
+        return d.invalid(&d.args[1], &why);
     }
     // SAFETY: cf is valid; the argument (whose start is the name nginx keeps) lives in the
     // configuration's pool.
-    let zone = unsafe { add(cf, &a[1], zone_name.len(), size) };
+    let zone = unsafe { add(cf, &d.args[1], zone_name.len(), size) };
     if zone.is_null() {
         return crate::ngx_ext::conf::conf_error();
     }
@@ -57,8 +55,7 @@ pub unsafe extern "C" fn set_cache_zone(
     };
     if main.cache_zones.iter().any(|(n, _)| n == zone_name) {
         let why = format!("zone \"{zone_name}\" is already declared");
-        // SAFETY: cf is valid during the handler.
-        return unsafe { fail(cf, &invalid(&a[1], &name, &why)) };
+        return d.invalid(&d.args[1], &why);
     }
     main.cache_zones.push((zone_name.to_string(), zone));
     // SAFETY: zone was just returned by nginx; nginx calls init when it maps the zone.

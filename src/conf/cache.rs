@@ -11,9 +11,7 @@ use ometascan_core::cache::{RedisSpec, DEFAULT_REDIS_TIMEOUT};
 
 use super::directives::time_handler;
 use super::{lcf, CacheZone};
-use crate::ngx_ext::conf::{
-    args, duplicate_check, fail, invalid, name_of, parse_time, text, time_param, CONF_OK,
-};
+use crate::ngx_ext::conf::{duplicate_check, parse_time, text, time_param, Directive, CONF_OK};
 
 /// `ometascan_cache zone | off`.
 pub unsafe extern "C" fn set_cache(
@@ -21,16 +19,16 @@ pub unsafe extern "C" fn set_cache(
     cmd: *mut ngx_command_t,
     conf: *mut c_void,
 ) -> *mut c_char {
-    // SAFETY: called by nginx with its own cf/cmd and our LocConf.
-    let (a, c) = unsafe { (args(cf), lcf(conf)) };
-    let name = name_of(cmd);
-    duplicate_check!(cf, c.cache, name);
-    if a[1].as_bytes() == b"off" {
+    // SAFETY: nginx calls a handler with the configuration being parsed and the command,
+    // valid for the call, and (NGX_HTTP_LOC_CONF_OFFSET) this level's LocConf.
+    let (d, c) = unsafe { (Directive::new(cf, cmd), lcf(conf)) };
+    duplicate_check!(d, c.cache);
+    if d.args[1].as_bytes() == b"off" {
         c.cache = Some(CacheZone::Off);
         return CONF_OK;
     }
     // SAFETY: cf is being parsed; the argument lives in its pool.
-    let zone = unsafe { crate::cache::zone::reference(cf, &a[1]) };
+    let zone = unsafe { crate::cache::zone::reference(cf, &d.args[1]) };
     if zone.is_null() {
         return crate::ngx_ext::conf::conf_error();
     }
@@ -47,31 +45,27 @@ pub unsafe extern "C" fn set_cache_redis(
     cmd: *mut ngx_command_t,
     conf: *mut c_void,
 ) -> *mut c_char {
-    // SAFETY: called by nginx with its own cf/cmd and our LocConf.
-    let (a, c) = unsafe { (args(cf), lcf(conf)) };
-    let name = name_of(cmd);
-    duplicate_check!(cf, c.cache_redis, name);
-    if a[1].as_bytes() == b"off" && a.len() == 2 {
+    // SAFETY: nginx calls a handler with the configuration being parsed and the command,
+    // valid for the call, and (NGX_HTTP_LOC_CONF_OFFSET) this level's LocConf.
+    let (d, c) = unsafe { (Directive::new(cf, cmd), lcf(conf)) };
+    duplicate_check!(d, c.cache_redis);
+    if d.args[1].as_bytes() == b"off" && d.args.len() == 2 {
         c.cache_redis = Some(None);
         return CONF_OK;
     }
-    let Some(addr) = text(&a[1])
+    let Some(addr) = text(&d.args[1])
         .to_socket_addrs()
         .ok()
         .and_then(|mut all| all.next())
     else {
         let why = "it must be \"address:port\" (or a name that resolves) or \"off\"";
-        // SAFETY: cf is valid during the handler.
-        return unsafe { fail(cf, &invalid(&a[1], &name, why)) };
+        return d.invalid(&d.args[1], why);
     };
     let mut timeout = DEFAULT_REDIS_TIMEOUT;
-    for arg in &a[2..] {
+    for arg in &d.args[2..] {
         match time_param(arg, "timeout=") {
             Some(d) => timeout = d,
-            // SAFETY: cf is valid during the handler.
-            None => {
-                return unsafe { fail(cf, &invalid(arg, &name, "it must be \"timeout=time\"")) }
-            }
+            None => return d.invalid(arg, "it must be \"timeout=time\""),
         }
     }
     c.cache_redis = Some(Some(RedisSpec { addr, timeout }));

@@ -13,8 +13,8 @@ use ometascan_core::ScannerUrl;
 
 use super::{lcf, Pass, PassTarget, SetHeader};
 use crate::ngx_ext::conf::{
-    args, compile_complex, conf_error, duplicate_check, fail, invalid, name_of, parse_on_off,
-    parse_time, position, text, CONF_OK,
+    compile_complex, conf_error, duplicate_check, parse_on_off, parse_time, position, text,
+    Directive, CONF_OK,
 };
 
 /// Above this, a connect timeout is pointless: connections fail earlier anyway.
@@ -29,17 +29,16 @@ macro_rules! flag_handler {
             cmd: *mut ngx_command_t,
             conf: *mut c_void,
         ) -> *mut c_char {
-            // SAFETY: called by nginx with its own cf/cmd and our LocConf.
-            let (a, c) = unsafe { (args(cf), lcf(conf)) };
-            let name = name_of(cmd);
-            duplicate_check!(cf, c.$field, name);
-            match parse_on_off(&a[1]) {
+            // SAFETY: nginx calls a handler with the configuration being parsed and the command,
+            // valid for the call, and (NGX_HTTP_LOC_CONF_OFFSET) this level's LocConf.
+            let (d, c) = unsafe { ($crate::ngx_ext::conf::Directive::new(cf, cmd), lcf(conf)) };
+            duplicate_check!(d, c.$field);
+            match parse_on_off(&d.args[1]) {
                 Some(v) => {
                     c.$field = Some(v);
                     CONF_OK
                 }
-                // SAFETY: cf is valid during the handler.
-                None => unsafe { fail(cf, &invalid(&a[1], &name, "it must be \"on\" or \"off\"")) },
+                None => d.invalid(&d.args[1], "it must be \"on\" or \"off\""),
             }
         }
     };
@@ -59,19 +58,17 @@ pub unsafe extern "C" fn set_allow_bad_request(
     cmd: *mut ngx_command_t,
     conf: *mut c_void,
 ) -> *mut c_char {
-    // SAFETY: called by nginx with its own cf/cmd and our LocConf.
-    let (a, c) = unsafe { (args(cf), lcf(conf)) };
-    let name = name_of(cmd);
-    duplicate_check!(cf, c.allow_bad_request, name);
-    match parse_on_off(&a[1]) {
+    // SAFETY: nginx calls a handler with the configuration being parsed and the command,
+    // valid for the call, and (NGX_HTTP_LOC_CONF_OFFSET) this level's LocConf.
+    let (d, c) = unsafe { (Directive::new(cf, cmd), lcf(conf)) };
+    duplicate_check!(d, c.allow_bad_request);
+    match parse_on_off(&d.args[1]) {
         Some(v) => {
             c.allow_bad_request = Some(v);
-            // SAFETY: cf is valid during the handler.
             c.allow_bad_request_at = Some(unsafe { position(cf) });
             CONF_OK
         }
-        // SAFETY: cf is valid during the handler.
-        None => unsafe { fail(cf, &invalid(&a[1], &name, "it must be \"on\" or \"off\"")) },
+        None => d.invalid(&d.args[1], "it must be \"on\" or \"off\""),
     }
 }
 
@@ -83,12 +80,12 @@ macro_rules! time_handler {
             cmd: *mut ngx_command_t,
             conf: *mut c_void,
         ) -> *mut c_char {
-            // SAFETY: called by nginx with its own cf/cmd and our LocConf.
-            let (a, c) = unsafe { (args(cf), lcf(conf)) };
-            let name = name_of(cmd);
-            duplicate_check!(cf, c.$field, name);
-            let Some(d) = parse_time(&a[1]) else {
-                let mut v = a[1];
+            // SAFETY: nginx calls a handler with the configuration being parsed and the command,
+            // valid for the call, and (NGX_HTTP_LOC_CONF_OFFSET) this level's LocConf.
+            let (d, c) = unsafe { ($crate::ngx_ext::conf::Directive::new(cf, cmd), lcf(conf)) };
+            duplicate_check!(d, c.$field);
+            let Some(time) = parse_time(&d.args[1]) else {
+                let mut v = d.args[1];
                 // SAFETY: ngx_parse_time only reads the string.
                 let zero = unsafe { ngx_parse_time(&mut v, 0) } == 0;
                 let why = if zero {
@@ -96,23 +93,22 @@ macro_rules! time_handler {
                 } else {
                     ""
                 };
-                // SAFETY: cf is valid during the handler.
-                return unsafe { fail(cf, &invalid(&a[1], &name, why)) };
+                return d.invalid(&d.args[1], why);
             };
             let advice: Option<std::time::Duration> = $advice;
             if let Some(limit) = advice {
-                if d > limit {
+                if time > limit {
                     ngx::ngx_conf_log_error!(
                         NGX_LOG_WARN,
                         cf,
                         "\"{}\" value \"{}\" is above {}s; connections usually fail earlier",
-                        name,
-                        text(&a[1]),
+                        d.name,
+                        text(&d.args[1]),
                         limit.as_secs()
                     );
                 }
             }
-            c.$field = Some(d);
+            c.$field = Some(time);
             CONF_OK
         }
     };
@@ -135,22 +131,16 @@ pub unsafe extern "C" fn set_keepalive(
     cmd: *mut ngx_command_t,
     conf: *mut c_void,
 ) -> *mut c_char {
-    // SAFETY: called by nginx with its own cf/cmd and our LocConf.
-    let (a, c) = unsafe { (args(cf), lcf(conf)) };
-    let name = name_of(cmd);
-    duplicate_check!(cf, c.keepalive, name);
-    match text(&a[1]).parse::<usize>() {
+    // SAFETY: nginx calls a handler with the configuration being parsed and the command,
+    // valid for the call, and (NGX_HTTP_LOC_CONF_OFFSET) this level's LocConf.
+    let (d, c) = unsafe { (Directive::new(cf, cmd), lcf(conf)) };
+    duplicate_check!(d, c.keepalive);
+    match text(&d.args[1]).parse::<usize>() {
         Ok(n) if n <= 10_000 => {
             c.keepalive = Some(n);
             CONF_OK
         }
-        // SAFETY: cf is valid during the handler.
-        _ => unsafe {
-            fail(
-                cf,
-                &invalid(&a[1], &name, "it must be a number from 0 to 10000"),
-            )
-        },
+        _ => d.invalid(&d.args[1], "it must be a number from 0 to 10000"),
     }
 }
 
@@ -160,16 +150,15 @@ pub unsafe extern "C" fn set_health_check(
     cmd: *mut ngx_command_t,
     conf: *mut c_void,
 ) -> *mut c_char {
-    // SAFETY: called by nginx with its own cf/cmd and our LocConf.
-    let (a, c) = unsafe { (args(cf), lcf(conf)) };
-    let name = name_of(cmd);
-    duplicate_check!(cf, c.health_check, name);
+    // SAFETY: nginx calls a handler with the configuration being parsed and the command,
+    // valid for the call, and (NGX_HTTP_LOC_CONF_OFFSET) this level's LocConf.
+    let (d, c) = unsafe { (Directive::new(cf, cmd), lcf(conf)) };
+    duplicate_check!(d, c.health_check);
     let mut h = HealthParams::default();
-    for v in &a[1..] {
+    for v in &d.args[1..] {
         let item = text(v);
         let Some((key, value)) = item.split_once('=') else {
-            // SAFETY: cf is valid during the handler.
-            return unsafe { fail(cf, &invalid(v, &name, "parameters are key=value")) };
+            return d.invalid(v, "parameters are key=value");
         };
         let time = |value: &str| {
             parse_time(&ngx_str_t {
@@ -202,8 +191,7 @@ pub unsafe extern "C" fn set_health_check(
             _ => false,
         };
         if !ok {
-            // SAFETY: cf is valid during the handler.
-            return unsafe { fail(cf, &invalid(v, &name, "")) };
+            return d.invalid(v, "");
         }
     }
     c.health_check = Some(h);
@@ -216,19 +204,18 @@ pub unsafe extern "C" fn set_pass(
     cmd: *mut ngx_command_t,
     conf: *mut c_void,
 ) -> *mut c_char {
-    // SAFETY: called by nginx with its own cf/cmd and our LocConf.
-    let (a, c) = unsafe { (args(cf), lcf(conf)) };
-    let name = name_of(cmd);
-    duplicate_check!(cf, c.pass, name);
-    let raw = text(&a[1]);
+    // SAFETY: nginx calls a handler with the configuration being parsed and the command,
+    // valid for the call, and (NGX_HTTP_LOC_CONF_OFFSET) this level's LocConf.
+    let (d, c) = unsafe { (Directive::new(cf, cmd), lcf(conf)) };
+    duplicate_check!(d, c.pass);
+    let raw = text(&d.args[1]);
     if raw == "off" {
         c.pass = Some(Pass::Off);
         return CONF_OK;
     }
     let url = match ScannerUrl::parse(&raw) {
         Ok(u) => u,
-        // SAFETY: cf is valid during the handler.
-        Err(e) => return unsafe { fail(cf, &invalid(&a[1], &name, &e.to_string())) },
+        Err(e) => return d.invalid(&d.args[1], &e.to_string()),
     };
     // Hand the host to nginx's upstream machinery, as proxy_pass does: an upstream{} block of
     // that name is used as is; otherwise nginx resolves the host when the configuration is
@@ -271,19 +258,18 @@ pub unsafe extern "C" fn set_methods(
     cmd: *mut ngx_command_t,
     conf: *mut c_void,
 ) -> *mut c_char {
-    // SAFETY: called by nginx with its own cf/cmd and our LocConf.
-    let (a, c) = unsafe { (args(cf), lcf(conf)) };
-    let name = name_of(cmd);
-    duplicate_check!(cf, c.methods, name);
-    match MethodSet::parse(a[1..].iter().map(|v| v.as_bytes())) {
+    // SAFETY: nginx calls a handler with the configuration being parsed and the command,
+    // valid for the call, and (NGX_HTTP_LOC_CONF_OFFSET) this level's LocConf.
+    let (d, c) = unsafe { (Directive::new(cf, cmd), lcf(conf)) };
+    duplicate_check!(d, c.methods);
+    match MethodSet::parse(d.args[1..].iter().map(|v| v.as_bytes())) {
         Ok(set) => c.methods = Some(set),
         Err((word, e)) => {
             let word = ngx_str_t {
                 len: word.len(),
                 data: word.as_ptr() as *mut u8,
             };
-            // SAFETY: cf is valid during the handler.
-            return unsafe { fail(cf, &invalid(&word, &name, &e.to_string())) };
+            return d.invalid(&word, &e.to_string());
         }
     }
     CONF_OK
@@ -295,17 +281,16 @@ pub unsafe extern "C" fn set_set_header(
     cmd: *mut ngx_command_t,
     conf: *mut c_void,
 ) -> *mut c_char {
-    // SAFETY: called by nginx with its own cf/cmd and our LocConf.
-    let (a, c) = unsafe { (args(cf), lcf(conf)) };
-    let name = name_of(cmd);
-    let field = a[1].as_bytes();
+    // SAFETY: nginx calls a handler with the configuration being parsed and the command,
+    // valid for the call, and (NGX_HTTP_LOC_CONF_OFFSET) this level's LocConf.
+    let (d, c) = unsafe { (Directive::new(cf, cmd), lcf(conf)) };
+    let field = d.args[1].as_bytes();
     let token = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
     if field.is_empty() || !field.iter().all(|&b| token(b)) {
-        // SAFETY: cf is valid during the handler.
-        return unsafe { fail(cf, &invalid(&a[1], &name, "it is not a valid header name")) };
+        return d.invalid(&d.args[1], "it is not a valid header name");
     }
     // SAFETY: cf is the configuration nginx passed to the handler.
-    let Some(cv) = (unsafe { compile_complex(cf, &a[2]) }) else {
+    let Some(cv) = (unsafe { compile_complex(cf, &d.args[2]) }) else {
         return conf_error();
     };
     c.set_headers.get_or_insert_with(Vec::new).push(SetHeader {
@@ -321,20 +306,19 @@ pub unsafe extern "C" fn set_pre_cache_size(
     cmd: *mut ngx_command_t,
     _conf: *mut c_void,
 ) -> *mut c_char {
-    // SAFETY: called by nginx with its own cf/cmd.
-    let a = unsafe { args(cf) };
-    let name = name_of(cmd);
-    let mut v = a[1];
+    // SAFETY: nginx calls a handler with the configuration being parsed and the command,
+    // valid for the call.
+    let d = unsafe { Directive::new(cf, cmd) };
+    let mut v = d.args[1];
     // SAFETY: ngx_parse_offset only reads the string.
     if unsafe { ngx_parse_offset(&mut v) } < 0 {
-        // SAFETY: cf is valid during the handler.
-        return unsafe { fail(cf, &invalid(&a[1], &name, "")) };
+        return d.invalid(&d.args[1], "");
     }
     ngx_conf_log_error!(
         NGX_LOG_WARN,
         cf,
         "the \"{}\" directive is deprecated and has no effect",
-        name
+        d.name
     );
     CONF_OK
 }

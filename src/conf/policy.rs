@@ -10,8 +10,7 @@ use ometascan_core::BodyLimits;
 
 use super::{lcf, MaxScans, OnError, OverSize};
 use crate::ngx_ext::conf::{
-    args, compile_complex, conf_error, duplicate_check, fail, invalid, name_of, text, time_param,
-    CONF_OK,
+    compile_complex, conf_error, duplicate_check, text, time_param, Directive, CONF_OK,
 };
 
 /// Largest `ometascan_max_scans` accepted.
@@ -24,11 +23,12 @@ pub unsafe extern "C" fn set_bypass(
     cmd: *mut ngx_command_t,
     conf: *mut c_void,
 ) -> *mut c_char {
-    // SAFETY: called by nginx with its own cf/cmd and our LocConf.
-    let (a, c) = unsafe { (args(cf), lcf(conf)) };
-    duplicate_check!(cf, c.bypass, name_of(cmd));
+    // SAFETY: nginx calls a handler with the configuration being parsed and the command,
+    // valid for the call, and (NGX_HTTP_LOC_CONF_OFFSET) this level's LocConf.
+    let (d, c) = unsafe { (Directive::new(cf, cmd), lcf(conf)) };
+    duplicate_check!(d, c.bypass);
     let mut values = Vec::new();
-    for v in &a[1..] {
+    for v in &d.args[1..] {
         // SAFETY: cf is the configuration nginx passed to the handler.
         let Some(cv) = (unsafe { compile_complex(cf, v) }) else {
             return conf_error();
@@ -45,29 +45,20 @@ pub unsafe extern "C" fn set_max_size(
     cmd: *mut ngx_command_t,
     conf: *mut c_void,
 ) -> *mut c_char {
-    // SAFETY: called by nginx with its own cf/cmd and our LocConf.
-    let (a, c) = unsafe { (args(cf), lcf(conf)) };
-    let name = name_of(cmd);
-    duplicate_check!(cf, c.max_size, name);
-    let mut v = a[1];
+    // SAFETY: nginx calls a handler with the configuration being parsed and the command,
+    // valid for the call, and (NGX_HTTP_LOC_CONF_OFFSET) this level's LocConf.
+    let (d, c) = unsafe { (Directive::new(cf, cmd), lcf(conf)) };
+    duplicate_check!(d, c.max_size);
+    let mut v = d.args[1];
     // SAFETY: ngx_parse_offset only reads the string.
     let size = unsafe { ngx_parse_offset(&mut v) };
     if size <= 0 {
-        // SAFETY: cf is valid during the handler.
-        return unsafe { fail(cf, &invalid(&a[1], &name, "it must be a size above zero")) };
+        return d.invalid(&d.args[1], "it must be a size above zero");
     }
-    let over = match a.get(2).map(text).as_deref() {
+    let over = match d.args.get(2).map(text).as_deref() {
         None | Some("over=reject") => OverSize::Reject,
         Some("over=pass") => OverSize::Pass,
-        // SAFETY: cf is valid during the handler.
-        Some(_) => {
-            return unsafe {
-                fail(
-                    cf,
-                    &invalid(&a[2], &name, "it must be \"over=reject\" or \"over=pass\""),
-                )
-            }
-        }
+        Some(_) => return d.invalid(&d.args[2], "it must be \"over=reject\" or \"over=pass\""),
     };
     c.max_size = Some((size as u64, over));
     CONF_OK
@@ -79,22 +70,14 @@ pub unsafe extern "C" fn set_on_error(
     cmd: *mut ngx_command_t,
     conf: *mut c_void,
 ) -> *mut c_char {
-    // SAFETY: called by nginx with its own cf/cmd and our LocConf.
-    let (a, c) = unsafe { (args(cf), lcf(conf)) };
-    let name = name_of(cmd);
-    duplicate_check!(cf, c.on_error, name);
-    c.on_error = Some(match a[1].as_bytes() {
+    // SAFETY: nginx calls a handler with the configuration being parsed and the command,
+    // valid for the call, and (NGX_HTTP_LOC_CONF_OFFSET) this level's LocConf.
+    let (d, c) = unsafe { (Directive::new(cf, cmd), lcf(conf)) };
+    duplicate_check!(d, c.on_error);
+    c.on_error = Some(match d.args[1].as_bytes() {
         b"block" => OnError::Block,
         b"pass" => OnError::Pass,
-        // SAFETY: cf is valid during the handler.
-        _ => {
-            return unsafe {
-                fail(
-                    cf,
-                    &invalid(&a[1], &name, "it must be \"block\" or \"pass\""),
-                )
-            }
-        }
+        _ => return d.invalid(&d.args[1], "it must be \"block\" or \"pass\""),
     });
     CONF_OK
 }
@@ -107,25 +90,23 @@ pub unsafe extern "C" fn set_max_scans(
     cmd: *mut ngx_command_t,
     conf: *mut c_void,
 ) -> *mut c_char {
-    // SAFETY: called by nginx with its own cf/cmd and our LocConf.
-    let (a, c) = unsafe { (args(cf), lcf(conf)) };
-    let name = name_of(cmd);
-    duplicate_check!(cf, c.max_scans, name);
-    let Some(max) = text(&a[1])
+    // SAFETY: nginx calls a handler with the configuration being parsed and the command,
+    // valid for the call, and (NGX_HTTP_LOC_CONF_OFFSET) this level's LocConf.
+    let (d, c) = unsafe { (Directive::new(cf, cmd), lcf(conf)) };
+    duplicate_check!(d, c.max_scans);
+    let Some(max) = text(&d.args[1])
         .parse::<usize>()
         .ok()
         .filter(|n| (1..=MAX_SCANS).contains(n))
     else {
         let why = format!("it must be a number from 1 to {MAX_SCANS}");
-        // SAFETY: cf is valid during the handler.
-        return unsafe { fail(cf, &invalid(&a[1], &name, &why)) };
+        return d.invalid(&d.args[1], &why);
     };
     let mut wait = ometascan_core::scan::options::DEFAULT_QUEUE_WAIT;
-    if let Some(w) = a.get(2) {
+    if let Some(w) = d.args.get(2) {
         match time_param(w, "wait=") {
             Some(d) => wait = d,
-            // SAFETY: cf is valid during the handler.
-            None => return unsafe { fail(cf, &invalid(w, &name, "it must be \"wait=time\"")) },
+            None => return d.invalid(w, "it must be \"wait=time\""),
         }
     }
     c.max_scans = Some(MaxScans {
@@ -143,17 +124,16 @@ pub unsafe extern "C" fn set_body_limits(
     cmd: *mut ngx_command_t,
     conf: *mut c_void,
 ) -> *mut c_char {
-    // SAFETY: called by nginx with its own cf/cmd and our LocConf.
-    let (a, c) = unsafe { (args(cf), lcf(conf)) };
-    let name = name_of(cmd);
-    duplicate_check!(cf, c.body_limits, name);
+    // SAFETY: nginx calls a handler with the configuration being parsed and the command,
+    // valid for the call, and (NGX_HTTP_LOC_CONF_OFFSET) this level's LocConf.
+    let (d, c) = unsafe { (Directive::new(cf, cmd), lcf(conf)) };
+    duplicate_check!(d, c.body_limits);
     let mut limits = BodyLimits::default();
-    for arg in &a[1..] {
+    for arg in &d.args[1..] {
         let t = text(arg);
         let Some((key, value)) = t.split_once('=') else {
             let why = "it must be \"parts=\", \"part_header=\", \"fields=\" or \"objects=\"";
-            // SAFETY: cf is valid during the handler.
-            return unsafe { fail(cf, &invalid(arg, &name, why)) };
+            return d.invalid(arg, why);
         };
         let number = value
             .parse::<usize>()
@@ -176,8 +156,7 @@ pub unsafe extern "C" fn set_body_limits(
             _ => {
                 let why = "it must be \"parts=N\", \"part_header=size\", \"fields=N\" or \
                            \"objects=N\", each above zero and at most 16777216";
-                // SAFETY: cf is valid during the handler.
-                return unsafe { fail(cf, &invalid(arg, &name, why)) };
+                return d.invalid(arg, why);
             }
         };
         *slot = if key == "part_header" { size } else { number }.unwrap_or(1);

@@ -8,9 +8,7 @@ use ometascan_core::net::tls;
 
 use super::directives::flag_handler;
 use super::lcf;
-use crate::ngx_ext::conf::{
-    args, conf_error, duplicate_check, fail, invalid, name_of, parse_on_off, text, CONF_OK,
-};
+use crate::ngx_ext::conf::{conf_error, duplicate_check, parse_on_off, text, Directive, CONF_OK};
 
 flag_handler!(set_ssl_verify, ssl_verify);
 flag_handler!(set_ssl_session_reuse, ssl_session_reuse);
@@ -22,19 +20,18 @@ pub unsafe extern "C" fn set_ssl_trusted_certificate(
     cmd: *mut ngx_command_t,
     conf: *mut c_void,
 ) -> *mut c_char {
-    // SAFETY: called by nginx with its own cf/cmd and our LocConf.
-    let (a, c) = unsafe { (args(cf), lcf(conf)) };
-    let name = name_of(cmd);
-    duplicate_check!(cf, c.ssl_trusted_certificate, name);
-    let mut path = a[1];
+    // SAFETY: nginx calls a handler with the configuration being parsed and the command,
+    // valid for the call, and (NGX_HTTP_LOC_CONF_OFFSET) this level's LocConf.
+    let (d, c) = unsafe { (Directive::new(cf, cmd), lcf(conf)) };
+    duplicate_check!(d, c.ssl_trusted_certificate);
+    let mut path = d.args[1];
     // SAFETY: resolves a relative name against the prefix, allocating from the cycle pool.
     if unsafe { ngx_conf_full_name((*cf).cycle, &mut path, 1) } != NGX_OK as ngx_int_t {
         return conf_error();
     }
     let full = text(&path);
     if let Err(e) = tls::load_ca_file(std::path::Path::new(&full)) {
-        // SAFETY: cf is valid during the handler.
-        return unsafe { fail(cf, &format!("\"{name}\" directive: {e}")) };
+        return d.fail(&format!("\"{}\" directive: {e}", d.name));
     }
     c.ssl_trusted_certificate = Some(full);
     CONF_OK
@@ -46,22 +43,16 @@ pub unsafe extern "C" fn set_ssl_verify_depth(
     cmd: *mut ngx_command_t,
     conf: *mut c_void,
 ) -> *mut c_char {
-    // SAFETY: called by nginx with its own cf/cmd and our LocConf.
-    let (a, c) = unsafe { (args(cf), lcf(conf)) };
-    let name = name_of(cmd);
-    duplicate_check!(cf, c.ssl_verify_depth, name);
-    match text(&a[1]).parse::<u32>() {
+    // SAFETY: nginx calls a handler with the configuration being parsed and the command,
+    // valid for the call, and (NGX_HTTP_LOC_CONF_OFFSET) this level's LocConf.
+    let (d, c) = unsafe { (Directive::new(cf, cmd), lcf(conf)) };
+    duplicate_check!(d, c.ssl_verify_depth);
+    match text(&d.args[1]).parse::<u32>() {
         Ok(n) if (1..=100).contains(&n) => {
             c.ssl_verify_depth = Some(n);
             CONF_OK
         }
-        // SAFETY: cf is valid during the handler.
-        _ => unsafe {
-            fail(
-                cf,
-                &invalid(&a[1], &name, "it must be a number from 1 to 100"),
-            )
-        },
+        _ => d.invalid(&d.args[1], "it must be a number from 1 to 100"),
     }
 }
 
@@ -71,11 +62,11 @@ pub unsafe extern "C" fn set_ssl_protocols(
     cmd: *mut ngx_command_t,
     conf: *mut c_void,
 ) -> *mut c_char {
-    // SAFETY: called by nginx with its own cf/cmd and our LocConf.
-    let (a, c) = unsafe { (args(cf), lcf(conf)) };
-    let name = name_of(cmd);
-    duplicate_check!(cf, c.ssl_protocols, name);
-    let names: Vec<String> = a[1..].iter().map(text).collect();
+    // SAFETY: nginx calls a handler with the configuration being parsed and the command,
+    // valid for the call, and (NGX_HTTP_LOC_CONF_OFFSET) this level's LocConf.
+    let (d, c) = unsafe { (Directive::new(cf, cmd), lcf(conf)) };
+    duplicate_check!(d, c.ssl_protocols);
+    let names: Vec<String> = d.args[1..].iter().map(text).collect();
     match tls::parse_protocols(&names) {
         Ok(p) => {
             for ignored in &p.ignored {
@@ -83,7 +74,7 @@ pub unsafe extern "C" fn set_ssl_protocols(
                     NGX_LOG_WARN,
                     cf,
                     "\"{}\": {} is not supported by the TLS library and is ignored",
-                    name,
+                    d.name,
                     ignored
                 );
             }
@@ -96,11 +87,9 @@ pub unsafe extern "C" fn set_ssl_protocols(
                 data: p.as_ptr() as *mut u8,
             };
             let why = "it must be SSLv3, TLSv1, TLSv1.1, TLSv1.2 or TLSv1.3";
-            // SAFETY: cf is valid during the handler.
-            unsafe { fail(cf, &invalid(&bad, &name, why)) }
+            d.invalid(&bad, why)
         }
-        // SAFETY: cf is valid during the handler.
-        Err(e) => unsafe { fail(cf, &format!("\"{name}\" directive: {e}")) },
+        Err(e) => d.fail(&format!("\"{}\" directive: {e}", d.name)),
     }
 }
 
@@ -110,17 +99,16 @@ pub unsafe extern "C" fn set_ssl_ciphers(
     cmd: *mut ngx_command_t,
     conf: *mut c_void,
 ) -> *mut c_char {
-    // SAFETY: called by nginx with its own cf/cmd and our LocConf.
-    let (a, c) = unsafe { (args(cf), lcf(conf)) };
-    let name = name_of(cmd);
-    duplicate_check!(cf, c.ssl_ciphers, name);
-    match tls::select_ciphers(&text(&a[1])) {
+    // SAFETY: nginx calls a handler with the configuration being parsed and the command,
+    // valid for the call, and (NGX_HTTP_LOC_CONF_OFFSET) this level's LocConf.
+    let (d, c) = unsafe { (Directive::new(cf, cmd), lcf(conf)) };
+    duplicate_check!(d, c.ssl_ciphers);
+    match tls::select_ciphers(&text(&d.args[1])) {
         Ok(s) => {
             c.ssl_ciphers = Some(s);
             CONF_OK
         }
-        // SAFETY: cf is valid during the handler.
-        Err(e) => unsafe { fail(cf, &invalid(&a[1], &name, &e.to_string())) },
+        Err(e) => d.invalid(&d.args[1], &e.to_string()),
     }
 }
 
@@ -130,17 +118,16 @@ pub unsafe extern "C" fn set_ssl_name(
     cmd: *mut ngx_command_t,
     conf: *mut c_void,
 ) -> *mut c_char {
-    // SAFETY: called by nginx with its own cf/cmd and our LocConf.
-    let (a, c) = unsafe { (args(cf), lcf(conf)) };
-    let name = name_of(cmd);
-    duplicate_check!(cf, c.ssl_name, name);
-    let v = text(&a[1]);
+    // SAFETY: nginx calls a handler with the configuration being parsed and the command,
+    // valid for the call, and (NGX_HTTP_LOC_CONF_OFFSET) this level's LocConf.
+    let (d, c) = unsafe { (Directive::new(cf, cmd), lcf(conf)) };
+    duplicate_check!(d, c.ssl_name);
+    let v = text(&d.args[1]);
     let ok = !v.is_empty()
         && v.bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b':'));
     if !ok {
-        // SAFETY: cf is valid during the handler.
-        return unsafe { fail(cf, &invalid(&a[1], &name, "it must be a host name")) };
+        return d.invalid(&d.args[1], "it must be a host name");
     }
     c.ssl_name = Some(v);
     CONF_OK

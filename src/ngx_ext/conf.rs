@@ -69,16 +69,55 @@ pub fn invalid(value: &ngx_str_t, name: &str, why: &str) -> String {
 
 /// Returns nginx's "is duplicate" error from a directive handler when `field` is set already.
 macro_rules! duplicate_check {
-    ($cf:expr, $field:expr, $name:expr) => {
+    ($d:expr, $field:expr) => {
         if $field.is_some() {
-            // SAFETY: cf is the configuration nginx passed to the directive handler.
-            return unsafe {
-                $crate::ngx_ext::conf::fail($cf, &format!("\"{}\" directive is duplicate", $name))
-            };
+            return $d.duplicate();
         }
     };
 }
 pub(crate) use duplicate_check;
+
+/// A directive being handled: its words and the configuration being parsed, for the length
+/// of the handler's call.
+pub struct Directive<'a> {
+    cf: *mut ngx_conf_t,
+    /// The directive's words, its name first.
+    pub args: &'a [ngx_str_t],
+    /// Its name, for messages.
+    pub name: String,
+}
+
+impl Directive<'_> {
+    /// # Safety
+    /// `cf` and `cmd` must be what nginx passes to a directive handler, and the value must not
+    /// outlive the call (nginx reuses `cf->args` for the next directive).
+    pub unsafe fn new(cf: *mut ngx_conf_t, cmd: *mut ngx_command_t) -> Self {
+        Directive {
+            cf,
+            // SAFETY: per the contract, cf->args holds the directive's words for this call.
+            args: unsafe { args(cf) },
+            name: name_of(cmd),
+        }
+    }
+
+    /// Logs `message` as an `emerg` configuration error (nginx adds the file and line) and
+    /// returns NGX_CONF_ERROR.
+    pub fn fail(&self, message: &str) -> *mut c_char {
+        // SAFETY: cf is the configuration nginx passed for this handler call, which the value
+        // does not outlive (see `new`).
+        unsafe { fail(self.cf, message) }
+    }
+
+    /// `invalid value "..." in "..." directive, why`.
+    pub fn invalid(&self, value: &ngx_str_t, why: &str) -> *mut c_char {
+        self.fail(&invalid(value, &self.name, why))
+    }
+
+    /// `"..." directive is duplicate`.
+    pub fn duplicate(&self) -> *mut c_char {
+        self.fail(&format!("\"{}\" directive is duplicate", self.name))
+    }
+}
 
 pub fn name_of(cmd: *mut ngx_command_t) -> String {
     // SAFETY: nginx passes the command being handled; its name is static.
