@@ -72,17 +72,12 @@ pub unsafe fn start(
         .peers
         .clone()
         .ok_or_else(|| module_error(format!("no servers for scanner \"{}\"", target.shown)))?;
-    let options_multipart = lcf.settings.multipart;
     let target = Target {
         url: target.url.clone(),
         group: target.upstream as usize,
         peers,
     };
-    let future = async move {
-        scanner
-            .scan_decoded(target, request, options, options_multipart)
-            .await
-    };
+    let future = async move { scanner.scan_decoded(target, request, options).await };
     // SAFETY: r is a live main request with the cancelling cleanup added above.
     unsafe { runtime::start(r, loan, future, on_done) }
         .ok_or_else(|| module_error("the scanner runtime is not running"))
@@ -220,6 +215,7 @@ unsafe fn scan_options(
         keepalive: s.keepalive,
         keepalive_timeout: s.keepalive_timeout,
         body_limits: s.body_limits,
+        objects: s.multipart,
         cache: s.cache.map(|zone| CacheSettings {
             // SAFETY: the zone belongs to the running cycle's configuration.
             store: Arc::new(unsafe { ShmStore::new(zone) }),

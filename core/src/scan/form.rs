@@ -25,14 +25,13 @@ use crate::scan::{ScanError, ScanOptions, ScanOutcome, ScanRequest, Scanner, Tar
 pub const PARALLEL_PARTS: usize = 4;
 
 impl Scanner {
-    /// Scans what the backend will see of `req`: decoded, and part by part when it is a
-    /// multipart form and `multipart` is on (see the module docs).
+    /// Scans what the backend will see of `req`: decoded, and object by object unless
+    /// `opts.objects` is off (see the module docs).
     pub async fn scan_decoded(
         self: Arc<Self>,
         target: Target,
         req: ScanRequest,
         opts: ScanOptions,
-        multipart: bool,
     ) -> ScanOutcome {
         if let Some(name) = headers::forbidden_body_field(&req.headers) {
             return ScanOutcome::failed(ScanError::ambiguous(format!(
@@ -54,7 +53,7 @@ impl Scanner {
             Ok(r) => r,
             Err(e) => return ScanOutcome::failed(e),
         };
-        if !multipart {
+        if !opts.objects {
             let outcome = self.scan_object(&target, &req, &opts).await;
             return refuse_sanitized_decoded(outcome, encoded);
         }

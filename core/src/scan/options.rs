@@ -72,6 +72,9 @@ pub struct ScanOptions {
     pub cache: Option<crate::cache::CacheSettings>,
     /// The bounds of reading a body into its objects.
     pub body_limits: BodyLimits,
+    /// `ometascan_multipart`: every object a backend's parser hands over scanned alone (off:
+    /// the body as sent, decoded from its `Content-Encoding`, as one object).
+    pub objects: bool,
 }
 
 impl Default for ScanOptions {
@@ -90,6 +93,7 @@ impl Default for ScanOptions {
             keepalive_timeout: DEFAULT_TIMEOUT,
             cache: None,
             body_limits: BodyLimits::default(),
+            objects: true,
         }
     }
 }
