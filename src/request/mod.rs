@@ -29,11 +29,12 @@ const NGX_DONE_: ngx_int_t = NGX_DONE as ngx_int_t;
 /// # Safety
 /// `r` must be a live request, on the nginx thread.
 unsafe fn log_error(r: *mut ngx_http_request_t, level: u32, msg: &str) {
-    // SAFETY: per the contract.
+    // SAFETY: r is live on this thread (caller), so are its main request and the pool that
+    // holds the ctx.
     let scanner = unsafe { ctx::get((*r).main) }
         .map(|c| c.scanner.clone())
         .unwrap_or_default();
-    // SAFETY: per the contract.
+    // SAFETY: as above: r and its connection's log are live for this call.
     unsafe { log::error(r, level, &scanner, msg) }
 }
 
@@ -42,7 +43,7 @@ unsafe fn log_error(r: *mut ngx_http_request_t, level: u32, msg: &str) {
 /// # Safety
 /// `r` must be a live request.
 unsafe fn log_debug(r: *mut ngx_http_request_t, msg: &str) {
-    // SAFETY: per the contract.
+    // SAFETY: r is live on this thread (caller), and so its connection's log.
     unsafe { log::debug(r, msg) }
 }
 
@@ -52,7 +53,7 @@ unsafe fn log_debug(r: *mut ngx_http_request_t, msg: &str) {
 /// # Safety
 /// `r` must be a live request.
 unsafe fn announces_body(r: *mut ngx_http_request_t) -> bool {
-    // SAFETY: per the contract.
+    // SAFETY: r is live (caller); its parsed headers are plain fields of the request.
     unsafe { (*r).headers_in.content_length_n > 0 || (*r).headers_in.chunked() != 0 }
 }
 
@@ -61,13 +62,15 @@ unsafe fn announces_body(r: *mut ngx_http_request_t) -> bool {
 /// # Safety
 /// Called by nginx's phase engine with a live request.
 pub unsafe extern "C" fn scan_handler(r: *mut ngx_http_request_t) -> ngx_int_t {
-    // SAFETY: r is live.
+    // SAFETY: nginx's phase engine runs this handler on its thread for a request it has not
+    // freed (a request lives until finalized, which happens after the handler returns); the
+    // same holds for every use of r below.
     if r != unsafe { (*r).main } {
         return NGX_DECLINED_;
     }
     // A request met before: this phase runs again after the scan, and in every location an
     // internal redirect leads to, whatever that location's own configuration.
-    // SAFETY: r is live.
+    // SAFETY: r is live (see above); its ctx lives in its pool.
     if let Some(ctx) = unsafe { ctx::get(r) } {
         // SAFETY: r is the live main request of ctx.
         return unsafe { again(r, ctx) };
@@ -79,7 +82,7 @@ pub unsafe extern "C" fn scan_handler(r: *mut ngx_http_request_t) -> ngx_int_t {
     let Some(target) = lcf.target() else {
         return NGX_DECLINED_;
     };
-    // SAFETY: r is live.
+    // SAFETY: r is live (see above); the method name is in its pool.
     let (method, has_body) = unsafe { ((*r).method_name.as_bytes(), announces_body(r)) };
     if !lcf.settings.methods.scans(method, has_body) {
         status::counted(ResultKind::Skipped);
@@ -89,7 +92,7 @@ pub unsafe extern "C" fn scan_handler(r: *mut ngx_http_request_t) -> ngx_int_t {
     if let Some(why) = unsafe { bypassed(r, lcf) } {
         status::counted(ResultKind::Skipped);
         let msg = format!("not scanned: \"ometascan_bypass\" value \"{why}\"");
-        // SAFETY: r is live.
+        // SAFETY: r is live (see above).
         unsafe { log::error(r, NGX_LOG_INFO, &target.shown, &msg) };
         return NGX_DECLINED_;
     }
@@ -144,7 +147,7 @@ unsafe fn store_as_dav_would(r: *mut ngx_http_request_t) {
 /// `r` must be a live request of `lcf`'s location.
 unsafe fn bypassed(r: *mut ngx_http_request_t, lcf: &LocConf) -> Option<String> {
     lcf.bypass.as_deref()?.iter().find_map(|&cv| {
-        // SAFETY: per the contract.
+        // SAFETY: r is live (caller) and cv was compiled for its location's configuration.
         let v = unsafe { complex_value(r, cv) }?;
         (!v.is_empty() && v != b"0").then(|| String::from_utf8_lossy(&v).into_owned())
     })
@@ -247,7 +250,7 @@ unsafe extern "C" fn body_handler(r: *mut ngx_http_request_t) {
 /// # Safety
 /// `r` must be a live request whose body nginx has read.
 unsafe fn body_size(r: *mut ngx_http_request_t) -> u64 {
-    // SAFETY: per the contract.
+    // SAFETY: r is live with its body read (caller); the buffers are only measured.
     unsafe { body_buffers(r) }.iter().map(Stored::len).sum()
 }
 
@@ -281,7 +284,7 @@ unsafe fn over_size(
     ctx.state = state;
     status::counted(kind);
     let msg = format!("request body of {len} bytes is over \"ometascan_max_size\" {max}, {what}");
-    // SAFETY: per the contract.
+    // SAFETY: r is the live main request (caller), on nginx's thread.
     unsafe {
         log::error(r, level, &target.shown, &msg);
         resume(r);

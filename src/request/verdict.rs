@@ -38,12 +38,12 @@ pub unsafe fn apply(r: *mut ngx_http_request_t, ctx: &mut Ctx, lcf: &LocConf) ->
     if !passed {
         // Before anything else runs (error_page, the page being sent): from here on no later
         // step of nginx can find the body.
-        // SAFETY: per the contract.
+        // SAFETY: r is live for this call, on nginx's thread, no scan holding it.
         unsafe { drop_body(r) };
     }
     match result {
         Ok(Verdict::Allowed) => {
-            // SAFETY: per the contract.
+            // SAFETY: r is live for this call, on nginx's thread, no scan holding it.
             unsafe { log_debug(r, &format!("ometascan: allowed in {ms} ms")) };
             NGX_DECLINED_
         }
@@ -54,30 +54,30 @@ pub unsafe fn apply(r: *mut ngx_http_request_t, ctx: &mut Ctx, lcf: &LocConf) ->
             ..
         }) => {
             let len = body.len();
-            // SAFETY: per the contract.
+            // SAFETY: r is live for this call, on nginx's thread, no scan holding it.
             if unsafe { replace_body(r, body, content_type, content_disposition) }.is_some() {
-                // SAFETY: per the contract.
+                // SAFETY: r is live for this call, on nginx's thread, no scan holding it.
                 unsafe { log_debug(r, &format!("ometascan: sanitized in {ms} ms, {len} bytes")) };
                 return NGX_DECLINED_;
             }
             ctx.state = State::Applied { passed: false };
-            // SAFETY: per the contract.
+            // SAFETY: r is live for this call, on nginx's thread, no scan holding it.
             unsafe { out_of_memory(r) }
         }
         Ok(Verdict::Blocked { page, threat }) => {
-            // SAFETY: per the contract.
+            // SAFETY: r is live for this call, on nginx's thread, no scan holding it.
             unsafe { blocked(r, ctx, lcf, &page, threat) }
         }
         Ok(Verdict::BadRequest { page }) if passed => {
             let msg = "scanner could not parse the request (400), forwarding it unscanned \
                        because of \"ometascan_allow_bad_request_traffic on\"";
-            // SAFETY: per the contract.
+            // SAFETY: r is live for this call, on nginx's thread, no scan holding it.
             unsafe { log_error(r, NGX_LOG_WARN, msg) };
             drop(page);
             NGX_DECLINED_
         }
         Ok(Verdict::BadRequest { page }) => {
-            // SAFETY: per the contract.
+            // SAFETY: r is live for this call, on nginx's thread, no scan holding it.
             unsafe {
                 log_debug(r, "ometascan: scanner answered 400");
                 relay(r, lcf, &page)
@@ -88,11 +88,11 @@ pub unsafe fn apply(r: *mut ngx_http_request_t, ctx: &mut Ctx, lcf: &LocConf) ->
                 "scan failed: {e}; forwarding the request unscanned because of \
                  \"ometascan_on_error pass\""
             );
-            // SAFETY: per the contract.
+            // SAFETY: r is live for this call, on nginx's thread, no scan holding it.
             unsafe { log_error(r, NGX_LOG_WARN, &msg) };
             NGX_DECLINED_
         }
-        // SAFETY: per the contract.
+        // SAFETY: r is live for this call, on nginx's thread, no scan holding it.
         Err(e) => unsafe { failed(r, &e) },
     }
 }
@@ -102,7 +102,7 @@ pub unsafe fn apply(r: *mut ngx_http_request_t, ctx: &mut Ctx, lcf: &LocConf) ->
 /// # Safety
 /// `r` must be a live main request, no scan in flight.
 unsafe fn out_of_memory(r: *mut ngx_http_request_t) -> ngx_int_t {
-    // SAFETY: per the contract.
+    // SAFETY: r is live for this call, on nginx's thread, no scan holding it.
     unsafe {
         log_error(
             r,
@@ -134,11 +134,11 @@ unsafe fn blocked(
         }
         let status = page.status;
         let msg = format!("request blocked by the scanner with status {status}{threat}");
-        // SAFETY: per the contract.
+        // SAFETY: r is live for this call, on nginx's thread, no scan holding it.
         unsafe { log_error(r, NGX_LOG_NOTICE, &msg) };
     }
     let ms = ctx.report.scan_time.unwrap_or_default().as_millis();
-    // SAFETY: per the contract.
+    // SAFETY: r is live for this call, on nginx's thread, no scan holding it.
     unsafe {
         log_debug(r, &format!("ometascan: blocked in {ms} ms"));
         relay(r, lcf, page)
@@ -160,7 +160,7 @@ unsafe fn failed(r: *mut ngx_http_request_t, e: &ScanError) -> ngx_int_t {
         ),
         e => (NGX_LOG_ERR, format!("scan failed: {e}")),
     };
-    // SAFETY: per the contract.
+    // SAFETY: r is live for this call, on nginx's thread, no scan holding it.
     unsafe { log_error(r, level, &msg) };
     if let ScanError::Busy(wait, _) = e {
         // When to try again: the longest wait for a turn, in whole seconds.
@@ -176,7 +176,7 @@ unsafe fn failed(r: *mut ngx_http_request_t, e: &ScanError) -> ngx_int_t {
 /// # Safety
 /// `r` must be a live request whose header is not sent.
 unsafe fn relay(r: *mut ngx_http_request_t, lcf: &LocConf, page: &ResponsePage) -> ngx_int_t {
-    // SAFETY: per the contract.
+    // SAFETY: r is live for this call, on nginx's thread, no scan holding it.
     unsafe {
         if lcf.settings.intercept_errors && page.status >= 300 && has_error_page(r, page.status) {
             return page.status as ngx_int_t;
@@ -244,7 +244,7 @@ unsafe fn stored_like_the_original(
         )
     };
     if in_file && (file_only || single) {
-        // SAFETY: per the contract.
+        // SAFETY: r is live for this call, on nginx's thread, no scan holding it.
         return unsafe { body_in_new_temp_file(r, body) };
     }
     if single {
@@ -287,6 +287,6 @@ unsafe fn rename_disposition(r: *mut ngx_http_request_t, scanner_cd: &[u8]) -> O
 /// # Safety
 /// `r` must be a live main request on the nginx thread, with no scan in flight.
 pub unsafe fn drop_body(r: *mut ngx_http_request_t) {
-    // SAFETY: per the contract.
+    // SAFETY: r is live for this call, on nginx's thread, no scan holding it.
     unsafe { forget_body(r) }
 }
