@@ -138,17 +138,8 @@ pub fn parse_on_off(v: &ngx_str_t) -> Option<bool> {
 /// # Safety
 /// `cf` must be valid.
 pub unsafe fn merge_error(cf: *mut ngx_conf_t, message: &str) -> *mut c_char {
-    let msg = format!("{message}\0");
-    // SAFETY: cf->log is the configuration log; the format consumes one C string.
-    unsafe {
-        ngx_log_error_core(
-            NGX_LOG_EMERG as ngx_uint_t,
-            (*cf).log,
-            0,
-            c"%s".as_ptr(),
-            msg.as_ptr() as *const c_char,
-        );
-    }
+    // SAFETY: per the contract, cf is valid.
+    unsafe { merge_log(cf, NGX_LOG_EMERG, message) };
     conf_error()
 }
 
@@ -156,7 +147,6 @@ pub unsafe fn merge_error(cf: *mut ngx_conf_t, message: &str) -> *mut c_char {
 ///
 /// # Safety
 /// `cf` must be valid.
-#[cfg(debug_assertions)]
 pub unsafe fn merge_log(cf: *mut ngx_conf_t, level: u32, message: &str) {
     let msg = format!("{message}\0");
     // SAFETY: cf->log is the configuration log; the format consumes one C string.
