@@ -454,6 +454,31 @@ mod tests {
         }
     }
 
+    /// Found by fuzzing (`fuzz/fuzz_targets/decode.rs`): a stream that brotli-decompressor
+    /// decodes when it comes in one read and refuses when it comes in pieces (the reference
+    /// decoder calls it corrupt). Fed in full blocks, it gets one answer however it is cut.
+    #[test]
+    fn a_brotli_stream_read_differently_whole_and_in_pieces_gets_one_answer() {
+        let dir = std::env::temp_dir();
+        let stream: &[u8] = &[
+            0x0b, 0x00, 0x00, 0x00, 0xa5, 0x15, 0xc2, 0xc4, 0xc6, 0xc4, 0x3e, 0xda, 0xda, 0xda,
+            0xda, 0xda, 0xda, 0xda, 0xda, 0xda, 0xda, 0xda, 0xda, 0xda, 0xda, 0xda, 0xda, 0xda,
+            0xda, 0xda, 0xda, 0xda, 0xda, 0xda, 0xda, 0xda, 0xda, 0xda, 0xda, 0xda, 0xda, 0xda,
+            0xda, 0xda, 0xda, 0xda, 0xda, 0xda, 0xda, 0xda, 0xda, 0xda, 0xda, 0xda, 0xda, 0xda,
+            0xda, 0xda, 0xda, 0xda, 0xda, 0xda, 0xde, 0xda, 0xda, 0xda, 0xda, 0xda, 0xda, 0xda,
+            0xda,
+        ];
+        let answer = |pieces: Vec<&[u8]>| {
+            decode(&mem(&pieces), Coding::Brotli, &dir)
+                .map(|b| bytes_of(&b))
+                .map_err(|_| ())
+        };
+        let whole = answer(vec![stream]);
+        for cut in 1..=16 {
+            assert_eq!(answer(stream.chunks(cut).collect()), whole, "cut {cut}");
+        }
+    }
+
     #[test]
     fn bombs_and_corrupt_streams_are_errors() {
         let dir = std::env::temp_dir();
