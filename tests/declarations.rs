@@ -172,3 +172,52 @@ fn the_reference_lists_exactly_the_declared_directives_with_their_syntax_default
         "the README points to the reference"
     );
 }
+
+/// The default the reference shows is the default the module applies: a location where
+/// nothing is set resolves every directive with a default to its declared text.
+#[test]
+fn every_declared_default_is_the_value_a_level_that_sets_nothing_resolves() {
+    let c = nginx::check_http_env(
+        "server { listen 127.0.0.1:%PORT%; location / { } }",
+        &[("OMETASCAN_CONF_DUMP", "1")],
+    );
+    assert!(c.ok, "{}", c.output);
+    let resolved: Vec<(String, String)> = c
+        .output
+        .lines()
+        .filter_map(|l| l.split("ometascan resolved: ").nth(1))
+        .next_back()
+        .unwrap_or_else(|| panic!("no dump: {}", c.output))
+        .split('|')
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.trim().to_string()))
+        .collect();
+    let with_defaults: Vec<&Declared> = DECLARED.iter().filter(|d| d.default != "—").collect();
+    for d in &with_defaults {
+        let got = resolved.iter().find(|(k, _)| k == d.name);
+        match got {
+            Some((_, v)) => match (millis(v), millis(d.default)) {
+                (Some(a), Some(b)) => assert_eq!(a, b, "{}: {v} and {}", d.name, d.default),
+                _ => assert_eq!(v, d.default, "{}", d.name),
+            },
+            // A default that depends on another directive (the scanner's host).
+            None => assert_eq!(d.name, "ometascan_ssl_name"),
+        }
+    }
+    assert_eq!(resolved.len(), with_defaults.len() - 1, "{resolved:?}");
+}
+
+/// An nginx time (`60s`, `10m`, `500ms`) in milliseconds; `None` for anything else.
+fn millis(t: &str) -> Option<u64> {
+    let digits = t.bytes().take_while(u8::is_ascii_digit).count();
+    let n: u64 = t[..digits].parse().ok()?;
+    let unit = match &t[digits..] {
+        "ms" => 1,
+        "s" => 1000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        _ => return None,
+    };
+    Some(n * unit)
+}

@@ -38,6 +38,21 @@ impl Default for MethodSet {
     }
 }
 
+/// As the directive writes it: the names, then `any_with_body` when every body is scanned.
+impl std::fmt::Display for MethodSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut words: Vec<String> = self
+            .names
+            .iter()
+            .map(|n| String::from_utf8_lossy(n).into_owned())
+            .collect();
+        if self.with_body {
+            words.push(ANY_WITH_BODY.to_string());
+        }
+        f.write_str(&words.join(" "))
+    }
+}
+
 /// An RFC 9110 token character.
 fn is_tchar(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)

@@ -39,6 +39,9 @@ pub unsafe extern "C" fn merge_loc_conf(
         );
         // SAFETY: cf is the configuration being merged.
         unsafe { crate::ngx_ext::conf::merge_log(cf, NGX_LOG_WARN, &msg) };
+        let msg = format!("ometascan resolved: {}", conf.resolved_defaults().join("|"));
+        // SAFETY: as above.
+        unsafe { crate::ngx_ext::conf::merge_log(cf, NGX_LOG_WARN, &msg) };
     }
     if conf.settings.allow_bad_request && !conf.settings.pre_cache {
         let at = conf.allow_bad_request_at.clone().unwrap_or_default();

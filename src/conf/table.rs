@@ -27,6 +27,123 @@ const LOC: u32 = NGX_HTTP_LOC_CONF;
 /// Allowed in `http` only.
 const MAIN: u32 = NGX_HTTP_MAIN_CONF;
 
+/// A resolved default as the reference writes it (for the declarations test).
+#[cfg(debug_assertions)]
+trait Shown {
+    fn shown(&self) -> String;
+}
+
+#[cfg(debug_assertions)]
+mod shown {
+    use super::*;
+
+    impl Shown for bool {
+        fn shown(&self) -> String {
+            if *self { "on" } else { "off" }.into()
+        }
+    }
+    impl Shown for usize {
+        fn shown(&self) -> String {
+            self.to_string()
+        }
+    }
+    impl Shown for u32 {
+        fn shown(&self) -> String {
+            self.to_string()
+        }
+    }
+    impl Shown for Duration {
+        fn shown(&self) -> String {
+            let ms = self.as_millis();
+            let units = [
+                (86_400_000, "d"),
+                (3_600_000, "h"),
+                (60_000, "m"),
+                (1000, "s"),
+            ];
+            units
+                .iter()
+                .find(|(u, _)| ms % u == 0 && ms > 0)
+                .map_or_else(|| format!("{ms}ms"), |(u, s)| format!("{}{s}", ms / u))
+        }
+    }
+    impl Shown for MethodSet {
+        fn shown(&self) -> String {
+            self.to_string()
+        }
+    }
+    impl Shown for Vec<TlsVersion> {
+        fn shown(&self) -> String {
+            let name = |v: &TlsVersion| match v {
+                TlsVersion::Tls12 => "TLSv1.2",
+                TlsVersion::Tls13 => "TLSv1.3",
+            };
+            self.iter().map(name).collect::<Vec<_>>().join(" ")
+        }
+    }
+    impl Shown for Vec<Suite> {
+        fn shown(&self) -> String {
+            if self.as_slice() == tls::TLS12_SUITES {
+                "DEFAULT".into()
+            } else {
+                format!("{} suites", self.len())
+            }
+        }
+    }
+    impl Shown for OnError {
+        fn shown(&self) -> String {
+            match self {
+                OnError::Block => "block",
+                OnError::Pass => "pass",
+            }
+            .into()
+        }
+    }
+    impl Shown for BodyLimits {
+        fn shown(&self) -> String {
+            let header = self.multipart.max_header;
+            let header = if header % 1024 == 0 {
+                format!("{}k", header / 1024)
+            } else {
+                header.to_string()
+            };
+            format!(
+                "parts={} part_header={header} fields={} objects={}",
+                self.multipart.max_parts, self.max_fields, self.max_objects
+            )
+        }
+    }
+    impl Shown for CacheZone {
+        fn shown(&self) -> String {
+            match self {
+                CacheZone::Off => "off".into(),
+                CacheZone::Zone(_) => "a zone".into(),
+            }
+        }
+    }
+    impl Shown for Option<RedisSpec> {
+        fn shown(&self) -> String {
+            match self {
+                None => "off".into(),
+                Some(r) => r.addr.to_string(),
+            }
+        }
+    }
+}
+
+/// Pushes `name=value` of a directive with a default (nothing for one without).
+#[cfg(debug_assertions)]
+macro_rules! shown_default {
+    ($out:ident, $c:ident, $name:ident, $field:ident) => {};
+    ($out:ident, $c:ident, $name:ident, $field:ident, $default:expr) => {
+        $out.push(format!(
+            "{}={}",
+            stringify!($name),
+            Shown::shown(&$c.$field())
+        ));
+    };
+}
+
 /// The accessor of a directive with a default: its value at a merged level.
 macro_rules! default_accessor {
     ($field:ident, $ty:ty) => {};
@@ -78,6 +195,14 @@ macro_rules! directives {
                 let mut set = Vec::new();
                 $( if self.$field.is_some() { set.push(stringify!($name)); } )*
                 set
+            }
+
+            /// `name=value` of every directive with a default, as this level resolves it.
+            #[cfg(debug_assertions)]
+            pub(super) fn resolved_defaults(&self) -> Vec<String> {
+                let mut out = Vec::new();
+                $( shown_default!(out, self, $name, $field $(, $default)?); )*
+                out
             }
         }
 
