@@ -77,18 +77,21 @@ pub fn runtime() -> &'static tokio::runtime::Runtime {
 static ANSWER: Mutex<Vec<u8>> = Mutex::new(Vec::new());
 static WHOLE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
 
-/// A loopback server that answers every connection with the bytes set by [`answer_with`]:
-/// it waits for the end of the request head (or a pause after the first bytes), writes the answer in pieces, closes
+/// A loopback server that answers every connection, one at a time, with the bytes set by
+/// [`answer_with`]: it waits for the end of the request head (or a pause after the first bytes), writes the answer in pieces, closes
 /// its side and drains what the client still sends.
 pub fn server() -> SocketAddr {
     static ADDR: OnceLock<SocketAddr> = OnceLock::new();
     *ADDR.get_or_init(|| {
         let l = TcpListener::bind("127.0.0.1:0").expect("a loopback port");
         let addr = l.local_addr().expect("its address");
+        // One thread serves the connections one after the other: a thread per connection
+        // would leave threads exiting while LeakSanitizer looks (their thread-local
+        // destructors' records read as leaks).
         std::thread::spawn(move || {
             for s in l.incoming().flatten() {
                 let answer = ANSWER.lock().unwrap_or_else(|e| e.into_inner()).clone();
-                std::thread::spawn(move || serve(s, &answer));
+                serve(s, &answer);
             }
         });
         addr
