@@ -255,29 +255,15 @@ unsafe fn temp_file_like(
 fn write_body(fd: ngx_fd_t, body: &ometascan_core::RequestBody) -> Option<u64> {
     use std::io::Write;
     use std::os::fd::FromRawFd;
-    use std::os::unix::fs::FileExt;
     // SAFETY: fd is an open descriptor owned by a pool cleanup: the File made from it is never
     // dropped (ManuallyDrop), so it is closed once, by nginx.
     let out = std::mem::ManuallyDrop::new(unsafe { std::fs::File::from_raw_fd(fd) });
     let mut written = 0u64;
-    let mut chunk = vec![0u8; 64 * 1024];
-    for part in body.parts() {
-        match part {
-            ometascan_core::BodyPart::Memory(bytes) => (&*out).write_all(bytes).ok()?,
-            ometascan_core::BodyPart::File { file, offset, len } => {
-                let mut done = 0u64;
-                while done < *len {
-                    let want = ((*len - done) as usize).min(chunk.len());
-                    let n = file.read_at(&mut chunk[..want], offset + done).ok()?;
-                    if n == 0 {
-                        return None;
-                    }
-                    (&*out).write_all(&chunk[..n]).ok()?;
-                    done += n as u64;
-                }
-            }
-        }
-        written += part.len();
+    let mut reader = body.reader(64 * 1024);
+    while let Some(piece) = reader.next_chunk() {
+        let piece = piece.ok()?;
+        (&*out).write_all(&piece).ok()?;
+        written += piece.len() as u64;
     }
     Some(written)
 }
@@ -291,29 +277,32 @@ pub unsafe fn body_in_one_buffer(
     r: *mut ngx_http_request_t,
     body: &ometascan_core::RequestBody,
 ) -> Option<*mut ngx_chain_t> {
-    use std::os::unix::fs::FileExt;
-    let mut all = Vec::new();
-    all.try_reserve_exact(usize::try_from(body.len()).ok()?)
-        .ok()?;
-    for part in body.parts() {
-        match part {
-            ometascan_core::BodyPart::Memory(bytes) => all.extend_from_slice(bytes),
-            ometascan_core::BodyPart::File { file, offset, len } => {
-                let start = all.len();
-                all.resize(start + usize::try_from(*len).ok()?, 0);
-                file.read_exact_at(&mut all[start..], *offset).ok()?;
-            }
-        }
-    }
-    // SAFETY: r is live; allocations from its pool.
+    let len = usize::try_from(body.len()).ok()?;
+    // SAFETY: r is live; allocations from its pool (an empty body gets an empty buffer).
     let (b, cl) = unsafe {
-        (
-            copy_to_buf((*r).pool, &all),
-            ngx_alloc_chain_link((*r).pool),
-        )
+        let b = if len == 0 {
+            copy_to_buf((*r).pool, &[])
+        } else {
+            ngx_create_temp_buf((*r).pool, len)
+        };
+        (b, ngx_alloc_chain_link((*r).pool))
     };
     if b.is_null() || cl.is_null() {
         return None;
+    }
+    let mut reader = body.reader(64 * 1024);
+    let mut filled = 0usize;
+    while let Some(piece) = reader.next_chunk() {
+        let piece = piece.ok()?;
+        if piece.len() > len - filled {
+            return None;
+        }
+        // SAFETY: the buffer has room for len bytes from last; piece fits in what is left.
+        unsafe {
+            ptr::copy_nonoverlapping(piece.as_ptr(), (*b).last, piece.len());
+            (*b).last = (*b).last.add(piece.len());
+        }
+        filled += piece.len();
     }
     // SAFETY: fresh pool memory.
     unsafe {
