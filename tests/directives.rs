@@ -178,11 +178,13 @@ fn flags() {
         "ometascan_ssl_session_reuse",
         "ometascan_ssl_server_name",
         "ometascan_log_blocked",
+        "ometascan_multipart",
     ] {
         good(&format!("{d} on;"));
         good(&format!("{d} OFF;"));
         let out = bad(&format!("{d} yes;"), d, "\"yes\"");
         assert!(out.contains("it must be \"on\" or \"off\""), "{out}");
+        bad(&format!("{d} on; {d} on;"), d, "is duplicate");
     }
 }
 

@@ -3,189 +3,190 @@
 // level's configuration struct, its inheritance and the defaults; tests/declarations.rs
 // reads the same list to check the reference and every level.
 //
-// Each entry: the directive, then its field and type (`()`: the directive keeps no value of
-// its own), its default (empty parentheses: none, the directive is off until set), the
+// Each entry: the directive, then its field and how the level keeps it (`Option<T>`: our
+// handler parses it; `Flag`: nginx's own `ngx_conf_set_flag_slot` does; `Option<()>`: the
+// directive keeps no value of its own), its default (empty parentheses: none, the directive is off until set), the
 // levels it is allowed at (ANY: http, server, location), nginx's argument shape, the handler,
 // the syntax and default as the reference shows them, an example argument, a one-line doc.
 directives! {
     ometascan_pass {
-        pass: Pass = (), ANY, NGX_CONF_TAKE1, set_pass,
+        pass: Option<Pass> = (), ANY, NGX_CONF_TAKE1, set_pass,
         "URL | off", "—", "http://127.0.0.1:9",
         "The scanner that scans requests of this level."
     }
     ometascan_methods {
-        methods: MethodSet = (MethodSet::default()), ANY, NGX_CONF_1MORE, set_methods,
+        methods: Option<MethodSet> = (MethodSet::default()), ANY, NGX_CONF_1MORE, set_methods,
         "METHOD ... [any_with_body]", "GET HEAD POST PUT PATCH DELETE any_with_body", "POST PUT",
         "The requests that are scanned."
     }
     ometascan_connect_timeout {
-        connect_timeout: Duration = (DEFAULT_TIMEOUT), ANY, NGX_CONF_TAKE1, set_connect_timeout,
+        connect_timeout: Option<Duration> = (DEFAULT_TIMEOUT), ANY, NGX_CONF_TAKE1, set_connect_timeout,
         "time", "60s", "5s",
         "How long connecting to the scanner may take."
     }
     ometascan_send_timeout {
-        send_timeout: Duration = (DEFAULT_TIMEOUT), ANY, NGX_CONF_TAKE1, set_send_timeout,
+        send_timeout: Option<Duration> = (DEFAULT_TIMEOUT), ANY, NGX_CONF_TAKE1, set_send_timeout,
         "time", "60s", "5s",
         "The longest pause between two writes to the scanner."
     }
     ometascan_read_timeout {
-        read_timeout: Duration = (DEFAULT_TIMEOUT), ANY, NGX_CONF_TAKE1, set_read_timeout,
+        read_timeout: Option<Duration> = (DEFAULT_TIMEOUT), ANY, NGX_CONF_TAKE1, set_read_timeout,
         "time", "60s", "1d",
         "The longest pause between two reads from the scanner."
     }
     ometascan_x_forwarded_for {
-        x_forwarded_for: bool = (false), ANY, NGX_CONF_FLAG, set_x_forwarded_for,
+        x_forwarded_for: Flag = (false), ANY, NGX_CONF_FLAG, ngx_conf_set_flag_slot,
         "on | off", "off", "on",
         "Appends the client address to X-Forwarded-For for the scanner."
     }
     ometascan_intercept_errors {
-        intercept_errors: bool = (false), ANY, NGX_CONF_FLAG, set_intercept_errors,
+        intercept_errors: Flag = (false), ANY, NGX_CONF_FLAG, ngx_conf_set_flag_slot,
         "on | off", "off", "on",
         "Answers a block with the location's error_page for its status."
     }
     ometascan_allow_bad_request_traffic {
-        allow_bad_request: bool = (false), ANY, NGX_CONF_FLAG, set_allow_bad_request,
+        allow_bad_request: Option<bool> = (false), ANY, NGX_CONF_FLAG, set_allow_bad_request,
         "on | off", "off", "off",
         "Forwards a request unscanned when the scanner answers 400 (for testing)."
     }
     ometascan_set_header {
-        set_headers: Vec<SetHeader> = (), ANY, NGX_CONF_TAKE2, set_set_header,
+        set_headers: Option<Vec<SetHeader>> = (), ANY, NGX_CONF_TAKE2, set_set_header,
         "field value", "—", "X-Key v",
         "Adds, replaces or removes a header of the request sent to the scanner."
     }
     ometascan_pre_cache {
-        pre_cache: bool = (false), ANY, NGX_CONF_FLAG, set_pre_cache,
+        pre_cache: Flag = (false), ANY, NGX_CONF_FLAG, ngx_conf_set_flag_slot,
         "on | off", "off", "on",
         "Forwards the module's own copy of an allowed body, whatever the scanner sent back."
     }
     ometascan_pre_cache_size {
-        pre_cache_size: () = (), ANY, NGX_CONF_TAKE1, set_pre_cache_size,
+        pre_cache_size: Option<()> = (), ANY, NGX_CONF_TAKE1, set_pre_cache_size,
         "size", "—", "1m",
         "Deprecated: accepted with a warning, no effect."
     }
     ometascan_ssl_trusted_certificate {
-        ssl_trusted_certificate: String = (), ANY, NGX_CONF_TAKE1, set_ssl_trusted_certificate,
+        ssl_trusted_certificate: Option<String> = (), ANY, NGX_CONF_TAKE1, set_ssl_trusted_certificate,
         "file", "—", "/etc/ssl/certs/ca-certificates.crt",
         "The CA certificates (PEM) a TLS scanner's certificate is verified with."
     }
     ometascan_ssl_verify {
-        ssl_verify: bool = (false), ANY, NGX_CONF_FLAG, set_ssl_verify,
+        ssl_verify: Flag = (false), ANY, NGX_CONF_FLAG, ngx_conf_set_flag_slot,
         "on | off", "off", "off",
         "Verifies the TLS scanner's certificate."
     }
     ometascan_ssl_verify_depth {
-        ssl_verify_depth: u32 = (1), ANY, NGX_CONF_TAKE1, set_ssl_verify_depth,
+        ssl_verify_depth: Option<u32> = (1), ANY, NGX_CONF_TAKE1, set_ssl_verify_depth,
         "number", "1", "2",
         "The longest certificate chain accepted above the scanner's own."
     }
     ometascan_ssl_protocols {
-        ssl_protocols: Vec<TlsVersion> = (vec![TlsVersion::Tls12, TlsVersion::Tls13]), ANY,
+        ssl_protocols: Option<Vec<TlsVersion>> = (vec![TlsVersion::Tls12, TlsVersion::Tls13]), ANY,
         NGX_CONF_1MORE, set_ssl_protocols,
         "[SSLv3] [TLSv1] [TLSv1.1] [TLSv1.2] [TLSv1.3]", "TLSv1.2 TLSv1.3", "TLSv1.2",
         "The TLS versions offered to the scanner."
     }
     ometascan_ssl_ciphers {
-        ssl_ciphers: Vec<Suite> = (tls::TLS12_SUITES.to_vec()), ANY, NGX_CONF_TAKE1,
+        ssl_ciphers: Option<Vec<Suite>> = (tls::TLS12_SUITES.to_vec()), ANY, NGX_CONF_TAKE1,
         set_ssl_ciphers,
         "ciphers", "DEFAULT", "HIGH",
         "The TLS 1.2 cipher suites offered, in OpenSSL's cipher-string syntax."
     }
     ometascan_ssl_session_reuse {
-        ssl_session_reuse: bool = (true), ANY, NGX_CONF_FLAG, set_ssl_session_reuse,
+        ssl_session_reuse: Flag = (true), ANY, NGX_CONF_FLAG, ngx_conf_set_flag_slot,
         "on | off", "on", "off",
         "Resumes TLS sessions with the scanner."
     }
     ometascan_ssl_name {
-        ssl_name: String = (), ANY, NGX_CONF_TAKE1, set_ssl_name,
+        ssl_name: Option<String> = (), ANY, NGX_CONF_TAKE1, set_ssl_name,
         "name", "host of ometascan_pass", "scanner.example",
         "The name the scanner's certificate is verified against and SNI sends."
     }
     ometascan_ssl_server_name {
-        ssl_server_name: bool = (false), ANY, NGX_CONF_FLAG, set_ssl_server_name,
+        ssl_server_name: Flag = (false), ANY, NGX_CONF_FLAG, ngx_conf_set_flag_slot,
         "on | off", "off", "on",
         "Sends the name with SNI."
     }
     ometascan_status {
-        status: () = (), LOC, NGX_CONF_NOARGS, crate::status::set_status,
+        status: Option<()> = (), LOC, NGX_CONF_NOARGS, crate::status::set_status,
         "", "—", "",
         "This location answers with the module's status counters."
     }
     ometascan_log_blocked {
-        log_blocked: bool = (true), ANY, NGX_CONF_FLAG, set_log_blocked,
+        log_blocked: Flag = (true), ANY, NGX_CONF_FLAG, ngx_conf_set_flag_slot,
         "on | off", "on", "off",
         "Logs each blocked request at notice, with the threat."
     }
     ometascan_keepalive {
-        keepalive: usize = (DEFAULT_KEEPALIVE), ANY, NGX_CONF_TAKE1, set_keepalive,
+        keepalive: Option<usize> = (DEFAULT_KEEPALIVE), ANY, NGX_CONF_TAKE1, set_keepalive,
         "number", "32", "0",
         "Idle connections kept per scanner server and worker."
     }
     ometascan_keepalive_timeout {
-        keepalive_timeout: Duration = (DEFAULT_TIMEOUT), ANY, NGX_CONF_TAKE1,
+        keepalive_timeout: Option<Duration> = (DEFAULT_TIMEOUT), ANY, NGX_CONF_TAKE1,
         set_keepalive_timeout,
         "time", "60s", "10s",
         "How long an idle connection to a scanner is kept."
     }
     ometascan_health_check {
-        health_check: HealthParams = (), ANY, NGX_CONF_ANY, set_health_check,
+        health_check: Option<HealthParams> = (), ANY, NGX_CONF_ANY, set_health_check,
         "[interval=time] [fails=number] [passes=number] [uri=uri] [timeout=time]", "—",
         "interval=1s fails=3",
         "Probes the scanner's servers from every worker and marks them down and up."
     }
     ometascan_bypass {
-        bypass: Vec<*mut ngx_http_complex_value_t> = (), ANY, NGX_CONF_1MORE, set_bypass,
+        bypass: Option<Vec<*mut ngx_http_complex_value_t>> = (), ANY, NGX_CONF_1MORE, set_bypass,
         "string ...", "—", "$arg_x",
         "A request for which any value is non-empty and not 0 is not scanned."
     }
     ometascan_max_size {
-        max_size: (u64, OverSize) = (), ANY, NGX_CONF_TAKE12, set_max_size,
+        max_size: Option<(u64, OverSize)> = (), ANY, NGX_CONF_TAKE12, set_max_size,
         "size [over=reject | over=pass]", "—", "10m over=pass",
         "Bodies larger than size are refused (413) or forwarded unscanned."
     }
     ometascan_on_error {
-        on_error: OnError = (OnError::Block), ANY, NGX_CONF_TAKE1, set_on_error,
+        on_error: Option<OnError> = (OnError::Block), ANY, NGX_CONF_TAKE1, set_on_error,
         "block | pass", "block", "pass",
         "What a failed scan means: nothing forwarded, or the request forwarded unscanned."
     }
     ometascan_max_scans {
-        max_scans: MaxScans = (), ANY, NGX_CONF_TAKE12, set_max_scans,
+        max_scans: Option<MaxScans> = (), ANY, NGX_CONF_TAKE12, set_max_scans,
         "number [wait=time]", "—", "8 wait=1s",
         "At most number scans at once per worker, each waiting at most wait for its turn."
     }
     ometascan_multipart {
-        multipart: bool = (true), ANY, NGX_CONF_FLAG, set_multipart,
+        multipart: Flag = (true), ANY, NGX_CONF_FLAG, ngx_conf_set_flag_slot,
         "on | off", "on", "off",
         "Scans what a backend's parser hands to the application, object by object."
     }
     ometascan_body_limits {
-        body_limits: BodyLimits = (BodyLimits::default()), ANY, NGX_CONF_1MORE, set_body_limits,
+        body_limits: Option<BodyLimits> = (BodyLimits::default()), ANY, NGX_CONF_1MORE, set_body_limits,
         "[parts=number] [part_header=size] [fields=number] [objects=number]",
         "parts=10000 part_header=16k fields=1000000 objects=1000", "parts=50 objects=20",
         "The bounds of reading a body into its objects; over one, 413."
     }
     ometascan_cache_zone {
-        cache_zone: () = (), MAIN, NGX_CONF_TAKE1, crate::cache::zone::set_cache_zone,
+        cache_zone: Option<()> = (), MAIN, NGX_CONF_TAKE1, crate::cache::zone::set_cache_zone,
         "name:size", "—", "verdicts:1m",
         "Declares a shared memory zone for the verdict cache."
     }
     ometascan_cache {
-        cache: CacheZone = (CacheZone::Off), ANY, NGX_CONF_TAKE1, set_cache,
+        cache: Option<CacheZone> = (CacheZone::Off), ANY, NGX_CONF_TAKE1, set_cache,
         "zone | off", "off", "off",
         "Looks each scanned object up in the zone and keeps the scanner's verdict there."
     }
     ometascan_cache_valid {
-        cache_valid: Duration = (cache::DEFAULT_VALID), ANY, NGX_CONF_TAKE1, set_cache_valid,
+        cache_valid: Option<Duration> = (cache::DEFAULT_VALID), ANY, NGX_CONF_TAKE1, set_cache_valid,
         "time", "10m", "1m",
         "How long a verdict is given again."
     }
     ometascan_cache_revalidate {
-        cache_revalidate: Duration = (cache::DEFAULT_REVALIDATE), ANY, NGX_CONF_TAKE1,
+        cache_revalidate: Option<Duration> = (cache::DEFAULT_REVALIDATE), ANY, NGX_CONF_TAKE1,
         set_cache_revalidate,
         "time", "30s", "10s",
         "The longest time an ICAP service's ISTag is trusted without asking OPTIONS again."
     }
     ometascan_cache_redis {
-        cache_redis: Option<RedisSpec> = (None), ANY, NGX_CONF_TAKE12, set_cache_redis,
+        cache_redis: Option<Option<RedisSpec>> = (None), ANY, NGX_CONF_TAKE12, set_cache_redis,
         "address:port [timeout=time] | off", "off", "off",
         "A Redis server as the verdict cache's second level."
     }

@@ -20,38 +20,6 @@ use crate::ngx_ext::conf::{
 /// Above this, a connect timeout is pointless: connections fail earlier anyway.
 const CONNECT_TIMEOUT_ADVICE: Duration = Duration::from_secs(75);
 
-/// Defines the handler of an `on | off` directive writing `field`.
-macro_rules! flag_handler {
-    ($fn:ident, $field:ident) => {
-        /// Handler of an `on | off` directive.
-        pub unsafe extern "C" fn $fn(
-            cf: *mut ngx_conf_t,
-            cmd: *mut ngx_command_t,
-            conf: *mut c_void,
-        ) -> *mut c_char {
-            // SAFETY: nginx calls a handler with the configuration being parsed and the command,
-            // valid for the call, and (NGX_HTTP_LOC_CONF_OFFSET) this level's LocConf.
-            let (d, c) = unsafe { ($crate::ngx_ext::conf::Directive::new(cf, cmd), lcf(conf)) };
-            duplicate_check!(d, c.$field);
-            match parse_on_off(&d.args[1]) {
-                Some(v) => {
-                    c.$field = Some(v);
-                    CONF_OK
-                }
-                None => d.invalid(&d.args[1], "it must be \"on\" or \"off\""),
-            }
-        }
-    };
-}
-
-pub(super) use flag_handler;
-
-flag_handler!(set_x_forwarded_for, x_forwarded_for);
-flag_handler!(set_intercept_errors, intercept_errors);
-flag_handler!(set_pre_cache, pre_cache);
-flag_handler!(set_log_blocked, log_blocked);
-flag_handler!(set_multipart, multipart);
-
 /// `ometascan_allow_bad_request_traffic on | off`.
 pub unsafe extern "C" fn set_allow_bad_request(
     cf: *mut ngx_conf_t,

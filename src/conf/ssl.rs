@@ -6,13 +6,8 @@ use ngx::ffi::*;
 use ngx::ngx_conf_log_error;
 use ometascan_core::net::tls;
 
-use super::directives::flag_handler;
 use super::lcf;
-use crate::ngx_ext::conf::{conf_error, duplicate_check, parse_on_off, text, Directive, CONF_OK};
-
-flag_handler!(set_ssl_verify, ssl_verify);
-flag_handler!(set_ssl_session_reuse, ssl_session_reuse);
-flag_handler!(set_ssl_server_name, ssl_server_name);
+use crate::ngx_ext::conf::{conf_error, duplicate_check, text, Directive, CONF_OK};
 
 /// `ometascan_ssl_trusted_certificate file`.
 pub unsafe extern "C" fn set_ssl_trusted_certificate(

@@ -1,8 +1,8 @@
 //! What follows from the declarations of `declared.rs`: the command table nginx reads, the
-//! [`LocConf`] fields a level keeps (`None`: not set there), its inheritance (an inner level
-//! takes every value it did not set from the outer one) and, for each directive with a
-//! default, an accessor that applies it. Adding a directive is one entry there, plus the code
-//! that uses its value.
+//! [`LocConf`] fields a level keeps (unset until its directive is read), its inheritance (an
+//! inner level takes every value it did not set from the outer one) and, for each directive
+//! with a default, an accessor that applies it. Adding a directive is one entry there, plus
+//! the code that uses its value.
 
 use std::time::Duration;
 
@@ -26,6 +26,50 @@ const ANY: u32 = NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF;
 const LOC: u32 = NGX_HTTP_LOC_CONF;
 /// Allowed in `http` only.
 const MAIN: u32 = NGX_HTTP_MAIN_CONF;
+
+/// How a level keeps a directive's value: `Option<T>` where a handler of ours parses it,
+/// [`Flag`] where nginx's own `ngx_conf_set_flag_slot` writes it.
+pub trait Stored: Clone + Default {
+    /// The value a request uses.
+    type Value;
+    /// Whether the directive was written at this level (or inherited).
+    fn is_set(&self) -> bool;
+    /// The value, if set.
+    fn value(&self) -> Option<Self::Value>;
+}
+
+impl<T: Clone> Stored for Option<T> {
+    type Value = T;
+    fn is_set(&self) -> bool {
+        self.is_some()
+    }
+    fn value(&self) -> Option<T> {
+        self.clone()
+    }
+}
+
+/// An `on | off` directive's value as nginx's flag slot writes it: `NGX_CONF_UNSET` until the
+/// directive is read, then 1 or 0. The slot setter refuses a second occurrence ("is
+/// duplicate") and any other word, as for nginx's own flags.
+#[derive(Clone, Copy)]
+#[repr(transparent)]
+pub struct Flag(ngx_flag_t);
+
+impl Default for Flag {
+    fn default() -> Self {
+        Flag(NGX_CONF_UNSET as ngx_flag_t)
+    }
+}
+
+impl Stored for Flag {
+    type Value = bool;
+    fn is_set(&self) -> bool {
+        self.0 != NGX_CONF_UNSET as ngx_flag_t
+    }
+    fn value(&self) -> Option<bool> {
+        self.is_set().then_some(self.0 != 0)
+    }
+}
 
 /// A resolved default as the reference writes it (for the declarations test).
 #[cfg(debug_assertions)]
@@ -149,8 +193,8 @@ macro_rules! default_accessor {
     ($field:ident, $ty:ty) => {};
     ($field:ident, $ty:ty, $default:expr) => {
         #[doc = concat!("`", stringify!($field), "` as set, else its default.")]
-        pub fn $field(&self) -> $ty {
-            self.$field.clone().unwrap_or_else(|| $default)
+        pub fn $field(&self) -> <$ty as Stored>::Value {
+            self.$field.value().unwrap_or_else(|| $default)
         }
     };
 }
@@ -162,11 +206,11 @@ macro_rules! directives {
             $syntax:literal, $default_text:literal, $example:literal, $doc:literal
         }
     )*) => {
-        /// One level's directives, as written (`None`: not set at this level), and after
+        /// One level's directives, as written (unset: not set at this level), and after
         /// merging what a request uses.
         #[derive(Default)]
         pub struct LocConf {
-            $( #[doc = $doc] pub $field: Option<$ty>, )*
+            $( #[doc = $doc] pub $field: $ty, )*
             /// Where `ometascan_allow_bad_request_traffic on` was written, for the merge-time
             /// check (inherited with it).
             pub allow_bad_request_at: Option<String>,
@@ -184,7 +228,7 @@ macro_rules! directives {
                 if self.allow_bad_request.is_none() {
                     self.allow_bad_request_at = prev.allow_bad_request_at.clone();
                 }
-                $( if self.$field.is_none() { self.$field = prev.$field.clone(); } )*
+                $( if !self.$field.is_set() { self.$field = prev.$field.clone(); } )*
             }
 
             $( default_accessor!($field, $ty $(, $default)?); )*
@@ -193,7 +237,7 @@ macro_rules! directives {
             #[cfg(debug_assertions)]
             pub(super) fn set_directives(&self) -> Vec<&'static str> {
                 let mut set = Vec::new();
-                $( if self.$field.is_some() { set.push(stringify!($name)); } )*
+                $( if self.$field.is_set() { set.push(stringify!($name)); } )*
                 set
             }
 
@@ -208,7 +252,12 @@ macro_rules! directives {
 
         /// The directive table nginx reads while parsing the configuration.
         pub static mut COMMANDS: [ngx_command_t; [$(stringify!($name)),*].len() + 1] = [
-            $( command(concat!(stringify!($name), "\0"), $ctx | $args, $set), )*
+            $( command(
+                concat!(stringify!($name), "\0"),
+                $ctx | $args,
+                $set,
+                std::mem::offset_of!(LocConf, $field),
+            ), )*
             ngx_command_t::empty(),
         ];
     };
@@ -220,8 +269,9 @@ type Handler = unsafe extern "C" fn(
     *mut std::ffi::c_void,
 ) -> *mut std::ffi::c_char;
 
-/// One entry of the command table; `name` ends with a NUL.
-const fn command(name: &'static str, type_: u32, set: Handler) -> ngx_command_t {
+/// One entry of the command table; `name` ends with a NUL. `offset` is the field's place in
+/// [`LocConf`], where nginx's slot setters write (our handlers find the field by name).
+const fn command(name: &'static str, type_: u32, set: Handler, offset: usize) -> ngx_command_t {
     ngx_command_t {
         name: ngx_str_t {
             len: name.len() - 1,
@@ -230,7 +280,7 @@ const fn command(name: &'static str, type_: u32, set: Handler) -> ngx_command_t 
         type_: type_ as ngx_uint_t,
         set: Some(set),
         conf: NGX_HTTP_LOC_CONF_OFFSET,
-        offset: 0,
+        offset: offset as ngx_uint_t,
         post: std::ptr::null_mut(),
     }
 }
