@@ -3,7 +3,7 @@
 //! `$ometascan_cache_status`.
 
 use ngx::ffi::*;
-use ngx::http::HttpModuleLocationConf;
+use ngx::http::{HttpModuleLocationConf, Request};
 use ometascan_core::ResultKind;
 
 use crate::request::ctx;
@@ -45,19 +45,14 @@ pub unsafe fn add(cf: *mut ngx_conf_t) -> ngx_int_t {
 }
 
 /// The text of variable `index` for request `r`; `None` when it has no value.
-///
-/// # Safety
-/// `r` must be a live request, on the nginx thread.
-unsafe fn value(r: *mut ngx_http_request_t, index: usize) -> Option<String> {
-    // SAFETY: r is a live request; its main request carries the scan's state.
-    let main = unsafe { (*r).main };
-    // SAFETY: as above.
-    let ctx = unsafe { ctx::get(main) };
-    let Some(ctx) = ctx else {
+fn value(r: &Request, index: usize) -> Option<String> {
+    // SAFETY: a request's main request outlives it; it carries the scan's state.
+    let main = unsafe { Request::from_ngx_http_request(r.as_ref().main) };
+    // SAFETY: the ctx is only read in this call, while no other borrow of it is live (nginx
+    // evaluates variables outside the module's own code).
+    let Some(ctx) = (unsafe { ctx::get(main) }) else {
         // Not scanned: "skipped" where scanning is configured, nothing elsewhere.
-        // SAFETY: as above.
-        let scanned_here =
-            unsafe { Module::location_conf(&*r) }.is_some_and(|l| l.target().is_some());
+        let scanned_here = Module::location_conf(r).is_some_and(|l| l.target().is_some());
         return (index == 0 && scanned_here).then(|| ResultKind::Skipped.name().to_string());
     };
     let rep = &ctx.report;
@@ -80,25 +75,23 @@ unsafe extern "C" fn get(
     v: *mut ngx_http_variable_value_t,
     data: usize,
 ) -> ngx_int_t {
-    // SAFETY: nginx passes a live request and a value slot to fill.
-    unsafe {
-        match value(r, data) {
-            None => {
-                (*v).set_not_found(1);
-            }
-            Some(text) => {
-                let p = ngx_pnalloc((*r).pool, text.len().max(1)) as *mut u8;
-                if p.is_null() {
-                    return NGX_ERROR as ngx_int_t;
-                }
-                std::ptr::copy_nonoverlapping(text.as_ptr(), p, text.len());
-                (*v).data = p;
-                (*v).set_len(text.len() as u32);
-                (*v).set_valid(1);
-                (*v).set_no_cacheable(0);
-                (*v).set_not_found(0);
-            }
-        }
+    // SAFETY: nginx evaluates a variable on its thread for a request it has allocated, with a
+    // value slot of that request to fill, both valid for this call.
+    let (r, v) = unsafe { (Request::from_ngx_http_request(r), &mut *v) };
+    let Some(text) = value(r, data) else {
+        v.set_not_found(1);
+        return NGX_OK as ngx_int_t;
+    };
+    let p = r.pool().alloc_unaligned(text.len().max(1)) as *mut u8;
+    if p.is_null() {
+        return NGX_ERROR as ngx_int_t;
     }
+    // SAFETY: p has room for the text (pool memory of the request, which outlives the value).
+    unsafe { std::ptr::copy_nonoverlapping(text.as_ptr(), p, text.len()) };
+    v.data = p;
+    v.set_len(text.len() as u32);
+    v.set_valid(1);
+    v.set_no_cacheable(0);
+    v.set_not_found(0);
     NGX_OK as ngx_int_t
 }

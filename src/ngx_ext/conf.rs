@@ -4,6 +4,7 @@ use std::ffi::c_char;
 use std::ptr;
 
 use ngx::ffi::*;
+use ngx::http::Request;
 use ngx::ngx_conf_log_error;
 
 /// The arguments of the directive being parsed, name first.
@@ -192,15 +193,12 @@ pub unsafe fn compile_complex(
 /// Evaluates a compiled value for a request; `None` when nginx could not.
 ///
 /// # Safety
-/// `r` must be a live request and `cv` a value compiled for its configuration.
-pub unsafe fn complex_value(
-    r: *mut ngx_http_request_t,
-    cv: *mut ngx_http_complex_value_t,
-) -> Option<Vec<u8>> {
-    let mut value = ngx_str_t::empty();
-    // SAFETY: per the contract.
-    let rc = unsafe { ngx_http_complex_value(r, cv, &mut value) };
-    (rc == NGX_OK as ngx_int_t).then(|| value.as_bytes().to_vec())
+/// `cv` must be a value compiled for the configuration of `r`'s location (it lives in the
+/// configuration pool, which outlives every request).
+pub unsafe fn complex_value(r: &Request, cv: *mut ngx_http_complex_value_t) -> Option<Vec<u8>> {
+    // SAFETY: per the contract, cv is a compiled value of r's configuration.
+    let cv = unsafe { &*cv };
+    r.get_complex_value(cv).map(|v| v.as_bytes().to_vec())
 }
 
 /// Parses an nginx time (`500ms`, `90s`, `1d`); `None` unless it is positive.

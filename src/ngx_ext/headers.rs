@@ -1,38 +1,27 @@
-//! Request header fields: read for the scanner, changed for the backend; strings in the
-//! request pool.
+//! Request header fields: read for the scanner, changed for the backend; response fields
+//! added; strings in the request pool (which lives as long as the request).
 
 use std::ptr;
 
 use bytes::Bytes;
 use ngx::ffi::*;
+use ngx::http::Request;
 
 /// Copies `bytes` into the request pool as an ngx_str_t; `None` when out of memory.
-///
-/// # Safety
-/// `r` must be a live request.
-pub unsafe fn pool_str(r: *mut ngx_http_request_t, bytes: &[u8]) -> Option<ngx_str_t> {
-    // SAFETY: the request pool outlives every use of the string.
-    unsafe { ngx_str_t::from_bytes((*r).pool, bytes) }
+pub fn pool_str(r: &Request, bytes: &[u8]) -> Option<ngx_str_t> {
+    // SAFETY: the request's pool is live; the string is used while the request is.
+    unsafe { ngx_str_t::from_bytes(r.pool().as_ptr(), bytes) }
 }
 
-/// Every live element of a header list, in order.
-///
-/// # Safety
-/// `list` must be a valid nginx list of `ngx_table_elt_t`, unchanged while the result is used.
-unsafe fn elements(list: *mut ngx_list_t) -> Vec<*mut ngx_table_elt_t> {
+/// Every live element of a header list of the request, in order.
+fn elements(list: &ngx_list_t) -> Vec<*mut ngx_table_elt_t> {
     let mut out = Vec::new();
-    // SAFETY: per the contract, every part holds `nelts` elements.
-    let mut part: *mut ngx_list_part_t = unsafe { &mut (*list).part };
+    let mut part: *const ngx_list_part_t = &list.part;
     while !part.is_null() {
-        // SAFETY: as above.
-        let (elts, n, next) = unsafe {
-            (
-                (*part).elts as *mut ngx_table_elt_t,
-                (*part).nelts,
-                (*part).next,
-            )
-        };
-        for i in 0..n {
+        // SAFETY: a part of nginx's list in the request pool; it holds `nelts` elements.
+        let part_ref = unsafe { &*part };
+        let elts = part_ref.elts as *mut ngx_table_elt_t;
+        for i in 0..part_ref.nelts {
             // SAFETY: i < nelts.
             let h = unsafe { elts.add(i) };
             // SAFETY: h is an element of the list; hash 0 marks a deleted one.
@@ -40,21 +29,18 @@ unsafe fn elements(list: *mut ngx_list_t) -> Vec<*mut ngx_table_elt_t> {
                 out.push(h);
             }
         }
-        part = next;
+        part = part_ref.next;
     }
     out
 }
 
 /// The client's header fields, copied (name, value).
-///
-/// # Safety
-/// `r` must be a live request.
-pub unsafe fn copy_headers_in(r: *mut ngx_http_request_t) -> Vec<(Bytes, Bytes)> {
-    // SAFETY: r is live; its header list is valid.
-    let list = unsafe { elements(&mut (*r).headers_in.headers) };
-    list.into_iter()
+pub fn copy_headers_in(r: &Request) -> Vec<(Bytes, Bytes)> {
+    elements(&r.as_ref().headers_in.headers)
+        .into_iter()
         .map(|h| {
-            // SAFETY: h is a live element of the request's list.
+            // SAFETY: h is a live element of the request's list; its strings are in the
+            // request's header buffer or pool.
             let h = unsafe { &*h };
             (
                 Bytes::copy_from_slice(h.key.as_bytes()),
@@ -65,90 +51,86 @@ pub unsafe fn copy_headers_in(r: *mut ngx_http_request_t) -> Vec<(Bytes, Bytes)>
 }
 
 /// Every client header field of that (lower-case) name, duplicates included.
-///
-/// # Safety
-/// `r` must be a live request.
-pub unsafe fn headers_in_named(
-    r: *mut ngx_http_request_t,
-    lower_name: &[u8],
-) -> Vec<*mut ngx_table_elt_t> {
-    // SAFETY: r is live; its header list is valid.
-    let list = unsafe { elements(&mut (*r).headers_in.headers) };
-    list.into_iter()
-        // SAFETY: each element is live.
+fn headers_in_named(r: &Request, lower_name: &[u8]) -> Vec<*mut ngx_table_elt_t> {
+    elements(&r.as_ref().headers_in.headers)
+        .into_iter()
+        // SAFETY: each element is live, its key in the request's header buffer or pool.
         .filter(|&h| unsafe { (*h).key.as_bytes() }.eq_ignore_ascii_case(lower_name))
         .collect()
 }
 
-/// Sets a client header field for the backend: every copy the client sent gets the value
-/// (nginx's modules forward each element of the list, so a copy cannot be taken out); the
-/// field is added when the client sent none. `None` when out of memory.
-///
-/// # Safety
-/// `r` must be a live request.
-pub unsafe fn set_header_in(r: *mut ngx_http_request_t, name: &[u8], value: &[u8]) -> Option<()> {
-    // SAFETY: r is live.
-    let v = unsafe { pool_str(r, value) }?;
+/// The value of the first client header field of that (lower-case) name, copied.
+pub fn header_in(r: &Request, lower_name: &[u8]) -> Option<Vec<u8>> {
+    let first = *headers_in_named(r, lower_name).first()?;
+    // SAFETY: a live element of the request's list, its value in the header buffer or pool.
+    Some(unsafe { (*first).value.as_bytes() }.to_vec())
+}
+
+/// Gives every copy of a client header field the value (nginx's modules forward each element
+/// of the list, so a copy cannot be taken out); with `add`, the field is added when the client
+/// sent none. `None` when out of memory.
+fn replace_header_in(r: &mut Request, name: &[u8], value: &[u8], add: bool) -> Option<()> {
+    let v = pool_str(r, value)?;
     let lower = name.to_ascii_lowercase();
-    // SAFETY: r is live.
-    let copies = unsafe { headers_in_named(r, &lower) };
-    if !copies.is_empty() {
+    let copies = headers_in_named(r, &lower);
+    if !copies.is_empty() || !add {
         for h in copies {
-            // SAFETY: h is a live element; the value lives in the request pool.
+            // SAFETY: h is a live element of the request's list; the value is in its pool.
             unsafe { (*h).value = v };
         }
         return Some(());
     }
-    // SAFETY: r is live; the element is initialised below before anyone reads it.
-    let (k, lk, h) = unsafe {
-        (
-            pool_str(r, name)?,
-            pool_str(r, &lower)?,
-            ngx_list_push(&mut (*r).headers_in.headers) as *mut ngx_table_elt_t,
-        )
-    };
-    if h.is_null() {
-        return None;
-    }
-    // SAFETY: h is a fresh element of the list; every field is set.
-    unsafe {
-        ptr::write_bytes(h, 0, 1);
-        (*h).hash = ngx_hash_key(lk.data, lk.len);
-        (*h).key = k;
-        (*h).value = v;
-        (*h).lowcase_key = lk.data;
-        if lower == b"content-type" {
-            (*r).headers_in.content_type = h;
-        }
+    let (k, lk) = (pool_str(r, name)?, pool_str(r, &lower)?);
+    let headers = &mut r.as_mut().headers_in;
+    // SAFETY: a new element of the request's list, from its pool; null checked; every field
+    // is set below before anyone reads it.
+    let h = unsafe { (ngx_list_push(&mut headers.headers) as *mut ngx_table_elt_t).as_mut() }?;
+    // SAFETY: h is the element just pushed, of its type.
+    unsafe { ptr::write_bytes(h as *mut ngx_table_elt_t, 0, 1) };
+    // SAFETY: lk is pool memory of lk.len bytes.
+    h.hash = unsafe { ngx_hash_key(lk.data, lk.len) };
+    h.key = k;
+    h.value = v;
+    h.lowcase_key = lk.data;
+    if lower == b"content-type" {
+        headers.content_type = h;
     }
     Some(())
 }
 
-/// Adds a response header field; `None` when out of memory.
-///
-/// # Safety
-/// `r` must be a live request whose header is not sent yet.
-pub unsafe fn push_header_out(r: *mut ngx_http_request_t, name: &[u8], value: &[u8]) -> Option<()> {
-    // SAFETY: r is live; the strings live in its pool.
-    let (k, v) = unsafe { (pool_str(r, name)?, pool_str(r, value)?) };
-    // SAFETY: as above.
-    let (h, lower) = unsafe {
-        (
-            ngx_list_push(&mut (*r).headers_out.headers) as *mut ngx_table_elt_t,
-            ngx_pnalloc((*r).pool, k.len) as *mut u8,
-        )
-    };
-    if h.is_null() || lower.is_null() {
+/// Sets a client header field for the backend: every copy the client sent gets the value; the
+/// field is added when the client sent none. `None` when out of memory.
+pub fn set_header_in(r: &mut Request, name: &[u8], value: &[u8]) -> Option<()> {
+    replace_header_in(r, name, value, true)
+}
+
+/// Gives every copy the client sent of a header field the value, adding none. `None` when out
+/// of memory.
+pub fn set_header_in_copies(r: &mut Request, name: &[u8], value: &[u8]) -> Option<()> {
+    replace_header_in(r, name, value, false)
+}
+
+/// Adds a response header field (the header must not be sent yet); `None` when out of memory.
+pub fn push_header_out(r: &mut Request, name: &[u8], value: &[u8]) -> Option<()> {
+    let (k, v) = (pool_str(r, name)?, pool_str(r, value)?);
+    // SAFETY: an allocation from the request's pool; null checked.
+    let lower = unsafe { ngx_pnalloc(r.pool().as_ptr(), k.len) } as *mut u8;
+    if lower.is_null() {
         return None;
     }
-    // SAFETY: h is a fresh element; lower has room for the key.
+    // SAFETY: a new element of the request's response list, from its pool; null checked; every
+    // field is set below before anyone reads it.
+    let h = unsafe {
+        (ngx_list_push(&mut r.as_mut().headers_out.headers) as *mut ngx_table_elt_t).as_mut()
+    }?;
+    // SAFETY: h is the element just pushed; lower has room for the key.
     unsafe {
-        ptr::write_bytes(h, 0, 1);
+        ptr::write_bytes(h as *mut ngx_table_elt_t, 0, 1);
         ngx_strlow(lower, k.data, k.len);
-        (*h).hash = 1;
-        (*h).key = k;
-        (*h).value = v;
-        (*h).lowcase_key = lower;
     }
+    h.hash = 1;
+    h.key = k;
+    h.value = v;
+    h.lowcase_key = lower;
     Some(())
 }

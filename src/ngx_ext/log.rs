@@ -5,6 +5,7 @@
 use std::cell::RefCell;
 
 use ngx::ffi::*;
+use ngx::http::Request;
 
 /// Appends `, scanner: "URL"` after nginx's own request context.
 unsafe extern "C" fn log_handler(
@@ -39,37 +40,30 @@ thread_local! {
 }
 
 /// Logs `msg` at `level` in the request's error log, with the scan context naming `scanner`.
-///
-/// # Safety
-/// `r` must be a live request, on the nginx thread.
-pub unsafe fn error(r: *mut ngx_http_request_t, level: u32, scanner: &str, msg: &str) {
-    // SAFETY: r and its connection log are valid; the handler and action are restored after.
-    unsafe {
-        let log = (*(*r).connection).log;
-        if (level as ngx_uint_t) > (*log).log_level {
-            return;
-        }
-        let action = (*log).action;
-        let prev = (*r).log_handler;
-        PREV.with(|c| c.set(prev));
-        SCANNER.with(|s| *s.borrow_mut() = Some(scanner.to_string()));
-        (*log).action = c"scanning request".as_ptr() as *mut _;
-        (*r).log_handler = Some(log_handler);
-        ngx::ngx_log_error!(level, log, "{}", msg);
-        (*r).log_handler = prev;
-        (*log).action = action;
-        SCANNER.with(|s| *s.borrow_mut() = None);
+pub fn error(r: &mut Request, level: u32, scanner: &str, msg: &str) {
+    let log = r.log();
+    // SAFETY: the connection's log lives as long as the connection, which outlives its
+    // requests.
+    let log_ref = unsafe { &mut *log };
+    if (level as ngx_uint_t) > log_ref.log_level {
+        return;
     }
+    // The request's log handler and the log's action are nginx's; both are restored before
+    // returning, on this thread, so no other line sees ours.
+    let action = log_ref.action;
+    let prev = r.as_ref().log_handler;
+    PREV.with(|c| c.set(prev));
+    SCANNER.with(|s| *s.borrow_mut() = Some(scanner.to_string()));
+    log_ref.action = c"scanning request".as_ptr() as *mut _;
+    r.as_mut().log_handler = Some(log_handler);
+    ngx::ngx_log_error!(level, log, "{}", msg);
+    r.as_mut().log_handler = prev;
+    log_ref.action = action;
+    SCANNER.with(|s| *s.borrow_mut() = None);
 }
 
 /// Logs `msg` at debug level (only in nginx built with debugging).
-///
-/// # Safety
-/// `r` must be a live request.
-pub unsafe fn debug(r: *mut ngx_http_request_t, msg: &str) {
-    // SAFETY: r and its connection log are valid.
-    unsafe {
-        let log = (*(*r).connection).log;
-        ngx::ngx_log_debug!(mask: ngx::log::DebugMask::Http, log, "{}", msg);
-    }
+pub fn debug(r: &Request, msg: &str) {
+    let log = r.log();
+    ngx::ngx_log_debug!(mask: ngx::log::DebugMask::Http, log, "{}", msg);
 }

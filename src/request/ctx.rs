@@ -4,9 +4,11 @@
 use std::ptr;
 
 use ngx::ffi::*;
+use ngx::http::Request;
 use ometascan_core::{ResultKind, ScanError, ScanOutcome, Verdict};
 
 use crate::ngx_ext::pool::cleanup_data;
+use crate::ngx_ext::request::RequestExt;
 use crate::runtime::{self, SlotId};
 use crate::status;
 
@@ -92,55 +94,50 @@ unsafe extern "C" fn drop_ctx(data: *mut std::ffi::c_void) {
     unsafe { ptr::drop_in_place(data as *mut Ctx) }
 }
 
-/// The slot of the module's ctx in the request.
+/// Allocates the request's ctx in a cleanup of its pool and points the module's ctx at it;
+/// `None` when out of memory.
 ///
 /// # Safety
-/// `r` must be a live request.
-unsafe fn slot(r: *mut ngx_http_request_t) -> *mut *mut std::ffi::c_void {
-    // SAFETY: ctx_index is set by nginx; the ctx array has a slot for every module.
-    unsafe { (*r).ctx.add(crate::module().ctx_index) }
-}
-
-/// Allocates the request's ctx in a cleanup of its pool and points the module's ctx at it.
-///
-/// # Safety
-/// `r` must be a live main request without a ctx.
-pub unsafe fn create<'a>(r: *mut ngx_http_request_t, value: Ctx) -> Option<&'a mut Ctx> {
-    // SAFETY: r is live; the cleanup's data is pool memory of the size asked for.
-    let cln = unsafe { ngx_pool_cleanup_add((*r).pool, std::mem::size_of::<Ctx>()) };
-    if cln.is_null() {
-        return None;
-    }
-    // SAFETY: cln is fresh; its data has room for a Ctx, aligned (see the assertion above).
-    unsafe {
-        let p = (*cln).data as *mut Ctx;
-        ptr::write(p, value);
-        (*cln).handler = Some(drop_ctx);
-        *slot(r) = p as *mut _;
-        p.as_mut()
-    }
+/// `r` must be a main request without a ctx; the ctx is borrowed for `'a`, which must end
+/// before the request's pool is destroyed, and no other reference to it may be live meanwhile.
+pub unsafe fn create<'a>(r: &Request, value: Ctx) -> Option<&'a mut Ctx> {
+    // SAFETY: the cleanup and its data come from the request's pool, which lives as long as
+    // the request.
+    let cln = unsafe { ngx_pool_cleanup_add(r.pool().as_ptr(), std::mem::size_of::<Ctx>()) };
+    // SAFETY: null, or a fresh cleanup of the pool.
+    let cln = unsafe { cln.as_mut() }?;
+    let p = cln.data as *mut Ctx;
+    // SAFETY: the cleanup's data has room for a Ctx, aligned (see the assertion above); the
+    // cleanup drops it once, when the pool goes.
+    unsafe { ptr::write(p, value) };
+    cln.handler = Some(drop_ctx);
+    r.set_ctx_ptr(p as *mut _);
+    // SAFETY: p was just written; the borrow is the caller's, per the contract.
+    unsafe { p.as_mut() }
 }
 
 /// The module's ctx of a request, also after nginx cleared it for an internal redirect.
 ///
 /// # Safety
-/// `r` must be a live request.
-pub unsafe fn get<'a>(r: *mut ngx_http_request_t) -> Option<&'a mut Ctx> {
-    // SAFETY: r is live; the slot holds our Ctx or null.
-    if let Some(c) = unsafe { (*slot(r) as *mut Ctx).as_mut() } {
-        return Some(c);
+/// The ctx is borrowed for `'a`, which must end before the request's pool is destroyed, and no
+/// other reference to it may be live meanwhile.
+pub unsafe fn get<'a>(r: &Request) -> Option<&'a mut Ctx> {
+    let p = r.ctx_ptr() as *mut Ctx;
+    if !p.is_null() {
+        // SAFETY: the slot holds null or the Ctx `create` wrote, alive until the pool goes;
+        // the borrow is the caller's, per the contract.
+        return unsafe { p.as_mut() };
     }
     // Only an internal redirect or a filter's finalization (`If-Match` failing, an image
     // filter's 415) clears the slot of a request that has a ctx: realip's rule.
-    // SAFETY: r is live.
-    if unsafe { (*r).internal() == 0 && (*r).filter_finalize() == 0 } {
+    if !r.ctx_may_be_cleared() {
         return None;
     }
-    // SAFETY: r is live; its pool's cleanups are nginx's list, ours found by its handler.
-    let data = unsafe { cleanup_data((*r).pool, drop_ctx) }?;
-    // SAFETY: r is live; data is the Ctx `create` wrote, alive until the pool goes.
-    unsafe {
-        *slot(r) = data;
-        (data as *mut Ctx).as_mut()
-    }
+    // SAFETY: the request's pool is live and read on nginx's thread; ours is found by its
+    // handler.
+    let data = unsafe { cleanup_data(r.pool().as_ptr(), drop_ctx) }?;
+    r.set_ctx_ptr(data);
+    // SAFETY: data is the Ctx `create` wrote, alive until the pool goes; the borrow is the
+    // caller's, per the contract.
+    unsafe { (data as *mut Ctx).as_mut() }
 }

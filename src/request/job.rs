@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use ngx::ffi::*;
-use ngx::http::{HttpModuleLocationConf, NgxHttpCoreModule};
+use ngx::http::{HttpModuleLocationConf, NgxHttpCoreModule, Request};
 use ometascan_core::cache::CacheSettings;
 use ometascan_core::headers::HeaderRules;
 use ometascan_core::{
@@ -19,17 +19,20 @@ use ometascan_core::{
 use super::ctx::{self, State};
 use crate::cache::ShmStore;
 use crate::conf::{LocConf, PassTarget};
-use crate::ngx_ext::buf::{body_buffers, Stored};
+use crate::ngx_ext::body::{body_buffers, Stored};
+use crate::ngx_ext::conf::complex_value;
 use crate::ngx_ext::headers::copy_headers_in;
+use crate::ngx_ext::request::RequestExt;
 use crate::runtime::{self, Loan, SlotId};
 
 /// The request's cleanup: nginx is terminating it (client gone, worker stopping, ...) while a
 /// scan may run. The scan is cancelled; the request stays blocked until the scan has let go of
 /// its memory.
 unsafe extern "C" fn cleanup_handler(data: *mut std::ffi::c_void) {
-    let r = data as *mut ngx_http_request_t;
-    // SAFETY: data is the request this cleanup was added to; nginx runs request cleanups
-    // while the request is still allocated.
+    // SAFETY: data is the request this cleanup was added to (`add_cleanup`); nginx runs
+    // request cleanups on its thread while the request is still allocated.
+    let r = unsafe { Request::from_ngx_http_request(data as *mut ngx_http_request_t) };
+    // SAFETY: the ctx borrow ends in this call, before the pool goes; no other is live.
     if let Some(ctx) = unsafe { ctx::get(r) } {
         if let State::Scanning(slot) = ctx.state {
             runtime::cancel(slot);
@@ -41,33 +44,21 @@ fn module_error(msg: impl Into<String>) -> ScanError {
     ScanError::Module(msg.into())
 }
 
-/// Starts the scan of `r`; `on_done` gets its outcome on the nginx thread.
-///
-/// # Safety
-/// `r` must be a live main request whose body nginx has read.
-pub unsafe fn start(
-    r: *mut ngx_http_request_t,
+/// Starts the scan of `r` (a main request whose body nginx has read); `on_done` gets its
+/// outcome on the nginx thread.
+pub fn start(
+    r: &mut Request,
     lcf: &LocConf,
     target: &PassTarget,
     on_done: runtime::OnDone,
 ) -> Result<SlotId, ScanError> {
     let scanner =
         runtime::scanner().ok_or_else(|| module_error("the scanner runtime is not running"))?;
-    // SAFETY: r is live.
-    let cln = unsafe { ngx_http_cleanup_add(r, 0) };
-    if cln.is_null() {
-        return Err(module_error("no memory for the request cleanup"));
-    }
-    // SAFETY: cln is a fresh cleanup of r.
-    unsafe {
-        (*cln).handler = Some(cleanup_handler);
-        (*cln).data = r as *mut std::ffi::c_void;
-    }
+    r.add_cleanup(cleanup_handler)
+        .ok_or_else(|| module_error("no memory for the request cleanup"))?;
     let loan = Loan::new();
-    // SAFETY: r is live; the body is lent under the loan (the request is blocked meanwhile).
-    let request = unsafe { scan_request(r, &loan) }?;
-    // SAFETY: r is live.
-    let options = unsafe { scan_options(r, lcf) }?;
+    let request = scan_request(r, &loan)?;
+    let options = scan_options(r, lcf)?;
     let peers = lcf
         .peers
         .clone()
@@ -78,50 +69,33 @@ pub unsafe fn start(
         peers,
     };
     let future = async move { scanner.scan_decoded(target, request, options).await };
-    // SAFETY: r is a live main request with the cancelling cleanup added above.
-    unsafe { runtime::start(r, loan, future, on_done) }
+    // SAFETY: a live main request on nginx's thread, with the cancelling cleanup added above;
+    // its memory lent under the loan stays unchanged until the loan's message (the caller
+    // holds the request, which is blocked until the scan is over).
+    unsafe { runtime::start(r.raw(), loan, future, on_done) }
         .ok_or_else(|| module_error("the scanner runtime is not running"))
 }
 
-/// The request as the scanner gets it.
-///
-/// # Safety
-/// `r` must be a live request; its body buffers stay valid and unchanged until the loan's
-/// message (the request is blocked while the scan runs).
-unsafe fn scan_request(r: *mut ngx_http_request_t, loan: &Loan) -> Result<ScanRequest, ScanError> {
-    // SAFETY: r is live.
-    let (headers, server) = unsafe { (copy_headers_in(r), (*r).headers_in.server) };
-    // SAFETY: r is live; per the contract the body may be lent.
-    let body = unsafe { body_parts(r, loan) }?;
-    // SAFETY: r and its connection are live.
-    let (method, uri, addr) = unsafe {
-        (
-            (*r).method_name.as_bytes(),
-            (*r).unparsed_uri.as_bytes(),
-            (*(*r).connection).addr_text.as_bytes(),
-        )
-    };
+/// The request as the scanner gets it: owned copies of the request line and headers, the body
+/// lent under `loan`.
+fn scan_request(r: &Request, loan: &Loan) -> Result<ScanRequest, ScanError> {
+    let host = r.host();
     Ok(ScanRequest {
-        method: Bytes::copy_from_slice(method),
-        uri: Bytes::copy_from_slice(uri),
-        headers,
-        host: (server.len > 0).then(|| Bytes::copy_from_slice(server.as_bytes())),
-        client_addr: String::from_utf8_lossy(addr).into_owned(),
-        body,
+        method: Bytes::copy_from_slice(r.method_name()),
+        uri: Bytes::copy_from_slice(r.raw_uri()),
+        headers: copy_headers_in(r),
+        host: (!host.is_empty()).then(|| Bytes::copy_from_slice(host)),
+        client_addr: String::from_utf8_lossy(r.client_addr()).into_owned(),
+        body: body_parts(r, loan)?,
     })
 }
 
 /// The body as nginx stored it: memory buffers lent, file ranges over a duplicate of the
 /// temp file's descriptor.
-///
-/// # Safety
-/// As for [`scan_request`].
-unsafe fn body_parts(r: *mut ngx_http_request_t, loan: &Loan) -> Result<RequestBody, ScanError> {
+fn body_parts(r: &Request, loan: &Loan) -> Result<RequestBody, ScanError> {
     let mut body = RequestBody::new();
     let mut files: Vec<(ngx_fd_t, Arc<File>)> = Vec::new();
-    // SAFETY: per the contract, r is live and its body read.
-    let buffers = unsafe { body_buffers(r) };
-    for stored in buffers {
+    for stored in body_buffers(r) {
         match stored {
             Stored::File { fd, start, end } => {
                 let file = match files.iter().find(|(f, _)| *f == fd) {
@@ -139,8 +113,9 @@ unsafe fn body_parts(r: *mut ngx_http_request_t, loan: &Loan) -> Result<RequestB
                 });
             }
             Stored::Memory { pos, len } => {
-                // SAFETY: the buffer is the request's and stays valid until the loan's message
-                // (the request is blocked until then).
+                // SAFETY: the buffer is the request's body (pool or client buffer), unchanged
+                // until the loan's message: the request is held and blocked until then, and
+                // nothing replaces its body while a scan runs.
                 body.push(BodyPart::Memory(unsafe { loan.lend(pos, len) }));
             }
         }
@@ -163,33 +138,27 @@ fn dup_file(fd: ngx_fd_t) -> Result<File, ScanError> {
 }
 
 /// The location's scan options for this request (`ometascan_set_header` values evaluated).
-///
-/// # Safety
-/// `r` must be a live request.
-unsafe fn scan_options(
-    r: *mut ngx_http_request_t,
-    lcf: &LocConf,
-) -> Result<ScanOptions, ScanError> {
+fn scan_options(r: &Request, lcf: &LocConf) -> Result<ScanOptions, ScanError> {
     let mut set_headers = Vec::new();
     for h in lcf.set_headers() {
-        let mut value = ngx_str_t::empty();
-        // SAFETY: r is live; the complex value belongs to the configuration.
-        if unsafe { ngx_http_complex_value(r, h.value, &mut value) } != NGX_OK as ngx_int_t {
+        // SAFETY: the value was compiled for this location's configuration (lcf is it).
+        let Some(value) = (unsafe { complex_value(r, h.value) }) else {
             return Err(module_error(format!(
                 "cannot evaluate \"ometascan_set_header {}\"",
                 String::from_utf8_lossy(&h.name)
             )));
-        }
-        set_headers.push((h.name.clone(), Bytes::copy_from_slice(value.as_bytes())));
+        };
+        set_headers.push((h.name.clone(), Bytes::from(value)));
     }
-    // SAFETY: r is live; its core location conf exists.
-    let clcf = unsafe { NgxHttpCoreModule::location_conf(&*r) };
+    let clcf = NgxHttpCoreModule::location_conf(r);
     let max_sanitized = clcf
         .map(|c| c.client_max_body_size)
         .filter(|&n| n > 0)
         .map(|n| n as u64);
     let spill_dir = clcf
-        .and_then(|c| c.client_body_temp_path.as_ref())
+        // SAFETY: null, or the location's temp path in the configuration pool, which
+        // outlives every request.
+        .and_then(|c| unsafe { c.client_body_temp_path.as_ref() })
         .map(|p| PathBuf::from(String::from_utf8_lossy(p.name.as_bytes()).into_owned()))
         .unwrap_or_else(std::env::temp_dir);
     let s = &lcf.settings;

@@ -9,7 +9,7 @@ use std::ptr;
 
 use bytes::Bytes;
 use ngx::ffi::*;
-use ngx::http::{HttpModuleLocationConf, NgxHttpCoreModule};
+use ngx::http::{HttpModuleLocationConf, Method, NgxHttpCoreModule, Request};
 use ometascan_core::ResponsePage;
 
 pub use shm::{
@@ -30,12 +30,13 @@ pub unsafe extern "C" fn set_status(
 }
 
 unsafe extern "C" fn status_handler(r: *mut ngx_http_request_t) -> ngx_int_t {
-    // SAFETY: nginx calls a content handler with a live request.
-    if unsafe { (*r).method } & (NGX_HTTP_GET | NGX_HTTP_HEAD) as usize == 0 {
+    // SAFETY: nginx calls a content handler on its thread with a request it frees only after
+    // finalizing it with what this call returns.
+    let r = unsafe { Request::from_ngx_http_request(r) };
+    if !matches!(r.method(), Method::GET | Method::HEAD) {
         return NGX_HTTP_NOT_ALLOWED as ngx_int_t;
     }
-    // SAFETY: as above.
-    let rc = unsafe { ngx_http_discard_request_body(r) };
+    let rc = r.discard_request_body().0;
     if rc != NGX_OK as ngx_int_t {
         return rc;
     }
@@ -51,6 +52,6 @@ unsafe extern "C" fn status_handler(r: *mut ngx_http_request_t) -> ngx_int_t {
         body: Bytes::from(render::render(s)),
         head_length: None,
     };
-    // SAFETY: r is live; nothing was sent yet.
-    unsafe { crate::ngx_ext::page::send_page(r, &page) }
+    // Nothing was sent yet.
+    crate::ngx_ext::page::send_page(r, &page)
 }

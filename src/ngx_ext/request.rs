@@ -1,0 +1,183 @@
+//! What the request flow reads and changes on nginx's request structure, as methods of ngx's
+//! [`Request`]: the request line, whether a body is announced, how nginx is asked to store the
+//! body, the body reading and the phase engine, the module's ctx slot and the cleanups.
+//!
+//! A `&Request` is a request nginx has allocated and not freed, used on nginx's thread (see
+//! [`super`]); every pointer field read below (pool, connection, main, ctx array) is set by
+//! nginx when it creates the request and stays valid until the request is freed.
+
+use std::ffi::c_void;
+
+use ngx::ffi::*;
+use ngx::http::Request;
+
+/// The request as the module's callbacks see it.
+pub trait RequestExt {
+    /// The raw request, for nginx's functions.
+    fn raw(&self) -> *mut ngx_http_request_t;
+    /// The method as the client wrote it.
+    fn method_name(&self) -> &[u8];
+    /// Whether the method is `PUT`.
+    fn is_put(&self) -> bool;
+    /// Whether the method is `HEAD`.
+    fn is_head(&self) -> bool;
+    /// The request target as the client wrote it.
+    fn raw_uri(&self) -> &[u8];
+    /// The client's address as text.
+    fn client_addr(&self) -> &[u8];
+    /// The host the request names (`Host`, or the request line's), empty when none.
+    fn host(&self) -> &[u8];
+    /// Whether the request announced a body: a positive `Content-Length`, chunked, or an HTTP/2
+    /// or HTTP/3 stream still open after its headers (which nginx marks as chunked).
+    fn announces_body(&self) -> bool;
+    /// Whether the location has a content handler of its own (`proxy_pass`, `fastcgi_pass`, ...).
+    fn has_content_handler(&self) -> bool;
+    /// Asks nginx to read the body into a kept temp file, as WebDAV does: in a file only,
+    /// persistent, removed with the request unless renamed, readable by the group.
+    fn body_in_kept_file(&mut self);
+    /// Whether the body is to be stored in a file only (`client_body_in_file_only`, WebDAV).
+    fn body_in_file_only(&self) -> bool;
+    /// Whether the body is to be stored in one buffer (`client_body_in_single_buffer`).
+    fn body_in_single_buffer(&self) -> bool;
+    /// Starts reading the body; nginx calls `handler` when it is read. nginx's return code.
+    fn read_body(&mut self, handler: unsafe extern "C" fn(*mut ngx_http_request_t)) -> ngx_int_t;
+    /// Holds the request while a scan runs: one more reference on the main request, the
+    /// client's connection watched for a close, writes ignored.
+    fn hold(&mut self);
+    /// Whether something other than the caller holds the main request (its count above one).
+    fn held_elsewhere(&self) -> bool;
+    /// Runs the phases again from the current one.
+    fn run_phases(&mut self);
+    /// Whether nginx may have cleared the module's ctx slot of this request: an internal
+    /// redirect, or a filter finalizing it (realip's rule).
+    fn ctx_may_be_cleared(&self) -> bool;
+    /// The module's ctx slot.
+    fn ctx_ptr(&self) -> *mut c_void;
+    /// Points the module's ctx slot at `value`.
+    fn set_ctx_ptr(&self, value: *mut c_void);
+    /// Adds a request cleanup that nginx runs with the request as its data when it terminates
+    /// the request; `None` when out of memory.
+    fn add_cleanup(&mut self, handler: unsafe extern "C" fn(*mut c_void)) -> Option<()>;
+}
+
+impl RequestExt for Request {
+    fn raw(&self) -> *mut ngx_http_request_t {
+        self as *const Request as *mut ngx_http_request_t
+    }
+
+    fn method_name(&self) -> &[u8] {
+        // The method name points into the request's header buffer, kept while the request is.
+        self.as_ref().method_name.as_bytes()
+    }
+
+    fn is_put(&self) -> bool {
+        self.as_ref().method == NGX_HTTP_PUT as ngx_uint_t
+    }
+
+    fn is_head(&self) -> bool {
+        self.as_ref().method == NGX_HTTP_HEAD as ngx_uint_t
+    }
+
+    fn raw_uri(&self) -> &[u8] {
+        // As for the method name.
+        self.as_ref().unparsed_uri.as_bytes()
+    }
+
+    fn client_addr(&self) -> &[u8] {
+        // SAFETY: the connection outlives its requests; its address text is in its pool.
+        unsafe { (*self.connection()).addr_text.as_bytes() }
+    }
+
+    fn host(&self) -> &[u8] {
+        // Empty, or pointing into the request's header buffer.
+        self.as_ref().headers_in.server.as_bytes()
+    }
+
+    fn announces_body(&self) -> bool {
+        let h = &self.as_ref().headers_in;
+        h.content_length_n > 0 || h.chunked() != 0
+    }
+
+    fn has_content_handler(&self) -> bool {
+        self.as_ref().content_handler.is_some()
+    }
+
+    fn body_in_kept_file(&mut self) {
+        let r = self.as_mut();
+        r.set_request_body_in_file_only(1);
+        r.set_request_body_in_persistent_file(1);
+        r.set_request_body_in_clean_file(1);
+        r.set_request_body_file_group_access(1);
+        r.set_request_body_file_log_level(0);
+    }
+
+    fn body_in_file_only(&self) -> bool {
+        self.as_ref().request_body_in_file_only() != 0
+    }
+
+    fn body_in_single_buffer(&self) -> bool {
+        self.as_ref().request_body_in_single_buf() != 0
+    }
+
+    fn read_body(&mut self, handler: unsafe extern "C" fn(*mut ngx_http_request_t)) -> ngx_int_t {
+        // SAFETY: a live request on nginx's thread is what nginx's body reader takes; it keeps
+        // its own reference on the request until it calls the handler.
+        unsafe { ngx_http_read_client_request_body(self.raw(), Some(handler)) }
+    }
+
+    fn hold(&mut self) {
+        let r = self.as_mut();
+        // SAFETY: a request's main request outlives it (it is the request itself, or the one
+        // whose pool holds this subrequest).
+        let main = unsafe { &mut *r.main };
+        main.set_count(main.count() + 1);
+        r.read_event_handler = Some(ngx_http_test_reading);
+        r.write_event_handler = Some(ngx_http_request_empty_handler);
+    }
+
+    fn held_elsewhere(&self) -> bool {
+        // SAFETY: as in `hold`.
+        unsafe { (*self.as_ref().main).count() > 1 }
+    }
+
+    fn run_phases(&mut self) {
+        self.as_mut().write_event_handler = Some(ngx_http_core_run_phases);
+        // SAFETY: the phase engine takes a live request on nginx's thread.
+        unsafe { ngx_http_core_run_phases(self.raw()) }
+    }
+
+    fn ctx_may_be_cleared(&self) -> bool {
+        let r = self.as_ref();
+        r.internal() != 0 || r.filter_finalize() != 0
+    }
+
+    fn ctx_ptr(&self) -> *mut c_void {
+        // SAFETY: nginx allocates the ctx array with a slot for every HTTP module when it
+        // creates the request; ctx_index is ours, set by nginx before any request.
+        unsafe { *self.as_ref().ctx.add(crate::module().ctx_index) }
+    }
+
+    fn set_ctx_ptr(&self, value: *mut c_void) {
+        self.set_module_ctx(value, crate::module());
+    }
+
+    fn add_cleanup(&mut self, handler: unsafe extern "C" fn(*mut c_void)) -> Option<()> {
+        // SAFETY: nginx allocates the cleanup from the request's pool and runs it before the
+        // request is freed.
+        let cln = unsafe { ngx_http_cleanup_add(self.raw(), 0).as_mut() }?;
+        cln.handler = Some(handler);
+        cln.data = self.raw() as *mut c_void;
+        Some(())
+    }
+}
+
+/// Finalizes the request with `rc`, nginx's way.
+///
+/// # Safety
+/// `r` must be a live request on nginx's thread. nginx may free it in this call unless a
+/// reference is held on its main request for the caller (see [`RequestExt::hold`]): the caller
+/// must not use `r` afterwards otherwise.
+pub unsafe fn finalize(r: *mut ngx_http_request_t, rc: ngx_int_t) {
+    // SAFETY: per the contract.
+    unsafe { ngx_http_finalize_request(r, rc) }
+}
