@@ -24,7 +24,8 @@ pub struct ShmStore {
 // touched under the zone's slab mutex (an inter-process lock that also excludes the other
 // threads of this process, as it holds the pid) and the counters are atomics.
 unsafe impl Send for ShmStore {}
-// SAFETY: as above.
+// SAFETY: shared across threads on the same terms as sent: the zone is only read, the table
+// only touched under the slab mutex, the counters atomics.
 unsafe impl Sync for ShmStore {}
 
 impl ShmStore {

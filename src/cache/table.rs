@@ -76,9 +76,11 @@ pub unsafe fn header_at<'a>(data: *const std::ffi::c_void) -> Option<&'a Header>
     if data.is_null() {
         return None;
     }
-    // SAFETY: per the contract, 8 readable bytes; `magic` is the header's first field.
+    // SAFETY: data is non-null and has 8 readable bytes (caller); `magic` is the header's
+    // first field, so a header's data starts with it.
     let magic = unsafe { *(data as *const u64) };
-    // SAFETY: per the contract, a header when the magic number matches.
+    // SAFETY: memory that starts with the magic number is a header made by `create`, alive as
+    // long as the cycle (caller).
     (magic == MAGIC).then(|| unsafe { &*(data as *const Header) })
 }
 
@@ -88,7 +90,8 @@ pub unsafe fn header_at<'a>(data: *const std::ffi::c_void) -> Option<&'a Header>
 /// `pool` is the slab pool of a zone being initialized (no other user yet).
 pub unsafe fn create(pool: *mut ngx_slab_pool_t, zone_size: usize) -> *mut Header {
     let sets = (zone_size / BYTES_PER_SLOT / WAYS).max(1);
-    // SAFETY: per the contract the pool is ours alone; calloc zeroes (free slots, counters 0).
+    // SAFETY: the pool is a zone's being initialised, which nothing else uses yet (caller);
+    // calloc zeroes (free slots, counters 0).
     unsafe {
         // A full zone is normal for a cache: nginx need not log every failed allocation.
         (*pool).set_log_nomem(0);
@@ -212,12 +215,12 @@ unsafe fn alloc_evicting(
             return p.as_ptr() as *mut u8;
         }
         let i = (h.cursor.fetch_add(1, Ordering::Relaxed) as usize) % total;
-        // SAFETY: i < total; locked.
+        // SAFETY: i < total, the slot array's length; the zone's mutex is held (caller).
         let victim = unsafe { h.slots.add(i) };
-        // SAFETY: as above.
+        // SAFETY: victim is a slot of the array, read under the mutex.
         if victim != keep && unsafe { !(*victim).data.is_null() } {
             h.counters[EVICTIONS].fetch_add(1, Ordering::Relaxed);
-            // SAFETY: as above.
+            // SAFETY: victim is a used slot of the array, changed under the mutex; not `keep`.
             unsafe { release(pool, &mut *victim) };
         }
     }

@@ -3,19 +3,15 @@
 //! the cycle's main configuration (for the status page and the duplicate check).
 
 use std::ffi::{c_char, c_void};
-use std::ptr;
 
 use ngx::ffi::*;
 
 use super::table::{self, Header};
 use crate::ngx_ext::conf::{text, Directive, CONF_OK};
+use crate::ngx_ext::shm::add_zone;
 
 /// The smallest zone accepted.
 const MIN_ZONE: usize = 64 * 1024;
-
-fn tag() -> *mut c_void {
-    ptr::addr_of!(crate::ngx_http_ometascan_module) as *mut c_void
-}
 
 /// `ometascan_cache_zone name:size` (http level).
 pub unsafe extern "C" fn set_cache_zone(
@@ -43,12 +39,15 @@ pub unsafe extern "C" fn set_cache_zone(
         let why = format!("the size must be at least {}k", MIN_ZONE / 1024);
         return d.invalid(&d.args[1], &why);
     }
-    // SAFETY: cf is valid; the argument (whose start is the name nginx keeps) lives in the
-    // configuration's pool.
-    let zone = unsafe { add(cf, &d.args[1], zone_name.len(), size) };
-    if zone.is_null() {
+    let name = ngx_str_t {
+        len: zone_name.len(),
+        data: d.args[1].data,
+    };
+    // SAFETY: cf is the configuration nginx passed to this handler; the name (the start of the
+    // argument) lives in the configuration's pool.
+    let Some(zone) = (unsafe { add_zone(cf, name, size) }) else {
         return crate::ngx_ext::conf::conf_error();
-    }
+    };
     // SAFETY: cf is the http block being configured.
     let Some(main) = (unsafe { crate::conf::main::configuring(cf) }) else {
         return crate::ngx_ext::conf::conf_error();
@@ -57,53 +56,40 @@ pub unsafe extern "C" fn set_cache_zone(
         let why = format!("zone \"{zone_name}\" is already declared");
         return d.invalid(&d.args[1], &why);
     }
+    zone.init = Some(init_zone);
     main.cache_zones.push((zone_name.to_string(), zone));
-    // SAFETY: zone was just returned by nginx; nginx calls init when it maps the zone.
-    unsafe { (*zone).init = Some(init_zone) };
     CONF_OK
 }
 
 /// The zone a location names (`ometascan_cache name`); nginx reports at startup a zone that
-/// is never declared ("zero size shared memory zone").
+/// is never declared ("zero size shared memory zone"). `None`: out of memory.
 ///
 /// # Safety
 /// `cf` is the configuration being parsed; `name` lives in its pool.
-pub unsafe fn reference(cf: *mut ngx_conf_t, name: &ngx_str_t) -> *mut ngx_shm_zone_t {
-    // SAFETY: per the contract.
-    unsafe { add(cf, name, name.len, 0) }
-}
-
-/// # Safety
-/// `cf` is the configuration being parsed; `arg` lives in its pool.
-unsafe fn add(
+pub unsafe fn reference(
     cf: *mut ngx_conf_t,
-    arg: &ngx_str_t,
-    name_len: usize,
-    size: usize,
-) -> *mut ngx_shm_zone_t {
-    let mut n = ngx_str_t {
-        len: name_len,
-        data: arg.data,
-    };
-    // SAFETY: per the contract; the tag is our module, as nginx modules do.
-    unsafe { ngx_shared_memory_add(cf, &mut n, size, tag()) }
+    name: &ngx_str_t,
+) -> Option<&'static mut ngx_shm_zone_t> {
+    // SAFETY: cf is being parsed and name lives in its pool (caller), as add_zone needs.
+    unsafe { add_zone(cf, *name, 0) }
 }
 
+/// Sets up the verdict table when nginx maps the zone; the previous cycle's table is kept
+/// when the zone's memory is reused (same name and size).
 unsafe extern "C" fn init_zone(zone: *mut ngx_shm_zone_t, data: *mut c_void) -> ngx_int_t {
-    // SAFETY: nginx calls this with the zone, and with the previous cycle's data when the
-    // zone's memory is reused (same name and size).
-    unsafe {
-        if !data.is_null() {
-            (*zone).data = data;
-            return NGX_OK as ngx_int_t;
-        }
-        let pool = (*zone).shm.addr as *mut ngx_slab_pool_t;
-        let header = table::create(pool, (*zone).shm.size);
-        if header.is_null() {
-            return NGX_ERROR as ngx_int_t;
-        }
-        (*zone).data = header as *mut c_void;
+    // SAFETY: nginx calls this on its thread with one of the cycle's zones, mapped.
+    let zone = unsafe { &mut *zone };
+    if !data.is_null() {
+        zone.data = data;
+        return NGX_OK as ngx_int_t;
     }
+    // SAFETY: a mapped zone's memory starts with nginx's slab pool, initialised by nginx
+    // before init; the table is made in it and nowhere else.
+    let header = unsafe { table::create(zone.shm.addr as *mut ngx_slab_pool_t, zone.shm.size) };
+    if header.is_null() {
+        return NGX_ERROR as ngx_int_t;
+    }
+    zone.data = header as *mut c_void;
     NGX_OK as ngx_int_t
 }
 

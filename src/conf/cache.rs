@@ -27,11 +27,11 @@ pub unsafe extern "C" fn set_cache(
         c.cache = Some(CacheZone::Off);
         return CONF_OK;
     }
-    // SAFETY: cf is being parsed; the argument lives in its pool.
-    let zone = unsafe { crate::cache::zone::reference(cf, &d.args[1]) };
-    if zone.is_null() {
+    // SAFETY: cf is the configuration nginx passed to this handler; the argument lives in its
+    // pool.
+    let Some(zone) = (unsafe { crate::cache::zone::reference(cf, &d.args[1]) }) else {
         return crate::ngx_ext::conf::conf_error();
-    }
+    };
     c.cache = Some(CacheZone::Zone(zone));
     CONF_OK
 }

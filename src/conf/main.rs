@@ -52,8 +52,8 @@ pub unsafe extern "C" fn create_main_conf(cf: *mut ngx_conf_t) -> *mut c_void {
 /// # Safety
 /// `cf` must be a configuration inside the http block, on the nginx thread.
 pub unsafe fn configuring<'a>(cf: *mut ngx_conf_t) -> Option<&'a mut MainConf> {
-    // SAFETY: per the contract, cf->ctx is an http configuration context, whose main
-    // configuration array holds ours (created by create_main_conf).
+    // SAFETY: cf is inside the http block (caller), so cf->ctx is an http configuration
+    // context whose main configuration array holds ours (created by create_main_conf).
     unsafe { Module::main_conf_mut(&*cf) }
 }
 
@@ -62,7 +62,8 @@ pub unsafe fn configuring<'a>(cf: *mut ngx_conf_t) -> Option<&'a mut MainConf> {
 /// # Safety
 /// `cycle` must be a live cycle, read on the nginx thread.
 pub unsafe fn of_cycle<'a>(cycle: *const ngx_cycle_t) -> Option<&'a MainConf> {
-    // SAFETY: per the contract; the cycle's http context holds our main configuration.
+    // SAFETY: the cycle is live (caller); its http context, when it has one, holds our main
+    // configuration, allocated in the cycle's pool.
     unsafe { cycle.as_ref().and_then(|c| Module::main_conf(c)) }
 }
 

@@ -40,7 +40,7 @@ pub unsafe extern "C" fn merge_loc_conf(
         // SAFETY: cf is the configuration being merged.
         unsafe { crate::ngx_ext::conf::merge_log(cf, NGX_LOG_WARN, &msg) };
         let msg = format!("ometascan resolved: {}", conf.resolved_defaults().join("|"));
-        // SAFETY: as above.
+        // SAFETY: cf is the configuration being merged, its log valid.
         unsafe { crate::ngx_ext::conf::merge_log(cf, NGX_LOG_WARN, &msg) };
     }
     if conf.settings.allow_bad_request && !conf.settings.pre_cache {
@@ -53,7 +53,7 @@ pub unsafe extern "C" fn merge_loc_conf(
     }
     // SAFETY: as above; the upstream module has initialised its groups.
     if let Err(msg) = unsafe { scanner::build(cf, conf) } {
-        // SAFETY: as above.
+        // SAFETY: cf is the configuration being merged, its log valid.
         return unsafe { merge_error(cf, &msg) };
     }
     CONF_OK

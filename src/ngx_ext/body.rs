@@ -54,7 +54,7 @@ pub fn body_buffers(r: &Request) -> Vec<Stored> {
         if b.in_file() != 0 && !b.file.is_null() {
             let (start, end) = (b.file_pos.max(0) as u64, b.file_last.max(0) as u64);
             if end > start {
-                // SAFETY: as above.
+                // SAFETY: an in-file buffer's file is nginx's, in the request pool.
                 let fd = unsafe { (*b.file).fd };
                 out.push(Stored::File { fd, start, end });
             }
@@ -175,7 +175,7 @@ fn body_chain(r: &Request, body: &RequestBody) -> Option<*mut ngx_chain_t> {
     }
     if last.is_null() {
         // An empty body: one empty buffer.
-        // SAFETY: as above.
+        // SAFETY: the request's pool lives as long as the request.
         first = link(r, unsafe { copy_to_buf(pool, &[]) })?;
         last = first;
     }

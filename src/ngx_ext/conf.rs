@@ -95,7 +95,8 @@ impl Directive<'_> {
     pub unsafe fn new(cf: *mut ngx_conf_t, cmd: *mut ngx_command_t) -> Self {
         Directive {
             cf,
-            // SAFETY: per the contract, cf->args holds the directive's words for this call.
+            // SAFETY: cf is what nginx passed to the handler (caller); cf->args holds the
+            // directive's words until the handler returns, which the value does not outlive.
             args: unsafe { args(cf) },
             name: name_of(cmd),
         }
@@ -139,7 +140,7 @@ pub fn parse_on_off(v: &ngx_str_t) -> Option<bool> {
 /// # Safety
 /// `cf` must be valid.
 pub unsafe fn merge_error(cf: *mut ngx_conf_t, message: &str) -> *mut c_char {
-    // SAFETY: per the contract, cf is valid.
+    // SAFETY: cf is the configuration being merged (caller), its log valid.
     unsafe { merge_log(cf, NGX_LOG_EMERG, message) };
     conf_error()
 }
@@ -196,7 +197,7 @@ pub unsafe fn compile_complex(
 /// `cv` must be a value compiled for the configuration of `r`'s location (it lives in the
 /// configuration pool, which outlives every request).
 pub unsafe fn complex_value(r: &Request, cv: *mut ngx_http_complex_value_t) -> Option<Vec<u8>> {
-    // SAFETY: per the contract, cv is a compiled value of r's configuration.
+    // SAFETY: cv is a value compiled for r's location (caller), in the configuration pool.
     let cv = unsafe { &*cv };
     r.get_complex_value(cv).map(|v| v.as_bytes().to_vec())
 }

@@ -18,4 +18,5 @@ pub mod log;
 pub mod page;
 pub mod pool;
 pub mod request;
+pub mod shm;
 pub mod upstream;

@@ -13,7 +13,8 @@ pub unsafe fn cleanup_data(
     pool: *mut ngx_pool_t,
     handler: unsafe extern "C" fn(*mut c_void),
 ) -> Option<*mut c_void> {
-    // SAFETY: per the contract, pool is live and its list well formed.
+    // SAFETY: the pool is live and read on nginx's thread (caller): its cleanup list is
+    // nginx's, well formed, changed only by that thread.
     let mut cln = unsafe { (*pool).cleanup };
     while !cln.is_null() {
         // SAFETY: cln is an element of the pool's list, in the pool's memory.

@@ -55,6 +55,10 @@ pub trait RequestExt {
     fn ctx_ptr(&self) -> *mut c_void;
     /// Points the module's ctx slot at `value`.
     fn set_ctx_ptr(&self, value: *mut c_void);
+    /// Blocks the request (nginx does not free it while blocked, as for its thread tasks).
+    fn block(&mut self);
+    /// Takes back one `block`.
+    fn unblock(&mut self);
     /// Adds a request cleanup that nginx runs with the request as its data when it terminates
     /// the request; `None` when out of memory.
     fn add_cleanup(&mut self, handler: unsafe extern "C" fn(*mut c_void)) -> Option<()>;
@@ -161,6 +165,16 @@ impl RequestExt for Request {
         self.set_module_ctx(value, crate::module());
     }
 
+    fn block(&mut self) {
+        let r = self.as_mut();
+        r.set_blocked(r.blocked() + 1);
+    }
+
+    fn unblock(&mut self) {
+        let r = self.as_mut();
+        r.set_blocked(r.blocked().saturating_sub(1));
+    }
+
     fn add_cleanup(&mut self, handler: unsafe extern "C" fn(*mut c_void)) -> Option<()> {
         // SAFETY: nginx allocates the cleanup from the request's pool and runs it before the
         // request is freed.
@@ -178,6 +192,29 @@ impl RequestExt for Request {
 /// reference is held on its main request for the caller (see [`RequestExt::hold`]): the caller
 /// must not use `r` afterwards otherwise.
 pub unsafe fn finalize(r: *mut ngx_http_request_t, rc: ngx_int_t) {
-    // SAFETY: per the contract.
+    // SAFETY: a live request on nginx's thread (caller); what nginx may free is the caller's
+    // to stop using.
     unsafe { ngx_http_finalize_request(r, rc) }
+}
+
+/// A request nginx terminated while it was blocked waits for its last unblock: nginx set the
+/// connection's active request to finish it then (as for its own thread tasks). Runs that
+/// request's write handler once `r` is unblocked, then the posted requests.
+///
+/// # Safety
+/// `r` must be a live request on nginx's thread; nginx may free it and its connection's
+/// requests in this call: the caller must not use `r` afterwards.
+pub unsafe fn finish_terminated(r: *mut ngx_http_request_t) {
+    // SAFETY: r is live (caller); its connection outlives it, and the connection's data is
+    // its active request (or null), which nginx keeps allocated until it finishes it.
+    unsafe {
+        let c = (*r).connection;
+        let active = (*c).data as *mut ngx_http_request_t;
+        if (*r).blocked() == 0 && !active.is_null() {
+            if let Some(handler) = (*active).write_event_handler {
+                handler(active);
+            }
+        }
+        ngx_http_run_posted_requests(c);
+    }
 }

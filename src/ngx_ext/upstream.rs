@@ -18,7 +18,8 @@ pub unsafe fn upstream_peers(us: *mut ngx_http_upstream_srv_conf_t) -> Vec<PeerS
     if us.is_null() {
         return out;
     }
-    // SAFETY: per the contract, the peer lists are valid and read-only.
+    // SAFETY: us is an upstream whose round-robin peers nginx has initialised (caller): its
+    // peer data is the primary list, in the configuration pool, not changed after.
     let mut group = unsafe { (*us).peer.data } as *mut ngx_http_upstream_rr_peers_t;
     let mut backup = false;
     while !group.is_null() {
@@ -47,7 +48,7 @@ unsafe fn peer_spec(p: &ngx_http_upstream_rr_peer_t, backup: bool) -> Option<Pee
     if p.down != 0 {
         return None;
     }
-    // SAFETY: per the contract.
+    // SAFETY: an initialised peer's sockaddr is null or an address of the family it says.
     let addr = unsafe { sockaddr_to_std(p.sockaddr) }?;
     Some(PeerSpec {
         addr,
@@ -66,7 +67,7 @@ unsafe fn sockaddr_to_std(sa: *const sockaddr) -> Option<SocketAddr> {
     if sa.is_null() {
         return None;
     }
-    // SAFETY: per the contract.
+    // SAFETY: sa is non-null and points to a sockaddr (caller), whose family comes first.
     match unsafe { (*sa).sa_family } as i32 {
         libc::AF_INET => {
             // SAFETY: the family says it is a sockaddr_in.

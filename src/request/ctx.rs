@@ -112,7 +112,8 @@ pub unsafe fn create<'a>(r: &Request, value: Ctx) -> Option<&'a mut Ctx> {
     unsafe { ptr::write(p, value) };
     cln.handler = Some(drop_ctx);
     r.set_ctx_ptr(p as *mut _);
-    // SAFETY: p was just written; the borrow is the caller's, per the contract.
+    // SAFETY: p was just written; the caller keeps the borrow exclusive and within the pool's
+    // life.
     unsafe { p.as_mut() }
 }
 
@@ -125,7 +126,7 @@ pub unsafe fn get<'a>(r: &Request) -> Option<&'a mut Ctx> {
     let p = r.ctx_ptr() as *mut Ctx;
     if !p.is_null() {
         // SAFETY: the slot holds null or the Ctx `create` wrote, alive until the pool goes;
-        // the borrow is the caller's, per the contract.
+        // the caller keeps the borrow exclusive and within the pool's life.
         return unsafe { p.as_mut() };
     }
     // Only an internal redirect or a filter's finalization (`If-Match` failing, an image
@@ -138,6 +139,6 @@ pub unsafe fn get<'a>(r: &Request) -> Option<&'a mut Ctx> {
     let data = unsafe { cleanup_data(r.pool().as_ptr(), drop_ctx) }?;
     r.set_ctx_ptr(data);
     // SAFETY: data is the Ctx `create` wrote, alive until the pool goes; the borrow is the
-    // caller's, per the contract.
+    // caller's to keep exclusive and within the pool's life.
     unsafe { (data as *mut Ctx).as_mut() }
 }

@@ -32,9 +32,12 @@ mod loan;
 mod trace;
 
 use ngx::ffi::*;
+use ngx::http::Request;
 use ometascan_core::{ScanError, ScanOutcome, Scanner};
 
 pub use loan::Loan;
+
+use crate::ngx_ext::request::{finish_terminated, RequestExt};
 
 /// Identifies a scan in flight: slot index plus generation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -295,8 +298,9 @@ where
             gen: entry.gen,
         };
         loan.attach(slot);
-        // SAFETY: r is a live main request; the message for this slot unblocks it.
-        unsafe { (*r).set_blocked((*r).blocked() + 1) };
+        // SAFETY: r is a live main request on nginx's thread (caller); the message for this
+        // slot unblocks it.
+        unsafe { Request::from_ngx_http_request(r) }.block();
         let task = handle.spawn(async move {
             // A bug in the scanner client must not leave the request waiting forever.
             let mut scan = CatchUnwind(Box::pin(scan));
@@ -468,9 +472,10 @@ unsafe extern "C" fn on_notify(ev: *mut ngx_event_t) {
             continue;
         };
         // SAFETY: the slot was live, so the request is blocked and has not been freed; none of
-        // its memory is lent any more.
+        // its memory is lent any more. Each of finish_terminated and on_done is the last use
+        // of r here.
         unsafe {
-            (*r).set_blocked((*r).blocked().saturating_sub(1));
+            Request::from_ngx_http_request(r).unblock();
             if cancelled {
                 finish_terminated(r);
             } else if let Some(on_done) = on_done {
@@ -478,25 +483,6 @@ unsafe extern "C" fn on_notify(ev: *mut ngx_event_t) {
                 on_done(r, done);
             }
         }
-    }
-}
-
-/// A terminated request waited for its scan: nginx set the connection's active request to
-/// finish it when unblocked (as for its own thread tasks).
-///
-/// # Safety
-/// On the nginx thread, with a live, unblocked request.
-unsafe fn finish_terminated(r: *mut ngx_http_request_t) {
-    // SAFETY: r and its connection are live; nginx set the active request's write handler.
-    unsafe {
-        let c = (*r).connection;
-        let active = (*c).data as *mut ngx_http_request_t;
-        if (*r).blocked() == 0 && !active.is_null() {
-            if let Some(handler) = (*active).write_event_handler {
-                handler(active);
-            }
-        }
-        ngx_http_run_posted_requests(c);
     }
 }
 

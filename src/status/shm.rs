@@ -79,26 +79,15 @@ pub fn stats() -> Option<&'static Stats> {
 /// `cf` is the http configuration being parsed.
 pub unsafe fn add_zone(cf: *mut ngx_conf_t) -> ngx_int_t {
     let name = ZONE_NAME;
-    let mut n = ngx_str_t {
+    let n = ngx_str_t {
         len: name.len(),
         data: name.as_ptr() as *mut u8,
     };
-    // SAFETY: cf is valid; the tag is our module, as nginx modules do.
-    let zone = unsafe {
-        ngx_shared_memory_add(
-            cf,
-            &mut n,
-            64 * 1024,
-            ptr::addr_of!(crate::ngx_http_ometascan_module) as *mut c_void,
-        )
-    };
-    if zone.is_null() {
+    // SAFETY: cf is the http block being configured (caller); the name is static.
+    let Some(zone) = (unsafe { crate::ngx_ext::shm::add_zone(cf, n, 64 * 1024) }) else {
         return NGX_ERROR as ngx_int_t;
-    }
-    // SAFETY: zone was just returned by nginx.
-    unsafe {
-        (*zone).init = Some(init_zone);
-    }
+    };
+    zone.init = Some(init_zone);
     // SAFETY: cf is the http block being configured.
     match unsafe { crate::conf::main::configuring(cf) } {
         Some(main) => {
@@ -110,20 +99,26 @@ pub unsafe fn add_zone(cf: *mut ngx_conf_t) -> ngx_int_t {
 }
 
 unsafe extern "C" fn init_zone(zone: *mut ngx_shm_zone_t, data: *mut c_void) -> ngx_int_t {
-    // SAFETY: nginx calls this with the zone, and with the previous cycle's data on reload.
-    unsafe {
-        if !data.is_null() {
-            // Reload: the counters go on.
-            (*zone).data = data;
-            return NGX_OK as ngx_int_t;
-        }
-        let pool = (*zone).shm.addr as *mut ngx_slab_pool_t;
-        let p = ngx_slab_calloc(pool, std::mem::size_of::<Stats>());
-        if p.is_null() {
-            return NGX_ERROR as ngx_int_t;
-        }
-        (*zone).data = p;
+    // SAFETY: nginx calls this on its thread with one of the cycle's zones, mapped, and with
+    // the previous cycle's data on reload.
+    let zone = unsafe { &mut *zone };
+    if !data.is_null() {
+        // Reload: the counters go on.
+        zone.data = data;
+        return NGX_OK as ngx_int_t;
     }
+    // SAFETY: a mapped zone's memory starts with nginx's slab pool, initialised by nginx
+    // before init, not shared with anyone yet.
+    let p = unsafe {
+        ngx_slab_calloc(
+            zone.shm.addr as *mut ngx_slab_pool_t,
+            std::mem::size_of::<Stats>(),
+        )
+    };
+    if p.is_null() {
+        return NGX_ERROR as ngx_int_t;
+    }
+    zone.data = p;
     NGX_OK as ngx_int_t
 }
 
