@@ -1,11 +1,12 @@
-//! The module's configuration. A level's [`LocConf`] keeps what its directives said
-//! (`None`: not set there); merging takes what an inner level left unset from the level
+//! The module's configuration. A level's [`LocConf`] keeps what its directives said (unset:
+//! not set there); merging takes what an inner level left unset from the level
 //! above and resolves the [`Settings`] a request uses, every default applied in one place
 //! ([`settings`]).
 //!
 //! Files: `declared.rs` every directive declared once (name, levels, arguments, handler,
 //! default, reference lines), from which `table` makes the command table, [`LocConf`], its
-//! inheritance and the defaults; `directives`, `policy`, `cache` and `ssl` the handlers;
+//! inheritance and the defaults; `directives`, `policy`, `cache` and `ssl` the handlers of
+//! the directives nginx's own slot setters do not read;
 //! `settings` what a request reads; `merge` the merge and the checks `nginx -t` makes;
 //! `scanner` what is built from a location's scanner directives when merging.
 

@@ -3,7 +3,7 @@
 pub mod pool;
 #[allow(unsafe_code)] // Audited: one sendfile(2) call on borrowed descriptors.
 pub mod sendfile;
-#[allow(unsafe_code)] // The one audited module: hyper's read cursor over uninitialised memory.
+#[allow(unsafe_code)] // Audited: hyper's read cursor over uninitialised memory.
 pub mod timed_io;
 pub mod tls;
 pub mod transport;
