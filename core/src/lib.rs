@@ -1,15 +1,15 @@
 //! The nginx-independent part of the ometascan module.
 //!
 //! Everything here works on owned data and tokio, and knows nothing of nginx: the scanner URL,
-//! the request to scan ([`ScanRequest`]), both scan protocols (HTTP in [`http`], ICAP in
-//! [`icap`]), the failover over a scanner group ([`Scanner`]) and the scanner's answer turned
+//! the request to scan ([`ScanRequest`]), the scan protocols (HTTP in [`http`], ICAP in
+//! [`icap`], clamd's in [`clamd`]), the failover over a scanner group ([`Scanner`]) and the scanner's answer turned
 //! into a [`Verdict`]. The nginx adapter builds a [`ScanRequest`] on the nginx thread, hands it
 //! to [`Scanner::scan_decoded`] (every object a backend would see, each scanned through
 //! [`Scanner::scan_report`]) on the worker's tokio runtime and applies the verdict it gets
 //! back.
 //!
 //! Map: `scan/` the protocol-free model and the failover loop; `http/` and `icap/` one
-//! protocol each; `net/` transport, TLS, pools and timeouts; `upstream/` balancer and health
+//! protocol each, `clamd/` ClamAV's own; `net/` transport, TLS, pools and timeouts; `upstream/` balancer and health
 //! checks; `body/` the request body and where a scanner's body goes; `headers`, `disposition`,
 //! `methods`, `url`, `notices` small rules of their own.
 //!
@@ -19,6 +19,7 @@
 
 pub mod body;
 pub mod cache;
+pub mod clamd;
 pub mod disposition;
 pub mod headers;
 pub mod http;

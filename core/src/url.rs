@@ -9,6 +9,8 @@ pub enum Scheme {
     Https,
     Icap,
     Icaps,
+    /// ClamAV's clamd, its own protocol (`INSTREAM`) over TCP.
+    Clamd,
 }
 
 impl Scheme {
@@ -18,6 +20,7 @@ impl Scheme {
             Scheme::Https => 443,
             Scheme::Icap => 1344,
             Scheme::Icaps => 11344,
+            Scheme::Clamd => 3310,
         }
     }
 
@@ -27,6 +30,7 @@ impl Scheme {
             Scheme::Https => "https",
             Scheme::Icap => "icap",
             Scheme::Icaps => "icaps",
+            Scheme::Clamd => "clamd",
         }
     }
 
@@ -50,7 +54,7 @@ pub struct ScannerUrl {
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum UrlError {
-    #[error("invalid URL prefix (expected http://, https://, icap:// or icaps://)")]
+    #[error("invalid URL prefix (expected http://, https://, icap://, icaps:// or clamd://)")]
     Scheme,
     #[error("no host in URL")]
     NoHost,
@@ -74,6 +78,8 @@ impl ScannerUrl {
             (Scheme::Icap, r)
         } else if let Some(r) = strip_prefix_ci(s, "icaps://") {
             (Scheme::Icaps, r)
+        } else if let Some(r) = strip_prefix_ci(s, "clamd://") {
+            (Scheme::Clamd, r)
         } else {
             return Err(UrlError::Scheme);
         };
@@ -126,6 +132,10 @@ impl ScannerUrl {
             return Err(UrlError::Path);
         }
         let path = path.trim_end_matches('/').to_string();
+        // clamd has no services: a path would say something the protocol cannot.
+        if scheme == Scheme::Clamd && !path.is_empty() {
+            return Err(UrlError::Path);
+        }
         Ok(ScannerUrl {
             scheme,
             host: host.to_string(),
@@ -203,6 +213,13 @@ mod tests {
         assert_eq!(u.to_string(), "icap://[::1]:1344/virus_scan");
         let u = ScannerUrl::parse("ICAPS://h:1").unwrap();
         assert_eq!((u.scheme, u.port), (Scheme::Icaps, 1));
+        let u = ScannerUrl::parse("clamd://127.0.0.1").unwrap();
+        assert_eq!(
+            (u.scheme, u.port, u.path.as_str()),
+            (Scheme::Clamd, 3310, "")
+        );
+        assert_eq!(ScannerUrl::parse("clamd://h:3311/").unwrap().port, 3311);
+        assert_eq!(ScannerUrl::parse("clamd://h/scan"), Err(UrlError::Path));
     }
 
     #[test]

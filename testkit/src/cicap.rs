@@ -1,6 +1,5 @@
 //! A real ICAP scanner for tests and the demo: c-icap with its virus_scan service on a private
-//! clamd, both from Debian's packages, with a signature database made here that detects the
-//! EICAR test string (no network is needed for signatures).
+//! clamd ([`crate::clamd`]), both from Debian's packages.
 
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
@@ -8,19 +7,18 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::EICAR;
+pub use crate::clamd::THREAT;
+use crate::clamd::{Clamd, ClamdConfig};
 
 static SEQ: AtomicUsize = AtomicUsize::new(0);
-
-/// Name under which ClamAV reports the EICAR string (ClamAV marks local signatures UNOFFICIAL).
-pub const THREAT: &str = "Ometascan.Test.EICAR.UNOFFICIAL";
 
 /// Running clamd + c-icap; stopped when dropped.
 pub struct CIcap {
     pub dir: PathBuf,
     pub port: u16,
-    clamd: Child,
     cicap: Child,
+    /// Dropped after c-icap (field order).
+    clamd: Clamd,
 }
 
 /// Options of the virus_scan service.
@@ -53,46 +51,15 @@ impl CIcap {
             SEQ.fetch_add(1, Ordering::Relaxed)
         ));
         let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(dir.join("db")).expect("c-icap dir");
-        let hex: String = EICAR.iter().map(|b| format!("{b:02x}")).collect();
-        std::fs::write(
-            dir.join("db/ometascan.ndb"),
-            format!("Ometascan.Test.EICAR:0:*:{hex}\n"),
-        )
-        .expect("signature db");
-        write_daily(&dir, 1, &[]);
-        let d = dir.display();
-        let cache = if cfg.clamd_cache {
-            ""
-        } else {
-            "DisableCache yes\n"
-        };
-        std::fs::write(
-            dir.join("clamd.conf"),
-            format!(
-                "LocalSocket {d}/clamd.sock\nDatabaseDirectory {d}/db\nForeground yes\n\
-                 LogFile {d}/clamd.log\nStreamMaxLength 300M\nMaxScanSize 300M\nMaxFileSize 300M\n\
-                 MaxThreads 8\n{cache}"
-            ),
-        )
-        .expect("clamd.conf");
-        let clamd = Command::new("clamd")
-            .arg(format!("--config-file={d}/clamd.conf"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start clamd (apt-get install clamav-daemon)");
-        let sock = dir.join("clamd.sock");
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while !sock.exists() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        assert!(
-            sock.exists(),
-            "clamd did not start: {}",
-            std::fs::read_to_string(dir.join("clamd.log")).unwrap_or_default()
+        std::fs::create_dir_all(&dir).expect("c-icap dir");
+        let clamd = Clamd::start_in(
+            Some(dir.clone()),
+            ClamdConfig {
+                cache: cfg.clamd_cache,
+                ..ClamdConfig::default()
+            },
         );
-
+        let d = dir.display();
         let port = crate::nginx::free_port();
         std::fs::write(
             dir.join("c-icap.conf"),
@@ -130,8 +97,8 @@ impl CIcap {
         let me = CIcap {
             dir,
             port,
-            clamd,
             cicap,
+            clamd,
         };
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
@@ -162,34 +129,13 @@ impl CIcap {
     /// OPTIONS under a new ISTag.
     pub fn update_signatures(&self, version: u32, sigs: &[String]) {
         let before = self.istag("virus_scan");
-        write_daily(&self.dir, version, sigs);
-        self.clamd_command("RELOAD");
-        let want = format!("/{version}/");
+        self.clamd.update_signatures(version, sigs);
         let deadline = Instant::now() + Duration::from_secs(60);
-        while !self.clamd_command("VERSION").contains(&want) {
-            assert!(
-                Instant::now() < deadline,
-                "clamd did not load version {version}"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
         std::fs::write(self.dir.join("c-icap.ctl"), "reconfigure").expect("c-icap command");
         while self.istag("virus_scan") == before {
             assert!(Instant::now() < deadline, "c-icap kept its ISTag");
             std::thread::sleep(Duration::from_millis(100));
         }
-    }
-
-    /// One clamd command on its socket, and its answer.
-    fn clamd_command(&self, cmd: &str) -> String {
-        use std::io::{Read, Write};
-        let mut s = std::os::unix::net::UnixStream::connect(self.dir.join("clamd.sock"))
-            .expect("clamd socket");
-        s.write_all(format!("z{cmd}\0").as_bytes())
-            .expect("clamd write");
-        let mut out = String::new();
-        let _ = s.read_to_string(&mut out);
-        out
     }
 
     /// The ISTag a service announces in OPTIONS.
@@ -211,87 +157,28 @@ impl CIcap {
     }
 
     pub fn pids(&self) -> (u32, u32) {
-        (self.clamd.id(), self.cicap.id())
+        (self.clamd.pid(), self.cicap.id())
     }
-}
-
-/// `db/daily.cud`: an unsigned ClamAV database whose version clamd reports (and c-icap puts
-/// into its ISTag): a 512-byte header, then a tar of `daily.info` (header and the SHA-256 of
-/// each file) and `daily.ndb`.
-fn write_daily(dir: &std::path::Path, version: u32, sigs: &[String]) {
-    // Never an empty database: one signature nothing matches.
-    let placeholder =
-        "Ometascan.Test.Placeholder:0:*:6f6d6574617363616e2d706c616365686f6c6465722d6e65766572";
-    let ndb: String = std::iter::once(placeholder)
-        .chain(sigs.iter().map(String::as_str))
-        .map(|s| format!("{s}\n"))
-        .collect();
-    let time = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let head = format!(
-        "ClamAV-VDB:30 Nov 2026 00-00 +0000:{version}:{}:90:X:X:ometascan:{time}",
-        sigs.len() + 1
-    );
-    let digest = ring::digest::digest(&ring::digest::SHA256, ndb.as_bytes());
-    let hex: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
-    let info = format!("{head}\ndaily.ndb:{}:{hex}\n", ndb.len());
-    let mut out = head.into_bytes();
-    out.resize(512, b' ');
-    for (name, data) in [
-        ("COPYING", &b"ometascan test database\n"[..]),
-        ("daily.info", info.as_bytes()),
-        ("daily.ndb", ndb.as_bytes()),
-    ] {
-        tar_entry(&mut out, name, data, time);
-    }
-    out.resize(out.len() + 1024, 0);
-    std::fs::write(dir.join("db/daily.cud"), out).expect("daily.cud");
-}
-
-/// One file of a ustar archive.
-fn tar_entry(out: &mut Vec<u8>, name: &str, data: &[u8], time: u64) {
-    let mut h = [0u8; 512];
-    h[..name.len()].copy_from_slice(name.as_bytes());
-    let mut field =
-        |at: usize, text: String| h[at..at + text.len()].copy_from_slice(text.as_bytes());
-    field(100, "0000644\0".into());
-    field(108, "0000000\0".into());
-    field(116, "0000000\0".into());
-    field(124, format!("{:011o}\0", data.len()));
-    field(136, format!("{time:011o}\0"));
-    field(156, "0".into());
-    field(257, "ustar\0".into());
-    field(263, "00".into());
-    h[148..156].copy_from_slice(b"        ");
-    let sum: u32 = h.iter().map(|&b| u32::from(b)).sum();
-    h[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
-    out.extend_from_slice(&h);
-    out.extend_from_slice(data);
-    out.resize(out.len().div_ceil(512) * 512, 0);
 }
 
 impl Drop for CIcap {
     fn drop(&mut self) {
-        for c in [&mut self.cicap, &mut self.clamd] {
-            // SAFETY: plain kill(2) on our child.
-            unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
-        }
+        // SAFETY: plain kill(2) on our child.
+        unsafe { libc::kill(self.cicap.id() as i32, libc::SIGTERM) };
         // c-icap forks children that go with their parent's process group; give them a moment.
         let deadline = Instant::now() + Duration::from_secs(5);
-        for c in [&mut self.cicap, &mut self.clamd] {
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = c.try_wait() {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(20));
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.cicap.try_wait() {
+                break;
             }
-            let _ = c.kill();
-            let _ = c.wait();
+            std::thread::sleep(Duration::from_millis(20));
         }
+        let _ = self.cicap.kill();
+        let _ = self.cicap.wait();
         // Whatever c-icap forked and did not stop in time.
         // SAFETY: kill(2) on the process group c-icap was started in (its pid).
         unsafe { libc::kill(-(self.cicap.id() as i32), libc::SIGKILL) };
+        // clamd stops when its field is dropped, after this.
         if !std::thread::panicking() {
             let _ = std::fs::remove_dir_all(&self.dir);
         }

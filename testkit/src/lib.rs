@@ -7,6 +7,7 @@
 
 pub mod backend;
 pub mod cicap;
+pub mod clamd;
 pub mod client;
 pub mod http1;
 pub mod icap_double;

@@ -12,11 +12,12 @@ use bytes::{Buf, Bytes, BytesMut};
 use std::pin::Pin;
 use std::task::Poll;
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use crate::body::{BodyReader, Piece};
 use crate::icap::codec::{self as icap, IcapHead};
-use crate::net::timed_io::{Fired, IoClock, TimedIo};
+pub(super) use crate::net::exchange::{io_error, read_more, write_all};
+use crate::net::timed_io::{IoClock, TimedIo};
 use crate::net::transport::{self, BoxIo};
 use crate::scan::{Failed, ScanError, ScanOptions};
 
@@ -37,49 +38,12 @@ pub(super) async fn connect(addr: SocketAddr, opts: &ScanOptions) -> Result<Icap
     })
 }
 
-/// An I/O error of the transport, told apart from the timers that caused it.
-pub(super) fn io_error(e: io::Error, clock: &IoClock) -> ScanError {
-    match clock.fired() {
-        Fired::Send => ScanError::SendTimeout,
-        Fired::Read => ScanError::ReadTimeout,
-        _ => ScanError::Io(e),
-    }
-}
-
 /// Nothing of an answer arrived yet: another server may take the scan.
 pub(super) fn before_answer_or_final(e: ScanError, buf: &BytesMut) -> Failed {
     if buf.is_empty() && e.is_connection_loss() {
         Failed::BeforeAnswer(e)
     } else {
         Failed::Final(e)
-    }
-}
-
-pub(super) async fn write_all<W: AsyncWrite + Unpin>(
-    w: &mut W,
-    data: &[u8],
-    clock: &IoClock,
-) -> Result<(), ScanError> {
-    w.write_all(data).await.map_err(|e| {
-        if e.kind() == io::ErrorKind::WriteZero {
-            ScanError::Closed
-        } else {
-            io_error(e, clock)
-        }
-    })
-}
-
-/// Reads more bytes; 0 bytes (the server closed) is an error here.
-pub(super) async fn read_more<R: AsyncRead + Unpin>(
-    r: &mut R,
-    buf: &mut BytesMut,
-    clock: &IoClock,
-) -> Result<(), ScanError> {
-    buf.reserve(64 * 1024);
-    match r.read_buf(buf).await {
-        Err(e) => Err(io_error(e, clock)),
-        Ok(0) => Err(ScanError::Closed),
-        Ok(_) => Ok(()),
     }
 }
 
@@ -270,6 +234,7 @@ mod tests {
     use super::*;
     use crate::body::{BodyPart, RequestBody};
     use std::io::Write;
+    use tokio::io::AsyncReadExt;
     use tokio::net::{TcpListener, TcpStream};
 
     /// A file part of `len` bytes over a file holding `data`.

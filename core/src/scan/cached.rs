@@ -37,14 +37,22 @@ impl Scanner {
                 return self.scan_uncached(target, req, opts).await;
             }
         };
-        let icap = matches!(target.url.scheme, Scheme::Icap | Scheme::Icaps);
-        let istag = if icap {
-            match self.current_istag(target, opts, cache.revalidate).await {
-                Some(t) => Some(crate::cache::key::istag_digest(&t)),
-                None => return self.scan_uncached(target, req, opts).await,
+        // The scanner's state a verdict belongs to: an ICAP service's ISTag, clamd's database
+        // version; asked again after `ometascan_cache_revalidate`. Unknown: not cached.
+        let state = match target.url.scheme {
+            Scheme::Http | Scheme::Https => None,
+            Scheme::Icap | Scheme::Icaps => {
+                Some(self.current_istag(target, opts, cache.revalidate).await)
             }
-        } else {
-            None
+            Scheme::Clamd => Some(
+                self.current_clamd_version(target, opts, cache.revalidate)
+                    .await,
+            ),
+        };
+        let istag = match state {
+            None => None,
+            Some(Some(s)) => Some(crate::cache::key::istag_digest(&s)),
+            Some(None) => return self.scan_uncached(target, req, opts).await,
         };
         let key = digest.key(istag);
         let status = match self.look_up(cache, &key).await {

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use crate::cache::{Redis, RedisSpec};
+use crate::clamd::ClamdClient;
 use crate::http::HttpClient;
 use crate::icap::IcapClient;
 use crate::notices::Notices;
@@ -20,6 +21,7 @@ use crate::url::Scheme;
 pub struct Scanner {
     http: HttpClient,
     icap: IcapClient,
+    clamd: ClamdClient,
     balancer: Arc<Balancer>,
     notices: Arc<Notices>,
     gates: Gates,
@@ -37,6 +39,7 @@ impl Scanner {
         Scanner {
             http: HttpClient::default(),
             icap: IcapClient::new(),
+            clamd: ClamdClient::default(),
             balancer: Arc::new(Balancer::new()),
             notices: Arc::new(Notices::default()),
             gates: Gates::default(),
@@ -104,7 +107,6 @@ impl Scanner {
         if target.url.scheme.is_tls() && opts.tls.is_none() {
             return Err(ScanError::Tls("no TLS settings for this scanner".into()));
         }
-        let icap = matches!(target.url.scheme, Scheme::Icap | Scheme::Icaps);
         // The location's turn, held for the whole scan.
         let _turn = match opts.limit {
             Some(l) => Some(
@@ -139,10 +141,14 @@ impl Scanner {
                 req.body.len(),
                 peer.name
             );
-            let result = if icap {
-                self.icap.scan_one(peer.addr, target, req, opts).await
-            } else {
-                self.http.scan_one(peer.addr, target, req, opts).await
+            let result = match target.url.scheme {
+                Scheme::Icap | Scheme::Icaps => {
+                    self.icap.scan_one(peer.addr, target, req, opts).await
+                }
+                Scheme::Clamd => self.clamd.scan_one(peer.addr, req, opts).await,
+                Scheme::Http | Scheme::Https => {
+                    self.http.scan_one(peer.addr, target, req, opts).await
+                }
             };
             match result {
                 Ok(v) => {
@@ -202,6 +208,19 @@ impl Scanner {
         let idx = self.balancer.first_available(target.group, &target.peers)?;
         let addr = target.peers.get(idx)?.addr;
         self.icap.istag(addr, target, opts, max_age).await
+    }
+
+    /// The signature database version of the target's clamd (asked again when older than
+    /// `max_age`); `None` when no server answers.
+    pub(crate) async fn current_clamd_version(
+        &self,
+        target: &Target,
+        opts: &ScanOptions,
+        max_age: std::time::Duration,
+    ) -> Option<String> {
+        let idx = self.balancer.first_available(target.group, &target.peers)?;
+        let addr = target.peers.get(idx)?.addr;
+        self.clamd.version(addr, opts, max_age).await
     }
 
     fn server_failed(&self, target: &Target, idx: usize, e: &ScanError) {

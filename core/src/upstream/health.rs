@@ -79,9 +79,13 @@ pub async fn run(spec: HealthSpec, balancer: Arc<Balancer>, notices: Arc<Notices
 }
 
 /// Whether the start of a server's answer to a probe says it is up: a status line (the first
-/// line, within 4 KiB) with a 2xx-4xx status for HTTP, 200 for ICAP OPTIONS. Only the first
-/// line counts, so the answer does not depend on how the bytes arrived.
+/// line, within 4 KiB) with a 2xx-4xx status for HTTP, 200 for ICAP OPTIONS; `PONG` for clamd's
+/// `zPING`. Only the first line (or reply) counts, so the answer does not depend on how the
+/// bytes arrived.
 pub fn healthy_answer(scheme: Scheme, buf: &[u8]) -> bool {
+    if scheme == Scheme::Clamd {
+        return matches!(crate::clamd::reply::split_reply(buf), Ok(Some((text, _))) if crate::clamd::reply::is_pong(text));
+    }
     let Some(eol) = buf.iter().take(4096).position(|&b| b == b'\n') else {
         return false;
     };
@@ -94,6 +98,7 @@ pub fn healthy_answer(scheme: Scheme, buf: &[u8]) -> bool {
     let version_ok = match scheme {
         Scheme::Http | Scheme::Https => version.starts_with(b"HTTP/1."),
         Scheme::Icap | Scheme::Icaps => version.starts_with(b"ICAP/1."),
+        Scheme::Clamd => false,
     };
     if !version_ok || code.len() != 3 || !code.iter().all(u8::is_ascii_digit) {
         return false;
@@ -102,6 +107,7 @@ pub fn healthy_answer(scheme: Scheme, buf: &[u8]) -> bool {
     match scheme {
         Scheme::Http | Scheme::Https => (200..500).contains(&status),
         Scheme::Icap | Scheme::Icaps => status == 200,
+        Scheme::Clamd => false,
     }
 }
 
@@ -122,11 +128,12 @@ async fn probe(spec: &HealthSpec, i: usize) -> bool {
             Scheme::Icap | Scheme::Icaps => {
                 String::from_utf8_lossy(&options_request(&authority, &spec.url.path)).into_owned()
             }
+            Scheme::Clamd => "zPING\0".to_string(),
         };
         io.write_all(request.as_bytes()).await.ok()?;
         let mut buf = Vec::with_capacity(256);
         let mut chunk = [0u8; 256];
-        while !buf.contains(&b'\n') && buf.len() < 4096 {
+        while !buf.contains(&b'\n') && !buf.contains(&0) && buf.len() < 4096 {
             let n = io.read(&mut chunk).await.ok()?;
             if n == 0 {
                 break;
@@ -141,6 +148,16 @@ async fn probe(spec: &HealthSpec, i: usize) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn clamd_is_up_when_it_answers_pong() {
+        let clamd = |b: &[u8]| healthy_answer(Scheme::Clamd, b);
+        assert!(clamd(b"PONG\0"));
+        assert!(!clamd(b"PONG"));
+        assert!(!clamd(b"PONG \0"));
+        assert!(!clamd(b"HTTP/1.1 200 OK\r\n"));
+        assert!(!clamd(b"UNKNOWN COMMAND\0"));
+    }
 
     #[test]
     fn only_the_first_line_of_a_probe_answer_counts() {
