@@ -44,7 +44,7 @@ stage=$out/deb
 rm -rf "$stage"
 install -D -m 0644 "$so" "$stage/usr/lib/nginx/modules/ngx_http_ometascan_module.so"
 install -d "$stage/usr/share/doc/$pkg/examples" "$stage/DEBIAN"
-install -m 0644 "$root/README.md" "$root/docs/protocol.md" "$root/docs/icap.md" "$root/docs/directives.md" "$stage/usr/share/doc/$pkg/"
+install -m 0644 "$root/README.md" "$root/docs/protocol.md" "$root/docs/icap.md" "$root/docs/clamd.md" "$root/docs/directives.md" "$stage/usr/share/doc/$pkg/"
 install -m 0644 "$root"/nginx-conf/*.conf "$stage/usr/share/doc/$pkg/examples/"
 cat >"$stage/DEBIAN/control" <<CONTROL
 Package: $pkg
@@ -81,7 +81,7 @@ echo "built $deb"
 rpm_top=$out/rpm
 rm -rf "$rpm_top"
 mkdir -p "$rpm_top/SOURCES"
-cp "$so" "$out/banner.txt" "$root/README.md" "$root/docs/protocol.md" "$root/docs/icap.md" "$root/docs/directives.md" "$rpm_top/SOURCES/"
+cp "$so" "$out/banner.txt" "$root/README.md" "$root/docs/protocol.md" "$root/docs/icap.md" "$root/docs/clamd.md" "$root/docs/directives.md" "$rpm_top/SOURCES/"
 tar -C "$root" -czf "$rpm_top/SOURCES/examples.tar.gz" nginx-conf
 sed -e "s|@SO@|/usr/lib64/nginx/modules/ngx_http_ometascan_module.so|" -e "s|@DOC@|/usr/share/doc/$pkg|" \
     "$root/scripts/nginx-org-banner.txt" >"$rpm_top/SOURCES/banner.txt"
