@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sets everything up on a Debian 12 machine and shows the module at work: nginx with the
-# module in front of a backend, scanning through c-icap + ClamAV over ICAP; a clean upload goes
-# through, the EICAR test file is blocked with the scanner's block page.
+# module in front of a backend, scanning with ClamAV's clamd directly (no ICAP server); a
+# clean upload goes through, the EICAR test file is blocked with the module's page naming the
+# threat. `scripts/demo.sh icap` shows the same through c-icap + ClamAV over ICAP.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 . "$root/scripts/lib.sh"
@@ -28,10 +29,16 @@ mkdir -p "$run/logs"
 
 p_nginx=$(port); p_back=$(port)
 target/debug/ometascan-backend "127.0.0.1:$p_back" >"$run/backend.log" & pids+=($!)
-# c-icap + ClamAV with a local EICAR signature; it stops when its control pipe closes.
-start_icap_scanner target/debug/ometascan-icap-scanner "$run"
+# clamd (or c-icap + ClamAV) with a local EICAR signature; it stops when its control pipe
+# closes.
+if [ "${1:-}" = icap ]; then
+    start_icap_scanner target/debug/ometascan-icap-scanner "$run"
+    echo "== scanner: c-icap + ClamAV at $scanner_url"
+else
+    start_icap_scanner target/debug/ometascan-icap-scanner "$run" clamd
+    echo "== scanner: clamd at $scanner_url"
+fi
 pids+=("$scanner_pid")
-echo "== scanner: c-icap + ClamAV at $scanner_url"
 
 cat >"$run/nginx.conf" <<CONF
 load_module $root/target/debug/libngx_http_ometascan_module.so;

@@ -3,16 +3,17 @@
 # A free TCP port on 127.0.0.1.
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
-# start_icap_scanner BIN RUN_DIR: starts c-icap + ClamAV through the testkit program BIN, which
-# runs until descriptor 3 (its control pipe) is closed or it gets SIGTERM. Sets scanner_url and
-# scanner_pid. Start later background processes with 3>&- so that they don't hold the pipe.
+# start_icap_scanner BIN RUN_DIR [clamd]: starts c-icap + ClamAV (or, with `clamd`, clamd
+# alone) through the testkit program BIN, which runs until descriptor 3 (its control pipe) is
+# closed or it gets SIGTERM. Sets scanner_url and scanner_pid. Start later background processes
+# with 3>&- so that they don't hold the pipe.
 start_icap_scanner() {
     mkfifo "$2/scanner.ctl"
-    "$1" <"$2/scanner.ctl" >"$2/scanner.log" 2>&1 &
+    "$1" ${3:-} <"$2/scanner.ctl" >"$2/scanner.log" 2>&1 &
     scanner_pid=$!
     exec 3>"$2/scanner.ctl"
-    for _ in $(seq 1 600); do grep -q '^icap://' "$2/scanner.log" && break; sleep 0.1; done
-    scanner_url=$(grep -m1 '^icap://' "$2/scanner.log") || { cat "$2/scanner.log" >&2; return 1; }
+    for _ in $(seq 1 600); do grep -qE '^(icap|clamd)://' "$2/scanner.log" && break; sleep 0.1; done
+    scanner_url=$(grep -m1 -E '^(icap|clamd)://' "$2/scanner.log") || { cat "$2/scanner.log" >&2; return 1; }
 }
 
 # stop_icap_scanner: closes the control pipe and waits for c-icap and ClamAV to be stopped.

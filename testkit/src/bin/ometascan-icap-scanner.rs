@@ -1,12 +1,30 @@
-//! Runs c-icap + ClamAV (Debian's packages) with a signature database that detects the EICAR
-//! test string, for demos. Prints the service URL, runs until its standard input closes or it
-//! gets SIGTERM/SIGINT/SIGHUP, then stops both servers.
+//! Runs c-icap + ClamAV (Debian's packages), or with `clamd` ClamAV's clamd alone on a TCP
+//! port of 127.0.0.1, with a signature database that detects the EICAR test string, for demos
+//! and the benchmark. Prints the scanner's URL (`icap://...` or `clamd://...`), runs until its
+//! standard input closes or it gets SIGTERM/SIGINT/SIGHUP, then stops the servers.
 //!
-//! Usage: ometascan-icap-scanner < control-pipe
+//! Usage: ometascan-icap-scanner [clamd] < control-pipe
 
 use std::io::Read;
 
 use ometascan_testkit::cicap::{CIcap, CIcapConfig};
+use ometascan_testkit::clamd::{Clamd, ClamdConfig};
+
+/// What runs: c-icap with its clamd, or clamd alone.
+enum Running {
+    CIcap(CIcap),
+    Clamd(Clamd),
+}
+
+impl Running {
+    /// Stops the servers (they stop when dropped).
+    fn stop(self) {
+        match self {
+            Running::CIcap(c) => drop(c),
+            Running::Clamd(c) => drop(c),
+        }
+    }
+}
 
 /// Blocks the stop signals in every thread (set before any thread starts) and returns them.
 fn block_stop_signals() -> libc::sigset_t {
@@ -27,12 +45,24 @@ fn main() {
     let stop = block_stop_signals();
     // OMETASCAN_CLAMD_CACHE=off: ClamAV scans every body again (benchmarks over repeating data).
     let cache = std::env::var("OMETASCAN_CLAMD_CACHE").map_or(true, |v| v != "off");
-    let scanner = CIcap::start_with(CIcapConfig {
-        clamd_cache: cache,
-        ..CIcapConfig::default()
-    });
-    eprintln!("pids {:?}", scanner.pids());
-    println!("{}", scanner.url("virus_scan"));
+    let scanner = if std::env::args().nth(1).as_deref() == Some("clamd") {
+        let clamd = Clamd::start_with(ClamdConfig {
+            tcp: true,
+            cache,
+            ..ClamdConfig::default()
+        });
+        eprintln!("pids ({}, {})", clamd.pid(), clamd.pid());
+        println!("{}", clamd.url());
+        Running::Clamd(clamd)
+    } else {
+        let cicap = CIcap::start_with(CIcapConfig {
+            clamd_cache: cache,
+            ..CIcapConfig::default()
+        });
+        eprintln!("pids {:?}", cicap.pids());
+        println!("{}", cicap.url("virus_scan"));
+        Running::CIcap(cicap)
+    };
     std::thread::spawn(|| {
         let mut sink = Vec::new();
         let _ = std::io::stdin().read_to_end(&mut sink);
@@ -43,5 +73,5 @@ fn main() {
     let mut sig = 0;
     // SAFETY: `stop` was initialised by block_stop_signals; `sig` is a valid out pointer.
     unsafe { libc::sigwait(&stop, &mut sig) };
-    drop(scanner);
+    scanner.stop();
 }
