@@ -1,5 +1,5 @@
 //! A scanner's whole answer, through the real clients: the first byte picks the protocol
-//! (HTTP, ICAP, and each over TLS, which the answer then has to get through first), the rest
+//! (HTTP, ICAP, each over TLS, which the answer then has to get through first, and clamd's), the rest
 //! is what a loopback server answers to every connection, in one write and cut into pieces.
 //! Whatever it is, the scan ends (a verdict or an error) within its timeouts, no answer
 //! panics, and the cut changes neither whether there is a verdict nor which.
@@ -20,8 +20,9 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let addr = server();
-    let scheme = ["http", "icap", "https", "icaps"][pick as usize % 4];
-    let Ok(url) = ScannerUrl::parse(&format!("{scheme}://{addr}/scan")) else {
+    let scheme = ["http", "icap", "https", "icaps", "clamd"][pick as usize % 5];
+    let path = if scheme == "clamd" { "" } else { "/scan" };
+    let Ok(url) = ScannerUrl::parse(&format!("{scheme}://{addr}{path}")) else {
         return;
     };
     let target = Target::from_addrs(url, &[addr]);
@@ -34,7 +35,7 @@ fuzz_target!(|data: &[u8]| {
         },
         ..ScanOptions::default()
     };
-    if scheme.ends_with('s') {
+    if scheme.ends_with("ps") {
         opts.tls = Some(Arc::new(TlsClient::new(TlsSettings {
             verify: false,
             trusted_certificate: None,
