@@ -195,3 +195,52 @@ fn a_silent_icap_server_is_a_504_after_the_read_timeout_and_nothing_is_forwarded
         n.error_log()
     );
 }
+
+/// A block answer carrying `field` (its name and value) where c-icap puts X-Infection-Found.
+fn block_with(field: &str) -> Vec<u8> {
+    let http = "HTTP/1.0 403 Forbidden\r\nContent-Type: text/html\r\n\r\n";
+    let page = "blocked";
+    format!(
+        "ICAP/1.0 200 OK\r\nISTag: \"double-1\"\r\n{field}\r\n\
+         Encapsulated: res-hdr=0, res-body={}\r\n\r\n{http}{:x}\r\n{page}\r\n0\r\n\r\n",
+        http.len(),
+        page.len()
+    )
+    .into_bytes()
+}
+
+#[test]
+fn the_threat_name_is_read_from_the_header_each_common_server_uses() {
+    let extra = "add_header X-Threat $ometascan_threat always;";
+    for (field, want) in [
+        (
+            "X-Infection-Found: Type=0; Resolution=2; Threat=Win.Test.EICAR_HDB-1;",
+            "Win.Test.EICAR_HDB-1",
+        ),
+        ("X-Virus-ID: EICAR Test String", "EICAR Test String"),
+        ("X-Virus-Name: EICAR-Test-File", "EICAR-Test-File"),
+        (
+            "X-Violations-Found: 1\r\n\teicar.com\r\n\tEICAR_test_file\r\n\t0\r\n\t0",
+            "EICAR_test_file",
+        ),
+        ("X-Blocked-Reason: Virus found: EICAR", "Virus found: EICAR"),
+    ] {
+        let (n, backend, _d) = with_double(IcapAction::Raw(block_with(field)), None, extra);
+        let r = client::post(n.port, "/t.bin", EICAR).unwrap();
+        assert_eq!((r.status, r.text().as_str()), (403, "blocked"), "{field}");
+        assert_eq!(r.header("x-threat"), Some(want), "{field}");
+        assert!(
+            n.error_log().contains(&format!("threat \"{want}\"")),
+            "{field}: {}",
+            n.error_log()
+        );
+        assert!(backend.received().is_empty());
+    }
+    // Its twin: a block that names no threat blocks all the same, with none in the log.
+    let (n, backend, _d) = with_double(IcapAction::Raw(block_with("X-Other: 1")), None, extra);
+    let r = client::post(n.port, "/t.bin", EICAR).unwrap();
+    assert_eq!(r.status, 403);
+    assert_eq!(r.header("x-threat"), None);
+    assert!(!n.error_log().contains("threat \""), "{}", n.error_log());
+    assert!(backend.received().is_empty());
+}

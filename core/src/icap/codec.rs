@@ -362,31 +362,34 @@ pub fn transfer_for(options: &Options, uri_path: &str) -> Transfer {
     }
 }
 
-/// The threat names an ICAP server reported, if any.
+/// The threat name an ICAP server reported, if any, from the header each common server uses:
+/// `X-Infection-Found: Type=0; Resolution=2; Threat=NAME;` (RFC draft, c-icap, MetaDefender),
+/// `X-Virus-ID: NAME` (c-icap, Symantec), `X-Virus-Name: NAME` (Kaspersky, ESET),
+/// `X-Violations-Found: 1 FILE NAME ID RESOLUTION` (c-icap, McAfee), `X-Blocked-Reason: TEXT`
+/// (web gateways), in that order.
 pub fn threat(head: &IcapHead) -> Option<String> {
-    if let Some(v) = head.header("x-infection-found") {
-        for part in v.split(';') {
-            if let Some(name) = part.trim().strip_prefix("Threat=") {
-                if !name.is_empty() {
-                    return Some(name.to_string());
-                }
-            }
+    let value = |name: &str| head.header(name).map(str::trim).filter(|v| !v.is_empty());
+    if let Some(v) = value("x-infection-found") {
+        let named = v
+            .split(';')
+            .filter_map(|part| part.trim().strip_prefix("Threat="))
+            .map(str::trim)
+            .find(|name| !name.is_empty());
+        if let Some(name) = named {
+            return Some(name.to_string());
         }
     }
-    if let Some(v) = head.header("x-virus-id") {
-        let v = v.trim();
-        if !v.is_empty() {
-            return Some(v.to_string());
-        }
+    if let Some(v) = value("x-virus-id").or_else(|| value("x-virus-name")) {
+        return Some(v.to_string());
     }
-    if let Some(v) = head.header("x-violations-found") {
+    if let Some(v) = value("x-violations-found") {
         // "1 - Name 0 0": count, then per violation: file name, threat, ids.
         let words: Vec<&str> = v.split_whitespace().collect();
         if words.len() >= 3 {
             return Some(words[2].to_string());
         }
     }
-    None
+    value("x-blocked-reason").map(str::to_string)
 }
 
 /// An ICAP request head: `METHOD icap://authority/service ICAP/1.0` and headers.
@@ -442,6 +445,42 @@ pub fn http_request_block(method: &[u8], uri: &[u8], headers: &[(Bytes, Bytes)])
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_threat_from_each_header_the_common_servers_use() {
+        let threat_of = |field: &str| {
+            let raw = format!("ICAP/1.0 200 OK\r\n{field}\r\nEncapsulated: null-body=0\r\n\r\n");
+            let (head, _) = parse_head(raw.as_bytes()).unwrap().unwrap();
+            threat(&head)
+        };
+        for (field, want) in [
+            (
+                "X-Infection-Found: Type=0; Resolution=2; Threat=Win.Test.EICAR_HDB-1;",
+                "Win.Test.EICAR_HDB-1",
+            ),
+            ("X-Virus-ID: EICAR Test String", "EICAR Test String"),
+            ("X-Virus-Name: EICAR-Test-File", "EICAR-Test-File"),
+            (
+                "X-Violations-Found: 1\r\n\teicar.com\r\n\tEICAR_test_file\r\n\t0\r\n\t0",
+                "EICAR_test_file",
+            ),
+            ("X-Blocked-Reason: Virus found: EICAR", "Virus found: EICAR"),
+        ] {
+            assert_eq!(threat_of(field).as_deref(), Some(want), "{field}");
+        }
+        // Empty or shapeless values name nothing.
+        for field in [
+            "X-Virus-Name:  ",
+            "X-Infection-Found: Type=0; Threat=;",
+            "X-Violations-Found: 1",
+            "X-Other: x",
+        ] {
+            assert_eq!(threat_of(field), None, "{field}");
+        }
+        // The first header in the order wins.
+        let both = "X-Blocked-Reason: policy\r\nX-Virus-Name: EICAR";
+        assert_eq!(threat_of(both).as_deref(), Some("EICAR"));
+    }
 
     const BLOCKED: &[u8] = b"ICAP/1.0 200 OK\r\nServer: C-ICAP/0.5.10\r\nConnection: keep-alive\r\nISTag: \"CI0001-L5CkDhq+qWNs+PZ5DxxXsAAA\"\r\nX-Infection-Found: Type=0; Resolution=2; Threat=Harness.EICAR-Body-NDB.UNOFFICIAL;\r\nX-Violations-Found: 1\r\n\t-\r\n\tHarness.EICAR-Body-NDB.UNOFFICIAL\r\n\t0\r\n\t0\r\nEncapsulated: res-hdr=0, res-body=108\r\n\r\nHTTP/1.0 403 Forbidden\r\n";
 
