@@ -269,3 +269,117 @@ fn idle_connections_expire_after_keepalive_timeout() {
     post_n(&g, 1);
     assert_eq!(g.scanners[0].connections(), 2);
 }
+
+/// Uploads from `clients` connections at once, `each` in turn on each; their statuses.
+fn concurrent_posts(port: u16, clients: usize, each: usize) -> Vec<u16> {
+    let threads: Vec<_> = (0..clients)
+        .map(|t| {
+            std::thread::spawn(move || {
+                let mut c = Conn::open(port).unwrap();
+                (0..each)
+                    .map(|i| {
+                        c.request("POST", &format!("/c{t}-{i}"), &[], b"data")
+                            .unwrap()
+                            .status
+                    })
+                    .collect::<Vec<u16>>()
+            })
+        })
+        .collect();
+    threads
+        .into_iter()
+        .flat_map(|t| t.join().unwrap())
+        .collect()
+}
+
+/// A slow and a fast scanner in one group, with `method` in the block; scans each got.
+fn slow_and_fast(method: &str) -> (usize, usize) {
+    let slow = ScannerDouble::start(Action::Delay(
+        Duration::from_millis(300),
+        Box::new(Action::Allow),
+    ));
+    let fast = ScannerDouble::start(Action::Allow);
+    let backend = Backend::start();
+    let http = format!(
+        "upstream scanners {{ {method} server 127.0.0.1:{}; server 127.0.0.1:{}; }}\n\
+         server {{ listen 127.0.0.1:%PORT%; location / {{ ometascan_pass http://scanners;\n\
+         proxy_pass http://127.0.0.1:{}; }} }}",
+        slow.port(),
+        fast.port(),
+        backend.port()
+    );
+    let n = Nginx::start(&http);
+    let statuses = concurrent_posts(n.port, 6, 5);
+    assert!(
+        statuses.iter().all(|&s| s == 200),
+        "{statuses:?} {}",
+        n.error_log()
+    );
+    assert_eq!(backend.received().len(), 30);
+    (slow.received().len(), fast.received().len())
+}
+
+#[test]
+fn least_conn_sends_most_scans_to_the_scanner_that_is_free() {
+    let (slow, fast) = slow_and_fast("least_conn;");
+    assert_eq!(slow + fast, 30);
+    assert!(fast >= 4 * slow, "least_conn: slow {slow}, fast {fast}");
+    // Its twin: round-robin shares them whatever each scanner's pace.
+    let (slow, fast) = slow_and_fast("");
+    assert_eq!(slow + fast, 30);
+    assert!(slow >= 12, "round-robin: slow {slow}, fast {fast}");
+}
+
+#[test]
+fn upstream_directives_the_module_does_not_apply_stop_nginx_t_by_name() {
+    let scanner = ScannerDouble::start(Action::Allow);
+    // `server` replaces the address when it starts with a name: `resolve` needs one.
+    let conf = |block: &str, server: &str| {
+        let line = if server.starts_with("localhost") {
+            server.replace("PORT", &scanner.port().to_string())
+        } else {
+            format!("127.0.0.1:{} {server}", scanner.port())
+        };
+        format!(
+            "resolver 127.0.0.1:1;\n\
+             upstream scanners {{ {block} server {line}; }}\n\
+             server {{ listen 127.0.0.1:%PORT%; location / {{ ometascan_pass http://scanners;\n\
+             proxy_pass http://127.0.0.1:9; }} }}"
+        )
+    };
+    for (block, server, named) in [
+        ("ip_hash;", "", "\"ip_hash\" in upstream \"scanners\""),
+        ("random;", "", "\"random\" in upstream \"scanners\""),
+        (
+            "hash $request_uri;",
+            "",
+            "\"hash or a third-party method\" in upstream \"scanners\"",
+        ),
+        ("keepalive 8;", "", "\"keepalive\" in upstream \"scanners\""),
+        (
+            "least_conn; keepalive 8;",
+            "",
+            "\"keepalive\" in upstream \"scanners\"",
+        ),
+        ("zone z 64k;", "localhost:PORT resolve", "has \"resolve\""),
+    ] {
+        let c = nginx::check_http(&conf(block, server));
+        assert!(!c.ok, "{block} {server} accepted");
+        assert!(c.output.contains(named), "{block} {server}: {}", c.output);
+    }
+    // Their twins: what it applies passes, a zone with a warning.
+    let c = nginx::check_http(&conf("least_conn;", "weight=2 max_fails=2 max_conns=4"));
+    assert!(c.ok && !c.output.contains("[warn]"), "{}", c.output);
+    let c = nginx::check_http(&conf("", ""));
+    assert!(c.ok && !c.output.contains("[warn]"), "{}", c.output);
+    let c = nginx::check_http(&conf("least_conn; zone z 64k;", ""));
+    assert!(c.ok, "{}", c.output);
+    assert!(
+        c.output
+            .matches("\"zone\" of upstream \"scanners\"")
+            .count()
+            == 1,
+        "{}",
+        c.output
+    );
+}

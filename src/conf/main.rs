@@ -18,6 +18,8 @@ pub struct MainConf {
     pub status_zone: *mut ngx_shm_zone_t,
     /// The verdict cache zones `ometascan_cache_zone` declared, by name.
     pub cache_zones: Vec<(String, *mut ngx_shm_zone_t)>,
+    /// Scanner groups already warned about at `nginx -t` (each warning once, not per level).
+    pub warned_groups: Vec<usize>,
 }
 
 impl Default for MainConf {
@@ -26,11 +28,21 @@ impl Default for MainConf {
             health_checks: Vec::new(),
             status_zone: std::ptr::null_mut(),
             cache_zones: Vec::new(),
+            warned_groups: Vec::new(),
         }
     }
 }
 
 impl MainConf {
+    /// Whether group `group` is to be warned about now (the first time it is asked).
+    pub fn first_warning(&mut self, group: usize) -> bool {
+        let first = !self.warned_groups.contains(&group);
+        if first {
+            self.warned_groups.push(group);
+        }
+        first
+    }
+
     /// One check per scanner group.
     pub fn add_health_check(&mut self, spec: HealthSpec) {
         if !self.health_checks.iter().any(|s| s.group == spec.group) {

@@ -10,7 +10,10 @@ use ometascan_core::upstream::health::HealthSpec;
 
 use super::settings::tls_settings;
 use super::LocConf;
+use crate::ngx_ext::balancing::{balancing, Method};
+use crate::ngx_ext::conf::{merge_log, text};
 use crate::ngx_ext::upstream::upstream_peers;
+use ometascan_core::upstream::balancer::Balance;
 
 /// Builds the scanner setup of a merged location; `Err` is the message for `nginx -t`.
 ///
@@ -31,6 +34,8 @@ pub unsafe fn build(cf: *mut ngx_conf_t, conf: &mut LocConf) -> Result<(), Strin
             .map_err(|e| format!("ometascan: TLS settings for \"{shown}\": {e}"))?;
         conf.tls = Some(Arc::new(client));
     }
+    // SAFETY: cf is the configuration being merged; upstream is one of its groups.
+    conf.balance = unsafe { applied_balancing(cf, upstream) }?;
     // SAFETY: the upstream module initialised its groups before modules after it merge.
     let peers = unsafe { upstream_peers(upstream) };
     if peers.is_empty() {
@@ -53,4 +58,55 @@ pub unsafe fn build(cf: *mut ngx_conf_t, conf: &mut LocConf) -> Result<(), Strin
     }
     conf.peers = Some(peers);
     Ok(())
+}
+
+/// What of the scanner group's upstream block the module applies: its method when it is
+/// round-robin or `least_conn`; anything else it would ignore stops `nginx -t`, by name, and a
+/// `zone` is warned about (the module's balancing state is per worker process).
+///
+/// # Safety
+/// `cf` is the configuration being merged; `upstream` one of its groups.
+unsafe fn applied_balancing(
+    cf: *mut ngx_conf_t,
+    upstream: *mut ngx_http_upstream_srv_conf_t,
+) -> Result<Balance, String> {
+    // SAFETY: per the contract.
+    let found = unsafe { balancing(cf, upstream) };
+    // SAFETY: as above: the group's name is in the configuration pool.
+    let name = text(unsafe { &(*upstream).host });
+    if let Some(server) = found.resolved.first() {
+        return Err(format!(
+            "ometascan: server \"{server}\" of upstream \"{name}\" has \"resolve\", which \
+             \"ometascan_pass\" does not apply (it reads the servers' addresses once, at start)"
+        ));
+    }
+    let method = match found.method {
+        Method::RoundRobin => Balance::RoundRobin,
+        Method::LeastConn => Balance::LeastConn,
+        Method::Other("keepalive") => {
+            return Err(format!(
+                "ometascan: \"keepalive\" in upstream \"{name}\" is not used by \
+                 \"ometascan_pass\", which keeps its own connections to scanners \
+                 (\"ometascan_keepalive\")"
+            ))
+        }
+        Method::Other(method) => {
+            return Err(format!(
+                "ometascan: \"{method}\" in upstream \"{name}\" is not applied by \
+                 \"ometascan_pass\" (it balances scanners round-robin or with \"least_conn\")"
+            ))
+        }
+    };
+    // SAFETY: cf is the configuration being merged, inside the http block.
+    let first =
+        unsafe { super::main::configuring(cf) }.is_some_and(|m| m.first_warning(upstream as usize));
+    if found.zone && first {
+        let msg = format!(
+            "ometascan: \"zone\" of upstream \"{name}\" is not shared by \"ometascan_pass\": \
+             its balancing and failure counts are per worker process"
+        );
+        // SAFETY: cf is the configuration being merged, its log valid.
+        unsafe { merge_log(cf, NGX_LOG_WARN, &msg) };
+    }
+    Ok(method)
 }

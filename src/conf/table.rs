@@ -220,6 +220,8 @@ macro_rules! directives {
             pub tls: Option<std::sync::Arc<ometascan_core::net::tls::TlsClient>>,
             /// The servers of the scanner's group, read from nginx's upstream when merging.
             pub peers: Option<std::sync::Arc<Vec<ometascan_core::upstream::balancer::PeerSpec>>>,
+            /// How the group's next server is chosen (its upstream block's method).
+            pub balance: ometascan_core::upstream::balancer::Balance,
         }
 
         impl LocConf {

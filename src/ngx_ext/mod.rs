@@ -10,6 +10,7 @@
 //! for as long as the reference lives, and so are its pool, connection, header lists, body and
 //! configuration. The SAFETY lines below rely on that and say which of these memory is.
 
+pub mod balancing;
 pub mod body;
 pub mod buf;
 pub mod conf;

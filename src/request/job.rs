@@ -67,6 +67,7 @@ pub fn start(
         url: target.url.clone(),
         group: target.upstream as usize,
         peers,
+        balance: lcf.balance,
     };
     let future = async move { scanner.scan_decoded(target, request, options).await };
     // SAFETY: a live main request on nginx's thread, with the cancelling cleanup added above;

@@ -126,12 +126,17 @@ impl Scanner {
         let mut tried = Vec::new();
         let mut last_err = None;
         loop {
-            let Some(idx) = self.balancer.pick(target.group, &target.peers, &tried) else {
+            let Some(idx) = self
+                .balancer
+                .pick(target.group, &target.peers, &tried, target.balance)
+            else {
                 return Err(last_err.unwrap_or(ScanError::NoLiveScanner));
             };
             tried.push(idx);
             let peer = &target.peers[idx];
             note_server(peer.addr);
+            // In flight on this server until the attempt ends (least_conn counts it).
+            let _in_flight = self.balancer.begin(target.group, &target.peers, idx);
             // The server's turn (max_conns), held for the exchange.
             let _server_turn = self.server_turn(target, peer, opts).await?;
             tracing::debug!(

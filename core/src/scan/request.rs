@@ -6,7 +6,7 @@ use bytes::Bytes;
 
 use crate::body::RequestBody;
 use crate::headers::HeaderList;
-use crate::upstream::balancer::PeerSpec;
+use crate::upstream::balancer::{Balance, PeerSpec};
 use crate::url::ScannerUrl;
 
 /// The client's request: line and headers copied, the body lent or shared (see `RequestBody`).
@@ -42,6 +42,8 @@ pub struct Target {
     /// Identifies the group for the balancer (the adapter uses nginx's upstream).
     pub group: usize,
     pub peers: std::sync::Arc<Vec<PeerSpec>>,
+    /// How the group's next server is chosen.
+    pub balance: Balance,
 }
 
 impl Target {
@@ -63,6 +65,7 @@ impl Target {
             url,
             group: 0,
             peers: std::sync::Arc::new(peers),
+            balance: Balance::RoundRobin,
         }
     }
 }

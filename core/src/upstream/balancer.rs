@@ -23,10 +23,23 @@ pub struct PeerSpec {
     pub max_conns: usize,
 }
 
+/// How a group's next server is chosen, as its `upstream {}` block says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Balance {
+    /// nginx's smooth weighted round-robin (no method named).
+    #[default]
+    RoundRobin,
+    /// `least_conn`: the server with the fewest scans in flight from this worker, relative
+    /// to its weight; among equals, weighted round-robin.
+    LeastConn,
+}
+
 #[derive(Debug)]
 struct PeerState {
     spec: PeerSpec,
     current: i64,
+    /// Scans in flight on this server from this worker.
+    active: usize,
     fails: u32,
     first_fail: Option<Instant>,
     out_until: Option<Instant>,
@@ -52,6 +65,31 @@ pub struct Balancer {
 }
 
 /// What a state change of a server means for the log.
+/// A scan in flight on one server, counted for `least_conn` until dropped.
+pub struct InFlight<'a> {
+    balancer: &'a Balancer,
+    id: usize,
+    idx: usize,
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        let mut groups = self
+            .balancer
+            .groups
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        // The group's servers may have been replaced meanwhile (a reload): then there is
+        // nothing to take back.
+        if let Some(p) = groups
+            .get_mut(&self.id)
+            .and_then(|g| g.peers.get_mut(self.idx))
+        {
+            p.active = p.active.saturating_sub(1);
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HealthChange {
     Down(String, SocketAddr),
@@ -72,6 +110,7 @@ impl Balancer {
                 .map(|s| PeerState {
                     spec: s.clone(),
                     current: 0,
+                    active: 0,
                     fails: 0,
                     first_fail: None,
                     out_until: None,
@@ -83,28 +122,55 @@ impl Balancer {
     }
 
     /// The next server to try, skipping `tried`; `None` when no server is available.
-    pub fn pick(&self, id: usize, peers: &[PeerSpec], tried: &[usize]) -> Option<usize> {
+    /// The next server for a scan of group `id`, not one of `tried`: primaries first, backups
+    /// when no primary is available.
+    pub fn pick(
+        &self,
+        id: usize,
+        peers: &[PeerSpec],
+        tried: &[usize],
+        balance: Balance,
+    ) -> Option<usize> {
         let now = Instant::now();
         self.with_group(id, peers, |g| {
             for backup in [false, true] {
-                let eligible = |i: usize, p: &PeerState| {
-                    p.spec.backup == backup && !tried.contains(&i) && p.available(now)
-                };
-                let mut total = 0i64;
-                for (i, p) in g.peers.iter_mut().enumerate() {
-                    if eligible(i, p) {
-                        let w = i64::from(p.spec.weight.max(1));
-                        p.current += w;
-                        total += w;
+                let mut candidates: Vec<usize> = (0..g.peers.len())
+                    .filter(|&i| {
+                        let p = &g.peers[i];
+                        p.spec.backup == backup && !tried.contains(&i) && p.available(now)
+                    })
+                    .collect();
+                if balance == Balance::LeastConn {
+                    // Fewest in flight per unit of weight: a/w < b/v as a*v < b*w.
+                    let load = |i: usize| {
+                        let p = &g.peers[i];
+                        (p.active as u128, u128::from(p.spec.weight.max(1)))
+                    };
+                    if let Some(least) = candidates.iter().copied().reduce(|x, y| {
+                        let ((a, w), (b, v)) = (load(x), load(y));
+                        if b * w < a * v {
+                            y
+                        } else {
+                            x
+                        }
+                    }) {
+                        let (a, w) = load(least);
+                        candidates.retain(|&i| {
+                            let (b, v) = load(i);
+                            b * w == a * v
+                        });
                     }
                 }
-                let best = g
-                    .peers
+                let mut total = 0i64;
+                for &i in &candidates {
+                    let w = i64::from(g.peers[i].spec.weight.max(1));
+                    g.peers[i].current += w;
+                    total += w;
+                }
+                let best = candidates
                     .iter()
-                    .enumerate()
-                    .filter(|(i, p)| eligible(*i, p))
-                    .max_by_key(|(i, p)| (p.current, std::cmp::Reverse(*i)))
-                    .map(|(i, _)| i);
+                    .copied()
+                    .max_by_key(|&i| (g.peers[i].current, std::cmp::Reverse(i)));
                 if let Some(b) = best {
                     g.peers[b].current -= total;
                     return Some(b);
@@ -114,8 +180,30 @@ impl Balancer {
         })
     }
 
-    /// The first available server (primary before backup), without turning the rotation: for
-    /// questions about the group, such as its service's current ISTag.
+    /// A scan starts on server `idx` of group `id`; it counts as in flight until the guard
+    /// is dropped.
+    pub fn begin<'a>(&'a self, id: usize, peers: &[PeerSpec], idx: usize) -> InFlight<'a> {
+        self.with_group(id, peers, |g| {
+            if let Some(p) = g.peers.get_mut(idx) {
+                p.active += 1;
+            }
+        });
+        InFlight {
+            balancer: self,
+            id,
+            idx,
+        }
+    }
+
+    /// Scans in flight on each server of group `id` (for tests and the status page).
+    pub fn in_flight(&self, id: usize) -> Vec<usize> {
+        let groups = self.groups.lock().unwrap_or_else(|e| e.into_inner());
+        groups
+            .get(&id)
+            .map(|g| g.peers.iter().map(|p| p.active).collect())
+            .unwrap_or_default()
+    }
+
     pub fn first_available(&self, id: usize, peers: &[PeerSpec]) -> Option<usize> {
         let now = Instant::now();
         self.with_group(id, peers, |g| {
@@ -211,12 +299,47 @@ mod tests {
     fn smooth_weighted_round_robin() {
         let b = Balancer::new();
         let peers = vec![peer(1, 1, false), peer(2, 2, false), peer(3, 1, true)];
-        let picks: Vec<usize> = (0..6).map(|_| b.pick(7, &peers, &[]).unwrap()).collect();
+        let picks: Vec<usize> = (0..6)
+            .map(|_| b.pick(7, &peers, &[], Balance::RoundRobin).unwrap())
+            .collect();
         assert_eq!(picks.iter().filter(|&&i| i == 1).count(), 4);
         assert_eq!(picks.iter().filter(|&&i| i == 0).count(), 2);
         assert!(!picks.contains(&2), "backup unused while primaries are up");
         // Smooth: never the light server twice in a row.
         assert!(picks.windows(2).all(|w| !(w[0] == 0 && w[1] == 0)));
+    }
+
+    #[test]
+    fn least_conn_picks_the_server_with_fewest_in_flight_per_weight() {
+        let b = Balancer::new();
+        let lc = Balance::LeastConn;
+        let peers = vec![peer(1, 3, false), peer(2, 1, false), peer(3, 1, true)];
+        // Nothing in flight: weighted round-robin among the equals.
+        let first = b.pick(9, &peers, &[], lc).unwrap();
+        let held: Vec<_> = (0..2).map(|_| b.begin(9, &peers, 0)).collect();
+        let one = b.begin(9, &peers, 1);
+        assert_eq!(b.in_flight(9), vec![2, 1, 0]);
+        // 2 of weight 3 is less than 1 of weight 1.
+        assert_eq!(
+            b.pick(9, &peers, &[], lc),
+            Some(0),
+            "first pick was {first}"
+        );
+        let more = b.begin(9, &peers, 0);
+        // 3 of weight 3 equals 1 of weight 1: either; 4 of 3 is more than 1 of 1.
+        let extra = b.begin(9, &peers, 0);
+        assert_eq!(b.pick(9, &peers, &[], lc), Some(1));
+        drop((held, more, extra));
+        assert_eq!(b.in_flight(9), vec![0, 1, 0]);
+        assert_eq!(b.pick(9, &peers, &[], lc), Some(0));
+        drop(one);
+        assert_eq!(b.in_flight(9), vec![0, 0, 0]);
+        // Round-robin ignores what is in flight.
+        let _busy: Vec<_> = (0..5).map(|_| b.begin(9, &peers, 0)).collect();
+        let picks: Vec<_> = (0..4)
+            .map(|_| b.pick(9, &peers, &[], Balance::RoundRobin).unwrap())
+            .collect();
+        assert_eq!(picks.iter().filter(|&&i| i == 0).count(), 3);
     }
 
     #[test]
@@ -228,13 +351,17 @@ mod tests {
             Some(HealthChange::Down("127.0.0.1:1".into(), peers[0].addr))
         );
         for _ in 0..4 {
-            assert_eq!(b.pick(1, &peers, &[]), Some(1));
+            assert_eq!(b.pick(1, &peers, &[], Balance::RoundRobin), Some(1));
         }
         b.failed(1, &peers, 1);
-        assert_eq!(b.pick(1, &peers, &[]), Some(2));
-        assert_eq!(b.pick(1, &peers, &[2]), None, "all tried or down");
+        assert_eq!(b.pick(1, &peers, &[], Balance::RoundRobin), Some(2));
+        assert_eq!(
+            b.pick(1, &peers, &[2], Balance::RoundRobin),
+            None,
+            "all tried or down"
+        );
         b.succeeded(1, &peers, 0);
-        assert_eq!(b.pick(1, &peers, &[]), Some(0));
+        assert_eq!(b.pick(1, &peers, &[], Balance::RoundRobin), Some(0));
     }
 
     #[test]
@@ -243,12 +370,14 @@ mod tests {
         let peers = vec![peer(1, 1, false), peer(2, 1, false)];
         assert!(b.set_checked(3, &peers, 0, true).is_some());
         assert!(b.set_checked(3, &peers, 0, true).is_none());
-        assert!((0..4).all(|_| b.pick(3, &peers, &[]) == Some(1)));
+        assert!((0..4).all(|_| b.pick(3, &peers, &[], Balance::RoundRobin) == Some(1)));
         assert_eq!(
             b.set_checked(3, &peers, 0, false),
             Some(HealthChange::Up("127.0.0.1:1".into(), peers[0].addr))
         );
-        let picks: Vec<_> = (0..4).map(|_| b.pick(3, &peers, &[]).unwrap()).collect();
+        let picks: Vec<_> = (0..4)
+            .map(|_| b.pick(3, &peers, &[], Balance::RoundRobin).unwrap())
+            .collect();
         assert!(picks.contains(&0) && picks.contains(&1));
     }
 }
