@@ -184,3 +184,56 @@ fn the_in_flight_gauge_forgets_the_scans_of_a_killed_worker() {
     assert_eq!(metric(&status(), "ometascan_scans_in_flight"), 1);
     drop(h);
 }
+
+/// `promtool check metrics` (Prometheus's own linter) on a status page.
+fn promtool(page: &[u8]) -> (bool, String) {
+    use std::io::Write;
+    let mut child = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool (apt-get install prometheus)");
+    child.stdin.take().unwrap().write_all(page).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.success() && text.trim().is_empty(), text)
+}
+
+#[test]
+fn the_status_page_passes_prometheus_own_linter() {
+    let scanner = ScannerDouble::start(Action::EicarAware);
+    let backend = Backend::start();
+    let dead = nginx::free_port();
+    let http = format!(
+        "ometascan_cache_zone verdicts:1m;\n\
+         upstream deadgroup {{ server 127.0.0.1:{dead} max_fails=1 fail_timeout=30s; }}\n\
+         server {{ listen 127.0.0.1:%PORT%;\n\
+           location / {{ ometascan_pass {}; ometascan_cache verdicts; proxy_pass http://127.0.0.1:{b}; }}\n\
+           location /dead/ {{ ometascan_pass http://deadgroup; proxy_pass http://127.0.0.1:{b}; }}\n\
+           location = /ometascan_status {{ ometascan_status; }}\n\
+         }}",
+        scanner.url(),
+        b = backend.port()
+    );
+    let n = Nginx::start(&http);
+    // Every kind of counter with a value: allowed (and a cache hit), blocked, failed.
+    for body in [&random_bytes(1000, 1)[..], &random_bytes(1000, 1), EICAR] {
+        client::post(n.port, "/u", body).unwrap();
+    }
+    assert_eq!(client::post(n.port, "/dead/u", b"x").unwrap().status, 502);
+    let r = client::request(n.port, "GET", "/ometascan_status", &[], b"").unwrap();
+    assert_eq!(r.status, 200);
+    let text = r.text();
+    assert!(
+        metric(&text, "ometascan_requests_total{result=\"blocked\"}") >= 1,
+        "{text}"
+    );
+    let (ok, lint) = promtool(&r.body);
+    assert!(ok, "promtool: {lint}\n{text}");
+    // Its twin: promtool does find what it should (a counter without _total).
+    let (ok, _) = promtool(b"# TYPE ometascan_requests counter\nometascan_requests 1\n");
+    assert!(!ok, "promtool accepts a counter named without _total");
+}
