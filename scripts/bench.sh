@@ -16,9 +16,14 @@
 #     cost of tokenizing JSON and decoding base64
 #  11 as 3, each file sent base64-encoded in a url-encoded form (name=...&data=...): the cost
 #     of decoding a form's values
+#  12 client -> nginx + module -> clamd directly (clamd://, no ICAP server) -> backend, next to
+#     row 4's c-icap in front of a clamd of the same settings
+#  13 client -> plain nginx that sends the body twice itself: `mirror` with
+#     `mirror_request_body on` to the scanner double, and proxy_pass to the backend: the
+#     physical reference for row 3 (the same bytes moved, no scanning logic)
 # Prints req/s, MB/s uploaded, p50/p99 latency, errors, and CPU seconds per 1000 requests of
 # each process group. ClamAV's clean-file cache is off (the data set repeats). One file in 20
-# carries the EICAR test string: rows 4 and 5 check that each of those is answered with a
+# carries the EICAR test string: rows 4, 5, 6 and 12 check that each of those is answered with a
 # complete block page and that none reaches the backend.
 # Then, with the module and the scanner double: the workers' memory growth during 20
 # concurrent 100 MB uploads, and the worker's CPU while 100 scans wait on a scanner that
@@ -46,6 +51,7 @@ cleanup() {
     for c in "$run"/nginx-*.conf; do [ -f "$c" ] && "$nginx_bin" -p "$run" -c "$c" -s stop 2>/dev/null || true; done
     [ -f "$run/squid.pid" ] && kill "$(cat "$run/squid.pid")" 2>/dev/null || true
     stop_icap_scanner
+    exec 4>&- 2>/dev/null || true
     for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
     sleep 1
     [ -n "${KEEP:-}" ] || rm -rf "$run"
@@ -174,9 +180,13 @@ function done(summary, latency, requests)
   io.write("other statuses:" .. other .. "\n")
 end
 LUA
+# The same checks for clamd's block: the module's page naming the threat.
+sed -e 's|body:find("<h1>VIRUS FOUND</h1>", 1, true) and body:find("-eicar.bin", 1, true)|body:find("carries a threat: Ometascan.Test.EICAR", 1, true)|' \
+    "$run/check.lua" >"$run/check-clamd.lua"
+grep -q 'carries a threat' "$run/check-clamd.lua"
 
 p_back=$(port); p_double=$(port); p_plain=$(port); p_mod=$(port); p_icap=$(port); p_squid=$(port)
-p_icap_cache=$(port); p_miss=$(port); p_hit=$(port)
+p_icap_cache=$(port); p_miss=$(port); p_hit=$(port); p_clamd=$(port); p_mirror=$(port)
 
 "$bin/ometascan-backend" "127.0.0.1:$p_back" >/dev/null & pids+=($!); pid_back=$!
 "$bin/ometascan-scanner-double" "127.0.0.1:$p_double" allow >/dev/null & pids+=($!); pid_double=$!
@@ -184,8 +194,16 @@ OMETASCAN_CLAMD_CACHE=off start_icap_scanner "$bin/ometascan-icap-scanner" "$run
 pids+=("$scanner_pid")
 icap_url=$scanner_url
 icap_pids=$(sed -n 's/^pids (\([0-9]*\), \([0-9]*\))/\1 \2/p' "$run/scanner.log")
+# clamd alone, with the same settings as c-icap's (cache off), on its own control pipe (fd 4).
+mkfifo "$run/clamd.ctl"
+OMETASCAN_CLAMD_CACHE=off "$bin/ometascan-icap-scanner" clamd <"$run/clamd.ctl" >"$run/clamd.log" 2>&1 3>&- &
+pids+=($!)
+exec 4>"$run/clamd.ctl"
+for _ in $(seq 1 600); do grep -q '^clamd://' "$run/clamd.log" && break; sleep 0.1; done
+clamd_url=$(grep -m1 '^clamd://' "$run/clamd.log")
+clamd_pids=$(sed -n 's/^pids (\([0-9]*\), [0-9]*)/\1/p' "$run/clamd.log")
 
-nginx_conf() { # name listen location-body [worker_processes]
+nginx_conf() { # name listen location-body [worker_processes] [more server-level lines]
     cat >"$run/nginx-$1.conf" <<CONF
 load_module $bin/libngx_http_ometascan_module.so;
 worker_processes ${4:-auto};
@@ -204,6 +222,7 @@ http {
     server {
         listen 127.0.0.1:$2 backlog=4096;
         location / { $3 proxy_pass http://backend; }
+        ${5:-}
         location = /ometascan_status { ometascan_status; }
     }
 }
@@ -215,6 +234,9 @@ nginx_conf module "$p_mod" "ometascan_pass http://127.0.0.1:$p_double;"
 nginx_conf icap "$p_icap" "ometascan_pass $icap_url; ometascan_read_timeout 10m;"
 nginx_conf miss "$p_miss" "ometascan_pass http://127.0.0.1:$p_double; ometascan_cache verdicts; ometascan_cache_valid 1ms;"
 nginx_conf hit "$p_hit" "ometascan_pass http://127.0.0.1:$p_double; ometascan_cache verdicts; ometascan_cache_valid 1h;"
+nginx_conf clamd "$p_clamd" "ometascan_pass $clamd_url; ometascan_read_timeout 10m;"
+nginx_conf mirror "$p_mirror" "mirror /ometascan_mirror; mirror_request_body on;" \
+    "" "location = /ometascan_mirror { internal; proxy_pass http://127.0.0.1:$p_double; }"
 
 mkdir -p "$run/squid-cache"
 chown -R proxy:proxy "$run/squid-cache" "$run/logs" 2>/dev/null || true
@@ -279,7 +301,7 @@ row() { # label script url group-name:pids...
     # Blocks answered with a whole page are the expected answer, not errors; cut pages and
     # EICAR uploads that reached the backend are.
     local blocked=- cut=- passed=-
-    if [ "$script" = check ]; then
+    if [[ $script == check* ]]; then
         read -r blocked cut passed < <(sed -n 's/^check: //p' <<<"$out")
         errs=$((errs - blocked + passed))
     fi
@@ -302,6 +324,7 @@ print(f'{float(g.group(1))*m[g.group(2)]:.0f}' if g else '-')"; }
     printf -v "rps_$n" '%s' "$rps"
     printf -v "p99_$n" '%s' "$(to_ms "$p99")"
     printf -v "cpu_$n" '%s' "$(sed -n 's/.*\(nginx\|squid\)=\([0-9.]*\).*/\2/p' <<<"$cpu")"
+    printf -v "scpu_$n" '%s' "$(sed -n 's/.*scanner=\([0-9.]*\).*/\1/p' <<<"$cpu")"
 }
 
 # block_pages LABEL URL: uploads the 27 EICAR files at once with curl and checks each answer:
@@ -380,6 +403,8 @@ hits=$(curl -s "http://127.0.0.1:$p_hit/ometascan_status" | awk -F' ' '/event="h
 row "9 module + double, forms" form "http://127.0.0.1:$p_mod" "nginx:$(nginx_workers module)" "scanner:$pid_double" "backend:$pid_back"
 row "10 module + double, JSON base64" json "http://127.0.0.1:$p_mod" "nginx:$(nginx_workers module)" "scanner:$pid_double" "backend:$pid_back"
 row "11 module + double, url-encoded" urlenc "http://127.0.0.1:$p_mod" "nginx:$(nginx_workers module)" "scanner:$pid_double" "backend:$pid_back"
+row "12 nginx + module + clamd" check-clamd "http://127.0.0.1:$p_clamd" "nginx:$(nginx_workers clamd)" "scanner:$clamd_pids" "backend:$pid_back"
+row "13 nginx mirror to the double" post "http://127.0.0.1:$p_mirror" "nginx:$(nginx_workers mirror)" "scanner:$pid_double" "backend:$pid_back"
 echo
 echo "data set: 542 files (27 with the EICAR string), $((total / 1000000)) MB; MB/s counts uploaded bytes;"
 echo "blocked: complete block pages, cut: block pages cut short, passed: EICAR uploads the backend got"
@@ -387,9 +412,11 @@ echo "verdict cache hits counted by row 8's zone: $hits"
 echo "$pages_report"
 echo
 python3 - "$rps_2" "$rps_3" "$rps_4" "$rps_5" "$cpu_2" "$cpu_3" "$p99_4" "$p99_5" \
-    "$rps_6" "$p99_6" "$cpu_7" "$cpu_8" "$cpu_9" "$cpu_10" "$cpu_11" <<'PY'
+    "$rps_6" "$p99_6" "$cpu_7" "$cpu_8" "$cpu_9" "$cpu_10" "$cpu_11" \
+    "$rps_12" "$p99_12" "$cpu_13" "$scpu_4" "$scpu_12" <<'PY'
 import sys
-r2, r3, r4, r5, c2, c3, p4, p5, r6, p6, c7, c8, c9, c10, c11 = (float(x) for x in sys.argv[1:])
+(r2, r3, r4, r5, c2, c3, p4, p5, r6, p6, c7, c8, c9, c10, c11,
+ r12, p12, c13, s4, s12) = (float(x) for x in sys.argv[1:])
 def line(what, value, target, ok):
     print(f"  {what:<52} {value:>10}   target {target:<8} {'met' if ok else 'MISSED'}")
 print("targets:")
@@ -404,6 +431,10 @@ line("nginx CPU per request, row 8 (hit) / row 2", f"{c8 / c2:.2f}x", "<= 1.2x",
 print(f"  {'nginx CPU per request, row 9 (forms) / row 3 (raw)':<52} {c9 / c3:>9.2f}x   (reported)")
 print(f"  {'nginx CPU per request, row 10 (JSON) / row 3 (raw)':<52} {c10 / c3:>9.2f}x   (reported)")
 print(f"  {'nginx CPU per request, row 11 (url-enc.) / row 3':<52} {c11 / c3:>9.2f}x   (reported)")
+line("nginx CPU per request, row 3 / row 13 (mirror)", f"{c3 / c13:.2f}x", "<= 1.1x", c3 <= 1.1 * c13)
+print(f"  {'req/s, row 12 (clamd) / row 4 (c-icap)':<52} {r12 / r4:>9.2f}x   (reported)")
+print(f"  {'p99 latency, row 12 vs row 4 (ms)':<52} {p12:>5.0f}/{p4:.0f}   (reported)")
+print(f"  {'scanner CPU per request, row 12 / row 4':<52} {s12 / s4:>9.2f}x   (reported)")
 PY
 
 # Memory: 20 concurrent 100 MB uploads, through plain nginx and through nginx + module +

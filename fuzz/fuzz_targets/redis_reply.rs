@@ -11,10 +11,7 @@ fuzz_target!(|data: &[u8]| {
     let addr = server();
     same_whole_and_cut(data, || {
         // A client of its own each time: one that failed rests for a second.
-        let redis = Redis::new(RedisSpec {
-            addr,
-            timeout: Duration::from_millis(500),
-        });
+        let redis = Redis::new(RedisSpec::plain(addr, Duration::from_millis(500)));
         let started = Instant::now();
         let got = runtime().block_on(redis.get(&Key([1; 32])));
         if let Ok(Some(v)) = &got {

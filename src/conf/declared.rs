@@ -186,8 +186,9 @@ directives! {
         "The longest time an ICAP service's ISTag is trusted without asking OPTIONS again."
     }
     ometascan_cache_redis {
-        cache_redis: Option<Option<RedisSpec>> = (None), ANY, NGX_CONF_TAKE12, set_cache_redis,
-        "address:port [timeout=time] | off", "off", "off",
+        cache_redis: Option<Option<RedisSpec>> = (None), ANY, NGX_CONF_1MORE, set_cache_redis,
+        "address:port ... [master=name] [db=number] [user=name] [password=text] [tls=on] [ssl_trusted_certificate=file] [ssl_verify=on | off] [ssl_name=name] [timeout=time] | off",
+        "off", "off",
         "A Redis server as the verdict cache's second level."
     }
 }

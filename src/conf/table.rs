@@ -169,7 +169,12 @@ mod shown {
         fn shown(&self) -> String {
             match self {
                 None => "off".into(),
-                Some(r) => r.addr.to_string(),
+                Some(r) => r
+                    .addrs
+                    .iter()
+                    .map(|a| a.to_string())
+                    .collect::<Vec<_>>()
+                    .join(" "),
             }
         }
     }

@@ -191,7 +191,7 @@ fn scan_options(r: &Request, lcf: &LocConf) -> Result<ScanOptions, ScanError> {
             store: Arc::new(unsafe { ShmStore::new(zone) }),
             valid: s.cache_valid,
             revalidate: s.cache_revalidate,
-            redis: s.cache_redis,
+            redis: s.cache_redis.clone(),
         }),
         ..ScanOptions::default()
     })

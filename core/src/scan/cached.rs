@@ -106,8 +106,9 @@ impl Scanner {
                 Err(_) => tracing::warn!("verdict cache entry {} unreadable", key.hex()),
             }
         }
-        if let Some(spec) = cache.redis {
-            match self.redis(spec).get(key).await {
+        if let Some(spec) = &cache.redis {
+            let redis = self.redis(spec);
+            match redis.get(key).await {
                 Ok(Some(bytes)) => match entry::decode(key, &bytes) {
                     Ok(e) if e.expires_ms > now => {
                         // Never longer than this location would keep it.
@@ -120,7 +121,7 @@ impl Scanner {
                     Ok(_) => expired = true,
                     Err(e) => {
                         cache.store.count(CacheEvent::RedisError);
-                        tracing::warn!("verdict cache: redis {}: {e}", spec.addr);
+                        tracing::warn!("verdict cache: redis {}: {e}", redis.shown());
                     }
                 },
                 // Resting after a failure that was counted and logged already.
@@ -152,7 +153,7 @@ impl Scanner {
             },
         );
         cache.store.put(&key, &bytes, expires_ms);
-        let Some(spec) = cache.redis else { return };
+        let Some(spec) = &cache.redis else { return };
         let (redis, store, valid) = (self.redis(spec), Arc::clone(&cache.store), cache.valid);
         tokio::spawn(async move {
             match redis.set(&key, &bytes, valid).await {

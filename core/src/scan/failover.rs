@@ -195,10 +195,13 @@ impl Scanner {
     }
 
     /// This worker's client of a Redis server.
-    pub(crate) fn redis(&self, spec: RedisSpec) -> Arc<Redis> {
+    pub(crate) fn redis(&self, spec: &RedisSpec) -> Arc<Redis> {
         let mut all = self.redis.lock().unwrap_or_else(|e| e.into_inner());
-        all.entry(spec)
-            .or_insert_with(|| Arc::new(Redis::new(spec)))
+        if let Some(redis) = all.get(spec) {
+            return redis.clone();
+        }
+        all.entry(spec.clone())
+            .or_insert_with(|| Arc::new(Redis::new(spec.clone())))
             .clone()
     }
 
