@@ -168,15 +168,28 @@ pub unsafe fn balancing(cf: *mut ngx_conf_t, us: *mut ngx_http_upstream_srv_conf
             }
         }
     }
-    // SAFETY: the block's servers are an array of ngx_http_upstream_server_t in the
-    // configuration pool.
-    if let Some(servers) = unsafe { us.servers.as_ref() } {
-        // SAFETY: as above.
-        for s in unsafe { servers.as_slice::<ngx_http_upstream_server_t>() } {
-            if !s.host.is_empty() {
-                found.resolved.push(crate::ngx_ext::conf::text(&s.name));
-            }
-        }
-    }
+    found.resolved = resolved_servers(us);
     found
+}
+
+/// The servers written with `resolve` (nginx 1.27.3 and later keep their name).
+#[cfg(ngx_upstream_resolve)]
+fn resolved_servers(us: &ngx_http_upstream_srv_conf_t) -> Vec<String> {
+    // SAFETY: null, or the block's servers: an array of ngx_http_upstream_server_t in the
+    // configuration pool.
+    let Some(servers) = (unsafe { us.servers.as_ref() }) else {
+        return Vec::new();
+    };
+    // SAFETY: as above.
+    unsafe { servers.as_slice::<ngx_http_upstream_server_t>() }
+        .iter()
+        .filter(|s| !s.host.is_empty())
+        .map(|s| crate::ngx_ext::conf::text(&s.name))
+        .collect()
+}
+
+/// Before nginx 1.27.3 there is no `resolve` for servers.
+#[cfg(not(ngx_upstream_resolve))]
+fn resolved_servers(_us: &ngx_http_upstream_srv_conf_t) -> Vec<String> {
+    Vec::new()
 }
