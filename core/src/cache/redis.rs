@@ -29,7 +29,7 @@ const IDLE: usize = 8;
 const BACKOFF: Duration = Duration::from_secs(1);
 
 /// Where the second level is, how to log in, and how long each operation may take.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct RedisSpec {
     /// The server; with `master`, the Sentinels that know it (asked in turn).
     pub addrs: Vec<SocketAddr>,
@@ -70,6 +70,21 @@ impl RedisSpec {
             self.db,
             self.tls.as_ref().map(|t| Arc::as_ptr(t) as usize),
         )
+    }
+}
+
+/// Everything but the password, which no log line is to show.
+impl std::fmt::Debug for RedisSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisSpec")
+            .field("addrs", &self.addrs)
+            .field("timeout", &self.timeout)
+            .field("master", &self.master)
+            .field("user", &self.user)
+            .field("password", &self.password.as_ref().map(|_| "..."))
+            .field("db", &self.db)
+            .field("tls", &self.tls.is_some())
+            .finish()
     }
 }
 
