@@ -27,26 +27,7 @@ cleanup() {
     rm -rf "$run"
 }
 trap cleanup EXIT
-python3 - "$run/data" <<'PY'
-import random, sys, os
-rng = random.Random(542)
-for i in range(542):
-    with open(os.path.join(sys.argv[1], f"f{i:03}.bin"), "wb") as f:
-        f.write(rng.randbytes(rng.randint(500_000, 1_000_000)))
-PY
-cat >"$run/post.lua" <<LUA
-local files = {}
-for i = 0, 541 do
-  local f = io.open(string.format("$run/data/f%03d.bin", i), "rb")
-  files[#files + 1] = f:read("*a")
-  f:close()
-end
-local n = 0
-request = function()
-  n = n + 1
-  return wrk.format("POST", "/upload/f", { ["Content-Type"] = "application/octet-stream" }, files[(n % #files) + 1])
-end
-LUA
+upload_dataset "$run"
 p_back=$(port); p_double=$(port)
 "$bin/ometascan-backend" "127.0.0.1:$p_back" >/dev/null & pids+=($!)
 "$bin/ometascan-scanner-double" "127.0.0.1:$p_double" allow >/dev/null & pids+=($!)

@@ -26,18 +26,6 @@ fn tcp_clamd() -> Clamd {
     })
 }
 
-fn gzip(data: &[u8]) -> Vec<u8> {
-    use std::io::Write;
-    let mut child = std::process::Command::new("gzip")
-        .arg("-c")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("gzip");
-    child.stdin.take().unwrap().write_all(data).unwrap();
-    child.wait_with_output().unwrap().stdout
-}
-
 /// A form with a field and one file.
 fn form(file: &[u8]) -> Vec<u8> {
     let mut out = b"--b\r\nContent-Disposition: form-data; name=\"title\"\r\n\r\nreport\r\n\

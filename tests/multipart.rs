@@ -37,18 +37,6 @@ fn post_form(port: u16, path: &str, body: &[u8]) -> Response {
     client::request(port, "POST", path, &[("Content-Type", &ct)], body).unwrap()
 }
 
-fn gzip(data: &[u8]) -> Vec<u8> {
-    use std::io::Write;
-    let mut child = std::process::Command::new("gzip")
-        .arg("-c")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("gzip");
-    child.stdin.take().unwrap().write_all(data).unwrap();
-    child.wait_with_output().unwrap().stdout
-}
-
 fn cicap_setup(extra: &str) -> (Nginx, Backend, CIcap) {
     let cicap = CIcap::start();
     let backend = Backend::start();

@@ -58,3 +58,16 @@ pub fn assert_worker_recovered(n: &Nginx, worker: u32, fds: usize) {
     let log = n.error_log();
     assert!(!log.contains("[alert]") && !log.contains("[crit]"), "{log}");
 }
+
+/// `data` compressed by the system's gzip (a real encoder, not ours).
+pub fn gzip(data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut child = std::process::Command::new("gzip")
+        .arg("-c")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("gzip");
+    child.stdin.take().unwrap().write_all(data).unwrap();
+    child.wait_with_output().unwrap().stdout
+}

@@ -41,13 +41,7 @@ impl Scanner {
         // version; asked again after `ometascan_cache_revalidate`. Unknown: not cached.
         let state = match target.url.scheme {
             Scheme::Http | Scheme::Https => None,
-            Scheme::Icap | Scheme::Icaps => {
-                Some(self.current_istag(target, opts, cache.revalidate).await)
-            }
-            Scheme::Clamd => Some(
-                self.current_clamd_version(target, opts, cache.revalidate)
-                    .await,
-            ),
+            _ => Some(self.scanner_state(target, opts, cache.revalidate).await),
         };
         let istag = match state {
             None => None,

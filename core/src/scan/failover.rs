@@ -205,9 +205,10 @@ impl Scanner {
             .clone()
     }
 
-    /// The current ISTag of the target's service (asked again when older than `max_age`);
-    /// `None` when no server answers OPTIONS or the service announces none.
-    pub(crate) async fn current_istag(
+    /// The state of the target's scanner that verdicts belong to, asked again when older than
+    /// `max_age`: an ICAP service's ISTag, clamd's database version; `None` when no server
+    /// answers or an ICAP service announces none (and for the HTTP protocol, which has none).
+    pub(crate) async fn scanner_state(
         &self,
         target: &Target,
         opts: &ScanOptions,
@@ -215,20 +216,11 @@ impl Scanner {
     ) -> Option<String> {
         let idx = self.balancer.first_available(target.group, &target.peers)?;
         let addr = target.peers.get(idx)?.addr;
-        self.icap.istag(addr, target, opts, max_age).await
-    }
-
-    /// The signature database version of the target's clamd (asked again when older than
-    /// `max_age`); `None` when no server answers.
-    pub(crate) async fn current_clamd_version(
-        &self,
-        target: &Target,
-        opts: &ScanOptions,
-        max_age: std::time::Duration,
-    ) -> Option<String> {
-        let idx = self.balancer.first_available(target.group, &target.peers)?;
-        let addr = target.peers.get(idx)?.addr;
-        self.clamd.version(addr, opts, max_age).await
+        match target.url.scheme {
+            Scheme::Icap | Scheme::Icaps => self.icap.istag(addr, target, opts, max_age).await,
+            Scheme::Clamd => self.clamd.version(addr, opts, max_age).await,
+            Scheme::Http | Scheme::Https => None,
+        }
     }
 
     fn server_failed(&self, target: &Target, idx: usize, e: &ScanError) {
