@@ -70,32 +70,8 @@ pub unsafe extern "C" fn set_cache_redis(
             spec.addrs.push(addr);
             continue;
         };
-        let ok = match key {
-            "timeout" => time_param(arg, "timeout=")
-                .map(|t| spec.timeout = t)
-                .is_some(),
-            "master" => set_word(&mut spec.master, value),
-            "user" => set_word(&mut spec.user, value),
-            "password" => {
-                spec.password = Some(value.to_string());
-                !value.is_empty()
-            }
-            "db" => value.parse::<u32>().map(|n| spec.db = n).is_ok(),
-            "tls" => on_off(value).map(|on| tls.on = on).is_some(),
-            "ssl_verify" => on_off(value).map(|v| tls.verify = Some(v)).is_some(),
-            "ssl_name" => set_word(&mut tls.name, value),
-            "ssl_trusted_certificate" => {
-                // SAFETY: cf is the configuration nginx passed to this handler.
-                match unsafe { full_name(cf, value) } {
-                    Some(path) => {
-                        tls.trusted_certificate = Some(path);
-                        true
-                    }
-                    None => false,
-                }
-            }
-            _ => false,
-        };
+        // SAFETY: cf is the configuration nginx passed to this handler.
+        let ok = unsafe { redis_param(cf, arg, key, value, &mut spec, &mut tls) };
         if !ok {
             return d.invalid(arg, "");
         }
@@ -127,6 +103,45 @@ pub unsafe extern "C" fn set_cache_redis(
     }
     c.cache_redis = Some(Some(spec));
     CONF_OK
+}
+
+/// Reads one `key=value` parameter of `ometascan_cache_redis`; false when it is not one or
+/// its value is bad.
+///
+/// # Safety
+/// `cf` must be the configuration nginx passed to the directive's handler.
+unsafe fn redis_param(
+    cf: *mut ngx_conf_t,
+    arg: &ngx_str_t,
+    key: &str,
+    value: &str,
+    spec: &mut RedisSpec,
+    tls: &mut RedisTls,
+) -> bool {
+    match key {
+        "timeout" => time_param(arg, "timeout=")
+            .map(|t| spec.timeout = t)
+            .is_some(),
+        "master" => set_word(&mut spec.master, value),
+        "user" => set_word(&mut spec.user, value),
+        "password" => {
+            spec.password = Some(value.to_string());
+            !value.is_empty()
+        }
+        "db" => value.parse::<u32>().map(|n| spec.db = n).is_ok(),
+        "tls" => on_off(value).map(|on| tls.on = on).is_some(),
+        "ssl_verify" => on_off(value).map(|v| tls.verify = Some(v)).is_some(),
+        "ssl_name" => set_word(&mut tls.name, value),
+        // SAFETY: cf is the configuration nginx passed to the handler (caller).
+        "ssl_trusted_certificate" => match unsafe { full_name(cf, value) } {
+            Some(path) => {
+                tls.trusted_certificate = Some(path);
+                true
+            }
+            None => false,
+        },
+        _ => false,
+    }
 }
 
 /// The TLS parameters of `ometascan_cache_redis`.
