@@ -62,7 +62,7 @@ fn value(r: &Request, index: usize) -> Option<String> {
         2 => rep
             .scan_time
             .map(|d| format!("{}.{:03}", d.as_secs(), d.subsec_millis())),
-        3 => rep.server.map(|a| a.to_string()),
+        3 => rep.server.as_ref().map(|a| a.to_string()),
         4 => rep.status.map(|s| s.to_string()),
         5 => (rep.objects > 0).then(|| rep.objects.to_string()),
         6 => rep.cache.map(|c| c.name().to_string()),

@@ -255,3 +255,61 @@ fn health_checks_ping_clamd_and_a_server_that_is_not_clamd_is_marked_down() {
     );
     assert_eq!(backend.received().len(), 4);
 }
+
+#[test]
+fn clamd_on_its_local_socket_scans_alone_and_in_an_upstream_block() {
+    // clamd with no TCP port at all: only its local socket.
+    let clamd = Clamd::start();
+    let sock = clamd.socket();
+    let backend = Backend::start();
+    let http = format!(
+        "client_max_body_size 300m;\n\
+         upstream clamds {{ server unix:{s}; }}\n\
+         server {{ listen 127.0.0.1:%PORT%;\n\
+           add_header X-Threat $ometascan_threat always;\n\
+           add_header X-Scanner $ometascan_scanner_addr always;\n\
+           location /direct/ {{ ometascan_pass clamd+unix://{s}; proxy_pass http://127.0.0.1:{b}; }}\n\
+           location /group/ {{ ometascan_pass clamd://clamds;\n\
+             ometascan_health_check interval=200ms fails=1 passes=1 timeout=500ms;\n\
+             proxy_pass http://127.0.0.1:{b}; }}\n\
+           location /gone/ {{ ometascan_pass clamd+unix://{s}.gone; proxy_pass http://127.0.0.1:{b}; }}\n\
+           location = /ometascan_status {{ ometascan_status; }}\n\
+         }}",
+        s = sock.display(),
+        b = backend.port(),
+    );
+    let n = Nginx::start(&http);
+    let shown = format!("unix:{}", sock.display());
+    for prefix in ["/direct/", "/group/"] {
+        let clean = random_bytes(3 << 20, 11);
+        let r = client::post(n.port, &format!("{prefix}clean.bin"), &clean).unwrap();
+        assert_eq!(r.status, 200, "{prefix}: {}", n.error_log());
+        assert_eq!(r.header("x-scanner"), Some(shown.as_str()));
+        let mut bad = random_bytes(2 << 20, 12);
+        bad.extend_from_slice(EICAR);
+        let r = client::post(n.port, &format!("{prefix}eicar.bin"), &bad).unwrap();
+        assert_blocked(&n, &r);
+        assert_eq!(r.header("x-scanner"), Some(shown.as_str()));
+        let got = backend.received();
+        assert_eq!(got.last().map(|g| g.body_hash), Some(fnv1a(&clean)));
+    }
+    assert_eq!(backend.received().len(), 2, "only the clean uploads");
+    // No socket at that path: a failure, nothing forwarded.
+    let r = client::post(n.port, "/gone/x.bin", b"clean").unwrap();
+    assert_eq!(r.status, 502);
+    assert_eq!(backend.received().len(), 2);
+    let log = n.error_log();
+    assert!(log.contains(&format!("{shown}.gone")), "{log}");
+    // The health check PINGs over the socket and keeps the server up; the status page names
+    // it as nginx does.
+    std::thread::sleep(Duration::from_millis(600));
+    assert!(!n.error_log().contains("marked down"), "{}", n.error_log());
+    let r = client::request(n.port, "GET", "/ometascan_status", &[], b"").unwrap();
+    let page = r.text();
+    assert!(
+        page.contains(&format!(
+            "ometascan_server_scans_total{{server=\"{shown}\"}} 4"
+        )),
+        "{page}"
+    );
+}

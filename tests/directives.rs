@@ -51,6 +51,9 @@ fn pass() {
         "HTTP://127.0.0.1",
         "icap://127.0.0.1/avscan",
         "icap://127.0.0.1:1344/virus_scan",
+        "clamd://127.0.0.1",
+        // nginx does not need the socket to exist at start (clamd may come up later).
+        "clamd+unix:///run/clamav/clamd.ctl",
     ] {
         let c = nginx::check_http(&format!(
             "server {{ listen 127.0.0.1:%PORT%; location / {{ ometascan_pass {url}; }} }}"
@@ -67,6 +70,9 @@ fn pass() {
         ("http://[zz]", "invalid host"),
         // Cut inside a UTF-8 character where a scheme would end: an error, not an abort.
         ("http:/é", "invalid URL prefix"),
+        ("clamd+unix://run/clamd.ctl", "must be absolute"),
+        ("clamd+unix://", "must be absolute"),
+        ("clamd://h/scan", "takes no path"),
     ] {
         let c = nginx::check_http(&format!(
             "server {{ listen 127.0.0.1:%PORT%; location / {{ ometascan_pass {url}; }} }}"

@@ -5,6 +5,7 @@
 
 use std::sync::{Mutex, OnceLock};
 
+use crate::net::peer::PeerAddr;
 use crate::upstream::balancer::HealthChange;
 
 /// Severity, mapped onto nginx's levels by the adapter.
@@ -28,7 +29,7 @@ pub struct Notices {
     /// Lines that found the queue full since it was last drained.
     dropped: std::sync::atomic::AtomicUsize,
     /// Servers this worker now considers down (`true`) or up, for shared statistics.
-    health: Mutex<Vec<(std::net::SocketAddr, bool)>>,
+    health: Mutex<Vec<(PeerAddr, bool)>>,
     bell: OnceLock<Bell>,
 }
 
@@ -58,8 +59,8 @@ impl Notices {
 
     pub fn push_change(&self, change: HealthChange, why: &str) {
         let (addr, down) = match &change {
-            HealthChange::Down(_, a) => (*a, true),
-            HealthChange::Up(_, a) => (*a, false),
+            HealthChange::Down(_, a) => (a.clone(), true),
+            HealthChange::Up(_, a) => (a.clone(), false),
         };
         self.health
             .lock()
@@ -81,7 +82,7 @@ impl Notices {
         }
     }
 
-    pub fn drain_health(&self) -> Vec<(std::net::SocketAddr, bool)> {
+    pub fn drain_health(&self) -> Vec<(PeerAddr, bool)> {
         std::mem::take(&mut *self.health.lock().unwrap_or_else(|e| e.into_inner()))
     }
 

@@ -39,7 +39,8 @@ impl Scheme {
     }
 }
 
-/// A parsed scanner address: `scheme://host[:port][/path]`.
+/// A parsed scanner address: `scheme://host[:port][/path]`, or `clamd+unix:///path` for clamd
+/// on a local socket.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScannerUrl {
     pub scheme: Scheme,
@@ -50,11 +51,17 @@ pub struct ScannerUrl {
     pub explicit_port: bool,
     /// Path without a trailing `/` (empty when none was given).
     pub path: String,
+    /// The local (Unix-domain) socket the scanner listens on, for `clamd+unix://`; then the
+    /// host is `localhost` and the port 0.
+    pub socket: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum UrlError {
-    #[error("invalid URL prefix (expected http://, https://, icap://, icaps:// or clamd://)")]
+    #[error(
+        "invalid URL prefix (expected http://, https://, icap://, icaps://, clamd:// or \
+         clamd+unix://)"
+    )]
     Scheme,
     #[error("no host in URL")]
     NoHost,
@@ -66,10 +73,20 @@ pub enum UrlError {
     UserInfo,
     #[error("invalid character in URL path")]
     Path,
+    #[error("a clamd URL takes no path (clamd has no services)")]
+    ClamdPath,
+    #[error("the socket's path must be absolute, printable and at most 107 bytes")]
+    Socket,
 }
+
+/// The longest path a Unix-domain socket address holds (`sun_path`, less its NUL).
+const MAX_SOCKET_PATH: usize = 107;
 
 impl ScannerUrl {
     pub fn parse(s: &str) -> Result<Self, UrlError> {
+        if let Some(path) = strip_prefix_ci(s, "clamd+unix://") {
+            return Self::local(path);
+        }
         let (scheme, rest) = if let Some(r) = strip_prefix_ci(s, "http://") {
             (Scheme::Http, r)
         } else if let Some(r) = strip_prefix_ci(s, "https://") {
@@ -134,7 +151,7 @@ impl ScannerUrl {
         let path = path.trim_end_matches('/').to_string();
         // clamd has no services: a path would say something the protocol cannot.
         if scheme == Scheme::Clamd && !path.is_empty() {
-            return Err(UrlError::Path);
+            return Err(UrlError::ClamdPath);
         }
         Ok(ScannerUrl {
             scheme,
@@ -142,6 +159,23 @@ impl ScannerUrl {
             port,
             explicit_port,
             path,
+            socket: None,
+        })
+    }
+
+    /// clamd on the local socket at `path`.
+    fn local(path: &str) -> Result<Self, UrlError> {
+        let printable = path.bytes().all(|b| b > b' ' && b != 0x7f);
+        if !path.starts_with('/') || !printable || path.len() > MAX_SOCKET_PATH {
+            return Err(UrlError::Socket);
+        }
+        Ok(ScannerUrl {
+            scheme: Scheme::Clamd,
+            host: "localhost".into(),
+            port: 0,
+            explicit_port: false,
+            path: String::new(),
+            socket: Some(path.to_string()),
         })
     }
 
@@ -157,6 +191,9 @@ impl ScannerUrl {
 
 impl fmt::Display for ScannerUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(socket) = &self.socket {
+            return write!(f, "{}+unix://{socket}", self.scheme.as_str());
+        }
         write!(
             f,
             "{}://{}{}",
@@ -219,7 +256,32 @@ mod tests {
             (Scheme::Clamd, 3310, "")
         );
         assert_eq!(ScannerUrl::parse("clamd://h:3311/").unwrap().port, 3311);
-        assert_eq!(ScannerUrl::parse("clamd://h/scan"), Err(UrlError::Path));
+        assert_eq!(
+            ScannerUrl::parse("clamd://h/scan"),
+            Err(UrlError::ClamdPath)
+        );
+        let u = ScannerUrl::parse("clamd+unix:///run/clamav/clamd.ctl").unwrap();
+        assert_eq!(
+            (u.scheme, u.socket.as_deref()),
+            (Scheme::Clamd, Some("/run/clamav/clamd.ctl"))
+        );
+        assert_eq!(u.to_string(), "clamd+unix:///run/clamav/clamd.ctl");
+    }
+
+    #[test]
+    fn a_local_socket_is_an_absolute_printable_path_that_fits() {
+        for bad in [
+            "clamd+unix://",
+            "clamd+unix://run/clamd.ctl",
+            "clamd+unix:///run/clam d.ctl",
+            "clamd+unix:///run/\u{7f}",
+        ] {
+            assert_eq!(ScannerUrl::parse(bad), Err(UrlError::Socket), "{bad}");
+        }
+        let long = format!("clamd+unix:///{}", "a".repeat(106));
+        assert!(ScannerUrl::parse(&long).is_ok());
+        let longer = format!("clamd+unix:///{}", "a".repeat(107));
+        assert_eq!(ScannerUrl::parse(&longer), Err(UrlError::Socket));
     }
 
     #[test]

@@ -193,10 +193,11 @@ pub unsafe extern "C" fn set_pass(
     } else {
         url.host.clone()
     };
-    let authority = if url.explicit_port {
-        format!("{host}:{}", url.port)
-    } else {
-        host
+    let authority = match &url.socket {
+        // nginx's own spelling of a local socket, as in `proxy_pass http://unix:/path`.
+        Some(path) => format!("unix:{path}"),
+        None if url.explicit_port => format!("{host}:{}", url.port),
+        None => host,
     };
     // SAFETY: a zeroed ngx_url_t is the documented starting state (ngx_memzero in nginx).
     let mut u: ngx_url_t = unsafe { std::mem::zeroed() };

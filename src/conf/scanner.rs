@@ -70,9 +70,9 @@ unsafe fn applied_balancing(
     cf: *mut ngx_conf_t,
     upstream: *mut ngx_http_upstream_srv_conf_t,
 ) -> Result<Balance, String> {
-    // SAFETY: per the contract.
+    // SAFETY: cf is the configuration being merged and upstream one of its groups (caller).
     let found = unsafe { balancing(cf, upstream) };
-    // SAFETY: as above: the group's name is in the configuration pool.
+    // SAFETY: the group is in the configuration pool, and so is its name.
     let name = text(unsafe { &(*upstream).host });
     if let Some(server) = found.resolved.first() {
         return Err(format!(

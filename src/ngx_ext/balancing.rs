@@ -60,7 +60,7 @@ unsafe fn module_named(cf: *mut ngx_conf_t, name: &CStr) -> Option<&'static ngx_
 /// # Safety
 /// `cf` must be the configuration being merged, on nginx's thread.
 unsafe fn init_of(cf: *mut ngx_conf_t, module: &CStr, directive: &str) -> Option<InitUpstream> {
-    // SAFETY: per the contract.
+    // SAFETY: cf is the configuration being merged, on nginx's thread (caller).
     let m = unsafe { module_named(cf, module) }?;
     let mut cmd = m.commands;
     // SAFETY: a module's command table ends with an entry of no name; its entries are static.
@@ -125,7 +125,8 @@ unsafe fn init_of(cf: *mut ngx_conf_t, module: &CStr, directive: &str) -> Option
 /// # Safety
 /// `cf` must be the configuration being merged, on nginx's thread; `us` an upstream of it.
 pub unsafe fn balancing(cf: *mut ngx_conf_t, us: *mut ngx_http_upstream_srv_conf_t) -> Balancing {
-    // SAFETY: per the contract, us is nginx's upstream, in the configuration pool.
+    // SAFETY: us is one of the configuration's upstream blocks (caller), in its pool, which
+    // outlives the merge.
     let us = unsafe { &*us };
     let mut found = Balancing {
         method: Method::RoundRobin,
@@ -137,7 +138,7 @@ pub unsafe fn balancing(cf: *mut ngx_conf_t, us: *mut ngx_http_upstream_srv_conf
     if us.srv_conf.is_null() {
         return found;
     }
-    // SAFETY: per the contract.
+    // SAFETY: cf is the configuration being merged, on nginx's thread (caller).
     if let Some(ka) = unsafe { module_named(cf, c"ngx_http_upstream_keepalive_module") } {
         // SAFETY: the block's server configurations have a slot for every http module;
         // keepalive's starts with `max_cached`, 0 unless `keepalive` was set.
@@ -156,7 +157,7 @@ pub unsafe fn balancing(cf: *mut ngx_conf_t, us: *mut ngx_http_upstream_srv_conf
             "hash or a third-party method"
         });
         for (module, directive) in methods {
-            // SAFETY: per the contract.
+            // SAFETY: cf is the configuration being merged, on nginx's thread (caller).
             if unsafe { init_of(cf, module, directive) }
                 .is_some_and(|f| std::ptr::fn_addr_eq(f, init))
             {
@@ -180,7 +181,8 @@ fn resolved_servers(us: &ngx_http_upstream_srv_conf_t) -> Vec<String> {
     let Some(servers) = (unsafe { us.servers.as_ref() }) else {
         return Vec::new();
     };
-    // SAFETY: as above.
+    // SAFETY: the array's elements are ngx_http_upstream_server_t, `nelts` of them, as the
+    // upstream module pushed them.
     unsafe { servers.as_slice::<ngx_http_upstream_server_t>() }
         .iter()
         .filter(|s| !s.host.is_empty())

@@ -1,9 +1,11 @@
 //! The servers of an nginx `upstream {}` group, read as plain values.
 
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::os::unix::ffi::OsStrExt;
 use std::time::Duration;
 
 use ngx::ffi::*;
+use ometascan_core::net::peer::PeerAddr;
 use ometascan_core::upstream::balancer::PeerSpec;
 
 use crate::ngx_ext::conf::text;
@@ -28,7 +30,8 @@ pub unsafe fn upstream_peers(us: *mut ngx_http_upstream_srv_conf_t) -> Vec<PeerS
         while !p.is_null() {
             // SAFETY: p is a live peer of the group.
             let peer = unsafe { &*p };
-            // SAFETY: as above; the sockaddr is the peer's.
+            // SAFETY: p is an initialised peer: its sockaddr is null or `socklen` bytes of an
+            // address of the family it declares.
             if let Some(spec) = unsafe { peer_spec(peer, backup) } {
                 out.push(spec);
             }
@@ -40,7 +43,7 @@ pub unsafe fn upstream_peers(us: *mut ngx_http_upstream_srv_conf_t) -> Vec<PeerS
     out
 }
 
-/// One server, unless it is `down` or its address is not IP.
+/// One server, unless it is `down` or its address is neither IP nor a local socket.
 ///
 /// # Safety
 /// `p` must be a peer nginx initialised.
@@ -49,7 +52,7 @@ unsafe fn peer_spec(p: &ngx_http_upstream_rr_peer_t, backup: bool) -> Option<Pee
         return None;
     }
     // SAFETY: an initialised peer's sockaddr is null or an address of the family it says.
-    let addr = unsafe { sockaddr_to_std(p.sockaddr) }?;
+    let addr = unsafe { peer_addr(p.sockaddr, p.socklen) }?;
     Some(PeerSpec {
         addr,
         name: text(&p.name),
@@ -62,8 +65,8 @@ unsafe fn peer_spec(p: &ngx_http_upstream_rr_peer_t, backup: bool) -> Option<Pee
 }
 
 /// # Safety
-/// `sa` must be null or point to a sockaddr of the family it declares.
-unsafe fn sockaddr_to_std(sa: *const sockaddr) -> Option<SocketAddr> {
+/// `sa` must be null or point to `len` bytes of a sockaddr of the family it declares.
+unsafe fn peer_addr(sa: *const sockaddr, len: socklen_t) -> Option<PeerAddr> {
     if sa.is_null() {
         return None;
     }
@@ -73,13 +76,27 @@ unsafe fn sockaddr_to_std(sa: *const sockaddr) -> Option<SocketAddr> {
             // SAFETY: the family says it is a sockaddr_in.
             let sin = unsafe { &*(sa as *const libc::sockaddr_in) };
             let ip = Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr));
-            Some(SocketAddr::from((ip, u16::from_be(sin.sin_port))))
+            Some(SocketAddr::from((ip, u16::from_be(sin.sin_port))).into())
         }
         libc::AF_INET6 => {
             // SAFETY: the family says it is a sockaddr_in6.
             let sin6 = unsafe { &*(sa as *const libc::sockaddr_in6) };
             let ip = Ipv6Addr::from(sin6.sin6_addr.s6_addr);
-            Some(SocketAddr::from((ip, u16::from_be(sin6.sin6_port))))
+            Some(SocketAddr::from((ip, u16::from_be(sin6.sin6_port))).into())
+        }
+        libc::AF_UNIX => {
+            // SAFETY: the family says it is a sockaddr_un, of which nginx gave `len` bytes.
+            let sun = unsafe { &*(sa as *const libc::sockaddr_un) };
+            let offset = std::mem::offset_of!(libc::sockaddr_un, sun_path);
+            let len = (len as usize)
+                .saturating_sub(offset)
+                .min(sun.sun_path.len());
+            let path: Vec<u8> = sun.sun_path[..len]
+                .iter()
+                .map(|&c| c as u8)
+                .take_while(|&b| b != 0)
+                .collect();
+            (!path.is_empty()).then(|| PeerAddr::local(std::ffi::OsStr::from_bytes(&path)))
         }
         _ => None,
     }

@@ -43,7 +43,7 @@ pub struct Report {
     pub result: Option<ResultKind>,
     pub threat: Option<String>,
     pub scan_time: Option<std::time::Duration>,
-    pub server: Option<std::net::SocketAddr>,
+    pub server: Option<ometascan_core::net::peer::PeerAddr>,
     pub status: Option<u16>,
     /// Objects sent to the scanner (a form's parts, or 1).
     pub objects: usize,
@@ -67,7 +67,7 @@ impl Report {
                 _ => None,
             },
             scan_time: Some(outcome.elapsed),
-            server: outcome.server,
+            server: outcome.server.clone(),
             status: outcome.status,
             objects: outcome.objects,
             part: outcome.part.clone(),

@@ -243,7 +243,7 @@ unsafe fn on_done(r: *mut ngx_http_request_t, outcome: ScanOutcome) {
             ctx.report.result,
             outcome.result.as_ref().err(),
             Some(outcome.elapsed),
-            outcome.server,
+            outcome.server.as_ref(),
             outcome.queued,
         );
         ctx.state = State::Done(outcome.result);

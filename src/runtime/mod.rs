@@ -430,7 +430,7 @@ unsafe extern "C" fn on_notify(ev: *mut ngx_event_t) {
     }
     if let Some(scanner) = SCANNER.get() {
         for (addr, down) in scanner.notices().drain_health() {
-            crate::status::server_health(addr, down);
+            crate::status::server_health(&addr, down);
         }
         // SAFETY: the event's log is the cycle log, valid for the worker's life.
         let log = unsafe { (*ev).log };

@@ -11,6 +11,21 @@ fn r(a: &AtomicU64) -> u64 {
     a.load(Ordering::Relaxed)
 }
 
+/// A label's value as the text format wants it: backslash, quote and newline escaped (a local
+/// socket's path may hold any of them).
+fn label_value(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    for c in v.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// `# HELP` and `# TYPE` lines of a metric.
 fn head(o: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} {kind}");
@@ -130,7 +145,7 @@ fn servers(o: &mut String, s: &Stats) {
         head(o, name, kind, help);
     }
     for server in s.servers.iter().filter(|sv| r(&sv.key) != 0) {
-        let addr = unpack([r(&server.ip[0]), r(&server.ip[1])], r(&server.port_family));
+        let addr = label_value(&unpack(&server.name));
         let values = [&server.scans, &server.failures, &server.down_workers];
         for ((name, _, _), v) in metrics.iter().zip(values) {
             let _ = writeln!(o, "{name}{{server=\"{addr}\"}} {}", r(v));

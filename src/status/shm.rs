@@ -4,17 +4,20 @@
 //! counters are atomics, so workers need no lock.
 
 use std::ffi::c_void;
-use std::net::SocketAddr;
 use std::ptr;
 use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 use std::time::Duration;
 
 use ngx::ffi::*;
+use ometascan_core::net::peer::PeerAddr;
 use ometascan_core::{ErrorKind, ResultKind, ScanError};
 
 /// Upper bounds of the scan-time histogram, in milliseconds.
 pub const BUCKETS_MS: [u64; 10] = [10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000];
 const SERVERS: usize = 64;
+/// Room for a server's address as text: an IPv6 address with its port, or a local socket's
+/// path (at most 108 bytes on Linux) after `unix:`.
+const NAME_WORDS: usize = 16;
 /// Worker processes that can count scans in flight at once (old and new workers together
 /// during a reload).
 const WORKER_SLOTS: usize = 256;
@@ -36,9 +39,8 @@ pub struct WorkerSlot {
 pub struct Server {
     /// 0: free; else a hash of the address (never 0).
     pub key: AtomicU64,
-    /// The address, packed: IPv4/IPv6 bytes and port.
-    pub ip: [AtomicU64; 2],
-    pub port_family: AtomicU64,
+    /// The address as nginx writes it, NUL-padded.
+    pub name: [AtomicU64; NAME_WORDS],
     pub scans: AtomicU64,
     pub failures: AtomicU64,
     /// Workers that currently consider the server down.
@@ -208,7 +210,7 @@ pub fn finished(
     result: Option<ResultKind>,
     error: Option<&ScanError>,
     time: Option<Duration>,
-    server: Option<SocketAddr>,
+    server: Option<&PeerAddr>,
     queued: bool,
 ) {
     let Some(s) = stats() else { return };
@@ -252,7 +254,7 @@ pub fn counted(kind: ResultKind) {
 }
 
 /// This worker now considers `addr` down (`true`) or up again.
-pub fn server_health(addr: SocketAddr, down: bool) {
+pub fn server_health(addr: &PeerAddr, down: bool) {
     let Some(s) = stats() else { return };
     if let Some(server) = slot(s, addr) {
         if down {
@@ -265,46 +267,44 @@ pub fn server_health(addr: SocketAddr, down: bool) {
     }
 }
 
-fn pack(addr: SocketAddr) -> ([u64; 2], u64) {
-    match addr {
-        SocketAddr::V4(a) => (
-            [u64::from(u32::from(*a.ip())), 0],
-            u64::from(a.port()) | 4 << 16,
-        ),
-        SocketAddr::V6(a) => {
-            let b = a.ip().octets();
-            let hi = u64::from_be_bytes(b[..8].try_into().unwrap_or_default());
-            let lo = u64::from_be_bytes(b[8..].try_into().unwrap_or_default());
-            ([hi, lo], u64::from(a.port()) | 6 << 16)
-        }
+/// An address's text in the words of a [`Server`] slot (cut at the slot's size).
+fn pack(addr: &PeerAddr) -> [u64; NAME_WORDS] {
+    let text = addr.to_string();
+    let mut words = [0u64; NAME_WORDS];
+    for (i, chunk) in text.as_bytes().chunks(8).take(NAME_WORDS).enumerate() {
+        let mut b = [0u8; 8];
+        b[..chunk.len()].copy_from_slice(chunk);
+        words[i] = u64::from_le_bytes(b);
     }
+    words
 }
 
-pub fn unpack(ip: [u64; 2], pf: u64) -> SocketAddr {
-    let port = (pf & 0xffff) as u16;
-    if pf >> 16 == 4 {
-        SocketAddr::from((std::net::Ipv4Addr::from(ip[0] as u32), port))
-    } else {
-        let mut b = [0u8; 16];
-        b[..8].copy_from_slice(&ip[0].to_be_bytes());
-        b[8..].copy_from_slice(&ip[1].to_be_bytes());
-        SocketAddr::from((std::net::Ipv6Addr::from(b), port))
-    }
+/// The address's text kept in a slot.
+pub fn unpack(words: &[AtomicU64; NAME_WORDS]) -> String {
+    let bytes: Vec<u8> = words
+        .iter()
+        .flat_map(|w| w.load(Ordering::Acquire).to_le_bytes())
+        .take_while(|&b| b != 0)
+        .collect();
+    String::from_utf8_lossy(&bytes).into_owned()
 }
 
 /// The counters of a server, claimed on first use (up to 64 servers).
-fn slot(s: &'static Stats, addr: SocketAddr) -> Option<&'static Server> {
-    let (ip, pf) = pack(addr);
-    let key = (ip[0] ^ ip[1].rotate_left(17) ^ pf.rotate_left(40)) | 1;
+fn slot(s: &'static Stats, addr: &PeerAddr) -> Option<&'static Server> {
+    let name = pack(addr);
+    // FNV-1a over the words: the same address gives the same key in every worker.
+    let key = name.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, w| {
+        (h ^ w).wrapping_mul(0x0000_0100_0000_01b3)
+    }) | 1;
     for server in &s.servers {
         match server
             .key
             .compare_exchange(0, key, Ordering::AcqRel, Ordering::Acquire)
         {
             Ok(_) => {
-                server.ip[0].store(ip[0], Ordering::Relaxed);
-                server.ip[1].store(ip[1], Ordering::Relaxed);
-                server.port_family.store(pf, Ordering::Release);
+                for (slot, word) in server.name.iter().zip(name) {
+                    slot.store(word, Ordering::Release);
+                }
                 return Some(server);
             }
             Err(k) if k == key => return Some(server),

@@ -79,7 +79,7 @@ impl Clamd {
             format!(
                 "LocalSocket {d}/clamd.sock\nDatabaseDirectory {d}/db\nForeground yes\n\
                  LogFile {d}/clamd.log\nStreamMaxLength {max}\nMaxScanSize {max}\n\
-                 MaxFileSize {max}\nMaxThreads 8\nTemporaryDirectory {d}/tmp\n{tcp}{cache}"
+                 MaxFileSize {max}\nMaxThreads 8\nLocalSocketMode 666\nTemporaryDirectory {d}/tmp\n{tcp}{cache}"
             ),
         )
         .expect("clamd.conf");

@@ -182,7 +182,7 @@ impl Redis {
     }
 
     async fn connect(&self, addr: SocketAddr) -> Result<Conn, RedisError> {
-        let io = transport::connect(addr, self.spec.timeout, self.spec.tls.as_deref())
+        let io = transport::connect(&addr.into(), self.spec.timeout, self.spec.tls.as_deref())
             .await
             .map_err(|e| {
                 let text = match e {

@@ -3,7 +3,6 @@
 //! per server, asked again when older than the cache's revalidation time.
 
 use std::collections::{HashMap, VecDeque};
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::Poll;
@@ -15,6 +14,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use crate::body::FILE_CHUNK;
 use crate::clamd::reply::{self, Reply};
 use crate::net::exchange::{io_error, read_more, write_all};
+use crate::net::peer::PeerAddr;
 use crate::net::timed_io::{IoClock, TimedIo};
 use crate::net::transport::{self, BoxIo};
 use crate::scan::{Failed, ResponsePage, ScanError, ScanOptions, ScanRequest, Verdict};
@@ -26,7 +26,7 @@ const END_OF_STREAM: [u8; 4] = [0; 4];
 #[derive(Default)]
 pub struct ClamdClient {
     /// Each server's database version and when it was asked.
-    versions: Mutex<HashMap<SocketAddr, (String, Instant)>>,
+    versions: Mutex<HashMap<PeerAddr, (String, Instant)>>,
 }
 
 /// A connection with its timers and the bytes read so far.
@@ -36,7 +36,7 @@ struct Conn {
     buf: BytesMut,
 }
 
-async fn connect(addr: SocketAddr, opts: &ScanOptions) -> Result<Conn, ScanError> {
+async fn connect(addr: &PeerAddr, opts: &ScanOptions) -> Result<Conn, ScanError> {
     let stream = transport::connect(addr, opts.timeouts.connect, None).await?;
     let clock = IoClock::new();
     clock.begin(opts.timeouts.send, opts.timeouts.read);
@@ -55,7 +55,7 @@ impl ClamdClient {
     /// One attempt on the server at `addr`.
     pub(crate) async fn scan_one(
         &self,
-        addr: SocketAddr,
+        addr: &PeerAddr,
         req: &ScanRequest,
         opts: &ScanOptions,
     ) -> Result<Verdict, Failed> {
@@ -87,13 +87,13 @@ impl ClamdClient {
     /// `None` when it does not answer.
     pub(crate) async fn version(
         &self,
-        addr: SocketAddr,
+        addr: &PeerAddr,
         opts: &ScanOptions,
         max_age: Duration,
     ) -> Option<String> {
-        let known = |versions: &HashMap<SocketAddr, (String, Instant)>| {
+        let known = |versions: &HashMap<PeerAddr, (String, Instant)>| {
             versions
-                .get(&addr)
+                .get(addr)
                 .filter(|(_, at)| at.elapsed() < max_age)
                 .map(|(v, _)| v.clone())
         };
@@ -103,7 +103,7 @@ impl ClamdClient {
         match ask_version(addr, opts).await {
             Ok(v) => {
                 let mut versions = self.versions.lock().unwrap_or_else(|e| e.into_inner());
-                versions.insert(addr, (v.clone(), Instant::now()));
+                versions.insert(addr.clone(), (v.clone(), Instant::now()));
                 Some(v)
             }
             Err(e) => {
@@ -114,7 +114,7 @@ impl ClamdClient {
     }
 }
 
-async fn ask_version(addr: SocketAddr, opts: &ScanOptions) -> Result<String, ScanError> {
+async fn ask_version(addr: &PeerAddr, opts: &ScanOptions) -> Result<String, ScanError> {
     let mut conn = connect(addr, opts).await?;
     write_all(&mut conn.stream, b"zVERSION\0", &conn.clock).await?;
     conn.clock.arm_read();
@@ -319,7 +319,7 @@ mod tests {
         });
         let opts = ScanOptions::default();
         let result = ClamdClient::default()
-            .scan_one(addr, &request(body), &opts)
+            .scan_one(&addr.into(), &request(body), &opts)
             .await;
         (server.await.unwrap(), result)
     }

@@ -3,7 +3,6 @@
 
 use std::future::poll_fn;
 use std::io;
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -16,6 +15,7 @@ use crate::body::sink::{BodySink, PageSink};
 use crate::body::StreamBody;
 use crate::http::answer::{plan, relay_headers, value_bytes, Plan};
 use crate::http::request::build_request;
+use crate::net::peer::PeerAddr;
 use crate::net::pool::{Conn, ConnPool};
 use crate::net::timed_io::{Fired, IoClock, TimedIo};
 use crate::net::transport::{self, PoolKey};
@@ -44,19 +44,18 @@ impl HttpClient {
     /// One attempt on one server of the group.
     pub(crate) async fn scan_one(
         &self,
-        addr: SocketAddr,
+        addr: &PeerAddr,
         target: &Target,
         req: &ScanRequest,
         opts: &ScanOptions,
     ) -> Result<Verdict, Failed> {
         // A pooled connection may have been closed or reset by the scanner meanwhile: one
         // that fails before a complete answer is replaced by a fresh one, once.
-        let key = PoolKey::new(addr, opts.tls.as_ref());
-        if let Some(conn) = self
-            .pool
-            .take(key, opts.keepalive_timeout, |c| !c.sender.is_closed())
-        {
-            let tried = self.exchange(conn, key, target, req, opts).await;
+        let key = PoolKey::new(addr.clone(), opts.tls.as_ref());
+        if let Some(conn) = self.pool.take(key.clone(), opts.keepalive_timeout, |c| {
+            !c.sender.is_closed()
+        }) {
+            let tried = self.exchange(conn, key.clone(), target, req, opts).await;
             if let Some(result) = Failed::after_pooled_try(tried, "scanner") {
                 return result;
             }
@@ -68,7 +67,7 @@ impl HttpClient {
         self.exchange(conn, key, target, req, opts).await
     }
 
-    async fn connect(&self, addr: SocketAddr, opts: &ScanOptions) -> Result<Conn, ScanError> {
+    async fn connect(&self, addr: &PeerAddr, opts: &ScanOptions) -> Result<Conn, ScanError> {
         let stream = transport::connect(addr, opts.timeouts.connect, opts.tls.as_deref()).await?;
         let clock = IoClock::new();
         let io = TimedIo::new(stream, clock.clone());

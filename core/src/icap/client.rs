@@ -3,7 +3,6 @@
 //! most `Max-Connections` exchanges per service at once.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -13,6 +12,7 @@ use crate::icap::codec::{self as icap, IcapError, IcapHead, Options};
 use crate::icap::exchange::{preview_size, Reqmod};
 use crate::icap::io::{connect, IcapConn};
 use crate::icap::options;
+use crate::net::peer::PeerAddr;
 use crate::net::pool::IdlePool;
 use crate::net::transport::PoolKey;
 use crate::scan::{Failed, ScanError, ScanOptions, ScanRequest, Target, Verdict};
@@ -60,14 +60,14 @@ impl IcapClient {
     /// One attempt on the server at `addr`.
     pub(crate) async fn scan_one(
         &self,
-        addr: SocketAddr,
+        addr: &PeerAddr,
         target: &Target,
         req: &ScanRequest,
         opts: &ScanOptions,
     ) -> Result<Verdict, Failed> {
         let service = icap::service_path(&target.url.path).to_string();
-        let pool_key = PoolKey::new(addr, opts.tls.as_ref());
-        let key = (pool_key, service);
+        let pool_key = PoolKey::new(addr.clone(), opts.tls.as_ref());
+        let key = (pool_key.clone(), service);
         // Nothing was scanned yet if OPTIONS fail: another server may do it.
         let options = self
             .options_for(&key, target, opts, None)
@@ -117,13 +117,13 @@ impl IcapClient {
     /// `max_age` ago.
     pub(crate) async fn istag(
         &self,
-        addr: SocketAddr,
+        addr: &PeerAddr,
         target: &Target,
         opts: &ScanOptions,
         max_age: std::time::Duration,
     ) -> Option<String> {
         let service = icap::service_path(&target.url.path).to_string();
-        let key = (PoolKey::new(addr, opts.tls.as_ref()), service);
+        let key = (PoolKey::new(addr.clone(), opts.tls.as_ref()), service);
         match self.options_for(&key, target, opts, Some(max_age)).await {
             Ok(o) => o.istag,
             Err(e) => {
@@ -155,13 +155,15 @@ impl IcapClient {
         // old connections on processes that still announce the old ISTag.
         let mut reused = match max_age {
             Some(_) => None,
-            None => self.idle.take(key.0, opts.keepalive_timeout, |_| true),
+            None => self
+                .idle
+                .take(key.0.clone(), opts.keepalive_timeout, |_| true),
         };
         let (options, conn) = loop {
             let fresh = reused.is_none();
             let conn = match reused.take() {
                 Some(c) => c,
-                None => connect(key.0.addr, opts).await?,
+                None => connect(&key.0.addr, opts).await?,
             };
             match options::ask(conn, &authority, &key.1, opts).await {
                 Ok(r) => break r,
@@ -170,7 +172,7 @@ impl IcapClient {
             }
         };
         if let Some(conn) = conn {
-            self.idle.put(key.0, conn, opts.keepalive);
+            self.idle.put(key.0.clone(), conn, opts.keepalive);
         }
         let asked = Instant::now();
         let entry = CachedOptions {
@@ -226,7 +228,7 @@ impl IcapClient {
             crate::scan::report::note_istag(tag);
         }
         if reusable {
-            self.idle.put(key.0, conn, opts.keepalive);
+            self.idle.put(key.0.clone(), conn, opts.keepalive);
         }
         Ok(verdict)
     }

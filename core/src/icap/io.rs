@@ -5,7 +5,6 @@
 
 use std::collections::VecDeque;
 use std::io;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::{Buf, Bytes, BytesMut};
@@ -17,6 +16,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use crate::body::{BodyReader, Piece};
 use crate::icap::codec::{self as icap, IcapHead};
 pub(super) use crate::net::exchange::{io_error, read_more, write_all};
+use crate::net::peer::PeerAddr;
 use crate::net::timed_io::{IoClock, TimedIo};
 use crate::net::transport::{self, BoxIo};
 use crate::scan::{Failed, ScanError, ScanOptions};
@@ -28,7 +28,7 @@ pub(super) struct IcapConn {
     pub buf: BytesMut,
 }
 
-pub(super) async fn connect(addr: SocketAddr, opts: &ScanOptions) -> Result<IcapConn, ScanError> {
+pub(super) async fn connect(addr: &PeerAddr, opts: &ScanOptions) -> Result<IcapConn, ScanError> {
     let stream = transport::connect(addr, opts.timeouts.connect, opts.tls.as_deref()).await?;
     let clock = IoClock::new();
     Ok(IcapConn {

@@ -1,6 +1,7 @@
-//! Connections to scanners: TCP and TLS, the keep-alive pools, and the send/read timeouts.
+//! Connections to scanners: TCP, local sockets and TLS, the keep-alive pools, and the send/read timeouts.
 
 pub mod exchange;
+pub mod peer;
 pub mod pool;
 #[allow(unsafe_code)] // Audited: one sendfile(2) call on borrowed descriptors.
 pub mod sendfile;

@@ -1,14 +1,14 @@
-//! Connections to scanners: TCP, and TLS (rustls) for `https://` and `icaps://`. The connect
-//! timeout covers both the TCP connection and the TLS handshake.
+//! Connections to scanners: TCP, local (Unix-domain) sockets, and TLS (rustls) for `https://`
+//! and `icaps://`. The connect timeout covers both the connection and the TLS handshake.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::TcpStream;
+use tokio::net::{TcpStream, UnixStream};
 use tokio::time::{timeout_at, Instant};
 
+use crate::net::peer::PeerAddr;
 use crate::net::tls::{describe_tls_error, TlsClient};
 use crate::scan::ScanError;
 
@@ -26,19 +26,23 @@ impl Io for TcpStream {
     }
 }
 
+impl Io for UnixStream {}
+
 impl Io for tokio_rustls::client::TlsStream<TcpStream> {}
+
+impl Io for tokio_rustls::client::TlsStream<UnixStream> {}
 
 pub type BoxIo = Box<dyn Io>;
 
 /// Identifies connections that may be shared: same address, same TLS settings.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct PoolKey {
-    pub addr: SocketAddr,
+    pub addr: PeerAddr,
     tls: usize,
 }
 
 impl PoolKey {
-    pub fn new(addr: SocketAddr, tls: Option<&Arc<TlsClient>>) -> Self {
+    pub fn new(addr: PeerAddr, tls: Option<&Arc<TlsClient>>) -> Self {
         PoolKey {
             addr,
             tls: tls.map(|t| Arc::as_ptr(t) as usize).unwrap_or(0),
@@ -47,29 +51,51 @@ impl PoolKey {
 }
 
 pub async fn connect(
-    addr: SocketAddr,
+    addr: &PeerAddr,
     limit: Duration,
     tls: Option<&TlsClient>,
 ) -> Result<BoxIo, ScanError> {
     let deadline = Instant::now() + limit;
-    let tcp = match timeout_at(deadline, TcpStream::connect(addr)).await {
-        Err(_) => return Err(ScanError::ConnectTimeout),
-        Ok(Err(source)) => {
-            return Err(ScanError::Connect {
-                addr: addr.to_string(),
-                source,
-            })
-        }
-        Ok(Ok(s)) => s,
+    let failed = |source| ScanError::Connect {
+        addr: addr.to_string(),
+        source,
     };
-    let _ = tcp.set_nodelay(true);
+    match addr {
+        PeerAddr::Ip(a) => {
+            let tcp = match timeout_at(deadline, TcpStream::connect(a)).await {
+                Err(_) => return Err(ScanError::ConnectTimeout),
+                Ok(r) => r.map_err(failed)?,
+            };
+            let _ = tcp.set_nodelay(true);
+            with_tls(tcp, tls, deadline).await
+        }
+        PeerAddr::Local(p) => {
+            let unix = match timeout_at(deadline, UnixStream::connect(p)).await {
+                Err(_) => return Err(ScanError::ConnectTimeout),
+                Ok(r) => r.map_err(failed)?,
+            };
+            with_tls(unix, tls, deadline).await
+        }
+    }
+}
+
+/// The stream as it is, or the TLS session over it.
+async fn with_tls<S>(
+    stream: S,
+    tls: Option<&TlsClient>,
+    deadline: Instant,
+) -> Result<BoxIo, ScanError>
+where
+    S: Io + 'static,
+    tokio_rustls::client::TlsStream<S>: Io,
+{
     let Some(tls) = tls else {
-        return Ok(Box::new(tcp));
+        return Ok(Box::new(stream));
     };
     let config = tls.config().map_err(ScanError::Tls)?;
     let name = tls.server_name().map_err(ScanError::Tls)?;
     let connector = tokio_rustls::TlsConnector::from(config);
-    match timeout_at(deadline, connector.connect(name, tcp)).await {
+    match timeout_at(deadline, connector.connect(name, stream)).await {
         Err(_) => Err(ScanError::ConnectTimeout),
         Ok(Err(e)) => Err(ScanError::Tls(describe_tls_error(&e))),
         Ok(Ok(s)) => Ok(Box::new(s)),

@@ -104,7 +104,7 @@ fn allowed(done: &[Done]) -> ScanOutcome {
     let last = done.last().map(|d| &d.outcome);
     ScanOutcome {
         result: Ok(Verdict::Allowed),
-        server: last.and_then(|o| o.server),
+        server: last.and_then(|o| o.server.clone()),
         status: last.and_then(|o| o.status),
         elapsed: Default::default(),
         queued: done.iter().any(|d| d.outcome.queued),

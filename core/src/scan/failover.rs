@@ -80,9 +80,9 @@ impl Scanner {
     ) -> (ScanOutcome, Option<[u8; 32]>) {
         let started = Instant::now();
         ANSWER
-            .scope(std::cell::Cell::new(Notes::default()), async {
+            .scope(std::cell::RefCell::new(Notes::default()), async {
                 let result = self.scan(target, req, opts).await;
-                let notes = ANSWER.with(|c| c.get());
+                let notes = ANSWER.with(|c| c.take());
                 let outcome = ScanOutcome {
                     result,
                     server: notes.server,
@@ -134,7 +134,7 @@ impl Scanner {
             };
             tried.push(idx);
             let peer = &target.peers[idx];
-            note_server(peer.addr);
+            note_server(&peer.addr);
             // In flight on this server until the attempt ends (least_conn counts it).
             let _in_flight = self.balancer.begin(target.group, &target.peers, idx);
             // The server's turn (max_conns), held for the exchange.
@@ -148,11 +148,11 @@ impl Scanner {
             );
             let result = match target.url.scheme {
                 Scheme::Icap | Scheme::Icaps => {
-                    self.icap.scan_one(peer.addr, target, req, opts).await
+                    self.icap.scan_one(&peer.addr, target, req, opts).await
                 }
-                Scheme::Clamd => self.clamd.scan_one(peer.addr, req, opts).await,
+                Scheme::Clamd => self.clamd.scan_one(&peer.addr, req, opts).await,
                 Scheme::Http | Scheme::Https => {
-                    self.http.scan_one(peer.addr, target, req, opts).await
+                    self.http.scan_one(&peer.addr, target, req, opts).await
                 }
             };
             match result {
@@ -187,7 +187,7 @@ impl Scanner {
         if peer.max_conns == 0 {
             return Ok(None);
         }
-        let gate = Gate::Server(target.group, peer.addr);
+        let gate = Gate::Server(target.group, peer.addr.clone());
         let turn = self
             .gates
             .turn(gate, peer.max_conns, opts.queue_wait, "max_conns");
@@ -215,7 +215,7 @@ impl Scanner {
         max_age: std::time::Duration,
     ) -> Option<String> {
         let idx = self.balancer.first_available(target.group, &target.peers)?;
-        let addr = target.peers.get(idx)?.addr;
+        let addr = &target.peers.get(idx)?.addr;
         match target.url.scheme {
             Scheme::Icap | Scheme::Icaps => self.icap.istag(addr, target, opts, max_age).await,
             Scheme::Clamd => self.clamd.version(addr, opts, max_age).await,

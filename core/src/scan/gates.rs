@@ -3,24 +3,24 @@
 //! the queue wait; then it fails as busy (503), and nothing is forwarded.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use crate::net::peer::PeerAddr;
 use crate::scan::report::note_queued;
 use crate::scan::ScanError;
 
 /// Largest number of turns a gate hands out (a sane bound on configured values).
 const MAX_TURNS: usize = 1 << 20;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) enum Gate {
     /// A location's limit, by the id the adapter gives it.
     Location(usize),
     /// A server of a group.
-    Server(usize, SocketAddr),
+    Server(usize, PeerAddr),
 }
 
 #[derive(Default)]

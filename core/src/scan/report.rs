@@ -2,15 +2,15 @@
 //! answered, with which status, after how long. The protocol clients note the server and the
 //! status as they go; [`crate::scan::Scanner::scan_report`] collects them.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
+use crate::net::peer::PeerAddr;
 use crate::scan::{ScanError, Verdict};
 
 /// What the protocol clients note while a scan runs.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub(crate) struct Notes {
-    pub server: Option<SocketAddr>,
+    pub server: Option<PeerAddr>,
     pub status: Option<u16>,
     pub queued: bool,
     /// The hash of the ISTag the ICAP service answered under.
@@ -19,15 +19,11 @@ pub(crate) struct Notes {
 
 tokio::task_local! {
     /// The server tried last, the status of its answer, whether the scan waited for a turn.
-    pub(crate) static ANSWER: std::cell::Cell<Notes>;
+    pub(crate) static ANSWER: std::cell::RefCell<Notes>;
 }
 
 fn note(f: impl FnOnce(&mut Notes)) {
-    let _ = ANSWER.try_with(|c| {
-        let mut n = c.get();
-        f(&mut n);
-        c.set(n);
-    });
+    let _ = ANSWER.try_with(|c| f(&mut c.borrow_mut()));
 }
 
 /// Records the status line of the scanner's answer (HTTP or ICAP).
@@ -35,9 +31,9 @@ pub(crate) fn note_status(status: u16) {
     note(|n| n.status = Some(status));
 }
 
-pub(crate) fn note_server(addr: SocketAddr) {
+pub(crate) fn note_server(addr: &PeerAddr) {
     note(|n| {
-        n.server = Some(addr);
+        n.server = Some(addr.clone());
         n.status = None;
     });
 }
@@ -58,7 +54,7 @@ pub(crate) fn note_istag(istag: &str) {
 pub struct ScanOutcome {
     pub result: Result<Verdict, ScanError>,
     /// The server that decided (or was tried last).
-    pub server: Option<SocketAddr>,
+    pub server: Option<PeerAddr>,
     /// The status of its answer.
     pub status: Option<u16>,
     /// How long the scan took.

@@ -6,6 +6,7 @@ use bytes::Bytes;
 
 use crate::body::RequestBody;
 use crate::headers::HeaderList;
+use crate::net::peer::PeerAddr;
 use crate::upstream::balancer::{Balance, PeerSpec};
 use crate::url::ScannerUrl;
 
@@ -53,7 +54,7 @@ impl Target {
             .iter()
             .map(|a| PeerSpec {
                 max_conns: 0,
-                addr: *a,
+                addr: PeerAddr::Ip(*a),
                 name: a.to_string(),
                 weight: 1,
                 max_fails: 1,

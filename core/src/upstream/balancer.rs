@@ -4,14 +4,15 @@
 //! servers only when no primary is available.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
+
+use crate::net::peer::PeerAddr;
 
 /// A server as nginx's `upstream {}` block describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PeerSpec {
-    pub addr: SocketAddr,
+    pub addr: PeerAddr,
     /// `host:port` as written, for log lines.
     pub name: String,
     pub weight: u32,
@@ -92,8 +93,8 @@ impl Drop for InFlight<'_> {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HealthChange {
-    Down(String, SocketAddr),
-    Up(String, SocketAddr),
+    Down(String, PeerAddr),
+    Up(String, PeerAddr),
 }
 
 impl Balancer {
@@ -234,7 +235,7 @@ impl Balancer {
                 p.out_until = Some(now + p.spec.fail_timeout);
                 p.fails = 0;
                 p.first_fail = None;
-                return Some(HealthChange::Down(p.spec.name.clone(), p.spec.addr));
+                return Some(HealthChange::Down(p.spec.name.clone(), p.spec.addr.clone()));
             }
             None
         })
@@ -248,7 +249,7 @@ impl Balancer {
             p.first_fail = None;
             p.out_until
                 .take()
-                .map(|_| HealthChange::Up(p.spec.name.clone(), p.spec.addr))
+                .map(|_| HealthChange::Up(p.spec.name.clone(), p.spec.addr.clone()))
         })
     }
 
@@ -271,9 +272,9 @@ impl Balancer {
                 p.fails = 0;
             }
             Some(if down {
-                HealthChange::Down(p.spec.name.clone(), p.spec.addr)
+                HealthChange::Down(p.spec.name.clone(), p.spec.addr.clone())
             } else {
-                HealthChange::Up(p.spec.name.clone(), p.spec.addr)
+                HealthChange::Up(p.spec.name.clone(), p.spec.addr.clone())
             })
         })
     }
@@ -286,7 +287,7 @@ mod tests {
     fn peer(port: u16, weight: u32, backup: bool) -> PeerSpec {
         PeerSpec {
             max_conns: 0,
-            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            addr: PeerAddr::Ip(std::net::SocketAddr::from(([127, 0, 0, 1], port))),
             name: format!("127.0.0.1:{port}"),
             weight,
             max_fails: 1,
@@ -348,7 +349,10 @@ mod tests {
         let peers = vec![peer(1, 1, false), peer(2, 1, false), peer(3, 1, true)];
         assert_eq!(
             b.failed(1, &peers, 0),
-            Some(HealthChange::Down("127.0.0.1:1".into(), peers[0].addr))
+            Some(HealthChange::Down(
+                "127.0.0.1:1".into(),
+                peers[0].addr.clone()
+            ))
         );
         for _ in 0..4 {
             assert_eq!(b.pick(1, &peers, &[], Balance::RoundRobin), Some(1));
@@ -373,7 +377,10 @@ mod tests {
         assert!((0..4).all(|_| b.pick(3, &peers, &[], Balance::RoundRobin) == Some(1)));
         assert_eq!(
             b.set_checked(3, &peers, 0, false),
-            Some(HealthChange::Up("127.0.0.1:1".into(), peers[0].addr))
+            Some(HealthChange::Up(
+                "127.0.0.1:1".into(),
+                peers[0].addr.clone()
+            ))
         );
         let picks: Vec<_> = (0..4)
             .map(|_| b.pick(3, &peers, &[], Balance::RoundRobin).unwrap())

@@ -114,7 +114,7 @@ pub fn healthy_answer(scheme: Scheme, buf: &[u8]) -> bool {
 async fn probe(spec: &HealthSpec, i: usize) -> bool {
     let peer = &spec.peers[i];
     let work = async {
-        let mut io = transport::connect(peer.addr, spec.params.timeout, spec.tls.as_deref())
+        let mut io = transport::connect(&peer.addr, spec.params.timeout, spec.tls.as_deref())
             .await
             .ok()?;
         let authority = spec.url.authority();
