@@ -33,7 +33,7 @@ pub mod url;
 
 pub use body::{BodyPart, RequestBody};
 pub use scan::{
-    BodyLimits, ErrorKind, ResponsePage, ResultKind, SanitizedBody, ScanError, ScanLimit,
-    ScanOptions, ScanOutcome, ScanRequest, Scanner, Target, Timeouts, Verdict,
+    BodyLimits, ErrorKind, ResponseHead, ResponsePage, ResultKind, SanitizedBody, ScanError,
+    ScanLimit, ScanOptions, ScanOutcome, ScanRequest, Scanner, Target, Timeouts, Verdict,
 };
 pub use url::{ScannerUrl, Scheme};

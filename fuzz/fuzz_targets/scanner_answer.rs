@@ -57,6 +57,7 @@ fuzz_target!(|data: &[u8]| {
         host: None,
         client_addr: "127.0.0.1".into(),
         body: RequestBody::memory(b"the body of the request"),
+        response: None,
     };
     // A verdict (and which) or a failure: how the answer was cut cannot change it.
     same_whole_and_cut(answer, || {

@@ -88,6 +88,7 @@ fn scan_request(r: &Request, loan: &Loan) -> Result<ScanRequest, ScanError> {
         host: (!host.is_empty()).then(|| Bytes::copy_from_slice(host)),
         client_addr: String::from_utf8_lossy(r.client_addr()).into_owned(),
         body: body_parts(r, loan)?,
+        response: None,
     })
 }
 

@@ -11,6 +11,8 @@ use crate::scan::{ScanOptions, ScanRequest, Target};
 
 /// Bytes hashed before each field, so that no two different sets of fields hash alike.
 const DOMAIN: &[u8] = b"ometascan verdict cache v1";
+/// ... for a backend's response: its verdicts are never a request's.
+const RESPONSE_DOMAIN: &[u8] = b"ometascan verdict cache v1, responses";
 
 /// The key of one cached verdict.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -38,7 +40,10 @@ impl ObjectDigest {
     /// Reads the body once (memory parts as they are, file parts with `pread`).
     pub fn of(target: &Target, req: &ScanRequest, opts: &ScanOptions) -> io::Result<Self> {
         let mut h = blake3::Hasher::new();
-        field(&mut h, DOMAIN);
+        field(
+            &mut h,
+            req.response.as_ref().map_or(DOMAIN, |_| RESPONSE_DOMAIN),
+        );
         field(&mut h, target.url.to_string().as_bytes());
         h.update(&(opts.rules.set_headers.len() as u64).to_le_bytes());
         for (name, value) in &opts.rules.set_headers {
@@ -49,10 +54,15 @@ impl ObjectDigest {
         // The path, as the scanner may judge by the name; not the query.
         let path = req.uri.split(|&b| b == b'?').next().unwrap_or_default();
         field(&mut h, path);
+        // What describes the object: the request's fields, or the response's.
+        let described = req.response.as_ref().map_or(&req.headers, |r| &r.headers);
+        if let Some(res) = &req.response {
+            h.update(&res.status.to_le_bytes());
+        }
         for name in ["content-type", "content-disposition"] {
             field(
                 &mut h,
-                headers::find(&req.headers, name).map_or(&[][..], |v| v),
+                headers::find(described, name).map_or(&[][..], |v| v),
             );
         }
         h.update(&req.body.len().to_le_bytes());
@@ -98,6 +108,7 @@ mod tests {
             host: None,
             client_addr: "127.0.0.1".into(),
             body: mem(&[body]),
+            response: None,
         }
     }
 

@@ -286,6 +286,7 @@ mod tests {
             host: None,
             client_addr: "127.0.0.1".into(),
             body: b,
+            response: None,
         }
     }
 

@@ -4,7 +4,7 @@ use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue};
 
 use crate::headers;
-use crate::scan::{ScanError, ScanOptions, ScanRequest, Target};
+use crate::scan::{ResponseHead, ScanError, ScanOptions, ScanRequest, Target};
 
 /// Builds the request to the scanner (SPEC §3).
 pub fn build_request(
@@ -22,8 +22,12 @@ pub fn build_request(
     }
     let uri = http::Uri::from_maybe_shared(Bytes::from(escape_target(&path)))
         .map_err(|e| ScanError::Request(format!("invalid request URI ({e})")))?;
+    let client = match &req.response {
+        None => req.headers.clone(),
+        Some(res) => response_fields(&req.headers, res),
+    };
     let fields = headers::scan_headers(
-        &req.headers,
+        &client,
         &req.default_host(target),
         Some(req.body.len()),
         &req.client_addr,
@@ -47,6 +51,40 @@ pub fn build_request(
     builder
         .body(())
         .map_err(|e| ScanError::Request(e.to_string()))
+}
+
+/// The fields of a response's scan (docs/protocol.md): the client's, less those that would
+/// describe a request body, then `X-Ometascan-Response` with the backend's status and the
+/// response's own `Content-Type` and `Content-Disposition`.
+fn response_fields(client: &headers::HeaderList, res: &ResponseHead) -> headers::HeaderList {
+    const DESCRIBED: [&str; 5] = [
+        "content-type",
+        "content-disposition",
+        "content-encoding",
+        "content-range",
+        "x-ometascan-response",
+    ];
+    let mut out: headers::HeaderList = client
+        .iter()
+        .filter(|(n, _)| {
+            !DESCRIBED
+                .iter()
+                .any(|d| n.eq_ignore_ascii_case(d.as_bytes()))
+        })
+        .cloned()
+        .collect();
+    out.push((
+        Bytes::from_static(b"X-Ometascan-Response"),
+        Bytes::from(res.status.to_string()),
+    ));
+    let own: [&'static [u8]; 2] = [b"Content-Type", b"Content-Disposition"];
+    for name in own {
+        let lower = String::from_utf8_lossy(name).to_ascii_lowercase();
+        if let Some(v) = headers::find(&res.headers, &lower) {
+            out.push((Bytes::from_static(name), v.clone()));
+        }
+    }
+    out
 }
 
 /// Percent-encodes the bytes a request target may not carry as they are.
@@ -86,6 +124,7 @@ mod tests {
             host: None,
             client_addr: "10.1.1.1".into(),
             body,
+            response: None,
         };
         let r = build_request(&target, &req, &ScanOptions::default()).unwrap();
         assert_eq!(r.method(), "PUT");

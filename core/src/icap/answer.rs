@@ -1,6 +1,8 @@
 //! Reading an ICAP answer whose head arrived, and turning it into a verdict: `204` allows, a
 //! modified request (`req-hdr`) sanitizes, an encapsulated response (`res-hdr`) blocks with
-//! that page. Every size is bounded before anything is read into memory.
+//! that page. To a RESPMOD, a response with the backend's own status and no threat named is
+//! the response sanitized; any other status, or a threat named, blocks. Every size is bounded
+//! before anything is read into memory.
 
 use bytes::{Buf, BytesMut};
 use tokio::io::AsyncRead;
@@ -14,11 +16,13 @@ use crate::net::timed_io::IoClock;
 use crate::scan::report::note_status;
 use crate::scan::{ResponsePage, ScanError, ScanOptions, Verdict, SPILL_THRESHOLD};
 
-/// Reads the rest of an answer whose head is `head` and turns it into a verdict.
+/// Reads the rest of an answer whose head is `head` and turns it into a verdict; `respmod` is
+/// the status of the backend's response that a RESPMOD sent.
 pub(super) async fn read_answer<R: AsyncRead + Unpin>(
     rd: &mut R,
     buf: &mut BytesMut,
     head: &IcapHead,
+    respmod: Option<u16>,
     opts: &ScanOptions,
     clock: &IoClock,
 ) -> Result<Verdict, ScanError> {
@@ -46,12 +50,18 @@ pub(super) async fn read_answer<R: AsyncRead + Unpin>(
     let http = icap::parse_http_head(&buf[..body_off])?;
     buf.advance(body_off);
     let with_body = matches!(body_kind, Section::ReqBody | Section::ResBody);
-    match (hdr_kind, body_kind) {
-        (Section::ReqHdr, Section::ReqBody | Section::NullBody) => {
+    let threat = icap::threat(head);
+    match (hdr_kind, body_kind, respmod) {
+        (Section::ReqHdr, Section::ReqBody | Section::NullBody, None) => {
             modified_request(rd, buf, http, with_body, opts, clock).await
         }
-        (Section::ResHdr, Section::ResBody | Section::NullBody) => {
-            let threat = icap::threat(head);
+        (Section::ResHdr, Section::ResBody | Section::NullBody, Some(status))
+            if threat.is_none() && http.status() == Some(status) =>
+        {
+            // The backend's response, changed by the scanner: sanitized like a request.
+            modified_request(rd, buf, http, with_body, opts, clock).await
+        }
+        (Section::ResHdr, Section::ResBody | Section::NullBody, _) => {
             block_page(rd, buf, http, with_body, threat, opts, clock).await
         }
         _ => Err(bad()),
@@ -79,7 +89,7 @@ async fn skip_empty_204<R: AsyncRead + Unpin>(
     Ok(())
 }
 
-/// The sanitized request: its body (spilled beyond 1 MiB, capped at the location's body
+/// The sanitized request (or response): its body (spilled beyond 1 MiB, capped at the location's body
 /// limit), its `Content-Type` and `Content-Disposition`.
 async fn modified_request<R: AsyncRead + Unpin>(
     rd: &mut R,

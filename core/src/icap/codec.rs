@@ -426,6 +426,29 @@ pub fn service_path(path: &str) -> &str {
 }
 
 /// The encapsulated HTTP request header block.
+/// The encapsulated response head of a RESPMOD: the backend's status and header fields.
+pub fn http_response_block(status: u16, headers: &[(Bytes, Bytes)]) -> Vec<u8> {
+    let mut out = format!("HTTP/1.1 {status} {}\r\n", reason(status)).into_bytes();
+    for (n, v) in headers {
+        out.extend_from_slice(n);
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(v);
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    out
+}
+
+/// A reason phrase for the status lines the module writes (any text is valid there).
+fn reason(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        203 => "Non-Authoritative Information",
+        206 => "Partial Content",
+        _ => "Response",
+    }
+}
+
 pub fn http_request_block(method: &[u8], uri: &[u8], headers: &[(Bytes, Bytes)]) -> Vec<u8> {
     let mut out = Vec::with_capacity(256);
     out.extend_from_slice(method);

@@ -1,5 +1,5 @@
-//! One REQMOD, in named steps: the head (ICAP head and the encapsulated HTTP request head),
-//! the preview (or the whole body), the rest after `100 Continue`, and the answer.
+//! One REQMOD or RESPMOD, in named steps: the head (ICAP head and the encapsulated HTTP
+//! request head, and for RESPMOD the response head), the preview (or the whole body), the rest after `100 Continue`, and the answer.
 
 use std::collections::VecDeque;
 
@@ -43,26 +43,37 @@ impl<'a> Reqmod<'a> {
         opts: &'a ScanOptions,
     ) -> Self {
         let has_body = !req.body.is_empty();
+        // The request's own body is not sent with a response: no length is claimed for it.
+        let request_length = req.response.is_none().then(|| req.body.len());
         let http_headers = headers::scan_headers(
             &req.headers,
             &req.default_host(target),
-            Some(req.body.len()),
+            request_length,
             &req.client_addr,
             &headers::HeaderRules {
                 x_forwarded_for: opts.rules.x_forwarded_for,
                 set_headers: vec![],
             },
         );
-        let block = icap::http_request_block(&req.method, &req.uri, &http_headers);
+        let mut block = icap::http_request_block(&req.method, &req.uri, &http_headers);
         let mut icap_headers = icap_headers(options, preview, req, opts);
-        let encapsulated = if has_body {
-            format!("req-hdr=0, req-body={}", block.len())
-        } else {
-            format!("req-hdr=0, null-body={}", block.len())
+        let (method, encapsulated) = match &req.response {
+            None if has_body => ("REQMOD", format!("req-hdr=0, req-body={}", block.len())),
+            None => ("REQMOD", format!("req-hdr=0, null-body={}", block.len())),
+            Some(res) => {
+                let res_at = block.len();
+                block.extend_from_slice(&icap::http_response_block(res.status, &res.headers));
+                let body = if has_body { "res-body" } else { "null-body" };
+                let at = block.len();
+                (
+                    "RESPMOD",
+                    format!("req-hdr=0, res-hdr={res_at}, {body}={at}"),
+                )
+            }
         };
         icap_headers.push(("Encapsulated".into(), encapsulated));
         let authority = target.url.authority();
-        let mut head = icap::request_head("REQMOD", &authority, service, &icap_headers);
+        let mut head = icap::request_head(method, &authority, service, &icap_headers);
         head.extend_from_slice(&block);
         let t = opts.timeouts;
         conn.clock.begin(t.send, t.read);
@@ -153,7 +164,8 @@ impl<'a> Reqmod<'a> {
         let conn = &mut *self.conn;
         let clock = conn.clock.clone();
         let (mut rd, _) = tokio::io::split(&mut conn.stream);
-        let verdict = read_answer(&mut rd, &mut conn.buf, head, self.opts, &clock)
+        let respmod = self.req.response.as_ref().map(|r| r.status);
+        let verdict = read_answer(&mut rd, &mut conn.buf, head, respmod, self.opts, &clock)
             .await
             .map_err(Failed::Final)?;
         clock.end();

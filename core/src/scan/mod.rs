@@ -13,6 +13,7 @@ mod jobs;
 pub mod options;
 pub mod report;
 pub mod request;
+mod response;
 mod retry;
 pub mod verdict;
 
@@ -20,6 +21,6 @@ pub use error::{ErrorKind, ScanError};
 pub use failover::Scanner;
 pub use options::{BodyLimits, ScanLimit, ScanOptions, Timeouts, SPILL_THRESHOLD};
 pub use report::ScanOutcome;
-pub use request::{ScanRequest, Target};
+pub use request::{ResponseHead, ScanRequest, Target};
 pub(crate) use retry::Failed;
 pub use verdict::{ResponsePage, ResultKind, SanitizedBody, Verdict};

@@ -23,7 +23,19 @@ pub struct ScanRequest {
     pub host: Option<Bytes>,
     /// The client's address as text (for `X-Forwarded-For`).
     pub client_addr: String,
+    /// What `body` holds: the request's body, or (with [`ResponseHead`]) the backend's
+    /// response to the request, scanned before it reaches the client.
     pub body: RequestBody,
+    /// The backend's response head, when the body is the response's.
+    pub response: Option<ResponseHead>,
+}
+
+/// The backend's response as the module holds it for a scan: status and header fields (the
+/// body is the scanned object).
+#[derive(Debug, Clone)]
+pub struct ResponseHead {
+    pub status: u16,
+    pub headers: HeaderList,
 }
 
 impl ScanRequest {
