@@ -21,6 +21,7 @@ mod cache;
 mod conf;
 mod ngx_ext;
 mod request;
+mod response;
 mod runtime;
 mod status;
 mod variables;
@@ -82,7 +83,7 @@ unsafe extern "C" fn preconfiguration(cf: *mut ngx_conf_t) -> ngx_int_t {
     unsafe { variables::add(cf) }
 }
 
-/// Registers the scan handler in the precontent phase.
+/// Registers the scan handler in the precontent phase and the response filters.
 unsafe extern "C" fn postconfiguration(cf: *mut ngx_conf_t) -> ngx_int_t {
     // SAFETY: cf is the http configuration; the core main conf exists.
     unsafe {
@@ -95,6 +96,9 @@ unsafe extern "C" fn postconfiguration(cf: *mut ngx_conf_t) -> ngx_int_t {
             return NGX_ERROR as ngx_int_t;
         }
         *h = Some(request::scan_handler);
+        if response::add_filters(cf).is_none() {
+            return NGX_ERROR as ngx_int_t;
+        }
         status::add_zone(cf)
     }
 }

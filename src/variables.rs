@@ -1,6 +1,7 @@
 //! Variables for `log_format` and friends: `$ometascan_result`, `$ometascan_threat`,
 //! `$ometascan_scan_time`, `$ometascan_scanner_addr`, `$ometascan_status`, `$ometascan_parts`,
-//! `$ometascan_cache_status`.
+//! `$ometascan_cache_status`; for a scanned response (`ometascan_response on`),
+//! `$ometascan_response_result`, `$ometascan_response_threat`, `$ometascan_response_scan_time`.
 
 use ngx::ffi::*;
 use ngx::http::{HttpModuleLocationConf, Request};
@@ -9,7 +10,10 @@ use ometascan_core::ResultKind;
 use crate::request::ctx;
 use crate::Module;
 
-const VARIABLES: [(&str, usize); 7] = [
+/// Indexes from here on tell the response's scan.
+const RESPONSE: usize = 7;
+
+const VARIABLES: [(&str, usize); 10] = [
     ("ometascan_result", 0),
     ("ometascan_threat", 1),
     ("ometascan_scan_time", 2),
@@ -17,6 +21,9 @@ const VARIABLES: [(&str, usize); 7] = [
     ("ometascan_status", 4),
     ("ometascan_parts", 5),
     ("ometascan_cache_status", 6),
+    ("ometascan_response_result", RESPONSE),
+    ("ometascan_response_threat", RESPONSE + 1),
+    ("ometascan_response_scan_time", RESPONSE + 2),
 ];
 
 /// Registers the variables (preconfiguration).
@@ -48,6 +55,9 @@ pub unsafe fn add(cf: *mut ngx_conf_t) -> ngx_int_t {
 fn value(r: &Request, index: usize) -> Option<String> {
     // SAFETY: a request's main request outlives it; it carries the scan's state.
     let main = unsafe { Request::from_ngx_http_request(r.as_ref().main) };
+    if index >= RESPONSE {
+        return crate::response::variable(r, main, index - RESPONSE);
+    }
     // SAFETY: the ctx is only read in this call, while no other borrow of it is live (nginx
     // evaluates variables outside the module's own code).
     let Some(ctx) = (unsafe { ctx::get(main) }) else {

@@ -191,4 +191,24 @@ directives! {
         "off", "off",
         "A Redis server as the verdict cache's second level."
     }
+    ometascan_response {
+        response: Flag = (false), ANY, NGX_CONF_FLAG, ngx_conf_set_flag_slot,
+        "on | off", "off", "on",
+        "Scans responses before the client gets any of them."
+    }
+    ometascan_response_statuses {
+        response_statuses: Option<Vec<u16>> = (vec![200]), ANY, NGX_CONF_1MORE, set_response_statuses,
+        "code ...", "200", "200 203",
+        "The statuses of the responses that are scanned."
+    }
+    ometascan_response_max_size {
+        response_max_size: Option<(u64, OverSize)> = (), ANY, NGX_CONF_TAKE12, set_response_max_size,
+        "size [over=reject | over=pass]", "—", "1g over=pass",
+        "Responses larger than size are refused (502) or sent unscanned."
+    }
+    ometascan_response_bypass {
+        response_bypass: Option<Vec<*mut ngx_http_complex_value_t>> = (), ANY, NGX_CONF_1MORE, set_response_bypass,
+        "string ...", "—", "$sent_http_x_no_scan",
+        "A response for which any value is non-empty and not 0 is not scanned."
+    }
 }

@@ -20,6 +20,9 @@ pub struct MainConf {
     pub cache_zones: Vec<(String, *mut ngx_shm_zone_t)>,
     /// Scanner groups already warned about at `nginx -t` (each warning once, not per level).
     pub warned_groups: Vec<usize>,
+    /// The filters after the module's response filters in this cycle's chain.
+    pub next_header: ngx_http_output_header_filter_pt,
+    pub next_body: ngx_http_output_body_filter_pt,
 }
 
 impl Default for MainConf {
@@ -29,6 +32,8 @@ impl Default for MainConf {
             status_zone: std::ptr::null_mut(),
             cache_zones: Vec::new(),
             warned_groups: Vec::new(),
+            next_header: None,
+            next_body: None,
         }
     }
 }

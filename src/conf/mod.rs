@@ -15,6 +15,7 @@ mod directives;
 pub mod main;
 mod merge;
 mod policy;
+mod response;
 mod scanner;
 pub mod settings;
 mod ssl;

@@ -27,16 +27,27 @@ pub unsafe extern "C" fn set_bypass(
     // valid for the call, and (NGX_HTTP_LOC_CONF_OFFSET) this level's LocConf.
     let (d, c) = unsafe { (Directive::new(cf, cmd), lcf(conf)) };
     duplicate_check!(d, c.bypass);
-    let mut values = Vec::new();
-    for v in &d.args[1..] {
-        // SAFETY: cf is the configuration nginx passed to the handler.
-        let Some(cv) = (unsafe { compile_complex(cf, v) }) else {
-            return conf_error();
-        };
-        values.push(cv);
+    // SAFETY: cf is the configuration nginx passed to the handler.
+    match unsafe { bypass_values(cf, &d) } {
+        Some(values) => c.bypass = Some(values),
+        None => return conf_error(),
     }
-    c.bypass = Some(values);
     CONF_OK
+}
+
+/// The arguments of a bypass directive, compiled as values that may hold variables.
+///
+/// # Safety
+/// `cf` is the configuration being parsed, `d` its directive.
+pub unsafe fn bypass_values(
+    cf: *mut ngx_conf_t,
+    d: &Directive,
+) -> Option<Vec<*mut ngx_http_complex_value_t>> {
+    d.args[1..]
+        .iter()
+        // SAFETY: cf is the configuration being parsed (caller).
+        .map(|v| unsafe { compile_complex(cf, v) })
+        .collect()
 }
 
 /// `ometascan_max_size size [over=reject|pass]`.
@@ -49,19 +60,27 @@ pub unsafe extern "C" fn set_max_size(
     // valid for the call, and (NGX_HTTP_LOC_CONF_OFFSET) this level's LocConf.
     let (d, c) = unsafe { (Directive::new(cf, cmd), lcf(conf)) };
     duplicate_check!(d, c.max_size);
+    match size_and_over(&d) {
+        Ok(v) => c.max_size = Some(v),
+        Err(e) => return e,
+    }
+    CONF_OK
+}
+
+/// `size [over=reject|pass]`; `Err` is the handler's answer.
+pub fn size_and_over(d: &Directive) -> Result<(u64, OverSize), *mut c_char> {
     let mut v = d.args[1];
     // SAFETY: ngx_parse_offset only reads the string.
     let size = unsafe { ngx_parse_offset(&mut v) };
     if size <= 0 {
-        return d.invalid(&d.args[1], "it must be a size above zero");
+        return Err(d.invalid(&d.args[1], "it must be a size above zero"));
     }
     let over = match d.args.get(2).map(text).as_deref() {
         None | Some("over=reject") => OverSize::Reject,
         Some("over=pass") => OverSize::Pass,
-        Some(_) => return d.invalid(&d.args[2], "it must be \"over=reject\" or \"over=pass\""),
+        Some(_) => return Err(d.invalid(&d.args[2], "it must be \"over=reject\" or \"over=pass\"")),
     };
-    c.max_size = Some((size as u64, over));
-    CONF_OK
+    Ok((size as u64, over))
 }
 
 /// `ometascan_on_error block | pass`.

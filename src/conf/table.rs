@@ -17,6 +17,7 @@ use ometascan_core::BodyLimits;
 use super::cache::*;
 use super::directives::*;
 use super::policy::*;
+use super::response::*;
 use super::ssl::*;
 use super::{CacheZone, MaxScans, OnError, OverSize, Pass, SetHeader};
 
@@ -94,6 +95,12 @@ mod shown {
     impl Shown for u32 {
         fn shown(&self) -> String {
             self.to_string()
+        }
+    }
+    impl Shown for Vec<u16> {
+        fn shown(&self) -> String {
+            let words: Vec<String> = self.iter().map(u16::to_string).collect();
+            words.join(" ")
         }
     }
     impl Shown for Duration {

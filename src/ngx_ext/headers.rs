@@ -50,6 +50,37 @@ pub fn copy_headers_in(r: &Request) -> Vec<(Bytes, Bytes)> {
         .collect()
 }
 
+/// The response's header fields as the filters after the module would send them: the list
+/// (fields whose hash is 0 are deleted ones) and `Content-Type`, kept apart by nginx.
+pub fn copy_headers_out(r: &Request) -> Vec<(Bytes, Bytes)> {
+    let out = &r.as_ref().headers_out;
+    let mut fields: Vec<(Bytes, Bytes)> = Vec::new();
+    if out.content_type.len > 0 {
+        fields.push((
+            Bytes::from_static(b"Content-Type"),
+            Bytes::copy_from_slice(out.content_type.as_bytes()),
+        ));
+    }
+    if out.content_length_n >= 0 && out.content_length.is_null() {
+        fields.push((
+            Bytes::from_static(b"Content-Length"),
+            Bytes::from(out.content_length_n.to_string()),
+        ));
+    }
+    for h in elements(&out.headers) {
+        // SAFETY: h is a live element of the response's list; its strings are in the
+        // request's pool or the upstream's buffer, alive with the request.
+        let h = unsafe { &*h };
+        if h.hash != 0 {
+            fields.push((
+                Bytes::copy_from_slice(h.key.as_bytes()),
+                Bytes::copy_from_slice(h.value.as_bytes()),
+            ));
+        }
+    }
+    fields
+}
+
 /// Every client header field of that (lower-case) name, duplicates included.
 fn headers_in_named(r: &Request, lower_name: &[u8]) -> Vec<*mut ngx_table_elt_t> {
     elements(&r.as_ref().headers_in.headers)

@@ -40,7 +40,7 @@ unsafe extern "C" fn cleanup_handler(data: *mut std::ffi::c_void) {
     }
 }
 
-fn module_error(msg: impl Into<String>) -> ScanError {
+pub fn module_error(msg: impl Into<String>) -> ScanError {
     ScanError::Module(msg.into())
 }
 
@@ -59,22 +59,27 @@ pub fn start(
     let loan = Loan::new();
     let request = scan_request(r, &loan)?;
     let options = scan_options(r, lcf)?;
-    let peers = lcf
-        .peers
-        .clone()
-        .ok_or_else(|| module_error(format!("no servers for scanner \"{}\"", target.shown)))?;
-    let target = Target {
-        url: target.url.clone(),
-        group: target.upstream as usize,
-        peers,
-        balance: lcf.balance,
-    };
+    let target = scan_target(lcf, target)?;
     let future = async move { scanner.scan_decoded(target, request, options).await };
     // SAFETY: a live main request on nginx's thread, with the cancelling cleanup added above;
     // its memory lent under the loan stays unchanged until the loan's message (the caller
     // holds the request, which is blocked until the scan is over).
     unsafe { runtime::start(r.raw(), loan, future, on_done) }
         .ok_or_else(|| module_error("the scanner runtime is not running"))
+}
+
+/// Where the location's scans go: its scanner and that scanner's servers.
+pub fn scan_target(lcf: &LocConf, target: &PassTarget) -> Result<Target, ScanError> {
+    let peers = lcf
+        .peers
+        .clone()
+        .ok_or_else(|| module_error(format!("no servers for scanner \"{}\"", target.shown)))?;
+    Ok(Target {
+        url: target.url.clone(),
+        group: target.upstream as usize,
+        peers,
+        balance: lcf.balance,
+    })
 }
 
 /// The request as the scanner gets it: owned copies of the request line and headers, the body
@@ -140,7 +145,7 @@ fn dup_file(fd: ngx_fd_t) -> Result<File, ScanError> {
 }
 
 /// The location's scan options for this request (`ometascan_set_header` values evaluated).
-fn scan_options(r: &Request, lcf: &LocConf) -> Result<ScanOptions, ScanError> {
+pub fn scan_options(r: &Request, lcf: &LocConf) -> Result<ScanOptions, ScanError> {
     let mut set_headers = Vec::new();
     for h in lcf.set_headers() {
         // SAFETY: the value was compiled for this location's configuration (lcf is it).
@@ -157,12 +162,7 @@ fn scan_options(r: &Request, lcf: &LocConf) -> Result<ScanOptions, ScanError> {
         .map(|c| c.client_max_body_size)
         .filter(|&n| n > 0)
         .map(|n| n as u64);
-    let spill_dir = clcf
-        // SAFETY: null, or the location's temp path in the configuration pool, which
-        // outlives every request.
-        .and_then(|c| unsafe { c.client_body_temp_path.as_ref() })
-        .map(|p| PathBuf::from(String::from_utf8_lossy(p.name.as_bytes()).into_owned()))
-        .unwrap_or_else(std::env::temp_dir);
+    let spill_dir = spill_dir(r);
     let s = &lcf.settings;
     Ok(ScanOptions {
         timeouts: s.timeouts,
@@ -196,6 +196,16 @@ fn scan_options(r: &Request, lcf: &LocConf) -> Result<ScanOptions, ScanError> {
         }),
         ..ScanOptions::default()
     })
+}
+
+/// Where bodies the module keeps go: the location's `client_body_temp_path`.
+pub fn spill_dir(r: &Request) -> PathBuf {
+    NgxHttpCoreModule::location_conf(r)
+        // SAFETY: null, or the location's temp path in the configuration pool, which
+        // outlives every request.
+        .and_then(|c| unsafe { c.client_body_temp_path.as_ref() })
+        .map(|p| PathBuf::from(String::from_utf8_lossy(p.name.as_bytes()).into_owned()))
+        .unwrap_or_else(std::env::temp_dir)
 }
 
 /// A scan result for a scan that could not start.

@@ -6,7 +6,7 @@
 //! `deny` and `satisfy any` have all been decided, and none of them can skip the scan.
 
 pub mod ctx;
-mod job;
+pub mod job;
 mod verdict;
 
 use ngx::ffi::*;
@@ -113,7 +113,12 @@ fn store_as_dav_would(r: &mut Request) {
 /// The first `ometascan_bypass` value that is non-empty and not "0", if any (a value that
 /// cannot be evaluated does not bypass).
 fn bypassed(r: &Request, lcf: &LocConf) -> Option<String> {
-    lcf.bypass.as_deref()?.iter().find_map(|&cv| {
+    first_set(r, lcf.bypass.as_deref())
+}
+
+/// The first of a bypass directive's values that is non-empty and not "0" for `r`.
+pub fn first_set(r: &Request, values: Option<&[*mut ngx_http_complex_value_t]>) -> Option<String> {
+    values?.iter().find_map(|&cv| {
         // SAFETY: cv was compiled for the configuration of r's location (lcf is it).
         let v = unsafe { complex_value(r, cv) }?;
         (!v.is_empty() && v != b"0").then(|| String::from_utf8_lossy(&v).into_owned())

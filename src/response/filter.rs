@@ -1,0 +1,221 @@
+//! The module's header and body filters: deciding whether a response is held (its status, the
+//! location's directives, its size, a bypass value, a `304` to come), and taking its body.
+
+use ngx::ffi::*;
+use ngx::http::{HttpModuleLocationConf, Request};
+use ometascan_core::ResultKind;
+
+use super::held::{self, Held, Phase};
+use super::{conditional, next_body, next_header, release, scan, BUFFERED};
+use crate::conf::{LocConf, OverSize};
+use crate::ngx_ext::log;
+use crate::status;
+use crate::Module;
+
+/// What becomes of a response whose header arrives.
+enum Decision {
+    /// Not one the location scans.
+    Pass,
+    /// Scanned responses do not include it (skipped, or unscanned by size): logged, counted,
+    /// sent on.
+    Unscanned(ResultKind),
+    /// Larger than `ometascan_response_max_size` with `over=reject`.
+    TooLarge,
+    /// nginx will answer `304` (no body).
+    NotModified,
+    Hold,
+}
+
+fn decide(r: &mut Request) -> Decision {
+    let Some(lcf) = Module::location_conf(r) else {
+        return Decision::Pass;
+    };
+    let raw = r.as_ref();
+    let status = raw.headers_out.status;
+    let scanned = lcf.response()
+        && lcf.target().is_some()
+        && std::ptr::eq(raw.main, raw)
+        && raw.header_only() == 0
+        && raw.method != NGX_HTTP_HEAD as ngx_uint_t
+        && lcf
+            .response_statuses()
+            .iter()
+            .any(|&s| ngx_uint_t::from(s) == status);
+    if !scanned {
+        return Decision::Pass;
+    }
+    let scanner = lcf.target().map(|t| t.shown.clone()).unwrap_or_default();
+    if let Some(why) = crate::request::first_set(r, lcf.response_bypass.as_deref()) {
+        status::counted(ResultKind::Skipped);
+        let msg = format!("response not scanned: \"ometascan_response_bypass\" value \"{why}\"");
+        log::error(r, NGX_LOG_INFO, &scanner, &msg);
+        return Decision::Unscanned(ResultKind::Skipped);
+    }
+    let len = r.as_ref().headers_out.content_length_n;
+    if let Some(decision) = over_size(r, lcf, u64::try_from(len).ok(), &scanner) {
+        return decision;
+    }
+    if conditional::will_be_not_modified(r) {
+        return Decision::NotModified;
+    }
+    Decision::Hold
+}
+
+/// The decision for a response of `len` bytes over the location's cap, if it is.
+fn over_size(r: &mut Request, lcf: &LocConf, len: Option<u64>, scanner: &str) -> Option<Decision> {
+    let (max, over) = lcf.response_max_size?;
+    let len = len.filter(|&l| l > max)?;
+    let (what, kind, level, decision) = match over {
+        OverSize::Reject => (
+            "refused",
+            ResultKind::TooLarge,
+            NGX_LOG_ERR,
+            Decision::TooLarge,
+        ),
+        OverSize::Pass => (
+            "sent unscanned",
+            ResultKind::Unscanned,
+            NGX_LOG_WARN,
+            Decision::Unscanned(ResultKind::Unscanned),
+        ),
+    };
+    let msg =
+        format!("response of {len} bytes is over \"ometascan_response_max_size\" {max}, {what}");
+    log::error(r, level, scanner, &msg);
+    // SAFETY: the borrow ends in this statement.
+    if let Some(held) = unsafe { held::get(r) } {
+        held.report.result = Some(kind);
+    }
+    status::counted(kind);
+    Some(decision)
+}
+
+pub unsafe extern "C" fn header_filter(r: *mut ngx_http_request_t) -> ngx_int_t {
+    // SAFETY: nginx calls a header filter with a live request on its thread.
+    let req = unsafe { Request::from_ngx_http_request(r) };
+    // SAFETY: the borrow ends in this statement.
+    if unsafe { held::get(req) }.is_some() {
+        return next_header(req);
+    }
+    let decision = decide(req);
+    if matches!(decision, Decision::Pass) {
+        return next_header(req);
+    }
+    let dir = crate::request::job::spill_dir(req);
+    // SAFETY: a main request without a held response (checked above); the borrow ends in
+    // this statement.
+    let Some(held) = (unsafe { held::create(req, Held::new(dir)) }) else {
+        return NGX_ERROR as ngx_int_t;
+    };
+    held.report.result = match decision {
+        Decision::Unscanned(kind) => Some(kind),
+        Decision::TooLarge => Some(ResultKind::TooLarge),
+        _ => None,
+    };
+    match decision {
+        Decision::Unscanned(_) => {
+            held.phase = Phase::Released;
+            next_header(req)
+        }
+        Decision::Hold => {
+            // Nothing goes on until the verdict.
+            let raw = req.as_mut();
+            raw.set_buffered(raw.buffered() | BUFFERED);
+            NGX_OK as ngx_int_t
+        }
+        Decision::TooLarge => {
+            held.phase = Phase::Released;
+            release::too_large(req)
+        }
+        _ => {
+            held.phase = Phase::Released;
+            not_modified(req)
+        }
+    }
+}
+
+/// A `304` has no body, nothing is held; but a `200` must never go out unscanned: if nginx
+/// did not answer `304` after all, the connection is closed before the body.
+fn not_modified(r: &mut Request) -> ngx_int_t {
+    let rc = next_header(r);
+    if r.as_ref().headers_out.status == NGX_HTTP_NOT_MODIFIED as ngx_uint_t {
+        return rc;
+    }
+    let msg = "a response expected to be \"304 Not Modified\" was not; closing the \
+               connection before its body";
+    log::error(r, NGX_LOG_ALERT, "", msg);
+    // SAFETY: the request's connection, live with it.
+    unsafe { (*r.connection()).set_error(1) };
+    NGX_ERROR as ngx_int_t
+}
+
+pub unsafe extern "C" fn body_filter(
+    r: *mut ngx_http_request_t,
+    chain: *mut ngx_chain_t,
+) -> ngx_int_t {
+    // SAFETY: nginx calls a body filter with a live request on its thread.
+    let req = unsafe { Request::from_ngx_http_request(r) };
+    // SAFETY: the borrow ends before any nginx code runs (the branches below borrow again
+    // only where none does).
+    let Some(held) = (unsafe { held::get(req) }) else {
+        return next_body(req, chain);
+    };
+    match held.phase {
+        Phase::Released => next_body(req, chain),
+        Phase::Scanning(_) => NGX_OK as ngx_int_t,
+        Phase::Holding => {
+            // SAFETY: the chain nginx passed, valid for the call.
+            let taken = unsafe { take_chain(held, chain) };
+            let len = held.len();
+            match taken {
+                Err(e) => release::refuse(req, e, ResultKind::Error),
+                Ok(last) => held_more(req, len, last),
+            }
+        }
+    }
+}
+
+/// After taking buffers: the size checked against the cap while the body grows, the scan
+/// started after the last buffer.
+fn held_more(r: &mut Request, len: u64, last: bool) -> ngx_int_t {
+    let scanner = Module::location_conf(r)
+        .and_then(|l| l.target())
+        .map(|t| t.shown.clone())
+        .unwrap_or_default();
+    if let Some(lcf) = Module::location_conf(r) {
+        match over_size(r, lcf, Some(len), &scanner) {
+            Some(Decision::TooLarge) => return release::too_large(r),
+            Some(_) => return release::unscanned(r, last),
+            None => {}
+        }
+    }
+    if last {
+        scan::start(r)
+    } else {
+        NGX_OK as ngx_int_t
+    }
+}
+
+/// Takes every buffer of `chain`; `true` once the last one was taken.
+///
+/// # Safety
+/// `chain` is null or a chain of live buffers.
+unsafe fn take_chain(
+    held: &mut Held,
+    mut chain: *mut ngx_chain_t,
+) -> Result<bool, ometascan_core::ScanError> {
+    let mut last = false;
+    // SAFETY: each link and its buffer are live for the call (caller).
+    while let Some(cl) = unsafe { chain.as_ref() } {
+        // SAFETY: as above.
+        if let Some(b) = unsafe { cl.buf.as_mut() } {
+            held.take(b)?;
+            last |= b.last_buf() != 0;
+        }
+        chain = cl.next;
+    }
+    if last {
+        held.finish()?;
+    }
+    Ok(last)
+}

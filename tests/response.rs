@@ -1,0 +1,429 @@
+//! Downloads scanned (`ometascan_response on`): the response is held, scanned with the real
+//! c-icap + ClamAV (RESPMOD) or a double, and released, replaced or refused. Each test checks
+//! what the client got; the backends here are nginx's own (static files, a proxied server).
+
+mod common;
+use common::*;
+use ometascan_testkit::cicap::{CIcap, THREAT};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// A directory of files served by nginx (readable by its workers).
+fn files(name: &str, contents: &[(&str, Vec<u8>)]) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("ometascan-files-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    for (file, data) in contents {
+        let path = dir.join(file);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, data).unwrap();
+    }
+    dir
+}
+
+fn infected(len: usize, seed: u64) -> Vec<u8> {
+    let mut v = random_bytes(len, seed);
+    v.extend_from_slice(EICAR);
+    v.extend_from_slice(&random_bytes(len / 3, seed + 1));
+    v
+}
+
+/// A static server on its own port (the proxied backend), and the scanned front.
+fn config(scanner: &str, root: &Path, backend_port: u16, extra: &str) -> String {
+    format!(
+        "sendfile on;\n\
+         server {{ listen 127.0.0.1:{backend_port}; root {root};\n\
+           location /gz/ {{ add_header Content-Encoding gzip; }}\n\
+           location /grow/ {{ ssi on; ssi_types *; }} }}\n\
+         server {{ listen 127.0.0.1:%PORT%;\n\
+           add_header X-Result $ometascan_response_result always;\n\
+           add_header X-Threat $ometascan_response_threat always;\n\
+           location /static/ {{ alias {root}/; ometascan_pass {scanner}; ometascan_response on;\n\
+             ometascan_methods POST; {extra} }}\n\
+           location /proxied/ {{ proxy_pass http://127.0.0.1:{backend_port}/; ometascan_pass {scanner};\n\
+             ometascan_response on; ometascan_methods POST; {extra} }}\n\
+           location /plain/ {{ alias {root}/; }}\n\
+         }}",
+        root = root.display(),
+    )
+}
+
+fn get(port: u16, path: &str, headers: &[(&str, &str)]) -> Response {
+    client::request(port, "GET", path, headers, b"").unwrap()
+}
+
+#[test]
+fn eicar_downloads_are_blocked_and_clean_ones_pass_byte_exact() {
+    let cicap = CIcap::start();
+    let clean = random_bytes(3 << 20, 1);
+    let bad = infected(2 << 20, 2);
+    let small = b"just a small text file\n".to_vec();
+    let root = files(
+        "c-icap",
+        &[
+            ("clean.bin", clean.clone()),
+            ("eicar.bin", bad.clone()),
+            ("small.txt", small.clone()),
+        ],
+    );
+    let backend_port = nginx::free_port();
+    let n = Nginx::start(&config(&cicap.url("virus_scan"), &root, backend_port, ""));
+    for prefix in ["/static/", "/proxied/"] {
+        let r = get(n.port, &format!("{prefix}clean.bin"), &[]);
+        assert_eq!(r.status, 200, "{prefix}: {}", n.error_log());
+        assert!(r.body == clean, "{prefix}: the clean file byte-exact");
+        let r = get(n.port, &format!("{prefix}small.txt"), &[]);
+        assert_eq!((r.status, &r.body), (200, &small), "{prefix}");
+        let r = get(n.port, &format!("{prefix}eicar.bin"), &[]);
+        assert_eq!(r.status, 403, "{prefix}: {}", n.error_log());
+        assert_eq!(r.header("x-threat"), Some(THREAT), "{prefix}");
+        assert_eq!(r.header("x-result"), Some("blocked"), "{prefix}");
+        assert!(
+            r.text().contains(THREAT) || n.error_log().contains(THREAT),
+            "{}",
+            r.text()
+        );
+        assert!(
+            !r.body.windows(EICAR.len()).any(|w| w == EICAR),
+            "{prefix}: nothing of the file reached the client"
+        );
+        assert!(
+            r.body.len() < 100_000,
+            "{prefix}: the scanner's page, not the file"
+        );
+    }
+    let log = n.error_log();
+    assert!(
+        log.contains("response blocked by the scanner with status 403"),
+        "{log}"
+    );
+    assert!(!log.contains("[alert]") && !log.contains("[crit]"), "{log}");
+    assert!(
+        cicap.access_log().contains("RESPMOD"),
+        "{}",
+        cicap.access_log()
+    );
+    // The same files where responses are not scanned: the twin that shows the file is there.
+    let r = get(n.port, "/plain/eicar.bin", &[]);
+    assert_eq!((r.status, r.body == bad), (200, true));
+}
+
+/// nginx in front of its own static server, responses scanned by the HTTP double.
+fn with_double(
+    action: Action,
+    contents: &[(&str, Vec<u8>)],
+    extra: &str,
+) -> (Nginx, ScannerDouble, PathBuf) {
+    let double = ScannerDouble::start(action);
+    let root = files(&format!("double-{}", double.port()), contents);
+    let n = Nginx::start(&config(&double.url(), &root, nginx::free_port(), extra));
+    (n, double, root)
+}
+
+#[test]
+fn the_scanner_gets_the_request_line_and_the_response_and_a_sanitized_body_replaces_it() {
+    let bad = infected(100_000, 3);
+    let (n, double, _root) = with_double(
+        Action::SanitizeEicar(b"cleaned\n".to_vec()),
+        &[("bad.bin", bad.clone()), ("ok.txt", b"fine\n".to_vec())],
+        "",
+    );
+    let r = get(n.port, "/proxied/bad.bin?x=1", &[("X-Client", "c1")]);
+    assert_eq!(r.status, 200, "{}", n.error_log());
+    assert_eq!(r.body, b"cleaned\n");
+    assert_eq!(r.header("content-length"), Some("8"));
+    assert_eq!(r.header("content-type"), Some("text/plain"));
+    assert_eq!(r.header("x-result"), Some("sanitized"));
+    let got = double.received();
+    let seen = got.last().unwrap();
+    assert_eq!(seen.method(), "GET");
+    assert_eq!(seen.target(), "/proxied/bad.bin?x=1");
+    assert_eq!(seen.head.header("x-ometascan-response"), Some("200"));
+    assert_eq!(seen.head.header("x-client"), Some("c1"));
+    assert_eq!(
+        seen.head.header("content-length"),
+        Some(bad.len().to_string().as_str())
+    );
+    assert_eq!(
+        seen.body_hash,
+        fnv1a(&bad),
+        "the whole response body, byte-exact"
+    );
+    // Its twin: nothing to clean, the file as it is.
+    let r = get(n.port, "/static/ok.txt", &[]);
+    assert_eq!((r.status, r.body.as_slice()), (200, &b"fine\n"[..]));
+    assert_eq!(r.header("x-result"), Some("allowed"));
+}
+
+#[test]
+fn a_scanner_failure_is_a_502_with_nothing_of_the_response() {
+    let file = random_bytes(500_000, 4);
+    let (n, double, _root) = with_double(Action::Allow, &[("f.bin", file.clone())], "");
+    // Its twin first: the scanner answers, the file whole (a connection to the scanner is
+    // kept for the next scan).
+    let r = get(n.port, "/proxied/f.bin", &[]);
+    assert_eq!((r.status, r.body == file), (200, true));
+    let worker = n.worker();
+    let fds = nginx::fd_count(worker);
+    double.set_default(Action::ResetAfterHead);
+    for path in ["/static/f.bin", "/proxied/f.bin"] {
+        let r = get(n.port, path, &[]);
+        assert_eq!(r.status, 502, "{path}: {}", n.error_log());
+        assert!(r.body.len() < 2000, "{path}: nginx's error page only");
+        assert!(
+            r.header("last-modified").is_none() && r.header("etag").is_none(),
+            "{path}: none of the backend's fields"
+        );
+    }
+    assert!(
+        n.error_log().contains("response scan failed"),
+        "{}",
+        n.error_log()
+    );
+    assert_worker_recovered(&n, worker, fds);
+}
+
+#[test]
+fn head_and_not_modified_are_not_scanned_and_range_comes_after_the_whole_scan() {
+    let clean = random_bytes(400_000, 5);
+    let bad = infected(300_000, 6);
+    let (n, double, _root) = with_double(
+        Action::EicarAware,
+        &[("clean.bin", clean.clone()), ("bad.bin", bad)],
+        "",
+    );
+    let r = client::request(n.port, "HEAD", "/static/bad.bin", &[], b"").unwrap();
+    assert_eq!(r.status, 200);
+    let lm = get(n.port, "/plain/clean.bin", &[])
+        .header("last-modified")
+        .unwrap()
+        .to_string();
+    let r = get(n.port, "/static/clean.bin", &[("If-Modified-Since", &lm)]);
+    assert_eq!(r.status, 304);
+    assert_eq!(double.received().len(), 0, "no body, no scan");
+    // A range of a blocked file: the block, nothing of the file.
+    let r = get(n.port, "/static/bad.bin", &[("Range", "bytes=0-99")]);
+    assert_eq!(r.status, 403, "{}", n.error_log());
+    assert!(r.header("content-range").is_none());
+    assert_eq!(
+        double.received().last().unwrap().body_len,
+        300_000 + EICAR.len() as u64 + 100_000,
+        "the whole file was scanned"
+    );
+    // Its twin: a range of a clean file, after the whole of it was scanned.
+    for path in ["/static/clean.bin", "/proxied/clean.bin"] {
+        let r = get(n.port, path, &[("Range", "bytes=1000-1999")]);
+        assert_eq!(r.status, 206, "{path}: {}", n.error_log());
+        assert_eq!(r.body, &clean[1000..2000], "{path}");
+        assert_eq!(
+            double.received().last().unwrap().body_hash,
+            fnv1a(&clean),
+            "{path}"
+        );
+    }
+}
+
+#[test]
+fn a_gzip_encoded_response_is_scanned_decoded_and_sent_as_it_was() {
+    let mut bad = random_bytes(200_000, 7);
+    bad.extend_from_slice(EICAR);
+    let clean_gz = gzip(&random_bytes(200_000, 8));
+    let (n, double, _root) = with_double(
+        Action::EicarAware,
+        &[
+            ("gz/bad.bin", gzip(&bad)),
+            ("gz/clean.bin", clean_gz.clone()),
+        ],
+        "",
+    );
+    let r = get(n.port, "/proxied/gz/bad.bin", &[]);
+    assert_eq!(
+        r.status,
+        403,
+        "the double saw EICAR only in the decoded body: {}",
+        n.error_log()
+    );
+    let r = get(n.port, "/proxied/gz/clean.bin", &[]);
+    assert_eq!(r.status, 200, "{}", n.error_log());
+    assert_eq!(r.header("content-encoding"), Some("gzip"));
+    assert!(
+        r.body == clean_gz,
+        "the encoded bytes as the backend sent them"
+    );
+    let seen = double.received();
+    assert_eq!(seen.last().unwrap().body_len, 200_000, "scanned decoded");
+    assert!(seen
+        .last()
+        .unwrap()
+        .head
+        .header("content-encoding")
+        .is_none());
+}
+
+#[test]
+fn a_proxy_cache_hit_is_scanned_again_and_http2_clients_get_the_same() {
+    let clean = random_bytes(300_000, 9);
+    let bad = infected(100_000, 10);
+    let cache = std::env::temp_dir().join(format!("ometascan-pcache-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&cache);
+    let extra = "proxy_cache c; proxy_cache_valid 200 1h;
+                 add_header X-Cache $upstream_cache_status always;";
+    let double = ScannerDouble::start(Action::EicarAware);
+    let root = files("pcache", &[("clean.bin", clean.clone()), ("bad.bin", bad)]);
+    let http = format!(
+        "proxy_cache_path {} keys_zone=c:1m;\n{}",
+        cache.display(),
+        config(&double.url(), &root, nginx::free_port(), extra).replace(
+            "listen 127.0.0.1:%PORT%;",
+            "listen 127.0.0.1:%PORT%; http2 on;"
+        )
+    );
+    let n = Nginx::start(&http);
+    for (i, want) in [(0, "MISS"), (1, "HIT")] {
+        let r = get(n.port, "/proxied/bad.bin", &[]);
+        assert_eq!(r.status, 403, "{want}: {}", n.error_log());
+        let r = get(n.port, "/proxied/clean.bin", &[]);
+        assert_eq!((r.status, r.body == clean), (200, true), "{want}");
+        assert_eq!(r.header("x-cache"), Some(want));
+        assert_eq!(
+            double.received().len(),
+            2 * (i + 1),
+            "{want}: every download scanned"
+        );
+    }
+    // HTTP/2 (prior knowledge): the block and the clean file.
+    let h2 = |path: &str| {
+        let out = std::process::Command::new("curl")
+            .args([
+                "-s",
+                "--http2-prior-knowledge",
+                "-o",
+                "-",
+                "-w",
+                "\n%{http_code} %{http_version}",
+            ])
+            .arg(format!("http://127.0.0.1:{}{path}", n.port))
+            .output()
+            .unwrap();
+        out.stdout
+    };
+    let out = h2("/proxied/bad.bin");
+    assert!(
+        out.ends_with(b"\n403 2"),
+        "{}",
+        String::from_utf8_lossy(&out)
+    );
+    assert!(!out.windows(EICAR.len()).any(|w| w == EICAR));
+    let out = h2("/static/clean.bin");
+    assert!(out.ends_with(b"\n200 2"));
+    assert!(out[..out.len() - 6] == clean[..], "byte-exact over HTTP/2");
+}
+
+#[test]
+fn a_client_gone_while_its_download_is_scanned_frees_everything() {
+    let file = random_bytes(2 << 20, 11);
+    let (n, double, _root) = with_double(
+        Action::Delay(Duration::from_millis(800), Box::new(Action::Allow)),
+        &[("f.bin", file.clone())],
+        "",
+    );
+    let worker = n.worker();
+    let fds = nginx::fd_count(worker);
+    for path in ["/static/f.bin", "/proxied/f.bin"] {
+        let mut c = Conn::open(n.port).unwrap();
+        c.send_raw(format!("GET {path} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes())
+            .unwrap();
+        let seen = double.received().len();
+        assert!(wait_for(Duration::from_secs(3), || double.received().len()
+            > seen
+            || double.max_concurrent() > 0));
+        drop(c);
+    }
+    std::thread::sleep(Duration::from_millis(1200));
+    assert_worker_recovered(&n, worker, fds);
+    // The worker goes on serving.
+    let r = get(n.port, "/static/f.bin", &[]);
+    assert_eq!((r.status, r.body == file), (200, true));
+}
+
+#[test]
+fn the_size_cap_refuses_or_passes_unscanned_by_length_and_as_the_body_grows() {
+    let big = infected(1 << 20, 12);
+    let small = random_bytes(1000, 13);
+    let double = ScannerDouble::start(Action::EicarAware);
+    let root = files(
+        "cap",
+        &[
+            ("big.bin", big.clone()),
+            ("small.bin", small.clone()),
+            ("grow/big.bin", big.clone()),
+        ],
+    );
+    let backend = nginx::free_port();
+    let front = |extra: &str| Nginx::start(&config(&double.url(), &root, backend, extra));
+    let n = front("ometascan_response_max_size 500k;");
+    for path in [
+        "/static/big.bin",
+        "/proxied/big.bin",
+        "/proxied/grow/big.bin",
+    ] {
+        let r = get(n.port, path, &[]);
+        assert_eq!(r.status, 502, "{path}: {}", n.error_log());
+        assert!(!r.body.windows(EICAR.len()).any(|w| w == EICAR), "{path}");
+        assert_eq!(r.header("x-result"), Some("too_large"), "{path}");
+    }
+    assert!(n
+        .error_log()
+        .contains("is over \"ometascan_response_max_size\" 512000, refused"));
+    // Its twin under the cap: scanned and sent.
+    let r = get(n.port, "/static/small.bin", &[]);
+    assert_eq!((r.status, r.body == small), (200, true));
+    assert_eq!(r.header("x-result"), Some("allowed"));
+    let scanned = double.received().len();
+    assert_eq!(scanned, 1, "nothing over the cap went to the scanner");
+    drop(n);
+    // over=pass: sent whole, unscanned (the operator's choice), said in the log.
+    let n = front("ometascan_response_max_size 500k over=pass;");
+    for path in ["/static/big.bin", "/proxied/grow/big.bin"] {
+        let r = get(n.port, path, &[]);
+        assert_eq!(
+            (r.status, r.body == big),
+            (200, true),
+            "{path}: {}",
+            n.error_log()
+        );
+        assert_eq!(r.header("x-result"), Some("unscanned"), "{path}");
+    }
+    assert!(n.error_log().contains("sent unscanned"));
+    assert_eq!(double.received().len(), scanned);
+}
+
+#[test]
+fn listed_statuses_are_scanned_and_bypass_values_are_honoured() {
+    let bad = infected(10_000, 14);
+    let double = ScannerDouble::start(Action::EicarAware);
+    let root = files(
+        "statuses",
+        &[("bad.bin", bad.clone()), ("skip/bad.bin", bad.clone())],
+    );
+    let extra = "error_page 404 =203 /static/bad.bin; ometascan_response_statuses 200 203;\n\
+                 ometascan_response_bypass $skip_scan;";
+    let http = format!(
+        "map $uri $skip_scan {{ default 0; ~^/static/skip/ 1; }}\n{}",
+        config(&double.url(), &root, nginx::free_port(), extra)
+    );
+    let n = Nginx::start(&http);
+    // An error page answered with 203 from the file: scanned, blocked.
+    let r = get(n.port, "/static/none.bin", &[]);
+    assert_eq!(r.status, 403, "{}", n.error_log());
+    // Bypassed by value: sent as it is, said in the log.
+    let r = get(n.port, "/static/skip/bad.bin", &[]);
+    assert_eq!((r.status, r.body == bad), (200, true));
+    assert_eq!(r.header("x-result"), Some("skipped"));
+    assert!(n
+        .error_log()
+        .contains("response not scanned: \"ometascan_response_bypass\" value \"1\""));
+    // Its twin: the same file elsewhere is scanned.
+    let r = get(n.port, "/static/bad.bin", &[]);
+    assert_eq!(r.status, 403);
+}
