@@ -1,7 +1,8 @@
 //! Variables for `log_format` and friends: `$ometascan_result`, `$ometascan_threat`,
 //! `$ometascan_scan_time`, `$ometascan_scanner_addr`, `$ometascan_status`, `$ometascan_parts`,
 //! `$ometascan_cache_status`; for a scanned response (`ometascan_response on`),
-//! `$ometascan_response_result`, `$ometascan_response_threat`, `$ometascan_response_scan_time`.
+//! `$ometascan_response_result`, `$ometascan_response_threat`, `$ometascan_response_scan_time`,
+//! `$ometascan_response_cache_status`.
 
 use ngx::ffi::*;
 use ngx::http::{HttpModuleLocationConf, Request};
@@ -13,7 +14,7 @@ use crate::Module;
 /// Indexes from here on tell the response's scan.
 const RESPONSE: usize = 7;
 
-const VARIABLES: [(&str, usize); 10] = [
+const VARIABLES: [(&str, usize); 11] = [
     ("ometascan_result", 0),
     ("ometascan_threat", 1),
     ("ometascan_scan_time", 2),
@@ -24,6 +25,7 @@ const VARIABLES: [(&str, usize); 10] = [
     ("ometascan_response_result", RESPONSE),
     ("ometascan_response_threat", RESPONSE + 1),
     ("ometascan_response_scan_time", RESPONSE + 2),
+    ("ometascan_response_cache_status", RESPONSE + 3),
 ];
 
 /// Registers the variables (preconfiguration).

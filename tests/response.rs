@@ -43,6 +43,7 @@ fn config(scanner: &str, root: &Path, backend_port: u16, extra: &str) -> String 
            location /proxied/ {{ proxy_pass http://127.0.0.1:{backend_port}/; ometascan_pass {scanner};\n\
              ometascan_response on; ometascan_methods POST; {extra} }}\n\
            location /plain/ {{ alias {root}/; }}\n\
+           location = /ometascan_status {{ ometascan_status; }}\n\
          }}",
         root = root.display(),
     )
@@ -426,4 +427,40 @@ fn listed_statuses_are_scanned_and_bypass_values_are_honoured() {
     // Its twin: the same file elsewhere is scanned.
     let r = get(n.port, "/static/bad.bin", &[]);
     assert_eq!(r.status, 403);
+}
+
+#[test]
+fn the_verdict_cache_serves_the_second_download_and_the_status_page_counts_responses() {
+    let cicap = CIcap::start();
+    let clean = random_bytes(1 << 20, 15);
+    let bad = infected(200_000, 16);
+    let root = files("vcache", &[("clean.bin", clean.clone()), ("bad.bin", bad)]);
+    let http = format!(
+        "ometascan_cache_zone verdicts:1m;\n{}",
+        config(
+            &cicap.url("virus_scan"),
+            &root,
+            nginx::free_port(),
+            "ometascan_cache verdicts; add_header X-Scan-Cache $ometascan_response_cache_status always;",
+        )
+    );
+    let n = Nginx::start(&http);
+    let respmods = || cicap.access_log().matches("RESPMOD").count();
+    for (i, want) in [(0, "MISS"), (1, "HIT"), (2, "HIT")] {
+        let r = get(n.port, "/static/clean.bin", &[]);
+        assert_eq!((r.status, r.body == clean), (200, true), "{want}");
+        assert_eq!(r.header("x-scan-cache"), Some(want), "{i}: {}", n.error_log());
+        let r = get(n.port, "/proxied/bad.bin", &[]);
+        assert_eq!(r.status, 403, "{want}");
+        assert_eq!(r.header("x-scan-cache"), Some(want));
+    }
+    assert_eq!(respmods(), 2, "each file scanned once");
+    let page = get(n.port, "/ometascan_status", &[]).text();
+    for line in [
+        "ometascan_responses_total{result=\"allowed\"} 3",
+        "ometascan_responses_total{result=\"blocked\"} 3",
+        "ometascan_requests_total{result=\"allowed\"} 0",
+    ] {
+        assert!(page.contains(line), "{line}: {page}");
+    }
 }

@@ -46,7 +46,7 @@ fn decide(r: &mut Request) -> Decision {
     }
     let scanner = lcf.target().map(|t| t.shown.clone()).unwrap_or_default();
     if let Some(why) = crate::request::first_set(r, lcf.response_bypass.as_deref()) {
-        status::counted(ResultKind::Skipped);
+        status::response_counted(ResultKind::Skipped);
         let msg = format!("response not scanned: \"ometascan_response_bypass\" value \"{why}\"");
         log::error(r, NGX_LOG_INFO, &scanner, &msg);
         return Decision::Unscanned(ResultKind::Skipped);
@@ -86,7 +86,7 @@ fn over_size(r: &mut Request, lcf: &LocConf, len: Option<u64>, scanner: &str) ->
     if let Some(held) = unsafe { held::get(r) } {
         held.report.result = Some(kind);
     }
-    status::counted(kind);
+    status::response_counted(kind);
     Some(decision)
 }
 

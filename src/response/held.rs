@@ -179,6 +179,7 @@ impl Drop for Held {
     fn drop(&mut self) {
         if let Phase::Scanning(slot) = self.phase {
             runtime::forget(slot);
+            crate::status::response_finished(None, None, None, None, false);
         }
     }
 }

@@ -64,7 +64,8 @@ fn next_body(r: &Request, chain: *mut ngx_chain_t) -> ngx_int_t {
     }
 }
 
-/// `$ometascan_response_result` (0), `_threat` (1), `_scan_time` (2) of `r`, whose main
+/// `$ometascan_response_result` (0), `_threat` (1), `_scan_time` (2), `_cache_status` (3) of
+/// `r`, whose main
 /// request is `main`: `skipped` where responses are scanned but this one was not.
 pub fn variable(r: &Request, main: &Request, which: usize) -> Option<String> {
     // SAFETY: read in this call only; the module's code holds no borrow of the held response
@@ -85,6 +86,7 @@ pub fn variable(r: &Request, main: &Request, which: usize) -> Option<String> {
         2 => rep
             .scan_time
             .map(|d| format!("{}.{:03}", d.as_secs(), d.subsec_millis())),
+        3 => rep.cache.map(|c| c.name().to_string()),
         _ => None,
     }
 }

@@ -63,7 +63,7 @@ pub unsafe fn on_done(r: *mut ngx_http_request_t, outcome: ScanOutcome) {
         }
         None => return,
     };
-    status::finished(
+    status::response_finished(
         Some(kind),
         outcome.result.as_ref().err(),
         Some(outcome.elapsed),
@@ -122,7 +122,7 @@ pub fn refuse(r: &mut Request, e: ScanError, kind: ometascan_core::ResultKind) -
         held.phase = Phase::Released;
         held.report.result = Some(kind);
     }
-    status::counted(kind);
+    status::response_counted(kind);
     let status = failed(r, &e);
     // SAFETY: a live request in one of its filters, whose header was not sent; nginx clears
     // the response head and sends the error page (or error_page's answer) for the status.

@@ -68,6 +68,7 @@ fn try_start(r: &mut Request) -> Result<(), ometascan_core::ScanError> {
             headers: copy_headers_out(r),
         }),
     };
+    let bytes = request.body.len();
     let future = async move { scanner.scan_response(target, request, options).await };
     // SAFETY: a live main request on nginx's thread with the cancelling cleanup added above;
     // nothing of its memory is lent (the held body is the module's own).
@@ -77,5 +78,6 @@ fn try_start(r: &mut Request) -> Result<(), ometascan_core::ScanError> {
     if let Some(held) = unsafe { held::get(r) } {
         held.phase = Phase::Scanning(slot);
     }
+    crate::status::started(bytes);
     Ok(())
 }

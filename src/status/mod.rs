@@ -13,7 +13,8 @@ use ngx::http::{HttpModuleLocationConf, Method, NgxHttpCoreModule, Request};
 use ometascan_core::ResponsePage;
 
 pub use shm::{
-    add_zone, claim_worker_slot, counted, finished, release_worker_slot, server_health, started,
+    add_zone, claim_worker_slot, counted, finished, release_worker_slot, response_counted,
+    response_finished, server_health, started,
 };
 
 /// `ometascan_status;`: makes the location answer with the counters.

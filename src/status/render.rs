@@ -72,6 +72,21 @@ fn totals(o: &mut String, s: &Stats) {
             r(&s.results[k.index()])
         );
     }
+    let name = "ometascan_responses_total";
+    head(
+        o,
+        name,
+        "counter",
+        "Responses in locations that scan them, by verdict.",
+    );
+    for k in ResultKind::ALL {
+        let _ = writeln!(
+            o,
+            "{name}{{result=\"{}\"}} {}",
+            k.name(),
+            r(&s.response_results[k.index()])
+        );
+    }
     let name = "ometascan_errors_total";
     head(o, name, "counter", "Failed scans, by kind.");
     for k in ErrorKind::ALL {
@@ -83,7 +98,7 @@ fn totals(o: &mut String, s: &Stats) {
         );
     }
     let name = "ometascan_scanned_bytes_total";
-    head(o, name, "counter", "Request body bytes sent to scanners.");
+    head(o, name, "counter", "Body bytes (of requests and responses) sent to scanners.");
     let _ = writeln!(o, "{name} {}", r(&s.bytes));
     let name = "ometascan_scans_queued_total";
     head(

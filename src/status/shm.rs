@@ -50,6 +50,8 @@ pub struct Server {
 #[repr(C)]
 pub struct Stats {
     pub results: [AtomicU64; ResultKind::ALL.len()],
+    /// Scanned responses (`ometascan_response`), by result.
+    pub response_results: [AtomicU64; ResultKind::ALL.len()],
     pub errors: [AtomicU64; ErrorKind::ALL.len()],
     pub bytes: AtomicU64,
     /// Scans that waited for a turn (`ometascan_max_scans`, `max_conns`).
@@ -243,6 +245,27 @@ pub fn finished(
         if error.is_some_and(ScanError::is_server_failure) {
             server.failures.fetch_add(1, Ordering::Relaxed);
         }
+    }
+}
+
+/// A response's scan ended (or was cancelled: `result` None); counted apart from requests.
+pub fn response_finished(
+    result: Option<ResultKind>,
+    error: Option<&ScanError>,
+    time: Option<Duration>,
+    server: Option<&PeerAddr>,
+    queued: bool,
+) {
+    finished(None, error, time, server, queued);
+    if let Some(kind) = result {
+        response_counted(kind);
+    }
+}
+
+/// A response decided without a scan, or by one.
+pub fn response_counted(kind: ResultKind) {
+    if let Some(s) = stats() {
+        s.response_results[kind.index()].fetch_add(1, Ordering::Relaxed);
     }
 }
 
