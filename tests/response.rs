@@ -449,7 +449,12 @@ fn the_verdict_cache_serves_the_second_download_and_the_status_page_counts_respo
     for (i, want) in [(0, "MISS"), (1, "HIT"), (2, "HIT")] {
         let r = get(n.port, "/static/clean.bin", &[]);
         assert_eq!((r.status, r.body == clean), (200, true), "{want}");
-        assert_eq!(r.header("x-scan-cache"), Some(want), "{i}: {}", n.error_log());
+        assert_eq!(
+            r.header("x-scan-cache"),
+            Some(want),
+            "{i}: {}",
+            n.error_log()
+        );
         let r = get(n.port, "/proxied/bad.bin", &[]);
         assert_eq!(r.status, 403, "{want}");
         assert_eq!(r.header("x-scan-cache"), Some(want));
@@ -463,4 +468,102 @@ fn the_verdict_cache_serves_the_second_download_and_the_status_page_counts_respo
     ] {
         assert!(page.contains(line), "{line}: {page}");
     }
+}
+
+/// A file of `len` bytes whose every 8-byte word is its own offset (checked as it streams).
+fn pattern_file(path: &Path, len: u64) {
+    use std::io::Write;
+    let mut f = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(path).unwrap());
+    let mut buf = vec![0u8; 1 << 20];
+    let mut at = 0u64;
+    while at < len {
+        for (i, w) in buf.chunks_mut(8).enumerate() {
+            w.copy_from_slice(&(at + 8 * i as u64).to_le_bytes());
+        }
+        f.write_all(&buf).unwrap();
+        at += buf.len() as u64;
+    }
+}
+
+/// GETs `path` and reads the body as it comes, checking the pattern; returns the status and
+/// the body's length.
+fn get_pattern(port: u16, path: &str) -> (u16, u64) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").as_bytes())
+        .unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        if s.read(&mut byte).unwrap() == 0 {
+            break;
+        }
+        head.push(byte[0]);
+    }
+    let status = String::from_utf8_lossy(&head)[9..12].parse().unwrap_or(0);
+    let (mut at, mut buf, mut carry) = (0u64, vec![0u8; 1 << 20], Vec::new());
+    loop {
+        let n = s.read(&mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        carry.extend_from_slice(&buf[..n]);
+        let whole = carry.len() / 8 * 8;
+        for w in carry[..whole].chunks(8) {
+            let v = u64::from_le_bytes(w.try_into().unwrap());
+            assert_eq!(v, at, "byte-exact at offset {at}");
+            at += 8;
+        }
+        carry.drain(..whole);
+    }
+    (status, at + carry.len() as u64)
+}
+
+#[test]
+fn a_2_gb_download_is_held_and_scanned_with_flat_worker_memory() {
+    const LEN: u64 = 2 << 30;
+    let double = ScannerDouble::start(Action::Allow);
+    let root = files("big", &[]);
+    pattern_file(&root.join("2g.bin"), LEN);
+    let n = Nginx::start(&config(&double.url(), &root, nginx::free_port(), ""));
+    let worker = n.worker();
+    let base = nginx::rss_kib(worker);
+    let peak = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(base));
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sampler = {
+        let (peak, stop) = (peak.clone(), stop.clone());
+        std::thread::spawn(move || {
+            while !stop.load(std::sync::atomic::Ordering::Acquire) {
+                peak.fetch_max(nginx::rss_kib(worker), std::sync::atomic::Ordering::AcqRel);
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        })
+    };
+    for path in ["/static/2g.bin", "/proxied/2g.bin"] {
+        let started = std::time::Instant::now();
+        assert_eq!(
+            get_pattern(n.port, path),
+            (200, LEN),
+            "{path}: {}",
+            n.error_log()
+        );
+        let seen = double.received();
+        assert_eq!(
+            seen.last().map(|r| r.body_len),
+            Some(LEN),
+            "{path}: scanned whole"
+        );
+        eprintln!("{path}: {:?}", started.elapsed());
+    }
+    stop.store(true, std::sync::atomic::Ordering::Release);
+    sampler.join().unwrap();
+    let grew = peak
+        .load(std::sync::atomic::Ordering::Acquire)
+        .saturating_sub(base);
+    eprintln!("worker memory: {base} KiB at rest, {grew} KiB more at most");
+    assert!(
+        grew < 64 * 1024,
+        "the worker grew by {grew} KiB holding 2 GB"
+    );
+    let _ = std::fs::remove_dir_all(&root);
 }

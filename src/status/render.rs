@@ -98,7 +98,12 @@ fn totals(o: &mut String, s: &Stats) {
         );
     }
     let name = "ometascan_scanned_bytes_total";
-    head(o, name, "counter", "Body bytes (of requests and responses) sent to scanners.");
+    head(
+        o,
+        name,
+        "counter",
+        "Body bytes (of requests and responses) sent to scanners.",
+    );
     let _ = writeln!(o, "{name} {}", r(&s.bytes));
     let name = "ometascan_scans_queued_total";
     head(
