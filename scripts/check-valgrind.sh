@@ -4,7 +4,9 @@
 # HTTP/1.1 and HTTP/2 clients that give up while their bodies are being scanned (nginx keeps
 # those requests blocked until the scan lets go of the body, then frees them), and a client
 # that gives up while a slowly reading scanner is still being sent its 24 MB in-memory body,
-# and the verdict cache (a clean and an EICAR upload answered again from shared memory).
+# and the verdict cache (a clean and an EICAR upload answered again from shared memory); and
+# downloads held and scanned (ometascan_response): clean and EICAR files, and HTTP/1.1 and
+# HTTP/2 clients that give up while their downloads are being scanned.
 # Fails on any memcheck error or on a wrong answer.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -55,6 +57,14 @@ http {
             proxy_pass http://127.0.0.1:$p_back;
         }
         location /slow/ { ometascan_pass http://127.0.0.1:$p_slow; proxy_pass http://127.0.0.1:$p_back; }
+        location /files/ {
+            alias $run/files/; ometascan_pass http://127.0.0.1:$p_scan;
+            ometascan_response on; ometascan_methods POST;
+        }
+        location /slowfiles/ {
+            alias $run/files/; ometascan_pass http://127.0.0.1:$p_slow;
+            ometascan_response on; ometascan_methods POST;
+        }
         location / { ometascan_pass http://127.0.0.1:$p_scan; proxy_pass http://127.0.0.1:$p_back; }
     }
 }
@@ -66,6 +76,9 @@ for _ in $(seq 1 300); do (echo >/dev/tcp/127.0.0.1/$p_nginx) 2>/dev/null && bre
 head -c 3000000 /dev/urandom >"$run/clean.bin"
 head -c 24000000 /dev/urandom >"$run/big.bin"
 { head -c 100000 /dev/urandom; printf '%s' 'X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*'; } >"$run/eicar.bin"
+mkdir -p "$run/files"
+cp "$run/clean.bin" "$run/eicar.bin" "$run/files/"
+chmod -R a+rX "$run/files"
 # Uploads carry their type: the paths under test here are those of lent memory; a binary
 # body labelled url-encoded (curl's default) is read as a form, tested elsewhere.
 post() { curl -s -o /dev/null -w '%{http_code}' -H 'Content-Type: application/octet-stream' "$@"; }
@@ -79,6 +92,10 @@ done
 /cached/e 403 MISS
 /cached/c 200 HIT
 /cached/e 403 HIT" ] || { cat "$run/logs/cache.log" >&2; fail "the second uploads were not cache hits"; }
+# Downloads: the clean file byte-exact, the EICAR file blocked.
+curl -s -o "$run/got.bin" "http://127.0.0.1:$p_nginx/files/clean.bin" && cmp -s "$run/got.bin" "$run/clean.bin" \
+    || fail "clean download not byte-exact"
+[ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$p_nginx/files/eicar.bin")" = 403 ] || fail "EICAR download not 403"
 # Clients that give up after 1 s while their scans take 2 s.
 bin_type='Content-Type: application/octet-stream'
 gone=()
@@ -87,9 +104,12 @@ for i in 1 2 3; do
     curl -s -o /dev/null -m 1 -H "$bin_type" --http2-prior-knowledge --data-binary @"$run/clean.bin" "http://127.0.0.1:$p_nginx/slow/h2-$i" & gone+=($!)
 done
 curl -s -o /dev/null -m 4 -H "$bin_type" --data-binary @"$run/big.bin" "http://127.0.0.1:$p_nginx/trickle/gone" & gone+=($!)
+curl -s -o /dev/null -m 1 "http://127.0.0.1:$p_nginx/slowfiles/clean.bin?h1" & gone+=($!)
+curl -s -o /dev/null -m 1 --http2-prior-knowledge "http://127.0.0.1:$p_nginx/slowfiles/clean.bin?h2" & gone+=($!)
 wait "${gone[@]}" || true
 sleep 3
 [ "$(post --data-binary @"$run/clean.bin" "http://127.0.0.1:$p_nginx/slow/after")" = 200 ] || fail "upload after the aborts not 200"
+[ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$p_nginx/slowfiles/clean.bin")" = 200 ] || fail "download after the aborts not 200"
 kill -QUIT "$vg"
 for i in $(seq 1 300); do
     kill -0 "$vg" 2>/dev/null || break
@@ -107,9 +127,11 @@ rc=0; wait "$vg" || rc=$?
 aborted=$(grep -c '"POST /slow/h[12]-[0-9] HTTP/[12].*" 499 ' "$run/logs/access.log" || true)
 [ "$aborted" = 6 ] || fail "expected 6 requests ended by their clients (499), got $aborted"
 grep -q '"POST /trickle/gone HTTP/1.1" 499 ' "$run/logs/access.log" || fail "the 24 MB upload to the slow reader did not end with 499"
+downloads=$(grep -cE '"GET /slowfiles/clean.bin\?h[12] HTTP/[12].*" 499 ' "$run/logs/access.log" || true)
+[ "$downloads" = 2 ] || fail "expected 2 downloads ended by their clients while scanned (499), got $downloads"
 # nginx's words for a client gone while the module watched the connection during a scan.
 mid_scan=$(grep -cE 'client prematurely closed connection, client: .* request: "POST /(slow|trickle)/' "$run/logs/error.log" || true)
 [ "$mid_scan" = 7 ] || fail "expected 7 clients gone during their scans, the error log has $mid_scan"
 grep -q "ERROR SUMMARY: 0 errors" "$run/vg.log" || fail "memcheck found errors"
 [ "$rc" = 0 ] || fail "nginx under valgrind exited with $rc"
-echo "check-valgrind: 0 memcheck errors; clean 200, EICAR 403, both again from the verdict cache, 7 clients gone mid-scan (HTTP/1.1, HTTP/2, one while its 24 MB body was still being sent) freed, next upload 200"
+echo "check-valgrind: 0 memcheck errors; clean 200, EICAR 403, both again from the verdict cache, 7 clients gone mid-scan (HTTP/1.1, HTTP/2, one while its 24 MB body was still being sent) freed, next upload 200; downloads clean byte-exact, EICAR 403, 2 clients gone while theirs were scanned freed, next download 200"

@@ -42,6 +42,10 @@ fn config(scanner: &str, root: &Path, backend_port: u16, extra: &str) -> String 
              ometascan_methods POST; {extra} }}\n\
            location /proxied/ {{ proxy_pass http://127.0.0.1:{backend_port}/; ometascan_pass {scanner};\n\
              ometascan_response on; ometascan_methods POST; {extra} }}\n\
+           location /whole/ {{ proxy_pass http://127.0.0.1:{backend_port}/; proxy_set_header Range \"\";\n\
+             proxy_set_header If-Range \"\"; proxy_force_ranges on; ometascan_pass {scanner};\n\
+             ometascan_response on;\n\
+             ometascan_methods POST; {extra} }}\n\
            location /plain/ {{ alias {root}/; }}\n\
            location = /ometascan_status {{ ometascan_status; }}\n\
          }}",
@@ -211,17 +215,29 @@ fn head_and_not_modified_are_not_scanned_and_range_comes_after_the_whole_scan() 
         300_000 + EICAR.len() as u64 + 100_000,
         "the whole file was scanned"
     );
-    // Its twin: a range of a clean file, after the whole of it was scanned.
-    for path in ["/static/clean.bin", "/proxied/clean.bin"] {
+    // Its twin: a range of a clean file, after the whole of it was scanned (nginx makes the
+    // range of a static file, and of a proxied one whose backend was not asked for a range).
+    for path in ["/static/clean.bin", "/whole/clean.bin"] {
+        let before = double.received().len();
         let r = get(n.port, path, &[("Range", "bytes=1000-1999")]);
         assert_eq!(r.status, 206, "{path}: {}", n.error_log());
         assert_eq!(r.body, &clean[1000..2000], "{path}");
+        let seen = double.received();
+        assert_eq!(seen.len(), before + 1, "{path}: scanned");
         assert_eq!(
-            double.received().last().unwrap().body_hash,
+            seen.last().unwrap().body_hash,
             fnv1a(&clean),
-            "{path}"
+            "{path}: whole"
         );
     }
+    // A backend's own 206 (the client's Range passed on): a part, no verdict for the file,
+    // nothing of it; the log says what to configure.
+    let before = double.received().len();
+    let r = get(n.port, "/proxied/bad.bin", &[("Range", "bytes=0-")]);
+    assert_eq!(r.status, 502, "{}", n.error_log());
+    assert!(!r.body.windows(EICAR.len()).any(|w| w == EICAR));
+    assert_eq!(double.received().len(), before);
+    assert!(n.error_log().contains("the backend answered 206"));
 }
 
 #[test]

@@ -23,6 +23,8 @@ enum Decision {
     TooLarge,
     /// nginx will answer `304` (no body).
     NotModified,
+    /// A part of a file (`206`) where parts are not scanned: no verdict could cover the file.
+    Partial,
     Hold,
 }
 
@@ -36,13 +38,21 @@ fn decide(r: &mut Request) -> Decision {
         && lcf.target().is_some()
         && std::ptr::eq(raw.main, raw)
         && raw.header_only() == 0
-        && raw.method != NGX_HTTP_HEAD as ngx_uint_t
-        && lcf
-            .response_statuses()
-            .iter()
-            .any(|&s| ngx_uint_t::from(s) == status);
+        && raw.method != NGX_HTTP_HEAD as ngx_uint_t;
     if !scanned {
         return Decision::Pass;
+    }
+    let listed = lcf
+        .response_statuses()
+        .iter()
+        .any(|&s| ngx_uint_t::from(s) == status);
+    if !listed {
+        // A backend's part of a file would reach the client unscanned, at the client's
+        // choice (its Range header): never, unless the operator lists 206.
+        return match status == NGX_HTTP_PARTIAL_CONTENT as ngx_uint_t {
+            true => Decision::Partial,
+            false => Decision::Pass,
+        };
     }
     let scanner = lcf.target().map(|t| t.shown.clone()).unwrap_or_default();
     if let Some(why) = crate::request::first_set(r, lcf.response_bypass.as_deref()) {
@@ -110,6 +120,7 @@ pub unsafe extern "C" fn header_filter(r: *mut ngx_http_request_t) -> ngx_int_t 
     held.report.result = match decision {
         Decision::Unscanned(kind) => Some(kind),
         Decision::TooLarge => Some(ResultKind::TooLarge),
+        Decision::Partial => Some(ResultKind::Error),
         _ => None,
     };
     match decision {
@@ -125,7 +136,11 @@ pub unsafe extern "C" fn header_filter(r: *mut ngx_http_request_t) -> ngx_int_t 
         }
         Decision::TooLarge => {
             held.phase = Phase::Released;
-            release::too_large(req)
+            release::bad_gateway(req)
+        }
+        Decision::Partial => {
+            held.phase = Phase::Released;
+            release::partial(req)
         }
         _ => {
             held.phase = Phase::Released;
@@ -184,7 +199,7 @@ fn held_more(r: &mut Request, len: u64, last: bool) -> ngx_int_t {
         .unwrap_or_default();
     if let Some(lcf) = Module::location_conf(r) {
         match over_size(r, lcf, Some(len), &scanner) {
-            Some(Decision::TooLarge) => return release::too_large(r),
+            Some(Decision::TooLarge) => return release::bad_gateway(r),
             Some(_) => return release::unscanned(r, last),
             None => {}
         }

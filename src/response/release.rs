@@ -135,9 +135,21 @@ pub fn refuse(r: &mut Request, e: ScanError, kind: ometascan_core::ResultKind) -
     }
 }
 
-/// Over `ometascan_response_max_size` with `over=reject` (logged and counted by the caller):
-/// `502`, nothing of the response. From the module's filters, as [`refuse`].
-pub fn too_large(r: &mut Request) -> ngx_int_t {
+/// A backend's `206` where parts are not scanned: `502`, nothing of it (logged, counted).
+pub fn partial(r: &mut Request) -> ngx_int_t {
+    let msg = "the backend answered 206 (a part of a file), which is not scanned here: \
+               \"proxy_set_header Range \"\"\" with \"proxy_force_ranges on\" lets nginx make \
+               ranges of the scanned file, \
+               \"ometascan_response_statuses ... 206\" scans parts as they are";
+    log_error(r, NGX_LOG_ERR, msg);
+    status::response_counted(ometascan_core::ResultKind::Error);
+    bad_gateway(r)
+}
+
+/// `502` and nothing of the response, for a reason the caller logged and counted (over
+/// `ometascan_response_max_size` with `over=reject`, a part of a file). From the module's
+/// filters, as [`refuse`].
+pub fn bad_gateway(r: &mut Request) -> ngx_int_t {
     // SAFETY: the borrow ends in this statement.
     if let Some(held) = unsafe { held::get(r) } {
         held.phase = Phase::Released;
