@@ -583,3 +583,61 @@ fn a_2_gb_download_is_held_and_scanned_with_flat_worker_memory() {
     );
     let _ = std::fs::remove_dir_all(&root);
 }
+
+#[test]
+fn responses_go_to_their_own_scanner_and_a_location_may_scan_downloads_alone() {
+    let uploads = ScannerDouble::start(Action::EicarAware);
+    let downloads = ScannerDouble::start(Action::EicarAware);
+    let bad = infected(50_000, 17);
+    let root = files("own", &[("bad.bin", bad.clone())]);
+    let backend = Backend::start();
+    let http = format!(
+        "server {{ listen 127.0.0.1:%PORT%;\n\
+           location /both/ {{ alias {root}/; ometascan_pass {up}; ometascan_response on;\n\
+             ometascan_methods POST;\n\
+             ometascan_response_pass {down}; }}\n\
+           location /up/ {{ ometascan_pass {up}; ometascan_response on;\n\
+             ometascan_response_pass {down}; proxy_pass http://127.0.0.1:{b}; }}\n\
+           location /only/ {{ alias {root}/; ometascan_pass off; ometascan_response on;\n\
+             ometascan_response_pass {down}; }}\n\
+         }}",
+        root = root.display(),
+        up = uploads.url(),
+        down = downloads.url(),
+        b = backend.port(),
+    );
+    let n = Nginx::start(&http);
+    for path in ["/both/bad.bin", "/only/bad.bin"] {
+        let r = get(n.port, path, &[]);
+        assert_eq!(r.status, 403, "{path}: {}", n.error_log());
+    }
+    assert_eq!(downloads.received().len(), 2);
+    assert_eq!(
+        uploads.received().len(),
+        0,
+        "downloads go to their own scanner"
+    );
+    // An upload goes to the request scanner; the backend's answer to the response one.
+    let r = client::post(n.port, "/up/x", EICAR).unwrap();
+    assert_eq!(r.status, 403);
+    let r = client::post(n.port, "/up/y", b"clean upload").unwrap();
+    assert_eq!(r.status, 200, "{}", n.error_log());
+    assert_eq!(uploads.received().len(), 2);
+    assert_eq!(
+        downloads.received().len(),
+        3,
+        "the backend's answer to the clean upload"
+    );
+    assert_eq!(backend.received().len(), 1);
+    // A URL that cannot be one stops nginx -t, naming the directive.
+    let c = nginx::check_http(
+        "server { listen 127.0.0.1:%PORT%; location / { ometascan_response_pass ftp://x; } }",
+    );
+    assert!(!c.ok);
+    assert!(
+        c.output
+            .contains("invalid value \"ftp://x\" in \"ometascan_response_pass\" directive"),
+        "{}",
+        c.output
+    );
+}

@@ -196,6 +196,11 @@ directives! {
         "on | off", "off", "on",
         "Scans responses before the client gets any of them."
     }
+    ometascan_response_pass {
+        response_pass: Option<Pass> = (), ANY, NGX_CONF_TAKE1, set_response_pass,
+        "URL | off", "—", "icap://127.0.0.1:1344/respmod",
+        "The scanner of responses, when not the one of ometascan_pass."
+    }
     ometascan_response_statuses {
         response_statuses: Option<Vec<u16>> = (vec![200]), ANY, NGX_CONF_1MORE, set_response_statuses,
         "code ...", "200", "200 203",

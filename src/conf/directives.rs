@@ -176,18 +176,44 @@ pub unsafe extern "C" fn set_pass(
     // valid for the call, and (NGX_HTTP_LOC_CONF_OFFSET) this level's LocConf.
     let (d, c) = unsafe { (Directive::new(cf, cmd), lcf(conf)) };
     duplicate_check!(d, c.pass);
+    // SAFETY: cf is the configuration nginx passed to the handler.
+    match unsafe { pass_value(cf, &d) } {
+        Ok(p) => c.pass = Some(p),
+        Err(e) => return e,
+    }
+    CONF_OK
+}
+
+/// `ometascan_response_pass URL | off`.
+pub unsafe extern "C" fn set_response_pass(
+    cf: *mut ngx_conf_t,
+    cmd: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    // SAFETY: as in set_pass.
+    let (d, c) = unsafe { (Directive::new(cf, cmd), lcf(conf)) };
+    duplicate_check!(d, c.response_pass);
+    // SAFETY: cf is the configuration nginx passed to the handler.
+    match unsafe { pass_value(cf, &d) } {
+        Ok(p) => c.response_pass = Some(p),
+        Err(e) => return e,
+    }
+    CONF_OK
+}
+
+/// A scanner URL (or `off`), its host handed to nginx's upstream machinery as `proxy_pass`
+/// does: an `upstream {}` block of that name is used as is; otherwise nginx resolves the host
+/// when the configuration is initialised and fails with "host not found" if it cannot.
+/// `Err` is the handler's answer.
+///
+/// # Safety
+/// `cf` is the configuration being parsed, `d` its directive.
+unsafe fn pass_value(cf: *mut ngx_conf_t, d: &Directive) -> Result<Pass, *mut c_char> {
     let raw = text(&d.args[1]);
     if raw == "off" {
-        c.pass = Some(Pass::Off);
-        return CONF_OK;
+        return Ok(Pass::Off);
     }
-    let url = match ScannerUrl::parse(&raw) {
-        Ok(u) => u,
-        Err(e) => return d.invalid(&d.args[1], &e.to_string()),
-    };
-    // Hand the host to nginx's upstream machinery, as proxy_pass does: an upstream{} block of
-    // that name is used as is; otherwise nginx resolves the host when the configuration is
-    // initialised and fails with "host not found" if it cannot.
+    let url = ScannerUrl::parse(&raw).map_err(|e| d.invalid(&d.args[1], &e.to_string()))?;
     let host = if url.host.contains(':') {
         format!("[{}]", url.host)
     } else {
@@ -203,7 +229,7 @@ pub unsafe extern "C" fn set_pass(
     let mut u: ngx_url_t = unsafe { std::mem::zeroed() };
     // SAFETY: the pool outlives the configuration; the string is copied into it.
     let Some(s) = (unsafe { ngx_str_t::from_bytes((*cf).pool, authority.as_bytes()) }) else {
-        return conf_error();
+        return Err(conf_error());
     };
     u.url = s;
     u.default_port = url.scheme.default_port();
@@ -211,14 +237,13 @@ pub unsafe extern "C" fn set_pass(
     // SAFETY: cf is the http-level configuration context nginx gives the directive.
     let upstream = unsafe { ngx_http_upstream_add(cf, &mut u, 0) };
     if upstream.is_null() {
-        return conf_error();
+        return Err(conf_error());
     }
-    c.pass = Some(Pass::Scan(Box::new(PassTarget {
+    Ok(Pass::Scan(Box::new(PassTarget {
         url,
         shown: raw,
         upstream,
-    })));
-    CONF_OK
+    })))
 }
 
 /// `ometascan_methods METHOD ... [any_with_body]`.

@@ -16,7 +16,7 @@ pub mod main;
 mod merge;
 mod policy;
 mod response;
-mod scanner;
+pub mod scanner;
 pub mod settings;
 mod ssl;
 mod table;
@@ -97,6 +97,19 @@ impl LocConf {
         match &self.pass {
             Some(Pass::Scan(t)) => Some(t),
             _ => None,
+        }
+    }
+
+    /// The scanner of this location's responses: `ometascan_response_pass`'s, else
+    /// `ometascan_pass`'s; with what merging made of it.
+    pub fn response_target(&self) -> Option<(&PassTarget, &scanner::Built)> {
+        let own = match &self.response_pass {
+            Some(Pass::Scan(t)) => Some(t.as_ref()),
+            _ => None,
+        };
+        match own {
+            Some(t) => Some((t, self.response_scanner.as_ref()?)),
+            None => Some((self.target()?, self.scanner.as_ref()?)),
         }
     }
 

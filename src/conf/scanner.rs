@@ -1,41 +1,70 @@
-//! What merging builds from a location's scanner directives: the TLS client (so that
-//! `nginx -t` reports a missing CA bundle or a bad name), the servers of the scanner's group,
-//! and the health check registered for the workers.
+//! What merging builds from a location's scanner directives (`ometascan_pass`, and
+//! `ometascan_response_pass`): the TLS client (so that `nginx -t` reports a missing CA bundle
+//! or a bad name), the servers of the scanner's group, and the health check registered for the
+//! workers.
 
 use std::sync::Arc;
 
 use ngx::ffi::*;
 use ometascan_core::net::tls::TlsClient;
+use ometascan_core::upstream::balancer::{Balance, PeerSpec};
 use ometascan_core::upstream::health::HealthSpec;
 
 use super::settings::tls_settings;
-use super::LocConf;
+use super::{LocConf, Pass, PassTarget};
 use crate::ngx_ext::balancing::{balancing, Method};
 use crate::ngx_ext::conf::{merge_log, text};
 use crate::ngx_ext::upstream::upstream_peers;
-use ometascan_core::upstream::balancer::Balance;
 
-/// Builds the scanner setup of a merged location; `Err` is the message for `nginx -t`.
+/// A scanner made ready for requests: its TLS client, its servers, how they are chosen.
+pub struct Built {
+    pub tls: Option<Arc<TlsClient>>,
+    pub peers: Arc<Vec<PeerSpec>>,
+    pub balance: Balance,
+}
+
+/// Builds the scanners of a merged location; `Err` is the message for `nginx -t`.
 ///
 /// # Safety
 /// `cf` is the configuration being merged; nginx's upstream groups are initialised.
 pub unsafe fn build(cf: *mut ngx_conf_t, conf: &mut LocConf) -> Result<(), String> {
-    let Some((url, shown, upstream)) = conf
-        .target()
-        .map(|t| (t.url.clone(), t.shown.clone(), t.upstream))
-    else {
-        return Ok(());
-    };
+    if let Some(t) = conf.target() {
+        let t = (t.url.clone(), t.shown.clone(), t.upstream);
+        // SAFETY: the caller's contract.
+        conf.scanner = Some(unsafe { build_one(cf, conf, t) }?);
+    }
+    if let Some(Pass::Scan(t)) = &conf.response_pass {
+        let t = (t.url.clone(), t.shown.clone(), t.upstream);
+        // SAFETY: the caller's contract.
+        conf.response_scanner = Some(unsafe { build_one(cf, conf, t) }?);
+    }
+    Ok(())
+}
+
+/// One scanner: the URL, as written, and its nginx upstream.
+///
+/// # Safety
+/// As for [`build`].
+unsafe fn build_one(
+    cf: *mut ngx_conf_t,
+    conf: &LocConf,
+    (url, shown, upstream): (
+        ometascan_core::ScannerUrl,
+        String,
+        *mut ngx_http_upstream_srv_conf_t,
+    ),
+) -> Result<Built, String> {
+    let mut tls = None;
     if url.scheme.is_tls() {
         let client = TlsClient::new(tls_settings(conf, &url.host));
         client
             .config()
             .and_then(|_| client.server_name().map(|_| ()))
             .map_err(|e| format!("ometascan: TLS settings for \"{shown}\": {e}"))?;
-        conf.tls = Some(Arc::new(client));
+        tls = Some(Arc::new(client));
     }
     // SAFETY: cf is the configuration being merged; upstream is one of its groups.
-    conf.balance = unsafe { applied_balancing(cf, upstream) }?;
+    let balance = unsafe { applied_balancing(cf, upstream) }?;
     // SAFETY: the upstream module initialised its groups before modules after it merge.
     let peers = unsafe { upstream_peers(upstream) };
     if peers.is_empty() {
@@ -47,7 +76,7 @@ pub unsafe fn build(cf: *mut ngx_conf_t, conf: &mut LocConf) -> Result<(), Strin
             group: upstream as usize,
             peers: peers.clone(),
             url,
-            tls: conf.tls.clone(),
+            tls: tls.clone(),
             params: params.clone(),
         };
         // SAFETY: cf is the configuration being merged, inside the http block.
@@ -56,10 +85,22 @@ pub unsafe fn build(cf: *mut ngx_conf_t, conf: &mut LocConf) -> Result<(), Strin
             None => return Err("no main configuration of the module".into()),
         }
     }
-    conf.peers = Some(peers);
-    Ok(())
+    Ok(Built {
+        tls,
+        peers,
+        balance,
+    })
 }
 
+/// The target's scanner as a scan takes it.
+pub fn scan_target(target: &PassTarget, built: &Built) -> ometascan_core::Target {
+    ometascan_core::Target {
+        url: target.url.clone(),
+        group: target.upstream as usize,
+        peers: built.peers.clone(),
+        balance: built.balance,
+    }
+}
 /// What of the scanner group's upstream block the module applies: its method when it is
 /// round-robin or `least_conn`; anything else it would ignore stops `nginx -t`, by name, and a
 /// `zone` is warned about (the module's balancing state is per worker process).

@@ -228,12 +228,10 @@ macro_rules! directives {
             pub allow_bad_request_at: Option<String>,
             /// What a request uses: every value resolved, defaults applied (set when merging).
             pub settings: super::Settings,
-            /// TLS client of a `https://` or `icaps://` scanner, made when merging.
-            pub tls: Option<std::sync::Arc<ometascan_core::net::tls::TlsClient>>,
-            /// The servers of the scanner's group, read from nginx's upstream when merging.
-            pub peers: Option<std::sync::Arc<Vec<ometascan_core::upstream::balancer::PeerSpec>>>,
-            /// How the group's next server is chosen (its upstream block's method).
-            pub balance: ometascan_core::upstream::balancer::Balance,
+            /// The scanner of `ometascan_pass`, made ready when merging.
+            pub scanner: Option<super::scanner::Built>,
+            /// ... and the one of `ometascan_response_pass`.
+            pub response_scanner: Option<super::scanner::Built>,
         }
 
         impl LocConf {

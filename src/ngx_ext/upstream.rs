@@ -71,7 +71,8 @@ unsafe fn peer_addr(sa: *const sockaddr, len: socklen_t) -> Option<PeerAddr> {
         return None;
     }
     // SAFETY: sa is non-null and points to a sockaddr (caller), whose family comes first.
-    match unsafe { (*sa).sa_family } as i32 {
+    let family = unsafe { (*sa).sa_family } as i32;
+    match family {
         libc::AF_INET => {
             // SAFETY: the family says it is a sockaddr_in.
             let sin = unsafe { &*(sa as *const libc::sockaddr_in) };
@@ -86,18 +87,22 @@ unsafe fn peer_addr(sa: *const sockaddr, len: socklen_t) -> Option<PeerAddr> {
         }
         libc::AF_UNIX => {
             // SAFETY: the family says it is a sockaddr_un, of which nginx gave `len` bytes.
-            let sun = unsafe { &*(sa as *const libc::sockaddr_un) };
-            let offset = std::mem::offset_of!(libc::sockaddr_un, sun_path);
-            let len = (len as usize)
-                .saturating_sub(offset)
-                .min(sun.sun_path.len());
-            let path: Vec<u8> = sun.sun_path[..len]
-                .iter()
-                .map(|&c| c as u8)
-                .take_while(|&b| b != 0)
-                .collect();
-            (!path.is_empty()).then(|| PeerAddr::local(std::ffi::OsStr::from_bytes(&path)))
+            local_path(unsafe { &*(sa as *const libc::sockaddr_un) }, len)
         }
         _ => None,
     }
+}
+
+/// The path of a local socket's address of `len` bytes (its NUL, if any, not included).
+fn local_path(sun: &libc::sockaddr_un, len: socklen_t) -> Option<PeerAddr> {
+    let offset = std::mem::offset_of!(libc::sockaddr_un, sun_path);
+    let len = (len as usize)
+        .saturating_sub(offset)
+        .min(sun.sun_path.len());
+    let path: Vec<u8> = sun.sun_path[..len]
+        .iter()
+        .map(|&c| c as u8)
+        .take_while(|&b| b != 0)
+        .collect();
+    (!path.is_empty()).then(|| PeerAddr::local(std::ffi::OsStr::from_bytes(&path)))
 }

@@ -68,18 +68,13 @@ pub fn start(
         .ok_or_else(|| module_error("the scanner runtime is not running"))
 }
 
-/// Where the location's scans go: its scanner and that scanner's servers.
-pub fn scan_target(lcf: &LocConf, target: &PassTarget) -> Result<Target, ScanError> {
-    let peers = lcf
-        .peers
-        .clone()
+/// Where the location's request scans go: its scanner and that scanner's servers.
+fn scan_target(lcf: &LocConf, target: &PassTarget) -> Result<Target, ScanError> {
+    let built = lcf
+        .scanner
+        .as_ref()
         .ok_or_else(|| module_error(format!("no servers for scanner \"{}\"", target.shown)))?;
-    Ok(Target {
-        url: target.url.clone(),
-        group: target.upstream as usize,
-        peers,
-        balance: lcf.balance,
-    })
+    Ok(crate::conf::scanner::scan_target(target, built))
 }
 
 /// The request as the scanner gets it: owned copies of the request line and headers, the body
@@ -172,7 +167,7 @@ pub fn scan_options(r: &Request, lcf: &LocConf) -> Result<ScanOptions, ScanError
         },
         pre_cache: s.pre_cache,
         spill_dir,
-        tls: lcf.tls.clone(),
+        tls: lcf.scanner.as_ref().and_then(|b| b.tls.clone()),
         max_sanitized,
         limit: s.max_scans.map(|m| ScanLimit {
             id: m.id,

@@ -35,7 +35,7 @@ fn decide(r: &mut Request) -> Decision {
     let raw = r.as_ref();
     let status = raw.headers_out.status;
     let scanned = lcf.response()
-        && lcf.target().is_some()
+        && lcf.response_target().is_some()
         && std::ptr::eq(raw.main, raw)
         && raw.header_only() == 0
         && raw.method != NGX_HTTP_HEAD as ngx_uint_t;
@@ -54,7 +54,10 @@ fn decide(r: &mut Request) -> Decision {
             false => Decision::Pass,
         };
     }
-    let scanner = lcf.target().map(|t| t.shown.clone()).unwrap_or_default();
+    let scanner = lcf
+        .response_target()
+        .map(|(t, _)| t.shown.clone())
+        .unwrap_or_default();
     if let Some(why) = crate::request::first_set(r, lcf.response_bypass.as_deref()) {
         status::response_counted(ResultKind::Skipped);
         let msg = format!("response not scanned: \"ometascan_response_bypass\" value \"{why}\"");
@@ -194,8 +197,8 @@ pub unsafe extern "C" fn body_filter(
 /// started after the last buffer.
 fn held_more(r: &mut Request, len: u64, last: bool) -> ngx_int_t {
     let scanner = Module::location_conf(r)
-        .and_then(|l| l.target())
-        .map(|t| t.shown.clone())
+        .and_then(|l| l.response_target())
+        .map(|(t, _)| t.shown.clone())
         .unwrap_or_default();
     if let Some(lcf) = Module::location_conf(r) {
         match over_size(r, lcf, Some(len), &scanner) {

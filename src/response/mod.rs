@@ -71,7 +71,8 @@ pub fn variable(r: &Request, main: &Request, which: usize) -> Option<String> {
     // SAFETY: read in this call only; the module's code holds no borrow of the held response
     // while nginx evaluates variables.
     let Some(held) = (unsafe { held::get(main) }) else {
-        let here = Module::location_conf(r).is_some_and(|l| l.response() && l.target().is_some());
+        let here =
+            Module::location_conf(r).is_some_and(|l| l.response() && l.response_target().is_some());
         return (which == 0 && here).then(|| ometascan_core::ResultKind::Skipped.name().into());
     };
     let rep = &held.report;

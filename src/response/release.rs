@@ -25,8 +25,8 @@ const INTERNAL_ERROR: ngx_int_t = NGX_HTTP_INTERNAL_SERVER_ERROR as ngx_int_t;
 /// Logs at `level` naming the location's scanner.
 fn log_error(r: &mut Request, level: u32, msg: &str) {
     let scanner = Module::location_conf(r)
-        .and_then(|l| l.target())
-        .map(|t| t.shown.clone())
+        .and_then(|l| l.response_target())
+        .map(|(t, _)| t.shown.clone())
         .unwrap_or_default();
     log::error(r, level, &scanner, msg)
 }

@@ -10,7 +10,7 @@ use super::held::{self, Phase};
 use super::release;
 use crate::ngx_ext::headers::{copy_headers_in, copy_headers_out};
 use crate::ngx_ext::request::RequestExt;
-use crate::request::job::{module_error, scan_options, scan_target};
+use crate::request::job::{module_error, scan_options};
 use crate::runtime::{self, Loan};
 use crate::Module;
 
@@ -40,21 +40,22 @@ pub fn start(r: &mut Request) -> ngx_int_t {
 /// module's variables, which read it).
 fn try_start(r: &mut Request) -> Result<(), ometascan_core::ScanError> {
     let lcf = Module::location_conf(r).ok_or_else(|| module_error("no configuration"))?;
-    let pass = lcf
-        .target()
+    let (pass, built) = lcf
+        .response_target()
         .ok_or_else(|| module_error("no scanner for the response"))?;
     let scanner =
         runtime::scanner().ok_or_else(|| module_error("the scanner runtime is not running"))?;
     r.add_cleanup(cleanup_handler)
         .ok_or_else(|| module_error("no memory for the request cleanup"))?;
     let mut options = scan_options(r, lcf)?;
+    options.tls = built.tls.clone();
     // SAFETY: the borrow ends in this statement.
     let body = unsafe { held::get(r) }
         .map(|h| h.body.clone())
         .ok_or_else(|| module_error("the held response is gone"))?;
     // A sanitized response may be larger than what a client may upload.
     options.max_sanitized = Some(body.len().max(1 << 20).saturating_mul(2));
-    let target = scan_target(lcf, pass)?;
+    let target = crate::conf::scanner::scan_target(pass, built);
     let host = r.host();
     let request = ScanRequest {
         method: Bytes::copy_from_slice(r.method_name()),
