@@ -641,3 +641,80 @@ fn responses_go_to_their_own_scanner_and_a_location_may_scan_downloads_alone() {
         c.output
     );
 }
+
+/// An ICAP answer carrying a response: `status`, the threat header if any, `body`.
+fn respmod_answer(status: &str, threat: Option<&str>, body: &str) -> Vec<u8> {
+    let http = format!("HTTP/1.1 {status}\r\nContent-Type: text/plain\r\n\r\n");
+    let threat = threat
+        .map(|t| format!("X-Virus-ID: {t}\r\n"))
+        .unwrap_or_default();
+    format!(
+        "ICAP/1.0 200 OK\r\nISTag: \"double-1\"\r\n{threat}Encapsulated: res-hdr=0, res-body={}\r\n\r\n\
+         {http}{:x}\r\n{body}\r\n0\r\n\r\n",
+        http.len(),
+        body.len()
+    )
+    .into_bytes()
+}
+
+#[test]
+fn respmod_answers_the_same_status_sanitizes_another_status_or_a_threat_blocks() {
+    use ometascan_testkit::icap_double::{IcapAction, IcapDouble};
+    let file = random_bytes(300_000, 18);
+    let icap = IcapDouble::start(IcapAction::Allow, Some(1024));
+    let root = files("respmod", &[("f.bin", file.clone())]);
+    let n = Nginx::start(&config(&icap.url("respmod"), &root, nginx::free_port(), ""));
+    let cases: [(IcapAction, u16, &[u8], &str); 4] = [
+        (IcapAction::Allow, 200, &file, "allowed"),
+        (
+            IcapAction::Raw(respmod_answer("200 OK", None, "the file, cleaned")),
+            200,
+            b"the file, cleaned",
+            "sanitized",
+        ),
+        (
+            IcapAction::Raw(respmod_answer("403 Forbidden", None, "blocked here")),
+            403,
+            b"blocked here",
+            "blocked",
+        ),
+        (
+            IcapAction::Raw(respmod_answer("200 OK", Some("Some.Threat"), "a page")),
+            200,
+            b"a page",
+            "blocked",
+        ),
+    ];
+    for (action, status, body, result) in cases {
+        icap.script([action.clone(), action]);
+        for path in ["/static/f.bin", "/proxied/f.bin"] {
+            let r = get(n.port, path, &[]);
+            assert_eq!(r.status, status, "{result} {path}: {}", n.error_log());
+            assert!(r.body == body, "{result} {path}: {}", r.text());
+            assert_eq!(r.header("x-result"), Some(result), "{path}");
+            assert_eq!(
+                icap.bodies().last(),
+                Some(&file.len()),
+                "{path}: the whole file"
+            );
+        }
+    }
+    assert!(n.error_log().contains("threat \"Some.Threat\""));
+}
+
+#[test]
+fn clamd_scans_downloads_on_its_local_socket() {
+    let clamd = ometascan_testkit::clamd::Clamd::start();
+    let clean = random_bytes(2 << 20, 19);
+    let bad = infected(1 << 20, 20);
+    let root = files("clamd", &[("clean.bin", clean.clone()), ("bad.bin", bad)]);
+    let url = format!("clamd+unix://{}", clamd.socket().display());
+    let n = Nginx::start(&config(&url, &root, nginx::free_port(), ""));
+    for path in ["/static/", "/proxied/"] {
+        let r = get(n.port, &format!("{path}bad.bin"), &[]);
+        assert_eq!(r.status, 403, "{path}: {}", n.error_log());
+        assert_eq!(r.header("x-threat"), Some(THREAT));
+        let r = get(n.port, &format!("{path}clean.bin"), &[]);
+        assert_eq!((r.status, r.body == clean), (200, true), "{path}");
+    }
+}

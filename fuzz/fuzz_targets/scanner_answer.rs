@@ -1,5 +1,6 @@
 //! A scanner's whole answer, through the real clients: the first byte picks the protocol
-//! (HTTP, ICAP, each over TLS, which the answer then has to get through first, and clamd's), the rest
+//! (HTTP, ICAP, each over TLS, which the answer then has to get through first, and clamd's)
+//! and whether a request or a backend's response is scanned (REQMOD or RESPMOD), the rest
 //! is what a loopback server answers to every connection, in one write and cut into pieces.
 //! Whatever it is, the scan ends (a verdict or an error) within its timeouts, no answer
 //! panics, and the cut changes neither whether there is a verdict nor which.
@@ -11,7 +12,7 @@ use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
 use ometascan_core::net::tls::{TlsClient, TlsSettings, TlsVersion};
 use ometascan_core::{
-    RequestBody, ScanOptions, ScanRequest, Scanner, ScannerUrl, Target, Timeouts,
+    RequestBody, ResponseHead, ScanOptions, ScanRequest, Scanner, ScannerUrl, Target, Timeouts,
 };
 use ometascan_fuzz::{runtime, same_whole_and_cut, server};
 
@@ -21,6 +22,7 @@ fuzz_target!(|data: &[u8]| {
     };
     let addr = server();
     let scheme = ["http", "icap", "https", "icaps", "clamd"][pick as usize % 5];
+    let response = (pick / 5) % 2 == 1;
     let path = if scheme == "clamd" { "" } else { "/scan" };
     let Ok(url) = ScannerUrl::parse(&format!("{scheme}://{addr}{path}")) else {
         return;
@@ -57,7 +59,13 @@ fuzz_target!(|data: &[u8]| {
         host: None,
         client_addr: "127.0.0.1".into(),
         body: RequestBody::memory(b"the body of the request"),
-        response: None,
+        response: response.then(|| ResponseHead {
+            status: 200,
+            headers: vec![(
+                Bytes::from_static(b"Content-Type"),
+                Bytes::from_static(b"application/pdf"),
+            )],
+        }),
     };
     // A verdict (and which) or a failure: how the answer was cut cannot change it.
     same_whole_and_cut(answer, || {

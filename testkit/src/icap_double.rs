@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
-/// What the double does with a REQMOD.
+/// What the double does with a REQMOD (or a RESPMOD).
 #[derive(Debug, Clone)]
 pub enum IcapAction {
     /// 204 after reading the whole request.
@@ -250,7 +250,7 @@ fn serve(c: TcpStream, st: Arc<State>) {
                 .map(|p| format!("Preview: {p}\r\n"))
                 .unwrap_or_default();
             let out = format!(
-                "ICAP/1.0 200 OK\r\nMethods: REQMOD\r\nISTag: {istag}\r\n{preview}Allow: 204\r\n{extra}\
+                "ICAP/1.0 200 OK\r\nMethods: REQMOD, RESPMOD\r\nISTag: {istag}\r\n{preview}Allow: 204\r\n{extra}\
                  Transfer-Preview: *\r\nOptions-TTL: 60\r\nEncapsulated: null-body=0\r\n\r\n"
             );
             if w.write_all(out.as_bytes()).is_err() {
@@ -293,7 +293,7 @@ fn serve(c: TcpStream, st: Arc<State>) {
         if r.read_exact(&mut hdr).is_err() {
             return;
         }
-        let has_body = enc.contains("req-body");
+        let has_body = enc.contains("req-body") || enc.contains("res-body");
         let mut total = 0;
         let mut data = Vec::new();
         if has_body {
