@@ -21,6 +21,12 @@
 #  13 client -> plain nginx that sends the body twice itself: `mirror` with
 #     `mirror_request_body on` to the scanner double, and proxy_pass to the backend: the
 #     physical reference for row 3 (the same bytes moved, no scanning logic)
+# Downloads: the data set's clean files served by an nginx of their own (`root`, sendfile)
+# and fetched with GET through nginx:
+#  14 nginx proxy_pass, no response scanning
+#  15 as 14, responses scanned by the scanner double (ometascan_response on)
+#  16 as 14, responses scanned by c-icap + ClamAV (RESPMOD)
+#  17 as 16, with the verdict cache primed (every file downloaded once before)
 # Prints req/s, MB/s uploaded, p50/p99 latency, errors, and CPU seconds per 1000 requests of
 # each process group. ClamAV's clean-file cache is off (the data set repeats). One file in 20
 # carries the EICAR test string: rows 4, 5, 6 and 12 check that each of those is answered with a
@@ -378,6 +384,55 @@ prime() {
         --data-binary @"$run/data/{}" "$1/upload/{}" 3>&-
 }
 
+# Downloads (rows 14 to 17): the clean files, by name, for GETs.
+p_files=$(port); p_dl=$(port); p_dl_mod=$(port); p_dl_icap=$(port); p_dl_cache=$(port)
+{
+    echo 'local names = {'
+    for f in "$run"/data/f[0-9][0-9][0-9].bin; do echo "  \"/$(basename "$f")\","; done
+    echo '}'
+    echo 'local n = 0'
+    echo 'request = function() n = n + 1; return wrk.format("GET", names[(n % #names) + 1]) end'
+} >"$run/get.lua"
+cat >"$run/nginx-files.conf" <<CONF
+worker_processes auto;
+error_log $run/logs/error-files.log warn;
+pid $run/logs/nginx-files.pid;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    sendfile on;
+    server { listen 127.0.0.1:$p_files backlog=4096; root $run/data; }
+}
+CONF
+"$nginx_bin" -p "$run" -c "$run/nginx-files.conf" 3>&-
+download_conf() { # name listen location-body
+    cat >"$run/nginx-$1.conf" <<CONF
+load_module $bin/libngx_http_ometascan_module.so;
+worker_processes auto;
+error_log $run/logs/error-$1.log warn;
+pid $run/logs/nginx-$1.pid;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    sendfile on;
+    proxy_http_version 1.1;
+    proxy_set_header Connection "";
+    ometascan_cache_zone dlverdicts:64m;
+    upstream files { server 127.0.0.1:$p_files; keepalive 64; }
+    server {
+        listen 127.0.0.1:$2 backlog=4096;
+        location / { ometascan_methods POST; $3 proxy_pass http://files; }
+    }
+}
+CONF
+    "$nginx_bin" -p "$run" -c "$run/nginx-$1.conf" 3>&-
+}
+download_conf dl "$p_dl" ""
+download_conf dlmod "$p_dl_mod" "ometascan_pass http://127.0.0.1:$p_double; ometascan_response on;"
+download_conf dlicap "$p_dl_icap" "ometascan_pass $icap_url; ometascan_response on; ometascan_read_timeout 10m;"
+download_conf dlcache "$p_dl_cache" "ometascan_pass $icap_url; ometascan_response on; ometascan_read_timeout 10m; ometascan_cache dlverdicts; ometascan_cache_valid 1h;"
+files_workers=$(pgrep -P "$(cat "$run/logs/nginx-files.pid")" | tr '\n' ' ')
+
 squid_pid=$(cat "$run/squid.pid" 2>/dev/null || echo)
 row "1 client -> backend" post "http://127.0.0.1:$p_back" "backend:$pid_back"
 row "2 nginx proxy_pass" post "http://127.0.0.1:$p_plain" "nginx:$(nginx_workers plain)" "backend:$pid_back"
@@ -405,6 +460,16 @@ row "10 module + double, JSON base64" json "http://127.0.0.1:$p_mod" "nginx:$(ng
 row "11 module + double, url-encoded" urlenc "http://127.0.0.1:$p_mod" "nginx:$(nginx_workers module)" "scanner:$pid_double" "backend:$pid_back"
 row "12 nginx + module + clamd" check-clamd "http://127.0.0.1:$p_clamd" "nginx:$(nginx_workers clamd)" "scanner:$clamd_pids" "backend:$pid_back"
 row "13 nginx mirror to the double" post "http://127.0.0.1:$p_mirror" "nginx:$(nginx_workers mirror)" "scanner:$pid_double" "backend:$pid_back"
+row "14 download, proxy_pass" get "http://127.0.0.1:$p_dl" "nginx:$(nginx_workers dl)" "backend:$files_workers"
+row "15 download, module + double" get "http://127.0.0.1:$p_dl_mod" "nginx:$(nginx_workers dlmod)" "scanner:$pid_double" "backend:$files_workers"
+# The idle ICAP connections of the upload rows would hold c-icap's threads: close them first.
+for c in icap icapcache; do "$nginx_bin" -p "$run" -c "$run/nginx-$c.conf" -s stop 2>/dev/null || true; done
+sleep 1
+row "16 download, module + c-icap" get "http://127.0.0.1:$p_dl_icap" "nginx:$(nginx_workers dlicap)" "scanner:$icap_pids" "backend:$files_workers"
+"$nginx_bin" -p "$run" -c "$run/nginx-dlicap.conf" -s stop 2>/dev/null || true
+sleep 1
+ls "$run"/data/f[0-9][0-9][0-9].bin | xargs -P 8 -I{} sh -c 'curl -s -o /dev/null "http://127.0.0.1:'"$p_dl_cache"'/$(basename {})"' 3>&-
+row "17 download, c-icap, cache primed" get "http://127.0.0.1:$p_dl_cache" "nginx:$(nginx_workers dlcache)" "scanner:$icap_pids" "backend:$files_workers"
 echo
 echo "data set: 542 files (27 with the EICAR string), $((total / 1000000)) MB; MB/s counts uploaded bytes;"
 echo "blocked: complete block pages, cut: block pages cut short, passed: EICAR uploads the backend got"
@@ -435,6 +500,19 @@ line("nginx CPU per request, row 3 / row 13 (mirror)", f"{c3 / c13:.2f}x", "<= 1
 print(f"  {'req/s, row 12 (clamd) / row 4 (c-icap)':<52} {r12 / r4:>9.2f}x   (reported)")
 print(f"  {'p99 latency, row 12 vs row 4 (ms)':<52} {p12:>5.0f}/{p4:.0f}   (reported)")
 print(f"  {'scanner CPU per request, row 12 / row 4':<52} {s12 / s4:>9.2f}x   (reported)")
+PY
+python3 - "$rps_14" "$rps_15" "$rps_16" "$rps_17" "$cpu_14" "$cpu_15" "$cpu_16" "$cpu_17" <<'PY'
+import sys
+r14, r15, r16, r17, c14, c15, c16, c17 = (float(x) for x in sys.argv[1:])
+for what, value in [
+    ("req/s, download scanned by the double / unscanned (15/14)", r15 / r14),
+    ("nginx CPU per download, double / unscanned (15/14)", c15 / c14),
+    ("req/s, download scanned by c-icap / unscanned (16/14)", r16 / r14),
+    ("nginx CPU per download, c-icap / unscanned (16/14)", c16 / c14),
+    ("req/s, download, c-icap with cache primed / unscanned (17/14)", r17 / r14),
+    ("nginx CPU per download, cache hits / unscanned (17/14)", c17 / c14),
+]:
+    print(f"  {what:<60} {value:>6.2f}x   (reported)")
 PY
 
 # Memory: 20 concurrent 100 MB uploads, through plain nginx and through nginx + module +
