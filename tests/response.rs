@@ -718,3 +718,58 @@ fn clamd_scans_downloads_on_its_local_socket() {
         assert_eq!((r.status, r.body == clean), (200, true), "{path}");
     }
 }
+
+#[test]
+fn a_fastcgi_application_s_download_is_scanned() {
+    let bad = infected(300_000, 21);
+    let clean = random_bytes(300_000, 22);
+    let root = files(
+        "fastcgi",
+        &[
+            ("bad.bin", bad),
+            ("clean.bin", clean.clone()),
+            (
+                "dl.php",
+                b"<?php header('Content-Type: application/octet-stream');\n\
+                  readfile(__DIR__ . '/' . basename($_GET['f']));\n"
+                    .to_vec(),
+            ),
+        ],
+    );
+    let fcgi = nginx::free_port();
+    let mut php = std::process::Command::new("php-cgi")
+        .args(["-b", &format!("127.0.0.1:{fcgi}")])
+        .env("PHP_FCGI_CHILDREN", "0")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("php-cgi (apt-get install php-cgi)");
+    assert!(wait_for(Duration::from_secs(10), || {
+        std::net::TcpStream::connect(("127.0.0.1", fcgi)).is_ok()
+    }));
+    let double = ScannerDouble::start(Action::EicarAware);
+    let http = format!(
+        "server {{ listen 127.0.0.1:%PORT%;\n\
+           location /php/ {{ fastcgi_pass 127.0.0.1:{fcgi};\n\
+             fastcgi_param SCRIPT_FILENAME {root}/dl.php; fastcgi_param QUERY_STRING $query_string;\n\
+             fastcgi_param REQUEST_METHOD $request_method; fastcgi_param REDIRECT_STATUS 200;\n\
+             ometascan_pass {scanner}; ometascan_response on; ometascan_methods POST; }}\n\
+         }}",
+        root = root.display(),
+        scanner = double.url(),
+    );
+    let n = Nginx::start(&http);
+    let r = get(n.port, "/php/dl?f=bad.bin", &[]);
+    assert_eq!(r.status, 403, "{}", n.error_log());
+    assert!(!r.body.windows(EICAR.len()).any(|w| w == EICAR));
+    let r = get(n.port, "/php/dl?f=clean.bin", &[]);
+    assert_eq!(
+        (r.status, r.body == clean),
+        (200, true),
+        "{}",
+        n.error_log()
+    );
+    assert_eq!(double.received().last().unwrap().body_hash, fnv1a(&clean));
+    let _ = php.kill();
+    let _ = php.wait();
+}
