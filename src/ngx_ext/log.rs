@@ -1,8 +1,10 @@
 //! Error-log lines in nginx's style. A line about a scan carries nginx's usual request context
-//! (`while scanning request, client: ..., server: ..., request: "..."`) followed by
+//! (`while scanning request, client: ..., server: ..., request: "..."`; `while scanning
+//! response` for a download's scan) followed by
 //! `scanner: "..."`.
 
 use std::cell::RefCell;
+use std::ffi::CStr;
 
 use ngx::ffi::*;
 use ngx::http::Request;
@@ -41,6 +43,15 @@ thread_local! {
 
 /// Logs `msg` at `level` in the request's error log, with the scan context naming `scanner`.
 pub fn error(r: &mut Request, level: u32, scanner: &str, msg: &str) {
+    error_while(r, level, c"scanning request", scanner, msg)
+}
+
+/// [`error`] about the scan of the request's response (`while scanning response`).
+pub fn response_error(r: &mut Request, level: u32, scanner: &str, msg: &str) {
+    error_while(r, level, c"scanning response", scanner, msg)
+}
+
+fn error_while(r: &mut Request, level: u32, action: &'static CStr, scanner: &str, msg: &str) {
     let log = r.log();
     // SAFETY: the connection's log lives as long as the connection, which outlives its
     // requests.
@@ -50,15 +61,15 @@ pub fn error(r: &mut Request, level: u32, scanner: &str, msg: &str) {
     }
     // The request's log handler and the log's action are nginx's; both are restored before
     // returning, on this thread, so no other line sees ours.
-    let action = log_ref.action;
+    let saved = log_ref.action;
     let prev = r.as_ref().log_handler;
     PREV.with(|c| c.set(prev));
     SCANNER.with(|s| *s.borrow_mut() = Some(scanner.to_string()));
-    log_ref.action = c"scanning request".as_ptr() as *mut _;
+    log_ref.action = action.as_ptr() as *mut _;
     r.as_mut().log_handler = Some(log_handler);
     ngx::ngx_log_error!(level, log, "{}", msg);
     r.as_mut().log_handler = prev;
-    log_ref.action = action;
+    log_ref.action = saved;
     SCANNER.with(|s| *s.borrow_mut() = None);
 }
 

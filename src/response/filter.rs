@@ -61,7 +61,7 @@ fn decide(r: &mut Request) -> Decision {
     if let Some(why) = crate::request::first_set(r, lcf.response_bypass.as_deref()) {
         status::response_counted(ResultKind::Skipped);
         let msg = format!("response not scanned: \"ometascan_response_bypass\" value \"{why}\"");
-        log::error(r, NGX_LOG_INFO, &scanner, &msg);
+        log::response_error(r, NGX_LOG_INFO, &scanner, &msg);
         return Decision::Unscanned(ResultKind::Skipped);
     }
     let len = r.as_ref().headers_out.content_length_n;
@@ -94,7 +94,7 @@ fn over_size(r: &mut Request, lcf: &LocConf, len: Option<u64>, scanner: &str) ->
     };
     let msg =
         format!("response of {len} bytes is over \"ometascan_response_max_size\" {max}, {what}");
-    log::error(r, level, scanner, &msg);
+    log::response_error(r, level, scanner, &msg);
     // SAFETY: the borrow ends in this statement.
     if let Some(held) = unsafe { held::get(r) } {
         held.report.result = Some(kind);
@@ -161,7 +161,7 @@ fn not_modified(r: &mut Request) -> ngx_int_t {
     }
     let msg = "a response expected to be \"304 Not Modified\" was not; closing the \
                connection before its body";
-    log::error(r, NGX_LOG_ALERT, "", msg);
+    log::response_error(r, NGX_LOG_ALERT, "", msg);
     // SAFETY: the request's connection, live with it.
     unsafe { (*r.connection()).set_error(1) };
     NGX_ERROR as ngx_int_t

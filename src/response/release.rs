@@ -28,7 +28,7 @@ fn log_error(r: &mut Request, level: u32, msg: &str) {
         .and_then(|l| l.response_target())
         .map(|(t, _)| t.shown.clone())
         .unwrap_or_default();
-    log::error(r, level, &scanner, msg)
+    log::response_error(r, level, &scanner, msg)
 }
 
 fn log_debug(r: &Request, msg: &str) {
