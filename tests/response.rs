@@ -46,6 +46,8 @@ fn config(scanner: &str, root: &Path, backend_port: u16, extra: &str) -> String 
              proxy_set_header If-Range \"\"; proxy_force_ranges on; ometascan_pass {scanner};\n\
              ometascan_response on;\n\
              ometascan_methods POST; {extra} }}\n\
+           location /unbuffered/ {{ proxy_pass http://127.0.0.1:{backend_port}/; proxy_buffering off;\n\
+             ometascan_pass {scanner}; ometascan_response on; ometascan_methods POST; {extra} }}\n\
            location /plain/ {{ alias {root}/; }}\n\
            location = /ometascan_status {{ ometascan_status; }}\n\
          }}",
@@ -73,7 +75,7 @@ fn eicar_downloads_are_blocked_and_clean_ones_pass_byte_exact() {
     );
     let backend_port = nginx::free_port();
     let n = Nginx::start(&config(&cicap.url("virus_scan"), &root, backend_port, ""));
-    for prefix in ["/static/", "/proxied/"] {
+    for prefix in ["/static/", "/proxied/", "/unbuffered/"] {
         let r = get(n.port, &format!("{prefix}clean.bin"), &[]);
         assert_eq!(r.status, 200, "{prefix}: {}", n.error_log());
         assert!(r.body == clean, "{prefix}: the clean file byte-exact");

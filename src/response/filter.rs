@@ -46,13 +46,9 @@ fn decide(r: &mut Request) -> Decision {
         .response_statuses()
         .iter()
         .any(|&s| ngx_uint_t::from(s) == status);
-    if !listed {
-        // A backend's part of a file would reach the client unscanned, at the client's
-        // choice (its Range header): never, unless the operator lists 206.
-        return match status == NGX_HTTP_PARTIAL_CONTENT as ngx_uint_t {
-            true => Decision::Partial,
-            false => Decision::Pass,
-        };
+    let partial = status == NGX_HTTP_PARTIAL_CONTENT as ngx_uint_t;
+    if !listed && !partial {
+        return Decision::Pass;
     }
     let scanner = lcf
         .response_target()
@@ -63,6 +59,11 @@ fn decide(r: &mut Request) -> Decision {
         let msg = format!("response not scanned: \"ometascan_response_bypass\" value \"{why}\"");
         log::response_error(r, NGX_LOG_INFO, &scanner, &msg);
         return Decision::Unscanned(ResultKind::Skipped);
+    }
+    if !listed {
+        // A backend's part of a file would reach the client unscanned, at the client's
+        // choice (its Range header): never, unless the operator lists 206 (or bypasses it).
+        return Decision::Partial;
     }
     let len = r.as_ref().headers_out.content_length_n;
     if let Some(decision) = over_size(r, lcf, u64::try_from(len).ok(), &scanner) {
