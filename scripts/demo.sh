@@ -2,7 +2,9 @@
 # Sets everything up on a Debian 12 machine and shows the module at work: nginx with the
 # module in front of a backend, scanning with ClamAV's clamd directly (no ICAP server); a
 # clean upload goes through, the EICAR test file is blocked with the module's page naming the
-# threat. `scripts/demo.sh icap` shows the same through c-icap + ClamAV over ICAP.
+# threat; then the same two files stored on the server are downloaded through a location that
+# scans responses: the clean one arrives byte-exact, the EICAR one is blocked.
+# `scripts/demo.sh icap` shows the same through c-icap + ClamAV over ICAP.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 . "$root/scripts/lib.sh"
@@ -56,6 +58,12 @@ http {
             ometascan_methods POST PUT any_with_body;
             proxy_pass        http://127.0.0.1:$p_back;
         }
+        # Downloads: files already on the server, scanned on their way out.
+        location /files/ {
+            alias              $run/files/;
+            ometascan_pass     $scanner_url;
+            ometascan_response on;
+        }
     }
 }
 CONF
@@ -64,6 +72,9 @@ sleep 0.5
 
 head -c 700000 /dev/urandom >"$run/clean.bin"
 printf '%s' 'X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*' >"$run/eicar.com"
+mkdir -p "$run/files"
+cp "$run/clean.bin" "$run/eicar.com" "$run/files/"
+chmod -R a+rX "$run/files"
 
 echo
 echo "== clean 700 KB upload"
@@ -75,3 +86,12 @@ sleep 0.3
 echo
 echo "== what the backend received (EICAR never reaches it)"
 grep '^backend: ' "$run/backend.log" || true
+echo
+echo "== downloading the clean file stored on the server (byte-exact)"
+curl -s -o "$run/got.bin" -w 'HTTP %{http_code}\n' "http://127.0.0.1:$p_nginx/files/clean.bin"
+cmp -s "$run/got.bin" "$run/clean.bin" && echo "identical to the stored file"
+echo
+echo "== downloading the EICAR file stored on the server"
+curl -s -w 'HTTP %{http_code}\n' "http://127.0.0.1:$p_nginx/files/eicar.com"
+sleep 0.3
+grep -h 'response blocked' "$run/logs/error.log" | sed 's/^.*\] [0-9#]*: \*[0-9]* /  log: /' || true

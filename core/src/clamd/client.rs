@@ -71,7 +71,7 @@ impl ClamdClient {
             ))),
             Reply::Clean => Ok(Verdict::Allowed),
             Reply::Found(threat) => Ok(Verdict::Blocked {
-                page: block_page(&threat),
+                page: block_page(&threat, req.response.is_some()),
                 threat: Some(threat),
             }),
             Reply::SizeLimit => Err(Failed::Final(ScanError::over_limit(
@@ -240,7 +240,8 @@ async fn instream(conn: &mut Conn, req: &ScanRequest) -> Result<Sent, Failed> {
 }
 
 /// The module's page for a block by clamd: 403, naming the threat.
-fn block_page(threat: &str) -> ResponsePage {
+/// The module's page for a threat clamd found in a request (or, `download`, a response).
+fn block_page(threat: &str, download: bool) -> ResponsePage {
     let name: String = threat
         .chars()
         .map(|c| match c {
@@ -252,10 +253,11 @@ fn block_page(threat: &str) -> ResponsePage {
             c => c.to_string(),
         })
         .collect();
+    let what = if download { "file" } else { "request" };
     let body = format!(
         "<html>\r\n<head><title>403 Forbidden</title></head>\r\n<body>\r\n\
          <center><h1>403 Forbidden</h1></center>\r\n\
-         <center>The request carries a threat: {name}</center>\r\n\
+         <center>The {what} carries a threat: {name}</center>\r\n\
          </body>\r\n</html>\r\n"
     );
     ResponsePage {
@@ -381,7 +383,7 @@ mod tests {
 
     #[test]
     fn the_block_page_names_the_threat_as_text() {
-        let page = block_page("Win.Test<b>&");
+        let page = block_page("Win.Test<b>&", false);
         assert_eq!(page.status, 403);
         let body = String::from_utf8_lossy(&page.body);
         assert!(body.contains("Win.Test&lt;b&gt;&amp;"), "{body}");
