@@ -71,6 +71,8 @@ fn eicar_downloads_are_blocked_and_clean_ones_pass_byte_exact() {
             ("clean.bin", clean.clone()),
             ("eicar.bin", bad.clone()),
             ("small.txt", small.clone()),
+            ("gz/eicar.bin", gzip(&bad)),
+            ("gz/clean.bin", gzip(&clean)),
         ],
     );
     let backend_port = nginx::free_port();
@@ -99,6 +101,12 @@ fn eicar_downloads_are_blocked_and_clean_ones_pass_byte_exact() {
             "{prefix}: the scanner's page, not the file"
         );
     }
+    // A gzip-encoding backend: decoded for the scan, sent encoded.
+    let r = get(n.port, "/proxied/gz/eicar.bin", &[]);
+    assert_eq!(r.status, 403, "{}", n.error_log());
+    let r = get(n.port, "/proxied/gz/clean.bin", &[]);
+    assert_eq!((r.status, r.body == gzip(&clean)), (200, true));
+    assert_eq!(r.header("content-encoding"), Some("gzip"));
     let log = n.error_log();
     assert!(
         log.contains("response blocked by the scanner with status 403"),
@@ -774,4 +782,31 @@ fn a_fastcgi_application_s_download_is_scanned() {
     assert_eq!(double.received().last().unwrap().body_hash, fnv1a(&clean));
     let _ = php.kill();
     let _ = php.wait();
+}
+
+#[test]
+fn with_on_error_pass_a_failed_response_scan_sends_the_response_unscanned_and_says_so() {
+    let file = random_bytes(200_000, 23);
+    let (n, double, _root) = with_double(
+        Action::ResetAfterHead,
+        &[("f.bin", file.clone())],
+        "ometascan_on_error pass;",
+    );
+    for path in ["/static/f.bin", "/proxied/f.bin"] {
+        let r = get(n.port, path, &[]);
+        assert_eq!(
+            (r.status, r.body == file),
+            (200, true),
+            "{path}: {}",
+            n.error_log()
+        );
+        assert_eq!(r.header("x-result"), Some("unscanned"), "{path}");
+    }
+    assert!(n
+        .error_log()
+        .contains("sending the response unscanned because of"));
+    // Its twin: a verdict still decides.
+    double.set_default(Action::EicarAware);
+    let r = get(n.port, "/static/f.bin", &[]);
+    assert_eq!((r.status, r.header("x-result")), (200, Some("allowed")));
 }

@@ -48,10 +48,16 @@ unsafe fn pool_alloc<'a, T>(pool: *mut ngx_pool_t) -> Option<&'a mut T> {
 pub unsafe fn on_done(r: *mut ngx_http_request_t, outcome: ScanOutcome) {
     // SAFETY: the runtime calls this on nginx's thread for a live request.
     let req = unsafe { Request::from_ngx_http_request(r) };
-    let kind = outcome
-        .result
-        .as_ref()
-        .map_or(ometascan_core::ResultKind::Error, Verdict::kind);
+    // A failure the location lets pass counts as unscanned.
+    let passes = |e: &ScanError| {
+        e.may_pass_unscanned()
+            && Module::location_conf(req).is_some_and(|l| l.settings.on_error == OnError::Pass)
+    };
+    let kind = match &outcome.result {
+        Ok(v) => v.kind(),
+        Err(e) if passes(e) => ometascan_core::ResultKind::Unscanned,
+        Err(_) => ometascan_core::ResultKind::Error,
+    };
     // The body is shared (its memory and files stay the held response's); the borrow ends
     // before nginx code runs, which may read the variables.
     // SAFETY: the borrow ends in this block, before the pool goes.

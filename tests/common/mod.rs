@@ -68,6 +68,12 @@ pub fn gzip(data: &[u8]) -> Vec<u8> {
         .stdout(std::process::Stdio::piped())
         .spawn()
         .expect("gzip");
-    child.stdin.take().unwrap().write_all(data).unwrap();
-    child.wait_with_output().unwrap().stdout
+    // Written from a thread: gzip's output is read meanwhile (a large input would otherwise
+    // fill both pipes and stall).
+    let mut stdin = child.stdin.take().unwrap();
+    let input = data.to_vec();
+    let writer = std::thread::spawn(move || stdin.write_all(&input));
+    let out = child.wait_with_output().unwrap().stdout;
+    writer.join().unwrap().unwrap();
+    out
 }
