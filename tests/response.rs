@@ -810,3 +810,27 @@ fn with_on_error_pass_a_failed_response_scan_sends_the_response_unscanned_and_sa
     let r = get(n.port, "/static/f.bin", &[]);
     assert_eq!((r.status, r.header("x-result")), (200, Some("allowed")));
 }
+
+#[test]
+fn a_blocked_download_is_answered_by_error_page_when_intercepting() {
+    let bad = infected(20_000, 24);
+    let good = random_bytes(20_000, 25);
+    let (n, _double, _root) = with_double(
+        Action::EicarAware,
+        &[
+            ("bad.bin", bad),
+            ("good.bin", good.clone()),
+            ("blocked.html", b"<p>this file was blocked</p>\n".to_vec()),
+        ],
+        "ometascan_intercept_errors on; error_page 403 /plain/blocked.html;",
+    );
+    for path in ["/static/bad.bin", "/proxied/bad.bin"] {
+        let r = get(n.port, path, &[]);
+        assert_eq!(r.status, 403, "{path}: {}", n.error_log());
+        assert_eq!(r.text(), "<p>this file was blocked</p>\n", "{path}");
+        assert!(!r.body.windows(EICAR.len()).any(|w| w == EICAR));
+        // The twin: a clean file under the same configuration arrives whole.
+        let r = get(n.port, &path.replace("bad", "good"), &[]);
+        assert_eq!((r.status, r.body == good), (200, true), "{path}");
+    }
+}

@@ -270,19 +270,20 @@ fn idle_connections_expire_after_keepalive_timeout() {
     assert_eq!(g.scanners[0].connections(), 2);
 }
 
-/// Uploads from `clients` connections at once, `each` in turn on each; their statuses.
-fn concurrent_posts(port: u16, clients: usize, each: usize) -> Vec<u16> {
+/// Uploads from `clients` connections at once, one after another on each until `time` has
+/// passed; their statuses.
+fn concurrent_posts(port: u16, clients: usize, time: Duration) -> Vec<u16> {
+    let end = std::time::Instant::now() + time;
     let threads: Vec<_> = (0..clients)
         .map(|t| {
             std::thread::spawn(move || {
                 let mut c = Conn::open(port).unwrap();
-                (0..each)
-                    .map(|i| {
-                        c.request("POST", &format!("/c{t}-{i}"), &[], b"data")
-                            .unwrap()
-                            .status
-                    })
-                    .collect::<Vec<u16>>()
+                let mut statuses = Vec::new();
+                while std::time::Instant::now() < end {
+                    let path = format!("/c{t}-{}", statuses.len());
+                    statuses.push(c.request("POST", &path, &[], b"data").unwrap().status);
+                }
+                statuses
             })
         })
         .collect();
@@ -309,25 +310,25 @@ fn slow_and_fast(method: &str) -> (usize, usize) {
         backend.port()
     );
     let n = Nginx::start(&http);
-    let statuses = concurrent_posts(n.port, 6, 5);
+    // Posting for a while rather than a fixed count: the share each scanner gets is then
+    // set by its pace, not by how the first requests happened to tie.
+    let statuses = concurrent_posts(n.port, 6, Duration::from_millis(1500));
     assert!(
         statuses.iter().all(|&s| s == 200),
         "{statuses:?} {}",
         n.error_log()
     );
-    assert_eq!(backend.received().len(), 30);
+    assert_eq!(backend.received().len(), statuses.len());
     (slow.received().len(), fast.received().len())
 }
 
 #[test]
 fn least_conn_sends_most_scans_to_the_scanner_that_is_free() {
     let (slow, fast) = slow_and_fast("least_conn;");
-    assert_eq!(slow + fast, 30);
     assert!(fast >= 4 * slow, "least_conn: slow {slow}, fast {fast}");
     // Its twin: round-robin shares them whatever each scanner's pace.
     let (slow, fast) = slow_and_fast("");
-    assert_eq!(slow + fast, 30);
-    assert!(slow >= 12, "round-robin: slow {slow}, fast {fast}");
+    assert!(slow + 2 >= fast, "round-robin: slow {slow}, fast {fast}");
 }
 
 #[test]
