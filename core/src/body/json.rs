@@ -157,8 +157,8 @@ struct Tokenizer<'a> {
     lex: Lex,
     high: Option<u16>,
     cur: Option<Current<'a>>,
-    /// The last string, when short (a key if `:` follows).
-    last_short: Option<String>,
+    /// The last string, when short (a key if `:` follows), as read.
+    last_short: Option<Vec<u8>>,
     key: String,
     joined: Joined<'a>,
     out: Strings,
@@ -233,18 +233,13 @@ impl<'a> Tokenizer<'a> {
             return Ok(());
         };
         Self::flush(&mut cur, self.dir)?;
-        let key = if self.key.is_empty() {
-            "(no key)".to_string()
-        } else {
-            self.key.clone()
-        };
         let mut php_differs = false;
         let mut whole = false;
         if let Some(s) = cur.sniffer.take() {
             php_differs = s.more_after_end();
             whole = s.whole();
             if let Some(decoded) = s.finish()? {
-                self.object(key.clone(), decoded, true)?;
+                self.object(decoded, true)?;
             } else {
                 whole = false;
             }
@@ -256,13 +251,13 @@ impl<'a> Tokenizer<'a> {
                     // Long: alone, as below.
                     let body: RequestBody = sink.finish()?.into();
                     self.last_short = None;
-                    self.object(key.clone(), body.clone(), false)?;
+                    self.object(body.clone(), false)?;
                     body
                 }
                 None => RequestBody::memory(&cur.head),
             };
             if let Some(php) = crate::body::base64::php_reading(&whole, self.dir)? {
-                self.object(key.clone(), php, true)?;
+                self.object(php, true)?;
             }
             if whole.len() > JOIN_MAX as u64 {
                 return Ok(());
@@ -274,23 +269,30 @@ impl<'a> Tokenizer<'a> {
             Some(_) if whole && !cur.escaped => self.last_short = None,
             Some(sink) => {
                 self.last_short = None;
-                self.object(key, sink.finish()?.into(), false)?;
+                self.object(sink.finish()?.into(), false)?;
             }
             None => {
-                self.last_short = Some(String::from_utf8_lossy(&cur.head).into_owned());
                 if !cur.escaped {
                     // As it stands in the body, which is scanned too.
                 } else if is_text(&cur.head) {
                     self.joined.push(&cur.head)?;
                 } else {
-                    self.object(key, RequestBody::memory(&cur.head), false)?;
+                    self.object(RequestBody::memory(&cur.head), false)?;
                 }
+                // Read as a key only if `:` follows.
+                self.last_short = Some(cur.head);
             }
         }
         Ok(())
     }
 
-    fn object(&mut self, key: String, body: RequestBody, decoded: bool) -> Result<(), ScanError> {
+    /// A string to scan alone, named by the key it stands under.
+    fn object(&mut self, body: RequestBody, decoded: bool) -> Result<(), ScanError> {
+        let key = if self.key.is_empty() {
+            "(no key)".to_string()
+        } else {
+            self.key.clone()
+        };
         if self.out.alone.len() + self.out.decoded.len() >= self.max_objects {
             return Err(ScanError::Refused {
                 status: 413,
@@ -335,8 +337,8 @@ impl<'a> Tokenizer<'a> {
         self.emit(&[c])
     }
 
-    /// A piece of the body (UTF-8): runs of plain string characters are taken whole, the
-    /// rest byte by byte.
+    /// A piece of the body (UTF-8): runs of plain string characters, and of what lies between
+    /// strings, are taken whole, the rest byte by byte.
     fn feed(&mut self, data: &[u8]) -> Result<(), ScanError> {
         let mut i = 0;
         while i < data.len() {
@@ -344,6 +346,14 @@ impl<'a> Tokenizer<'a> {
                 let run = memchr::memchr2(b'"', b'\\', &data[i..]).unwrap_or(data.len() - i);
                 if run > 0 {
                     self.emit(&data[i..i + run])?;
+                    i += run;
+                    continue;
+                }
+            }
+            if self.lex == Lex::Outside && self.last_short.is_none() {
+                // Outside strings with no key pending, only a string's start matters.
+                let run = memchr::memchr(b'"', &data[i..]).unwrap_or(data.len() - i);
+                if run > 0 {
                     i += run;
                     continue;
                 }
@@ -369,7 +379,7 @@ impl<'a> Tokenizer<'a> {
                 }
                 b':' => {
                     if let Some(k) = self.last_short.take() {
-                        self.key = k.chars().take(MAX_KEY).collect();
+                        self.key = String::from_utf8_lossy(&k).chars().take(MAX_KEY).collect();
                     }
                 }
                 b' ' | b'\t' | b'\r' | b'\n' => {}
@@ -433,24 +443,31 @@ pub fn strings(body: &RequestBody, dir: &Path, max_objects: usize) -> Result<Str
     let mut head: Vec<u8> = Vec::new();
     while let Some(chunk) = reader.next_chunk() {
         let chunk = chunk.map_err(ScanError::Body)?;
-        let data: &[u8] = if transcoder.is_none() {
-            head.extend_from_slice(&chunk);
-            if head.len() < 4 {
-                continue;
+        let data: &[u8] = match transcoder {
+            Some(_) => &chunk,
+            // The first piece is read where it is when it is long enough to tell the encoding.
+            None if head.is_empty() && chunk.len() >= 4 => &chunk,
+            None => {
+                head.extend_from_slice(&chunk);
+                if head.len() < 4 {
+                    continue;
+                }
+                &head
             }
-            let (enc, bom) = detect(&head);
-            transcoder = Some((Transcoder::new(enc), bom));
-            &head
+        };
+        let (tc, bom) = transcoder.get_or_insert_with(|| {
+            let (enc, bom) = detect(data);
+            (Transcoder::new(enc), bom)
+        });
+        if tc.enc == Encoding::Utf8 {
+            // UTF-8 is read as it is, without a copy.
+            t.feed(&data[*bom..])?;
         } else {
-            &chunk
-        };
-        let Some((tc, bom)) = &mut transcoder else {
-            continue;
-        };
-        utf8.clear();
-        tc.feed(&data[*bom..], &mut utf8);
+            utf8.clear();
+            tc.feed(&data[*bom..], &mut utf8);
+            t.feed(&utf8)?;
+        }
         *bom = 0;
-        t.feed(&utf8)?;
     }
     if transcoder.is_none() {
         let (enc, bom) = detect(&head);
