@@ -2,8 +2,10 @@
 # A/B comparison of row 3 of scripts/bench.sh (nginx + module + scanner double, raw uploads of
 # the same 542-file data set, without the EICAR files) between this work tree and another
 # commit, measured in interleaved rounds so that both builds meet the same machine state:
-# plain nginx, then REV's module, then this tree's, ROUNDS times. Prints req/s and CPU seconds
-# per 1000 requests of the nginx workers and of the scanner double for each round.
+# plain nginx, nginx's own mirror of the body to the double (row 13, the module's physical
+# reference), then REV's module, then this tree's, ROUNDS times. Prints req/s and CPU seconds
+# per 1000 requests of the nginx workers and of the scanner double for each round, then the
+# mean nginx CPU per request of each module against the mirror's.
 #
 # Usage: scripts/bench-compare.sh REV [CONNECTIONS] [SECONDS] [ROUNDS]   (default 100 10 3)
 set -euo pipefail
@@ -41,7 +43,7 @@ p_back=$(port); p_double=$(port)
 "$bin/ometascan-scanner-double" "127.0.0.1:$p_double" allow >/dev/null & pids+=($!); pid_double=$!
 
 declare -A listen
-nginx_conf() { # name module-dir nginx location-body
+nginx_conf() { # name module-dir nginx location-body [server-lines]
     listen[$1]=$(port)
     echo "$3" >"$run/nginx-$1.bin"
     cat >"$run/nginx-$1.conf" <<CONF
@@ -61,12 +63,15 @@ http {
     server {
         listen 127.0.0.1:${listen[$1]} backlog=4096;
         location / { $4 proxy_pass http://backend; }
+        ${5:-}
     }
 }
 CONF
     "$3" -p "$run" -c "$run/nginx-$1.conf"
 }
 nginx_conf plain "$root" "$(nginx_of "$root")" ""
+nginx_conf mirror "$root" "$(nginx_of "$root")" "mirror /m; mirror_request_body on;" \
+    "location = /m { internal; proxy_pass http://127.0.0.1:$p_double; }"
 nginx_conf "$commit" "$other" "$(nginx_of "$other")" "ometascan_pass http://127.0.0.1:$p_double;"
 nginx_conf tree "$root" "$(nginx_of "$root")" "ometascan_pass http://127.0.0.1:$p_double;"
 sleep 1
@@ -75,7 +80,7 @@ ticks() { local t=0 p; for p in "$@"; do t=$((t + $(awk '{print $14+$15}' "/proc
 hz=$(getconf CLK_TCK)
 printf '%-10s %5s %8s %14s %15s   (%d clients, %d s, CPU s / 1000 req)\n' setup round req/s nginx double "$conns" "$secs"
 for r in $(seq "$rounds"); do
-    for name in plain "$commit" tree; do
+    for name in plain mirror "$commit" tree; do
         url=http://127.0.0.1:${listen[$name]}
         mapfile -t workers < <(pgrep -P "$(cat "$run/logs/nginx-$name.pid")")
         wrk -t2 -c"$conns" -d2s -s "$run/post.lua" "$url" >/dev/null 2>&1 || true
@@ -88,4 +93,15 @@ for r in $(seq "$rounds"); do
 n = max($reqs, 1)
 print(f'{\"$name\":<10} {$r:>5} {$rps:>8.1f} {($after - $before) / $hz / n * 1000:>14.3f} {($after_d - $before_d) / $hz / n * 1000:>15.3f}')"
     done
-done
+done | tee "$run/rounds"
+python3 - "$run/rounds" "$commit" <<'PY'
+import sys
+cpu = {}
+for line in open(sys.argv[1]):
+    f = line.split()
+    cpu.setdefault(f[0], []).append(float(f[3]))
+mean = {k: sum(v) / len(v) for k, v in cpu.items()}
+for name in (sys.argv[2], "tree"):
+    print(f"{name}: nginx CPU per request {mean[name] / mean['mirror']:.2f}x the mirror's, "
+          f"{mean[name] / mean['plain']:.2f}x plain proxy_pass")
+PY
