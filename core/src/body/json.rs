@@ -572,6 +572,19 @@ mod tests {
     }
 
     #[test]
+    fn a_key_is_the_string_before_a_colon_whatever_white_space_lies_between() {
+        let long = escaped(&format!("{}{EICAR}", "line\n".repeat(1000)));
+        let json = format!("[\"x\", {long}, {{\"k\" \r\n\t: {long}}}, \"y\" , {long}]");
+        for cut in [1usize, 2, 5, 100_000] {
+            let pieces: Vec<&[u8]> = json.as_bytes().chunks(cut).collect();
+            let got = run(&pieces);
+            let keys: Vec<&str> = got.alone.iter().map(|(k, _)| k.as_str()).collect();
+            // A comma after "x" or "y" makes them values, not keys.
+            assert_eq!(keys, ["(no key)", "k", "k"], "cut {cut}");
+        }
+    }
+
+    #[test]
     fn base64_strings_are_decoded_with_their_keys() {
         let data =
             b"\x1f\x8b\x08\x00binary file content that is long enough to count as a file, surely!";
