@@ -325,7 +325,8 @@ fn slow_and_fast(method: &str) -> (usize, usize) {
 #[test]
 fn least_conn_sends_most_scans_to_the_scanner_that_is_free() {
     let (slow, fast) = slow_and_fast("least_conn;");
-    assert!(fast >= 4 * slow, "least_conn: slow {slow}, fast {fast}");
+    // Measured here: about 10 against 135; 3x leaves room for a machine a few times slower.
+    assert!(fast >= 3 * slow, "least_conn: slow {slow}, fast {fast}");
     // Its twin: round-robin shares them whatever each scanner's pace.
     let (slow, fast) = slow_and_fast("");
     assert!(slow + 2 >= fast, "round-robin: slow {slow}, fast {fast}");
