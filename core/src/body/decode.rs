@@ -52,14 +52,14 @@ impl Coding {
                     "zstd" => Coding::Zstd,
                     other => {
                         return Err(format!(
-                            "the request body's Content-Encoding \"{other}\" cannot be decoded \
+                            "Content-Encoding \"{other}\" cannot be decoded \
                              for scanning"
                         ))
                     }
                 });
                 if out.len() > MAX_CODINGS {
                     return Err(format!(
-                        "the request body's Content-Encoding lists more than {MAX_CODINGS} codings"
+                        "Content-Encoding lists more than {MAX_CODINGS} codings"
                     ));
                 }
             }
@@ -197,6 +197,28 @@ fn zstd_decode(input: BodyRead, out: &mut Bounded) -> io::Result<u64> {
                 return Err(io::Error::new(io::ErrorKind::InvalidData, "no zstd frame"));
             }
             return Ok(total);
+        }
+        if n >= 8 && head[0] & 0xf0 == 0x50 && head[1..4] == [0x2a, 0x4d, 0x18] {
+            // A skippable frame (RFC 8878 §3.1.2: pzstd's sizes, seek tables): its length
+            // after the 8 bytes of its header; skipped as decoders do.
+            let len = u64::from(u32::from_le_bytes([head[4], head[5], head[6], head[7]]));
+            let rest = head[8..n].to_vec();
+            let skip_in_head = (rest.len() as u64).min(len);
+            let mut after: Box<dyn Read> =
+                Box::new(io::Cursor::new(rest[skip_in_head as usize..].to_vec()).chain(input));
+            let left = len - skip_in_head;
+            if left > 0 {
+                let skipped = io::copy(&mut (&mut after).take(left), &mut io::sink())?;
+                if skipped < left {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        "truncated zstd skippable frame",
+                    ));
+                }
+            }
+            input = after;
+            frames += 1;
+            continue;
         }
         zstd_window(&head[..n])?;
         let chained: Box<dyn Read> = Box::new(io::Cursor::new(head[..n].to_vec()).chain(input));
@@ -533,6 +555,41 @@ mod tests {
         assert_eq!(
             bytes_of(&decode(&mem(&[x, y]), Coding::Zstd, &dir).unwrap()),
             want
+        );
+    }
+
+    #[test]
+    fn zstd_skippable_frames_are_skipped_as_decoders_do() {
+        let dir = std::env::temp_dir();
+        let a: Vec<u8> = (0..50_000u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+            .collect();
+        let skippable = |magic: u8, data: &[u8]| {
+            let mut f = vec![magic, 0x2a, 0x4d, 0x18];
+            f.extend_from_slice(&(data.len() as u32).to_le_bytes());
+            f.extend_from_slice(data);
+            f
+        };
+        // pzstd's form: a skippable frame before the frame; a seek table after it.
+        let mut body = skippable(0x50, &[7, 0, 0, 0]);
+        body.extend_from_slice(&zstd(&a));
+        body.extend_from_slice(&skippable(0x5e, &[1u8; 300]));
+        for cut in [1, 5, 8, 9, 12, body.len() - 3] {
+            let (x, y) = body.split_at(cut);
+            assert_eq!(
+                bytes_of(&decode(&mem(&[x, y]), Coding::Zstd, &dir).unwrap()),
+                a,
+                "cut at {cut}"
+            );
+        }
+        // A skippable frame cut short is a truncated body.
+        let cut = skippable(0x50, &[1u8; 100]);
+        assert!(decode(&mem(&[&cut[..50]]), Coding::Zstd, &dir).is_err());
+        // A skippable frame alone decodes to nothing, as libzstd's does.
+        let only = skippable(0x51, b"abc");
+        assert_eq!(
+            bytes_of(&decode(&mem(&[&only]), Coding::Zstd, &dir).unwrap()),
+            b""
         );
     }
 

@@ -100,6 +100,33 @@ impl RequestBody {
         &self.parts
     }
 
+    /// The bytes `start..start + len` as a body of their own (parts shared, nothing copied);
+    /// cut at the body's end.
+    pub fn slice(&self, start: u64, len: u64) -> RequestBody {
+        let mut out = RequestBody::new();
+        let (mut at, end) = (0u64, start.saturating_add(len));
+        for part in &self.parts {
+            let (from, to) = (at, at + part.len());
+            at = to;
+            let (a, b) = (from.max(start), to.min(end));
+            if a >= b {
+                continue;
+            }
+            let (skip, take) = (a - from, b - a);
+            out.push(match part {
+                BodyPart::Memory(bytes) => {
+                    BodyPart::Memory(bytes.slice(skip as usize..(skip + take) as usize))
+                }
+                BodyPart::File { file, offset, .. } => BodyPart::File {
+                    file: file.clone(),
+                    offset: offset + skip,
+                    len: take,
+                },
+            });
+        }
+        out
+    }
+
     /// A cursor over the body; file parts are read `chunk` bytes at a time.
     pub fn reader(&self, chunk: usize) -> BodyReader {
         BodyReader {

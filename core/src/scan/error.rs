@@ -24,7 +24,7 @@ pub enum ScanError {
     HeaderTooLarge,
     #[error("scanner response page is larger than {0} bytes")]
     PageTooLarge(usize),
-    #[error("reading the request body failed ({})", os_error(.0))]
+    #[error("reading the body failed ({})", os_error(.0))]
     Body(io::Error),
     #[error("storing the scanner's body failed ({})", os_error(.0))]
     Spill(io::Error),
@@ -39,10 +39,10 @@ pub enum ScanError {
     #[error("internal error in the scanner client")]
     Internal,
     /// The body could not be decoded for scanning (corrupt stream, unknown coding): 502.
-    #[error("the request body cannot be decoded for scanning: {0}")]
+    #[error("the body cannot be decoded for scanning: {0}")]
     Decode(String),
     /// The decoded body is over its limit (a decompression bomb): 413.
-    #[error("the decoded request body is over {0} bytes")]
+    #[error("the decoded body is over {0} bytes")]
     DecodedTooLarge(u64),
     /// No turn within the wait (scan limit or the servers' `max_conns`): 503.
     #[error("no free scan slot within {0:?} ({1})")]

@@ -2,6 +2,8 @@
 //! as the client will read it, decoded from the response's `Content-Encoding`, sent as one
 //! object with the client's request line and the response's status and header fields
 //! (ICAP RESPMOD; for the HTTP protocol and clamd see docs/protocol.md and docs/clamd.md).
+//! A response whose status is interim (`1xx`, which nginx relays as final with the final
+//! response in its body) is scanned as the final response clients read behind it.
 
 use std::sync::Arc;
 
@@ -33,13 +35,25 @@ fn decoded(mut req: ScanRequest, opts: &ScanOptions) -> Result<ScanRequest, Scan
             "a response scan without a response".into(),
         ));
     };
+    let limit = decode::limit_for(req.body.len());
+    if (100..200).contains(&res.status) {
+        let (head, body) =
+            super::relayed::final_response(res.status, &req.body, &opts.spill_dir, limit)?;
+        tracing::debug!(
+            "response relayed behind status {}: the final response {} with {} bytes",
+            res.status,
+            head.status,
+            body.len()
+        );
+        *res = head;
+        req.body = body;
+    }
     let values = res
         .headers
         .iter()
         .filter(|(n, _)| n.eq_ignore_ascii_case(b"content-encoding"))
         .map(|(_, v)| v.as_ref());
     let codings = Coding::of_content_encoding(values).map_err(ScanError::Decode)?;
-    let limit = decode::limit_for(req.body.len());
     for &coding in codings.iter().rev() {
         req.body = decode::decode_within(&req.body, coding, &opts.spill_dir, limit)?;
         tracing::debug!(

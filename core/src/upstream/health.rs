@@ -111,6 +111,13 @@ pub fn healthy_answer(scheme: Scheme, buf: &[u8]) -> bool {
     }
 }
 
+/// Whether enough of an answer has arrived to judge it: clamd's reply ends at NUL; an HTTP or
+/// ICAP status line at its line end, whatever bytes (NUL included) it holds; 4 KiB at most.
+fn answer_complete(scheme: Scheme, buf: &[u8]) -> bool {
+    let end = if scheme == Scheme::Clamd { 0 } else { b'\n' };
+    buf.contains(&end) || buf.len() >= 4096
+}
+
 async fn probe(spec: &HealthSpec, i: usize) -> bool {
     let peer = &spec.peers[i];
     let work = async {
@@ -133,7 +140,7 @@ async fn probe(spec: &HealthSpec, i: usize) -> bool {
         io.write_all(request.as_bytes()).await.ok()?;
         let mut buf = Vec::with_capacity(256);
         let mut chunk = [0u8; 256];
-        while !buf.contains(&b'\n') && !buf.contains(&0) && buf.len() < 4096 {
+        while !answer_complete(spec.url.scheme, &buf) {
             let n = io.read(&mut chunk).await.ok()?;
             if n == 0 {
                 break;
@@ -157,6 +164,43 @@ mod tests {
         assert!(!clamd(b"PONG \0"));
         assert!(!clamd(b"HTTP/1.1 200 OK\r\n"));
         assert!(!clamd(b"UNKNOWN COMMAND\0"));
+    }
+
+    /// The answer judged after the reads `probe` would do, the bytes arriving `step` at a time.
+    fn judged(scheme: Scheme, answer: &[u8], step: usize) -> bool {
+        let mut buf = Vec::new();
+        for piece in answer.chunks(step) {
+            if answer_complete(scheme, &buf) {
+                break;
+            }
+            buf.extend_from_slice(piece);
+        }
+        healthy_answer(scheme, &buf)
+    }
+
+    #[test]
+    fn a_nul_in_a_status_line_gives_one_verdict_however_the_bytes_arrive() {
+        for (scheme, answer) in [
+            (
+                Scheme::Http,
+                &b"HTTP/1.1 200 OK\0junk\r\nServer: x\r\n\r\n"[..],
+            ),
+            (Scheme::Http, b"HTTP/1.1 500 \0\r\n\r\n"),
+            (Scheme::Icap, b"ICAP/1.0 200 O\0K\r\nISTag: x\r\n\r\n"),
+            (Scheme::Clamd, b"PONG\0HTTP/1.1 200 OK\r\n"),
+            (Scheme::Clamd, b"PO\nNG\0"),
+        ] {
+            let whole = judged(scheme, answer, answer.len());
+            for step in 1..answer.len() {
+                assert_eq!(
+                    judged(scheme, answer, step),
+                    whole,
+                    "{scheme:?} step {step}"
+                );
+            }
+        }
+        assert!(judged(Scheme::Http, b"HTTP/1.1 200 OK\0junk\r\n", 3));
+        assert!(judged(Scheme::Clamd, b"PONG\0", 1));
     }
 
     #[test]
