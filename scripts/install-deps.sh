@@ -12,7 +12,7 @@ set -euo pipefail
 packages=(clang libclang-dev libssl-dev libpcre2-dev zlib1g-dev make curl openssl ca-certificates python3
           nginx nginx-dev c-icap libc-icap-mod-virus-scan clamav-daemon
           debhelper dpkg-dev lintian rpm cpio valgrind brotli bzip2 redis-server
-          php-cgi python3-venv chromium clamav prometheus)
+          php-cgi python3-venv chromium clamav prometheus zstd)
 # node and npm for the differential suite's Node parsers, unless the machine has them already.
 command -v node >/dev/null || packages+=(nodejs)
 command -v npm >/dev/null || packages+=(npm)

@@ -202,9 +202,9 @@ directives! {
         "The scanner of responses, when not the one of ometascan_pass."
     }
     ometascan_response_statuses {
-        response_statuses: Option<Vec<u16>> = (vec![200]), ANY, NGX_CONF_1MORE, set_response_statuses,
-        "code ...", "200", "200 203",
-        "The statuses of the responses that are scanned."
+        response_statuses: Option<ResponseStatuses> = (ResponseStatuses::Any), ANY, NGX_CONF_1MORE, set_response_statuses,
+        "any | code ...", "any", "200 203",
+        "The statuses of 200 to 599 whose responses are scanned."
     }
     ometascan_response_max_size {
         response_max_size: Option<(u64, OverSize)> = (), ANY, NGX_CONF_TAKE12, set_response_max_size,

@@ -65,6 +65,27 @@ pub enum OverSize {
     Pass,
 }
 
+/// Which parsed statuses of 200 to 599 have their responses scanned
+/// (`ometascan_response_statuses`). Responses of other statuses that a client can read (a `1xx`
+/// nginx relays as final, 600 and above) are scanned whatever this says; no status line at
+/// all, or a protocol switch, is refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ResponseStatuses {
+    /// Every status with a body: all but `204` and `304`, and `206` (a part of a file is
+    /// refused unless listed).
+    Any,
+    Listed(Vec<u16>),
+}
+
+impl ResponseStatuses {
+    pub fn lists(&self, status: u16) -> bool {
+        match self {
+            ResponseStatuses::Any => !matches!(status, 204 | 206 | 304),
+            ResponseStatuses::Listed(codes) => codes.contains(&status),
+        }
+    }
+}
+
 /// What a failed scan means (`ometascan_on_error`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum OnError {

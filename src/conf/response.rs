@@ -5,11 +5,11 @@ use std::ffi::{c_char, c_void};
 
 use ngx::ffi::*;
 
-use super::lcf;
 use super::policy::{bypass_values, size_and_over};
+use super::{lcf, ResponseStatuses};
 use crate::ngx_ext::conf::{conf_error, duplicate_check, text, Directive, CONF_OK};
 
-/// `ometascan_response_statuses code ...` (200 to 599).
+/// `ometascan_response_statuses any | code ...` (200 to 599).
 pub unsafe extern "C" fn set_response_statuses(
     cf: *mut ngx_conf_t,
     cmd: *mut ngx_command_t,
@@ -19,14 +19,23 @@ pub unsafe extern "C" fn set_response_statuses(
     // valid for the call, and (NGX_HTTP_LOC_CONF_OFFSET) this level's LocConf.
     let (d, c) = unsafe { (Directive::new(cf, cmd), lcf(conf)) };
     duplicate_check!(d, c.response_statuses);
+    if d.args.len() == 2 && text(&d.args[1]) == "any" {
+        c.response_statuses = Some(ResponseStatuses::Any);
+        return CONF_OK;
+    }
     let mut codes = Vec::new();
     for v in &d.args[1..] {
         match text(v).parse::<u16>() {
             Ok(code) if (200..600).contains(&code) && !codes.contains(&code) => codes.push(code),
-            _ => return d.invalid(v, "it must be a status from 200 to 599, each named once"),
+            _ => {
+                return d.invalid(
+                    v,
+                    "it must be \"any\" alone or statuses from 200 to 599, each named once",
+                )
+            }
         }
     }
-    c.response_statuses = Some(codes);
+    c.response_statuses = Some(ResponseStatuses::Listed(codes));
     CONF_OK
 }
 

@@ -19,7 +19,7 @@ use super::directives::*;
 use super::policy::*;
 use super::response::*;
 use super::ssl::*;
-use super::{CacheZone, MaxScans, OnError, OverSize, Pass, SetHeader};
+use super::{CacheZone, MaxScans, OnError, OverSize, Pass, ResponseStatuses, SetHeader};
 
 /// Allowed in `http`, `server` and `location`.
 const ANY: u32 = NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF;
@@ -101,6 +101,14 @@ mod shown {
         fn shown(&self) -> String {
             let words: Vec<String> = self.iter().map(u16::to_string).collect();
             words.join(" ")
+        }
+    }
+    impl Shown for ResponseStatuses {
+        fn shown(&self) -> String {
+            match self {
+                ResponseStatuses::Any => "any".into(),
+                ResponseStatuses::Listed(codes) => codes.shown(),
+            }
         }
     }
     impl Shown for Duration {

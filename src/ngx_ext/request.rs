@@ -62,6 +62,9 @@ pub trait RequestExt {
     /// Adds a request cleanup that nginx runs with the request as its data when it terminates
     /// the request; `None` when out of memory.
     fn add_cleanup(&mut self, handler: unsafe extern "C" fn(*mut c_void)) -> Option<()>;
+    /// Whether the request's upstream connection is gone (nginx's upstream finalized it:
+    /// the response came from a backend whose connection is closed, or from its cache).
+    fn upstream_closed(&self) -> bool;
 }
 
 impl RequestExt for Request {
@@ -95,6 +98,11 @@ impl RequestExt for Request {
     fn host(&self) -> &[u8] {
         // Empty, or pointing into the request's header buffer.
         self.as_ref().headers_in.server.as_bytes()
+    }
+
+    fn upstream_closed(&self) -> bool {
+        // SAFETY: null, or the request's upstream, allocated from its pool and live with it.
+        unsafe { self.as_ref().upstream.as_ref() }.is_some_and(|u| u.peer.connection.is_null())
     }
 
     fn announces_body(&self) -> bool {

@@ -142,3 +142,13 @@ pub unsafe fn get<'a>(r: &Request) -> Option<&'a mut Ctx> {
     // caller's to keep exclusive and within the pool's life.
     unsafe { (data as *mut Ctx).as_mut() }
 }
+
+/// Whether the module refused the request itself (blocked, failed, over its size): the
+/// response is then the module's page, or the operator's `error_page` for it.
+pub fn refused(r: &Request) -> bool {
+    // SAFETY: the borrow ends in this statement; no other is live in a filter call.
+    matches!(
+        unsafe { get(r) }.map(|c| &c.state),
+        Some(State::Applied { passed: false } | State::TooLarge)
+    )
+}

@@ -9,6 +9,7 @@ use super::held::{self, Held, Phase};
 use super::{conditional, next_body, next_header, release, scan, BUFFERED};
 use crate::conf::{LocConf, OverSize};
 use crate::ngx_ext::log;
+use crate::ngx_ext::request::RequestExt;
 use crate::status;
 use crate::Module;
 
@@ -25,7 +26,37 @@ enum Decision {
     NotModified,
     /// A part of a file (`206`) where parts are not scanned: no verdict could cover the file.
     Partial,
+    /// A response no scan can cover (no status line nginx could parse, a protocol switch):
+    /// `502`, logged with the reason.
+    Unreadable(&'static str),
     Hold,
+}
+
+/// How the response's status decides, before the directives that choose among statuses.
+enum StatusClass {
+    /// A parsed status from 200 to 599: `ometascan_response_statuses` chooses.
+    Listable,
+    /// Scanned whatever the directives list: a `1xx` nginx relays as the final status (the
+    /// final response follows in its body, and clients read it), or 600 and above (clients
+    /// render their bodies).
+    Always,
+    Unreadable(&'static str),
+}
+
+fn class_of(status: ngx_uint_t) -> StatusClass {
+    match status {
+        101 => StatusClass::Unreadable(
+            "the backend switched protocols (101): the connection would become a tunnel whose \
+             data cannot be scanned; scan no responses where protocols are switched \
+             (\"ometascan_response off\" in a WebSocket location)",
+        ),
+        100..=199 | 600.. => StatusClass::Always,
+        200..=599 => StatusClass::Listable,
+        _ => StatusClass::Unreadable(
+            "the backend sent no status line nginx could parse: nginx relays its bytes as they \
+             are, which clients read in ways no scan can follow",
+        ),
+    }
 }
 
 fn decide(r: &mut Request) -> Decision {
@@ -39,13 +70,16 @@ fn decide(r: &mut Request) -> Decision {
         && std::ptr::eq(raw.main, raw)
         && raw.header_only() == 0
         && raw.method != NGX_HTTP_HEAD as ngx_uint_t;
-    if !scanned {
+    // The module's own page for a refused upload (or the error_page answering it) is not a
+    // download.
+    if !scanned || crate::request::ctx::refused(r) {
         return Decision::Pass;
     }
-    let listed = lcf
-        .response_statuses()
-        .iter()
-        .any(|&s| ngx_uint_t::from(s) == status);
+    let class = class_of(status);
+    let listed = match class {
+        StatusClass::Listable => lcf.response_statuses().lists(status as u16),
+        _ => true,
+    };
     let partial = status == NGX_HTTP_PARTIAL_CONTENT as ngx_uint_t;
     if !listed && !partial {
         return Decision::Pass;
@@ -59,6 +93,9 @@ fn decide(r: &mut Request) -> Decision {
         let msg = format!("response not scanned: \"ometascan_response_bypass\" value \"{why}\"");
         log::response_error(r, NGX_LOG_INFO, &scanner, &msg);
         return Decision::Unscanned(ResultKind::Skipped);
+    }
+    if let StatusClass::Unreadable(why) = class {
+        return Decision::Unreadable(why);
     }
     if !listed {
         // A backend's part of a file would reach the client unscanned, at the client's
@@ -124,7 +161,7 @@ pub unsafe extern "C" fn header_filter(r: *mut ngx_http_request_t) -> ngx_int_t 
     held.report.result = match decision {
         Decision::Unscanned(kind) => Some(kind),
         Decision::TooLarge => Some(ResultKind::TooLarge),
-        Decision::Partial => Some(ResultKind::Error),
+        Decision::Partial | Decision::Unreadable(_) => Some(ResultKind::Error),
         _ => None,
     };
     match decision {
@@ -145,6 +182,10 @@ pub unsafe extern "C" fn header_filter(r: *mut ngx_http_request_t) -> ngx_int_t 
         Decision::Partial => {
             held.phase = Phase::Released;
             release::partial(req)
+        }
+        Decision::Unreadable(why) => {
+            held.phase = Phase::Released;
+            release::unreadable(req, why)
         }
         _ => {
             held.phase = Phase::Released;
@@ -188,7 +229,11 @@ pub unsafe extern "C" fn body_filter(
             let len = held.len();
             match taken {
                 Err(e) => release::refuse(req, e, ResultKind::Error),
-                Ok(last) => held_more(req, len, last),
+                Ok(Taken {
+                    last: false,
+                    flush: true,
+                }) if req.upstream_closed() => release::cut_short(req),
+                Ok(Taken { last, .. }) => held_more(req, len, last),
             }
         }
     }
@@ -215,26 +260,39 @@ fn held_more(r: &mut Request, len: u64, last: bool) -> ngx_int_t {
     }
 }
 
-/// Takes every buffer of `chain`; `true` once the last one was taken.
+/// What a chain of buffers said besides its bytes.
+struct Taken {
+    /// The response's last buffer was in it.
+    last: bool,
+    /// A buffer asked for what is buffered to be sent (as nginx's upstream does when a
+    /// response ends before its end).
+    flush: bool,
+}
+
+/// Takes every buffer of `chain`.
 ///
 /// # Safety
 /// `chain` is null or a chain of live buffers.
 unsafe fn take_chain(
     held: &mut Held,
     mut chain: *mut ngx_chain_t,
-) -> Result<bool, ometascan_core::ScanError> {
-    let mut last = false;
+) -> Result<Taken, ometascan_core::ScanError> {
+    let mut taken = Taken {
+        last: false,
+        flush: false,
+    };
     // SAFETY: each link and its buffer are live for the call (caller).
     while let Some(cl) = unsafe { chain.as_ref() } {
         // SAFETY: as above.
         if let Some(b) = unsafe { cl.buf.as_mut() } {
             held.take(b)?;
-            last |= b.last_buf() != 0;
+            taken.last |= b.last_buf() != 0;
+            taken.flush |= b.flush() != 0;
         }
         chain = cl.next;
     }
-    if last {
+    if taken.last {
         held.finish()?;
     }
-    Ok(last)
+    Ok(taken)
 }

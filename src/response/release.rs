@@ -82,6 +82,17 @@ pub unsafe fn on_done(r: *mut ngx_http_request_t, outcome: ScanOutcome) {
             log_debug(req, &format!("ometascan: response allowed in {ms} ms"));
             send_held(req, &body)
         }
+        Ok(Verdict::Sanitized { .. }) if (100..200).contains(&req.as_ref().headers_out.status) => {
+            let why = "the scanner sanitized a response relayed behind an interim status, \
+                       whose final response cannot be rebuilt around its body";
+            failed(
+                req,
+                &ScanError::Refused {
+                    status: 502,
+                    reason: why.into(),
+                },
+            )
+        }
         Ok(Verdict::Sanitized {
             body, content_type, ..
         }) => {
@@ -150,6 +161,60 @@ pub fn partial(r: &mut Request) -> ngx_int_t {
     log_error(r, NGX_LOG_ERR, msg);
     status::response_counted(ometascan_core::ResultKind::Error);
     bad_gateway(r)
+}
+
+/// The backend's response ended before its end (its connection closed or timed out mid-body,
+/// and nginx's upstream asks for what is buffered to be sent before closing the client's
+/// connection): nothing of it was sent, so `502`, and nginx closes the connection.
+pub fn cut_short(r: &mut Request) -> ngx_int_t {
+    log_error(
+        r,
+        NGX_LOG_ERR,
+        "response refused: the backend's connection ended before the response did",
+    );
+    // SAFETY: the borrow ends in this statement.
+    if let Some(held) = unsafe { held::get(r) } {
+        held.report.result = Some(ometascan_core::ResultKind::Error);
+    }
+    status::response_counted(ometascan_core::ResultKind::Error);
+    bad_gateway(r)
+}
+
+/// A response no scan can cover (see the header filter): `502`, nothing of it (logged,
+/// counted).
+pub fn unreadable(r: &mut Request, why: &str) -> ngx_int_t {
+    let status = r.as_ref().headers_out.status;
+    log_error(
+        r,
+        NGX_LOG_ERR,
+        &format!("response with status {status} refused: {why}"),
+    );
+    if r.as_ref().http_version == NGX_HTTP_VERSION_9 as ngx_uint_t {
+        // nginx's upstream set HTTP/0.9 to relay the bytes; the error is the client's
+        // protocol's own.
+        let version = client_version(r);
+        r.as_mut().http_version = version;
+    }
+    status::response_counted(ometascan_core::ResultKind::Error);
+    bad_gateway(r)
+}
+
+/// The protocol version of the client's request, as its request line (or HTTP/2, HTTP/3)
+/// named it.
+fn client_version(r: &Request) -> ngx_uint_t {
+    let p = r.as_ref().http_protocol;
+    let name = if p.data.is_null() {
+        &[][..]
+    } else {
+        // SAFETY: the request's protocol name, in its pool, len bytes.
+        unsafe { std::slice::from_raw_parts(p.data, p.len) }
+    };
+    (match name {
+        b"HTTP/1.0" => NGX_HTTP_VERSION_10,
+        b"HTTP/2.0" => NGX_HTTP_VERSION_20,
+        b"HTTP/3.0" => NGX_HTTP_VERSION_30,
+        _ => NGX_HTTP_VERSION_11,
+    }) as ngx_uint_t
 }
 
 /// `502` and nothing of the response, for a reason the caller logged and counted (over

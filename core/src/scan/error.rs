@@ -49,7 +49,7 @@ pub enum ScanError {
     Busy(std::time::Duration, &'static str),
     /// The module cannot see the body the way every backend would (parsers read it
     /// differently), or a limit of that reading was reached: 400 or 413, nothing forwarded.
-    #[error("the request body is refused: {reason}")]
+    #[error("the body is refused: {reason}")]
     Refused { status: u16, reason: String },
     /// The module could not start the scan (no memory, a header it cannot copy, ...): 500.
     #[error("{0}")]

@@ -297,13 +297,15 @@ mod tests {
     use super::*;
     use crate::body::testing::{bytes_of, mem};
 
-    fn read(pieces: &[&[u8]]) -> Result<(u16, HeaderList, Vec<u8>), ScanError> {
+    type Read = (u16, HeaderList, Vec<u8>);
+
+    fn read(pieces: &[&[u8]]) -> Result<Read, ScanError> {
         let dir = std::env::temp_dir();
         final_response(103, &mem(pieces), &dir, 1 << 20)
             .map(|(h, b)| (h.status, h.headers, bytes_of(&b)))
     }
 
-    fn each_cut(whole: &[u8]) -> Vec<Result<(u16, HeaderList, Vec<u8>), String>> {
+    fn each_cut(whole: &[u8]) -> Vec<Result<Read, String>> {
         (0..whole.len())
             .map(|i| read(&[&whole[..i], &whole[i..]]).map_err(|e| e.to_string()))
             .collect()
