@@ -40,10 +40,29 @@ impl<'a> Bundle<'a> {
         let sink = self
             .sink
             .get_or_insert_with(|| BodySink::new(SPILL_THRESHOLD, self.dir));
-        sink.push(&header(self.members, value.len()))?;
+        sink.push(&header(self.members, value.len() as u64))?;
         sink.push(value)?;
         let pad = (BLOCK - value.len() % BLOCK) % BLOCK;
         sink.push(&[0u8; BLOCK][..pad])?;
+        self.members += 1;
+        if self.members == MAX_MEMBERS {
+            self.close()?;
+        }
+        Ok(())
+    }
+
+    /// Adds a body of any length as the next member, streamed.
+    pub fn push_body(&mut self, value: &RequestBody) -> Result<(), ScanError> {
+        let sink = self
+            .sink
+            .get_or_insert_with(|| BodySink::new(SPILL_THRESHOLD, self.dir));
+        sink.push(&header(self.members, value.len()))?;
+        let mut reader = value.reader(crate::body::FILE_CHUNK);
+        while let Some(chunk) = reader.next_chunk() {
+            sink.push(&chunk.map_err(ScanError::Body)?)?;
+        }
+        let pad = (BLOCK as u64 - value.len() % BLOCK as u64) % BLOCK as u64;
+        sink.push(&[0u8; BLOCK][..pad as usize])?;
         self.members += 1;
         if self.members == MAX_MEMBERS {
             self.close()?;
@@ -78,7 +97,7 @@ fn octal(field: &mut [u8], mut v: u64) {
 }
 
 /// A ustar header for member `n` of `len` bytes.
-fn header(n: usize, len: usize) -> [u8; BLOCK] {
+fn header(n: usize, len: u64) -> [u8; BLOCK] {
     let mut h = [0u8; BLOCK];
     h[..6].copy_from_slice(b"value-");
     let mut digits = [0u8; 20];
@@ -96,7 +115,7 @@ fn header(n: usize, len: usize) -> [u8; BLOCK] {
     octal(&mut h[100..108], 0o644);
     octal(&mut h[108..116], 0);
     octal(&mut h[116..124], 0);
-    octal(&mut h[124..136], len as u64);
+    octal(&mut h[124..136], len);
     octal(&mut h[136..148], 0);
     h[156] = b'0';
     h[257..263].copy_from_slice(b"ustar\0");

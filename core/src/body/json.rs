@@ -12,10 +12,10 @@
 //! Malformed JSON is no error: what was read is handed over, and the body is scanned as sent
 //! anyway.
 
-use std::io;
 use std::path::Path;
 
 use crate::body::base64::Base64Sniffer;
+use crate::body::bundle::Bundle;
 use crate::body::sink::BodySink;
 use crate::body::text::{is_text, Joined, JOIN_MAX};
 use crate::body::{RequestBody, FILE_CHUNK};
@@ -33,10 +33,13 @@ pub struct Strings {
     pub alone: Vec<(String, RequestBody)>,
     /// Each base64 string decoded, with its key.
     pub decoded: Vec<(String, RequestBody)>,
+    /// The strings past the count scanned alone, each a member of a tar archive (as short
+    /// binary form values are): a scanner that unpacks archives sees each from its first byte.
+    pub bundled: Vec<RequestBody>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Encoding {
+pub(super) enum Encoding {
     Utf8,
     Utf16Le,
     Utf16Be,
@@ -46,7 +49,7 @@ enum Encoding {
 
 /// The encoding of a JSON text and the length of its byte order mark (Python's
 /// `json.detect_encoding`).
-fn detect(head: &[u8]) -> (Encoding, usize) {
+pub(super) fn detect(head: &[u8]) -> (Encoding, usize) {
     match head {
         [0, 0, 0xfe, 0xff, ..] => (Encoding::Utf32Be, 4),
         [0xff, 0xfe, 0, 0, ..] => (Encoding::Utf32Le, 4),
@@ -62,14 +65,14 @@ fn detect(head: &[u8]) -> (Encoding, usize) {
 }
 
 /// Turns code units of the body's encoding into UTF-8 (invalid ones into U+FFFD).
-struct Transcoder {
+pub(super) struct Transcoder {
     enc: Encoding,
     carry: Vec<u8>,
     high: Option<u16>,
 }
 
 impl Transcoder {
-    fn new(enc: Encoding) -> Self {
+    pub(super) fn new(enc: Encoding) -> Self {
         Transcoder {
             enc,
             carry: Vec::new(),
@@ -102,7 +105,11 @@ impl Transcoder {
         }
     }
 
-    fn feed(&mut self, data: &[u8], out: &mut Vec<u8>) {
+    pub(super) fn is_utf8(&self) -> bool {
+        self.enc == Encoding::Utf8
+    }
+
+    pub(super) fn feed(&mut self, data: &[u8], out: &mut Vec<u8>) {
         if self.enc == Encoding::Utf8 {
             out.extend_from_slice(data);
             return;
@@ -163,6 +170,7 @@ struct Tokenizer<'a> {
     joined: Joined<'a>,
     out: Strings,
     max_objects: usize,
+    bundle: Bundle<'a>,
 }
 
 impl<'a> Tokenizer<'a> {
@@ -294,13 +302,7 @@ impl<'a> Tokenizer<'a> {
             self.key.clone()
         };
         if self.out.alone.len() + self.out.decoded.len() >= self.max_objects {
-            return Err(ScanError::Refused {
-                status: 413,
-                reason: format!(
-                    "the JSON body holds more than {} strings to scan alone",
-                    self.max_objects
-                ),
-            });
+            return self.bundle.push_body(&body);
         }
         if decoded {
             self.out.decoded.push((key, body));
@@ -424,7 +426,7 @@ impl<'a> Tokenizer<'a> {
 }
 
 /// Every string of a JSON body, as [`Strings`] sorts them; at most `max_objects` scanned
-/// alone (more is refused with 413).
+/// alone, the others in archives.
 pub fn strings(body: &RequestBody, dir: &Path, max_objects: usize) -> Result<Strings, ScanError> {
     let mut reader = body.reader(FILE_CHUNK);
     let mut t = Tokenizer {
@@ -437,6 +439,7 @@ pub fn strings(body: &RequestBody, dir: &Path, max_objects: usize) -> Result<Str
         joined: Joined::new(dir),
         out: Strings::default(),
         max_objects,
+        bundle: Bundle::new(dir),
     };
     let mut transcoder: Option<(Transcoder, usize)> = None;
     let mut utf8 = Vec::new();
@@ -480,39 +483,14 @@ pub fn strings(body: &RequestBody, dir: &Path, max_objects: usize) -> Result<Str
         t.end_string()?;
     }
     let Tokenizer {
-        joined, mut out, ..
+        joined,
+        mut out,
+        bundle,
+        ..
     } = t;
     out.joined = joined.finish()?;
+    out.bundled = bundle.finish()?;
     Ok(out)
-}
-
-/// Whether a body is JSON by its content: its first character that is not JSON white space,
-/// after an optional byte order mark, is `{` or `[` (however much white space comes first:
-/// `json.loads` and `json_decode` skip it all).
-pub fn is_json(body: &RequestBody) -> io::Result<bool> {
-    let mut reader = body.reader(FILE_CHUNK);
-    let mut head = Vec::new();
-    while head.len() < 4 {
-        match reader.next_chunk_max(64) {
-            Some(c) => head.extend_from_slice(&c?),
-            None => break,
-        }
-    }
-    let (enc, bom) = detect(&head);
-    let mut t = Transcoder::new(enc);
-    let mut utf8 = Vec::new();
-    let mut data = head[bom.min(head.len())..].to_vec();
-    loop {
-        utf8.clear();
-        t.feed(&data, &mut utf8);
-        if let Some(&b) = utf8.iter().find(|b| !b" \t\r\n".contains(b)) {
-            return Ok(b == b'{' || b == b'[');
-        }
-        match reader.next_chunk() {
-            Some(c) => data = c?.to_vec(),
-            None => return Ok(false),
-        }
-    }
 }
 
 #[cfg(test)]
@@ -522,6 +500,10 @@ mod tests {
     use base64::Engine as _;
 
     const EICAR: &str = r"X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*";
+
+    fn is_json(b: &RequestBody) -> Option<u64> {
+        crate::body::json_check::accepted(b, true).unwrap()
+    }
 
     fn run(pieces: &[&[u8]]) -> Strings {
         strings(&mem(pieces), &std::env::temp_dir(), 100).unwrap()
@@ -611,7 +593,7 @@ mod tests {
             .flat_map(|c| (c as u32).to_le_bytes())
             .collect();
         for body in [le, be_bom, u32le] {
-            assert!(is_json(&mem(&[&body[..16]])).unwrap());
+            assert!(is_json(&mem(&[&body])).is_some());
             for cut in [1usize, 3, 5, 4096] {
                 let pieces: Vec<&[u8]> = body.chunks(cut).collect();
                 let got = run(&pieces);
@@ -619,12 +601,12 @@ mod tests {
                 assert_eq!(joined, format!("{EICAR}\n").as_bytes());
             }
         }
-        assert!(is_json(&mem(&[b"\xef\xbb\xbf \n[1]"])).unwrap());
-        assert!(!is_json(&mem(&[b"a=1&b={}"])).unwrap());
+        assert!(is_json(&mem(&[b"\xef\xbb\xbf \n[1]"])).is_some());
+        assert!(is_json(&mem(&[b"a=1&b={}"])).is_none());
         let spaces = format!("{}{{\"a\": 1}}", " \r\n\t".repeat(10_000));
         let pieces: Vec<&[u8]> = spaces.as_bytes().chunks(1000).collect();
-        assert!(is_json(&mem(&pieces)).unwrap());
-        assert!(!is_json(&mem(&[b"   x{"])).unwrap());
+        assert!(is_json(&mem(&pieces)).is_some());
+        assert!(is_json(&mem(&[b"   x{"])).is_none());
     }
 
     #[test]
@@ -644,11 +626,23 @@ mod tests {
     }
 
     #[test]
-    fn too_many_objects_are_refused() {
-        let big = "x".repeat(JOIN_MAX + 1);
-        let json = format!("[\"{big}\", \"{big}\", \"{big}\"]");
-        let r = strings(&mem(&[json.as_bytes()]), &std::env::temp_dir(), 2);
-        assert!(matches!(r, Err(ScanError::Refused { status: 413, .. })));
+    fn strings_past_the_count_go_into_an_archive_not_a_refusal() {
+        let big = format!("{}\n{EICAR}", "line\n".repeat(JOIN_MAX));
+        let one = serde_json_escape(&big);
+        let json = format!("[{one}, {one}, {one}, {one}]");
+        let got = strings(&mem(&[json.as_bytes()]), &std::env::temp_dir(), 2).unwrap();
+        assert_eq!(got.alone.len() + got.decoded.len(), 2);
+        assert_eq!(got.bundled.len(), 1);
+        let tar = bytes_of(&got.bundled[0]);
+        // Two members, each the string unescaped from its first byte at a block boundary.
+        let at: Vec<usize> = tar
+            .windows(big.len())
+            .enumerate()
+            .filter(|(_, w)| *w == big.as_bytes())
+            .map(|(i, _)| i)
+            .collect();
+        assert_eq!(at.len(), 2);
+        assert!(at.iter().all(|i| i % 512 == 0));
     }
 }
 

@@ -6,6 +6,7 @@ pub mod boundary;
 pub mod bundle;
 pub mod decode;
 pub mod json;
+pub mod json_check;
 pub mod multipart;
 pub mod rebuild;
 pub mod sink;

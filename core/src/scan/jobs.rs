@@ -21,7 +21,7 @@ use crate::body::bundle::Bundle;
 use crate::body::decode::{self, Coding};
 use crate::body::multipart::{self, part_body, Part};
 use crate::body::text::{is_text, Joined, JOIN_MAX};
-use crate::body::{base64, boundary, json, urlencoded, RequestBody, FILE_CHUNK};
+use crate::body::{base64, boundary, json, json_check, urlencoded, RequestBody, FILE_CHUNK};
 use crate::disposition;
 use crate::headers::HeaderList;
 use crate::scan::{ScanError, ScanOptions, ScanRequest};
@@ -214,10 +214,12 @@ pub(super) fn objects(req: &ScanRequest, opts: &ScanOptions) -> Result<Vec<Job>,
         .unwrap_or(&[])
         .trim_ascii();
     let by_type = essence == b"application/json" || essence.ends_with(b"+json");
-    // Read as JSON too whatever the type says: PHP's json_decode(php://input) and Django's
-    // json.loads(request.body) do not look at it.
-    if by_type || json::is_json(&req.body).map_err(ScanError::Body)? {
-        json_jobs(&mut jobs)?;
+    // Read as JSON too whatever the type says (PHP's json_decode(php://input) and Django's
+    // json.loads(request.body) do not look at it) when it begins with `{` or `[` — but only a
+    // body that some parser takes for JSON has a JSON reading, and only as far as its value.
+    let json = json_check::accepted(&req.body, !by_type).map_err(ScanError::Body)?;
+    if let Some(len) = json {
+        json_jobs(&mut jobs, len)?;
     }
     jobs.finish(if form {
         "the form fields"
@@ -386,9 +388,13 @@ fn urlencoded_jobs(jobs: &mut Jobs<'_>) -> Result<(), ScanError> {
 }
 
 /// A JSON body: every string unescaped.
-fn json_jobs(jobs: &mut Jobs<'_>) -> Result<(), ScanError> {
+fn json_jobs(jobs: &mut Jobs<'_>, len: u64) -> Result<(), ScanError> {
     let (req, opts) = (jobs.req, jobs.opts);
-    let strings = json::strings(&req.body, &opts.spill_dir, opts.body_limits.max_objects)?;
+    // Past this many alone, strings are scanned in archives: room is left for the archives
+    // and for the jobs of the rest of the request.
+    let alone = opts.body_limits.max_objects.saturating_sub(jobs.jobs.len()) / 2;
+    let value = req.body.slice(0, len);
+    let strings = json::strings(&value, &opts.spill_dir, alone)?;
     if let Some(body) = strings.joined {
         jobs.object("the escaped JSON strings".into(), body, b"text/plain")?;
     }
@@ -404,6 +410,13 @@ fn json_jobs(jobs: &mut Jobs<'_>) -> Result<(), ScanError> {
             format!("JSON key \"{key}\" (base64)"),
             body,
             b"application/octet-stream",
+        )?;
+    }
+    for (i, tar) in strings.bundled.into_iter().enumerate() {
+        jobs.object(
+            format!("JSON strings ({})", i + 1),
+            tar,
+            b"application/x-tar",
         )?;
     }
     Ok(())
