@@ -1,15 +1,17 @@
-//! Every decoder of a body's codings (gzip, deflate, br, zstd, base64, quoted-printable): the
+//! Every decoder of a body's codings (gzip, deflate, br, zstd, aws-chunked, base64,
+//! quoted-printable): the
 //! first byte picks the coding, the rest is the body, decoded whole and cut, within a bound.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use ometascan_core::body::decode::{decode_within, Coding};
+use ometascan_core::body::decode::{decode_within, Coding, DecodeLimits};
 use ometascan_fuzz::{body, bytes_of, cuts, dir};
 
-const CODINGS: [Coding; 6] = [
+const CODINGS: [Coding; 7] = [
     Coding::Gzip,
     Coding::Deflate,
     Coding::Brotli,
     Coding::Zstd,
+    Coding::AwsChunked,
     Coding::Base64,
     Coding::QuotedPrintable,
 ];
@@ -20,7 +22,12 @@ fuzz_target!(|data: &[u8]| {
     };
     let coding = CODINGS[pick as usize % CODINGS.len()];
     let limit = 1 << 20;
-    let answer = |pieces: &[&[u8]]| match decode_within(&body(pieces), coding, &dir(), limit) {
+    let limits = DecodeLimits {
+        max_bytes: limit,
+        max_time: std::time::Duration::from_secs(3600),
+        ..DecodeLimits::default()
+    };
+    let answer = |pieces: &[&[u8]]| match decode_within(&body(pieces), coding, &dir(), &limits) {
         Ok(b) => {
             let out = bytes_of(&b);
             assert!(out.len() as u64 <= limit);

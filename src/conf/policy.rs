@@ -136,7 +136,8 @@ pub unsafe extern "C" fn set_max_scans(
     CONF_OK
 }
 
-/// `ometascan_body_limits [parts=number] [part_header=size] [fields=number] [objects=number]`:
+/// `ometascan_body_limits [parts=number] [part_header=size] [fields=number] [objects=number]
+/// [decoded=size] [decode_time=time] [zstd_window=size]`:
 /// the bounds of reading a body into its objects; a body over one is refused (413).
 pub unsafe extern "C" fn set_body_limits(
     cf: *mut ngx_conf_t,
@@ -151,7 +152,8 @@ pub unsafe extern "C" fn set_body_limits(
     for arg in &d.args[1..] {
         let t = text(arg);
         let Some((key, value)) = t.split_once('=') else {
-            let why = "it must be \"parts=\", \"part_header=\", \"fields=\" or \"objects=\"";
+            let why = "it must be \"parts=\", \"part_header=\", \"fields=\", \"objects=\", \
+                       \"decoded=\", \"decode_time=\" or \"zstd_window=\"";
             return d.invalid(arg, why);
         };
         let number = value
@@ -167,6 +169,45 @@ pub unsafe extern "C" fn set_body_limits(
             let n = unsafe { ngx_parse_size(&mut v) };
             (n > 0 && n <= 1 << 24).then_some(n as usize)
         };
+        match key {
+            "decoded" | "zstd_window" => {
+                let max = if key == "decoded" {
+                    1u64 << 40
+                } else {
+                    ometascan_core::body::decode::MAX_ZSTD_WINDOW
+                };
+                let mut v = ngx_str_t {
+                    len: value.len(),
+                    data: value.as_ptr() as *mut u8,
+                };
+                // SAFETY: ngx_parse_offset only reads the string, which lives through this call.
+                let n = unsafe { ngx_parse_offset(&mut v) };
+                let Some(n) = u64::try_from(n).ok().filter(|&n| n > 0 && n <= max) else {
+                    let why = format!("it must be a size above zero and at most {max}");
+                    return d.invalid(arg, &why);
+                };
+                if key == "decoded" {
+                    limits.decode.max_bytes = n;
+                } else {
+                    limits.decode.zstd_window = n;
+                }
+                continue;
+            }
+            "decode_time" => {
+                let mut v = ngx_str_t {
+                    len: value.len(),
+                    data: value.as_ptr() as *mut u8,
+                };
+                // SAFETY: ngx_parse_time only reads the string, which lives through this call.
+                let ms = unsafe { ngx_parse_time(&mut v, 0) };
+                let Some(ms) = u64::try_from(ms).ok().filter(|&ms| ms > 0) else {
+                    return d.invalid(arg, "it must be a time above zero");
+                };
+                limits.decode.max_time = std::time::Duration::from_millis(ms);
+                continue;
+            }
+            _ => {}
+        }
         let slot = match (key, number, size) {
             ("parts", Some(_), _) => &mut limits.multipart.max_parts,
             ("fields", Some(_), _) => &mut limits.max_fields,

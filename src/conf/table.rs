@@ -166,9 +166,22 @@ mod shown {
             } else {
                 header.to_string()
             };
+            let size = |n: u64| match n {
+                n if n % (1 << 30) == 0 => format!("{}g", n >> 30),
+                n if n % (1 << 20) == 0 => format!("{}m", n >> 20),
+                n if n % (1 << 10) == 0 => format!("{}k", n >> 10),
+                n => n.to_string(),
+            };
+            let d = &self.decode;
             format!(
-                "parts={} part_header={header} fields={} objects={}",
-                self.multipart.max_parts, self.max_fields, self.max_objects
+                "parts={} part_header={header} fields={} objects={} decoded={} decode_time={} \
+                 zstd_window={}",
+                self.multipart.max_parts,
+                self.max_fields,
+                self.max_objects,
+                size(d.max_bytes),
+                d.max_time.shown(),
+                size(d.zstd_window)
             )
         }
     }

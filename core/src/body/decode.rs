@@ -17,10 +17,29 @@ use crate::body::sink::BodySink;
 use crate::body::{RequestBody, FILE_CHUNK};
 use crate::scan::{ScanError, SPILL_THRESHOLD};
 
-/// A decoded body may be at most this many times larger than the encoded one (plus 1 MiB).
-pub const MAX_RATIO: u64 = 100;
-/// And never larger than this.
-pub const MAX_DECODED: u64 = 4 << 30;
+/// How far decoding a body may go (`ometascan_body_limits decoded= decode_time=
+/// zstd_window=`): the decoded bytes, the time, the zstd window. A bomb stops at the byte
+/// limit, however well it compresses; a benign body that compresses well passes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DecodeLimits {
+    pub max_bytes: u64,
+    pub max_time: std::time::Duration,
+    /// The largest zstd window accepted (RFC 9659 asks decoders for 8 MiB).
+    pub zstd_window: u64,
+}
+
+impl Default for DecodeLimits {
+    fn default() -> Self {
+        DecodeLimits {
+            max_bytes: 1 << 30,
+            max_time: std::time::Duration::from_secs(60),
+            zstd_window: 8 << 20,
+        }
+    }
+}
+
+/// The largest zstd window an operator may allow (the decoder holds that much memory).
+pub const MAX_ZSTD_WINDOW: u64 = 128 << 20;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Coding {
@@ -28,6 +47,9 @@ pub enum Coding {
     Deflate,
     Brotli,
     Zstd,
+    /// Amazon S3's streaming upload framing (SigV4 `STREAMING-*` payloads): chunks with
+    /// signature extensions, checksums in a trailer.
+    AwsChunked,
     Base64,
     QuotedPrintable,
 }
@@ -50,6 +72,7 @@ impl Coding {
                     "deflate" => Coding::Deflate,
                     "br" => Coding::Brotli,
                     "zstd" => Coding::Zstd,
+                    "aws-chunked" => Coding::AwsChunked,
                     other => {
                         return Err(format!(
                             "Content-Encoding \"{other}\" cannot be decoded \
@@ -92,10 +115,12 @@ impl Read for BodyRead {
     }
 }
 
-/// A writer into a [`BodySink`] that refuses more than `room` bytes.
+/// A writer into a [`BodySink`] that refuses more than `room` bytes, or a write after the
+/// deadline.
 struct Bounded<'a> {
     sink: BodySink<'a>,
     room: u64,
+    deadline: std::time::Instant,
 }
 
 impl Write for Bounded<'_> {
@@ -104,6 +129,11 @@ impl Write for Bounded<'_> {
             .room
             .checked_sub(buf.len() as u64)
             .ok_or_else(|| io::Error::other(TOO_LARGE))?;
+        if std::time::Instant::now() > self.deadline {
+            return Err(io::Error::other(Limit(
+                "decoding took longer than its limit".into(),
+            )));
+        }
         self.sink.push(buf).map_err(io::Error::other)?;
         Ok(buf.len())
     }
@@ -115,28 +145,49 @@ impl Write for Bounded<'_> {
 
 const TOO_LARGE: &str = "the decoded body is over its limit";
 
-/// The largest decoding of a body of `len` bytes.
-pub fn limit_for(len: u64) -> u64 {
-    len.saturating_mul(MAX_RATIO)
-        .saturating_add(1 << 20)
-        .min(MAX_DECODED)
+/// A limit of decoding reached (not a corrupt stream): the request is refused with 413.
+#[derive(Debug)]
+struct Limit(String);
+
+impl std::fmt::Display for Limit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
 }
 
-/// Decodes `body`; the result is a body of its own (memory or an unlinked temp file in `dir`).
+impl std::error::Error for Limit {}
+
+/// Malformed `aws-chunked` framing: the client's fault, 400.
+#[derive(Debug)]
+struct Malformed(String);
+
+impl std::fmt::Display for Malformed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Malformed {}
+
+/// Decodes `body` within the default limits; the result is a body of its own (memory or an
+/// unlinked temp file in `dir`).
 pub fn decode(body: &RequestBody, coding: Coding, dir: &Path) -> Result<RequestBody, ScanError> {
-    decode_within(body, coding, dir, limit_for(body.len()))
+    decode_within(body, coding, dir, &DecodeLimits::default())
 }
 
-/// Decodes `body` into at most `limit` bytes (more is [`ScanError::DecodedTooLarge`]).
+/// Decodes `body` within `limits`: more bytes is [`ScanError::DecodedTooLarge`], more time or
+/// a larger zstd window a refusal (413), malformed `aws-chunked` framing a refusal (400).
 pub fn decode_within(
     body: &RequestBody,
     coding: Coding,
     dir: &Path,
-    limit: u64,
+    limits: &DecodeLimits,
 ) -> Result<RequestBody, ScanError> {
+    let limit = limits.max_bytes;
     let mut out = Bounded {
         sink: BodySink::new(SPILL_THRESHOLD, dir),
         room: limit,
+        deadline: std::time::Instant::now() + limits.max_time,
     };
     let input = BodyRead {
         reader: body.reader(FILE_CHUNK),
@@ -149,18 +200,85 @@ pub fn decode_within(
             &mut brotli_decompressor::Decompressor::new(FullReads(input), 64 * 1024),
             &mut out,
         ),
-        Coding::Zstd => zstd_decode(input, &mut out),
+        Coding::Zstd => zstd_decode(input, &mut out, limits.zstd_window),
+        Coding::AwsChunked => aws_chunked_decode(input, &mut out),
         Coding::Base64 => base64_decode(input, &mut out),
         Coding::QuotedPrintable => quoted_printable_decode(input, &mut out),
     };
     result.map_err(|e| {
+        let inner = e.get_ref();
         if e.to_string() == TOO_LARGE {
             ScanError::DecodedTooLarge(limit)
+        } else if let Some(l) = inner.and_then(|i| i.downcast_ref::<Limit>()) {
+            ScanError::over_limit(format!("{coding:?}: {l}"))
+        } else if let Some(m) = inner.and_then(|i| i.downcast_ref::<Malformed>()) {
+            ScanError::ambiguous(format!("the aws-chunked body is malformed: {m}"))
         } else {
             ScanError::Decode(format!("{coding:?}: {e}"))
         }
     })?;
     Ok(out.sink.finish()?.into())
+}
+
+/// `aws-chunked` (S3's SigV4 streaming payloads): `hex-size[;chunk-signature=...]` CRLF, the
+/// data, CRLF, ..., a zero-size chunk, trailer fields (`x-amz-checksum-*`,
+/// `x-amz-trailer-signature`) and an empty line. The signatures are the store's to check.
+fn aws_chunked_decode(input: BodyRead, out: &mut Bounded) -> io::Result<u64> {
+    let bad = |why: &str| io::Error::other(Malformed(why.to_string()));
+    let mut input = io::BufReader::with_capacity(64 * 1024, input);
+    let mut line = Vec::new();
+    let read_line = |input: &mut io::BufReader<BodyRead>, line: &mut Vec<u8>, max: u64| {
+        line.clear();
+        io::BufRead::read_until(&mut input.take(max), b'\n', line)?;
+        if line.last() != Some(&b'\n') {
+            return Err(bad("a line cut short or too long"));
+        }
+        line.pop();
+        if line.last() == Some(&b'\r') {
+            line.pop();
+        }
+        Ok::<(), io::Error>(())
+    };
+    let mut total = 0u64;
+    loop {
+        read_line(&mut input, &mut line, 4096)?;
+        let hex_end = line
+            .iter()
+            .position(|b| !b.is_ascii_hexdigit())
+            .unwrap_or(line.len());
+        if hex_end == 0 || hex_end > 15 || !(hex_end == line.len() || line[hex_end] == b';') {
+            return Err(bad("a chunk size that is not hexadecimal"));
+        }
+        let size = u64::from_str_radix(std::str::from_utf8(&line[..hex_end]).unwrap_or("x"), 16)
+            .map_err(|_| bad("a chunk size that is not hexadecimal"))?;
+        if size == 0 {
+            let mut seen = 0u64;
+            loop {
+                read_line(&mut input, &mut line, 16 * 1024)?;
+                if line.is_empty() {
+                    break;
+                }
+                seen += line.len() as u64;
+                if seen > 64 * 1024 || !line.contains(&b':') {
+                    return Err(bad("a trailer that is not header fields"));
+                }
+            }
+            let mut rest = [0u8; 1];
+            if input.read(&mut rest)? != 0 {
+                return Err(bad("bytes after the last chunk"));
+            }
+            return Ok(total);
+        }
+        let copied = io::copy(&mut (&mut input).take(size), out)?;
+        if copied < size {
+            return Err(bad("the body ends inside a chunk"));
+        }
+        total += copied;
+        read_line(&mut input, &mut line, 2)?;
+        if !line.is_empty() {
+            return Err(bad("a chunk not followed by CRLF"));
+        }
+    }
 }
 
 /// HTTP's `deflate` is a zlib stream; some clients send raw deflate: both are accepted.
@@ -180,12 +298,8 @@ fn inflate(input: BodyRead, out: &mut Bounded) -> io::Result<u64> {
     }
 }
 
-/// The largest zstd window accepted (what HTTP's `zstd` coding requires a decoder to handle):
-/// a frame that asks for more would make the decoder hold that much memory.
-pub const MAX_ZSTD_WINDOW: u64 = 8 << 20;
-
 /// One or more zstd frames, one after the other, each checked for its window first.
-fn zstd_decode(input: BodyRead, out: &mut Bounded) -> io::Result<u64> {
+fn zstd_decode(input: BodyRead, out: &mut Bounded, max_window: u64) -> io::Result<u64> {
     let mut input: Box<dyn Read> = Box::new(input);
     let mut total = 0u64;
     let mut frames = 0;
@@ -220,7 +334,7 @@ fn zstd_decode(input: BodyRead, out: &mut Bounded) -> io::Result<u64> {
             frames += 1;
             continue;
         }
-        zstd_window(&head[..n])?;
+        zstd_window(&head[..n], max_window)?;
         let chained: Box<dyn Read> = Box::new(io::Cursor::new(head[..n].to_vec()).chain(input));
         let mut frame = ruzstd::decoding::StreamingDecoder::new(chained)
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
@@ -261,7 +375,7 @@ fn read_up_to(r: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
 
 /// The window a zstd frame header asks for, refused over [`MAX_ZSTD_WINDOW`] (RFC 8878:
 /// window descriptor, or the content size of a single-segment frame).
-fn zstd_window(head: &[u8]) -> io::Result<u64> {
+fn zstd_window(head: &[u8], max: u64) -> io::Result<u64> {
     let bad = |why: &str| io::Error::new(io::ErrorKind::InvalidData, why.to_string());
     if head.len() < 6 || head[..4] != [0x28, 0xb5, 0x2f, 0xfd] {
         return Err(bad("not a zstd frame"));
@@ -290,8 +404,11 @@ fn zstd_window(head: &[u8]) -> io::Result<u64> {
         let base = 1u64 << (10 + (wd >> 3));
         base + (base / 8) * u64::from(wd & 7)
     };
-    if window > MAX_ZSTD_WINDOW {
-        return Err(bad("zstd window over 8 MiB"));
+    if window > max {
+        return Err(io::Error::other(Limit(format!(
+            "a zstd frame asks for a window of {window} bytes, over the {max} allowed \
+             (\"ometascan_body_limits zstd_window=\" raises it)"
+        ))));
     }
     Ok(window)
 }
@@ -508,9 +625,27 @@ mod tests {
         gz.write_all(&vec![0u8; 64 << 20]).unwrap();
         let gz = gz.finish().unwrap();
         assert!(gz.len() < 1 << 20);
+        let small = DecodeLimits {
+            max_bytes: 16 << 20,
+            ..DecodeLimits::default()
+        };
         assert!(matches!(
-            decode(&mem(&[&gz]), Coding::Gzip, &dir),
+            decode_within(&mem(&[&gz]), Coding::Gzip, &dir, &small),
             Err(ScanError::DecodedTooLarge(_))
+        ));
+        // What compresses well is no bomb under the byte limit: 64 MiB of zeros pass.
+        assert_eq!(
+            decode(&mem(&[&gz]), Coding::Gzip, &dir).unwrap().len(),
+            64 << 20
+        );
+        // Past the time limit: refused (413), not a failure.
+        let no_time = DecodeLimits {
+            max_time: std::time::Duration::ZERO,
+            ..DecodeLimits::default()
+        };
+        assert!(matches!(
+            decode_within(&mem(&[&gz]), Coding::Gzip, &dir, &no_time),
+            Err(ScanError::Refused { status: 413, .. })
         ));
         assert!(matches!(
             decode(&mem(&[b"not gzip at all"]), Coding::Gzip, &dir),
@@ -558,6 +693,71 @@ mod tests {
         );
     }
 
+    /// What botocore 1.36+ sends (unsigned payload, checksum trailer) and the signed form.
+    fn aws_chunked(data: &[u8], signed: bool) -> Vec<u8> {
+        let sig =
+            ";chunk-signature=0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+        let sig = if signed { sig } else { "" };
+        let mut v = Vec::new();
+        for piece in data.chunks(8192) {
+            v.extend_from_slice(format!("{:x}{sig}\r\n", piece.len()).as_bytes());
+            v.extend_from_slice(piece);
+            v.extend_from_slice(b"\r\n");
+        }
+        v.extend_from_slice(format!("0{sig}\r\n").as_bytes());
+        if !signed {
+            v.extend_from_slice(b"x-amz-checksum-crc32:AAAAAA==\r\n");
+        }
+        v.extend_from_slice(b"\r\n");
+        v
+    }
+
+    #[test]
+    fn aws_chunked_bodies_are_unframed_however_cut_and_bad_framing_is_a_400() {
+        let dir = std::env::temp_dir();
+        let data: Vec<u8> = (0..50_000u32).map(|i| (i * 31 % 251) as u8).collect();
+        for signed in [false, true] {
+            let body = aws_chunked(&data, signed);
+            for cut in [1, 5, 8200, body.len() - 1] {
+                let (x, y) = body.split_at(cut);
+                assert_eq!(
+                    bytes_of(&decode(&mem(&[x, y]), Coding::AwsChunked, &dir).unwrap()),
+                    data,
+                    "signed {signed}, cut {cut}"
+                );
+            }
+            let empty = aws_chunked(b"", signed);
+            assert_eq!(
+                bytes_of(&decode(&mem(&[&empty]), Coding::AwsChunked, &dir).unwrap()),
+                b""
+            );
+        }
+        let good = aws_chunked(&data, false);
+        for bad in [
+            &good[..good.len() - 2],
+            &good[..100],
+            b"zz\r\nabc\r\n0\r\n\r\n",
+            b"3\r\nabcd\r\n0\r\n\r\n",
+            b"3 ;x\r\nabc\r\n0\r\n\r\n",
+            b"3\r\nabc\r\n0\r\nnot a field\r\n\r\n",
+            b"3\r\nabc\r\n0\r\n\r\nmore",
+        ] {
+            assert!(
+                matches!(
+                    decode(&mem(&[bad]), Coding::AwsChunked, &dir),
+                    Err(ScanError::Refused { status: 400, .. })
+                ),
+                "{}",
+                String::from_utf8_lossy(&bad[..bad.len().min(60)])
+            );
+        }
+        let ce = |v: &[&[u8]]| Coding::of_content_encoding(v.iter().copied());
+        assert_eq!(
+            ce(&[b"aws-chunked,gzip"]),
+            Ok(vec![Coding::AwsChunked, Coding::Gzip])
+        );
+    }
+
     #[test]
     fn zstd_skippable_frames_are_skipped_as_decoders_do() {
         let dir = std::env::temp_dir();
@@ -600,17 +800,30 @@ mod tests {
         let big = [0x28, 0xb5, 0x2f, 0xfd, 0x00, 17 << 3, 0, 0, 0];
         assert!(matches!(
             decode(&mem(&[&big]), Coding::Zstd, &dir),
-            Err(ScanError::Decode(e)) if e.contains("8 MiB")
+            Err(ScanError::Refused { status: 413, reason }) if reason.contains("zstd_window=")
+        ));
+        // Raised by the operator: the header is taken (the frame is then cut short).
+        let wide = DecodeLimits {
+            zstd_window: MAX_ZSTD_WINDOW,
+            ..DecodeLimits::default()
+        };
+        assert!(matches!(
+            decode_within(&mem(&[&big]), Coding::Zstd, &dir, &wide),
+            Err(ScanError::Decode(_))
         ));
         let whole = zstd(&vec![1u8; 100_000]);
         assert!(decode(&mem(&[&whole[..whole.len() - 5]]), Coding::Zstd, &dir).is_err());
         assert!(decode(&mem(&[b""]), Coding::Zstd, &dir).is_err());
         assert!(decode(&mem(&[b"not zstd"]), Coding::Zstd, &dir).is_err());
-        // A bomb: 64 MiB of zeros in a few KiB.
+        // A bomb: 64 MiB of zeros in a few KiB, over a byte limit of 16 MiB.
         let bomb = zstd(&vec![0u8; 64 << 20]);
         assert!(bomb.len() < 1 << 20);
+        let small = DecodeLimits {
+            max_bytes: 16 << 20,
+            ..DecodeLimits::default()
+        };
         assert!(matches!(
-            decode(&mem(&[&bomb]), Coding::Zstd, &dir),
+            decode_within(&mem(&[&bomb]), Coding::Zstd, &dir, &small),
             Err(ScanError::DecodedTooLarge(_))
         ));
     }

@@ -154,20 +154,50 @@ fn refuse_sanitized_decoded(outcome: ScanOutcome, encoded: bool) -> ScanOutcome 
     outcome
 }
 
-/// The request with its body decoded from its `Content-Encoding` list (last coding first),
-/// those headers dropped. The decoded size is bounded against the body as sent, whatever the
-/// number of codings.
+/// The request with its body decoded from its `Content-Encoding` list (`aws-chunked` first,
+/// wherever S3's clients list it; then the others, last coding first), those headers dropped;
+/// within the location's decoding limits.
 fn decoded(req: ScanRequest, opts: &ScanOptions) -> Result<ScanRequest, ScanError> {
     let values = req
         .headers
         .iter()
         .filter(|(n, _)| n.eq_ignore_ascii_case(b"content-encoding"))
         .map(|(_, v)| v.as_ref());
-    let codings = Coding::of_content_encoding(values).map_err(ScanError::Decode)?;
-    let limit = decode::limit_for(req.body.len());
+    let mut codings = Coding::of_content_encoding(values).map_err(ScanError::Decode)?;
+    let limits = &opts.body_limits.decode;
     let mut body = req.body.clone();
+    if let Some(at) = codings.iter().position(|&c| c == Coding::AwsChunked) {
+        codings.remove(at);
+        if codings.contains(&Coding::AwsChunked) {
+            return Err(ScanError::ambiguous(
+                "Content-Encoding lists aws-chunked twice",
+            ));
+        }
+        body = decode::decode_within(&body, Coding::AwsChunked, &opts.spill_dir, limits)?;
+        let declared = req
+            .headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(b"x-amz-decoded-content-length"))
+            .map(|(_, v)| {
+                std::str::from_utf8(v)
+                    .ok()
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+            });
+        match declared {
+            Some(Some(n)) if n == body.len() => {}
+            None => {}
+            Some(_) => {
+                return Err(ScanError::ambiguous(format!(
+                    "the aws-chunked body holds {} bytes, not what x-amz-decoded-content-length \
+                     says",
+                    body.len()
+                )))
+            }
+        }
+        tracing::debug!("request body decoded (aws-chunked): {} bytes", body.len());
+    }
     for &coding in codings.iter().rev() {
-        body = decode::decode_within(&body, coding, &opts.spill_dir, limit)?;
+        body = decode::decode_within(&body, coding, &opts.spill_dir, limits)?;
         tracing::debug!(
             "request body decoded ({coding:?}): {} bytes to scan",
             body.len()

@@ -305,7 +305,12 @@ fn multipart_jobs(
         for &coding in &codings {
             let decoded = match coding {
                 Coding::Base64 => base64::declared(&data, &opts.spill_dir)?,
-                c => vec![decode::decode(&data, c, &opts.spill_dir)?],
+                c => vec![decode::decode_within(
+                    &data,
+                    c,
+                    &opts.spill_dir,
+                    &opts.body_limits.decode,
+                )?],
             };
             for d in decoded {
                 jobs.object(

@@ -107,6 +107,8 @@ pub struct BodyLimits {
     pub max_fields: usize,
     /// Objects scanned alone in one request.
     pub max_objects: usize,
+    /// How far a body's codings are decoded.
+    pub decode: crate::body::decode::DecodeLimits,
 }
 
 impl Default for BodyLimits {
@@ -115,6 +117,7 @@ impl Default for BodyLimits {
             multipart: multipart::Limits::default(),
             max_fields: urlencoded::MAX_FIELDS,
             max_objects: 1000,
+            decode: crate::body::decode::DecodeLimits::default(),
         }
     }
 }

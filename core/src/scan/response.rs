@@ -35,10 +35,14 @@ fn decoded(mut req: ScanRequest, opts: &ScanOptions) -> Result<ScanRequest, Scan
             "a response scan without a response".into(),
         ));
     };
-    let limit = decode::limit_for(req.body.len());
+    let limits = &opts.body_limits.decode;
     if (100..200).contains(&res.status) {
-        let (head, body) =
-            super::relayed::final_response(res.status, &req.body, &opts.spill_dir, limit)?;
+        let (head, body) = super::relayed::final_response(
+            res.status,
+            &req.body,
+            &opts.spill_dir,
+            limits.max_bytes,
+        )?;
         tracing::debug!(
             "response relayed behind status {}: the final response {} with {} bytes",
             res.status,
@@ -55,7 +59,7 @@ fn decoded(mut req: ScanRequest, opts: &ScanOptions) -> Result<ScanRequest, Scan
         .map(|(_, v)| v.as_ref());
     let codings = Coding::of_content_encoding(values).map_err(ScanError::Decode)?;
     for &coding in codings.iter().rev() {
-        req.body = decode::decode_within(&req.body, coding, &opts.spill_dir, limit)?;
+        req.body = decode::decode_within(&req.body, coding, &opts.spill_dir, limits)?;
         tracing::debug!(
             "response body decoded ({coding:?}): {} bytes to scan",
             req.body.len()
