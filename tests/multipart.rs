@@ -376,7 +376,17 @@ fn a_gzip_encoded_form_is_decoded_then_split() {
 
 #[test]
 fn a_gzip_bomb_is_refused_quickly_and_an_unknown_coding_fails() {
-    let (n, _scanner, backend) = double_setup(Action::Allow);
+    let scanner = ScannerDouble::start(Action::Allow);
+    let backend = Backend::start();
+    // The decoded bytes an operator allows: a bomb stops there, however well it compresses.
+    let n = Nginx::start(&format!(
+        "server {{ listen 127.0.0.1:%PORT%;\n\
+           location / {{ ometascan_pass {}; client_max_body_size 300m;\n\
+           ometascan_body_limits decoded=200m;\n\
+           proxy_pass http://127.0.0.1:{}; }} }}",
+        scanner.url(),
+        backend.port(),
+    ));
     // 1 GiB of zeros, gzipped to about 1 MB.
     let bomb = std::process::Command::new("sh")
         .args(["-c", "head -c 1073741824 /dev/zero | gzip -1"])
@@ -392,6 +402,12 @@ fn a_gzip_bomb_is_refused_quickly_and_an_unknown_coding_fails() {
     assert!(t.elapsed() < std::time::Duration::from_secs(20));
     let grown = nginx::rss_kib(worker).saturating_sub(before);
     assert!(grown < 32 * 1024, "worker grew by {grown} KiB");
+    assert!(
+        n.error_log()
+            .contains("the decoded body is over 209715200 bytes"),
+        "{}",
+        n.error_log()
+    );
     let r = raw_post(n.port, &[("Content-Encoding", "compress")], b"\x1f\x9d\x90");
     assert_eq!(r.status, 502);
     // A zstd frame cut after its magic number: no pass either.

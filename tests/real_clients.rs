@@ -323,6 +323,29 @@ fn many_json_strings_white_space_gzipped_and_a_wide_zstd_window_pass_and_their_t
     );
     assert_eq!(r.status, 403);
     assert_eq!(stored(&backend, "/wide/bad"), None);
+    // Malformed aws-chunked framing: 400 with the reason, nothing forwarded.
+    let aws = [
+        ("Content-Encoding", "aws-chunked"),
+        ("x-amz-decoded-content-length", "3"),
+    ];
+    let r = post(
+        "/aws/bad-framing",
+        &aws,
+        b"3;chunk-signature=ab\r\nabcd\r\n0\r\n\r\n",
+    );
+    assert_eq!(r.status, 400);
+    assert_eq!(stored(&backend, "/aws/bad-framing"), None);
+    assert!(
+        n.error_log().contains("the aws-chunked body is malformed"),
+        "{}",
+        n.error_log()
+    );
+    let r = post(
+        "/aws/good",
+        &aws,
+        b"3;chunk-signature=ab\r\nabc\r\n0;chunk-signature=cd\r\n\r\n",
+    );
+    assert_eq!(r.status, 200);
     let check = nginx::check_http(
         "server { listen 127.0.0.1:%PORT%; location / { ometascan_body_limits zstd_window=1g; } }",
     );

@@ -301,7 +301,11 @@ fn failed(r: &mut Request, e: &ScanError) -> ngx_int_t {
     unbuffer(r);
     // SAFETY: a live request whose header was not sent.
     unsafe { ngx_http_clean_header(r.raw()) };
-    e.status() as ngx_int_t
+    // A response over a decoding limit is the backend's doing, not the client's: 502.
+    match e.status() {
+        400..=499 => NGX_HTTP_BAD_GATEWAY as ngx_int_t,
+        status => status as ngx_int_t,
+    }
 }
 
 /// The response as the backend sent it.

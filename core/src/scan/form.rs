@@ -215,3 +215,89 @@ fn decoded(req: ScanRequest, opts: &ScanOptions) -> Result<ScanRequest, ScanErro
         ..req
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::body::testing::{bytes_of, mem};
+
+    fn request(headers: &[(&str, &str)], body: &[u8]) -> ScanRequest {
+        ScanRequest {
+            method: Bytes::from_static(b"PUT"),
+            uri: Bytes::from_static(b"/bucket/key"),
+            headers: headers
+                .iter()
+                .map(|(n, v)| {
+                    (
+                        Bytes::copy_from_slice(n.as_bytes()),
+                        Bytes::copy_from_slice(v.as_bytes()),
+                    )
+                })
+                .collect(),
+            host: None,
+            client_addr: "127.0.0.1".into(),
+            body: mem(&[body]),
+            response: None,
+        }
+    }
+
+    fn gzip(data: &[u8]) -> Vec<u8> {
+        use std::io::Write;
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        e.write_all(data).unwrap();
+        e.finish().unwrap()
+    }
+
+    fn aws(data: &[u8]) -> Vec<u8> {
+        let mut v = format!("{:x};chunk-signature=ab\r\n", data.len()).into_bytes();
+        v.extend_from_slice(data);
+        v.extend_from_slice(b"\r\n0;chunk-signature=cd\r\n\r\n");
+        v
+    }
+
+    #[test]
+    fn aws_chunked_is_undone_first_wherever_it_is_listed_and_its_length_checked() {
+        let opts = ScanOptions::default();
+        let text = b"the file as the store keeps it".repeat(100);
+        let gz = gzip(&text);
+        let len = gz.len().to_string();
+        for ce in [
+            "aws-chunked,gzip",
+            "gzip, aws-chunked",
+            "AWS-Chunked , gzip",
+        ] {
+            let req = request(
+                &[
+                    ("Content-Encoding", ce),
+                    ("x-amz-decoded-content-length", &len),
+                ],
+                &aws(&gz),
+            );
+            let got = decoded(req, &opts).unwrap();
+            assert_eq!(bytes_of(&got.body), text, "{ce}");
+            assert!(!got
+                .headers
+                .iter()
+                .any(|(n, _)| n.eq_ignore_ascii_case(b"content-encoding")));
+        }
+        let wrong = request(
+            &[
+                ("Content-Encoding", "aws-chunked"),
+                ("x-amz-decoded-content-length", "5"),
+            ],
+            &aws(b"abcdef"),
+        );
+        assert!(matches!(
+            decoded(wrong, &opts),
+            Err(ScanError::Refused { status: 400, .. })
+        ));
+        let twice = request(
+            &[("Content-Encoding", "aws-chunked, aws-chunked")],
+            &aws(b"x"),
+        );
+        assert!(matches!(
+            decoded(twice, &opts),
+            Err(ScanError::Refused { status: 400, .. })
+        ));
+    }
+}
