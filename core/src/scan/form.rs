@@ -220,6 +220,7 @@ fn decoded(req: ScanRequest, opts: &ScanOptions) -> Result<ScanRequest, ScanErro
 mod tests {
     use super::*;
     use crate::body::testing::{bytes_of, mem};
+    use bytes::Bytes;
 
     fn request(headers: &[(&str, &str)], body: &[u8]) -> ScanRequest {
         ScanRequest {
