@@ -212,7 +212,8 @@ fn client_version(r: &Request) -> ngx_uint_t {
     (match name {
         b"HTTP/1.0" => NGX_HTTP_VERSION_10,
         b"HTTP/2.0" => NGX_HTTP_VERSION_20,
-        b"HTTP/3.0" => NGX_HTTP_VERSION_30,
+        // NGX_HTTP_VERSION_30, which nginx before 1.25 does not define.
+        b"HTTP/3.0" => 3000,
         _ => NGX_HTTP_VERSION_11,
     }) as ngx_uint_t
 }
