@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Fuzzes every parser of hostile input (fuzz/fuzz_targets: ICAP and HTTP answers, OPTIONS,
-# chunked bodies, multipart, url-encoded, JSON, base64, every decoder, cache entries, Redis
+# chunked bodies, multipart, url-encoded, JSON, base64, every decoder (aws-chunked too), responses
+# relayed behind an interim status, cache entries, Redis
 # replies, URLs, dispositions, health probes, TLS) with cargo-fuzz (libFuzzer +
 # AddressSanitizer) on the stable toolchain. Each target feeds its input whole and in cuts and
 # compares. The corpus starts from fuzz/seeds and grows in target/fuzz-corpus.

@@ -11,7 +11,7 @@ pub mod form;
 mod gates;
 mod jobs;
 pub mod options;
-mod relayed;
+pub mod relayed;
 pub mod report;
 pub mod request;
 mod response;
