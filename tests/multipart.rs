@@ -747,3 +747,33 @@ fn over_a_body_limit_the_request_is_refused_and_the_limit_can_be_raised() {
     assert_eq!(backend.received().len(), 2);
     assert_eq!(backend.received()[0].body, four);
 }
+
+#[test]
+fn a_body_that_ends_inside_a_header_block_is_checked_like_any_header_block() {
+    let (n, scanner, backend) = double_setup(Action::EicarAware);
+    // werkzeug (Flask) ends this block at the bare-CR blank line and hands the gzip over as
+    // the file; no other end of the block follows.
+    let mut body = format!(
+        "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"f\"; filename=\"a.gz\"\r\r"
+    )
+    .into_bytes();
+    body.extend_from_slice(&gzip(EICAR));
+    let r = post_form(n.port, "/up", &body);
+    assert_eq!(r.status, 400, "{}", n.error_log());
+    assert!(backend.received().is_empty());
+    assert!(scanner.received().is_empty());
+    assert!(
+        n.error_log().contains("a bare CR in a part header block"),
+        "{}",
+        n.error_log()
+    );
+    // Its twins: a body cut inside an ordinary header block is still an epilogue, and the
+    // well-formed form passes.
+    let cut = format!("--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"f\"\r\nX-A: 1");
+    let r = post_form(n.port, "/cut", cut.as_bytes());
+    assert_eq!(r.status, 200, "{}", n.error_log());
+    let clean = form(&[("f", Some("a.gz"), None, &gzip(b"a clean file"))]);
+    let r = post_form(n.port, "/clean", &clean);
+    assert_eq!(r.status, 200);
+    assert_eq!(backend.received().last().unwrap().body, clean);
+}

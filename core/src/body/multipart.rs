@@ -378,7 +378,25 @@ impl Splitter {
                     p.len = total - start;
                 }
             }
-            State::AfterDelimiter | State::Headers => {
+            State::Headers => {
+                // A body that ends inside a header block: the block is checked as any other
+                // (werkzeug ends a block at a bare-CR blank line, `\r\r`, and hands over what
+                // follows as the part's data; here that is a bare CR, refused).
+                let block = std::mem::take(&mut self.pending);
+                if memchr::memmem::find(&block, &self.needle).is_some() {
+                    return Err(SplitError::DelimiterInHeader);
+                }
+                let (_, mut eols) = parse_block(&block)?;
+                if !block.ends_with(b"\n") {
+                    // The last line was cut, not ended.
+                    eols.pop();
+                }
+                for eol in eols {
+                    self.observe(eol)?;
+                }
+                self.form.epilogue = (self.at, total - self.at);
+            }
+            State::AfterDelimiter => {
                 self.form.epilogue = (self.at, total - self.at);
             }
             State::Epilogue(from) => self.form.epilogue = (from, total - from),
@@ -569,7 +587,7 @@ mod tests {
     #[test]
     fn what_parsers_read_differently_is_refused() {
         type Expect = fn(&SplitError) -> bool;
-        let cases: [(&[u8], Expect); 9] = [
+        let cases: [(&[u8], Expect); 10] = [
             // `\n--b` inside CRLF data: PHP and werkzeug end the part there.
             (
                 b"--b\r\nA: 1\r\n\r\nx\n--b\r\nA: 2\r\n\r\ny\r\n--b--",
@@ -582,6 +600,11 @@ mod tests {
             // A bare-LF blank line in a CRLF header block.
             (b"--b\r\nA: 1\r\n\nfile data\r\n\r\ny\r\n--b--", |e| {
                 matches!(e, SplitError::MixedLineEndings)
+            }),
+            // A header block that ends at `\r\r` (werkzeug's reading) and a body that ends
+            // before any other end of it.
+            (b"--b\r\nContent-Disposition: form-data; name=\"f\"; filename=\"a.gz\"\r\rgzip data", |e| {
+                matches!(e, SplitError::BareCr)
             }),
             (b"--b\r\nA: 1\rB: 2\r\n\r\ny\r\n--b--", |e| {
                 matches!(e, SplitError::BareCr)
