@@ -629,7 +629,7 @@ mod tests {
         for (i, (raw, ok)) in cases.iter().enumerate() {
             match sp(raw, "b") {
                 Err(e) => assert!(ok(&e), "case {i}: {e}"),
-                Ok(f) if i == 8 => assert_eq!(f.parts.len(), 2),
+                Ok(f) if i == 9 => assert_eq!(f.parts.len(), 2),
                 Ok(f) => panic!("case {i} split: {f:?}"),
             }
         }
