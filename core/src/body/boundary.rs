@@ -8,7 +8,8 @@
 //!   `;` (formidable), whichever parameter it belongs to (`xboundary=`).
 //!
 //! A form whose readings differ could be split one way by the module and another way by the
-//! backend: it is refused (400), never scanned whole.
+//! backend: it is refused (400), never scanned whole. So are RFC 2231 continuations
+//! (`boundary*0=`, `boundary*1=`), which Go and Django assemble and prefer to `boundary=`.
 
 /// Longest boundary accepted (RFC 2046 allows 70 characters; real parsers take more).
 pub const MAX_BOUNDARY: usize = 200;
@@ -35,6 +36,16 @@ pub fn boundary(content_type: &[u8]) -> Result<Option<Vec<u8>>, BoundaryError> {
         return Ok(None);
     }
     let params = rfc_params(content_type);
+    // RFC 2231 continuations (`boundary*0=`, `boundary*1*=`): Go and Django assemble them and
+    // prefer them to a plain `boundary=`; the others do not read them. No client sends them.
+    let continued = params.iter().any(|(k, _)| {
+        k.len() > 9
+            && k[..9].eq_ignore_ascii_case(b"boundary*")
+            && k[9..].iter().any(u8::is_ascii_digit)
+    });
+    if continued {
+        return Err(BoundaryError::Ambiguous);
+    }
     let named = |n: &'static str| {
         params
             .iter()
@@ -209,6 +220,9 @@ mod tests {
             "multipart/form-data; boundary=a,b",
             "multipart/form-data; boundary= a",
             "multipart/form-data; boundary=\"a\\\"b\"",
+            // RFC 2231 continuations: Go and Django assemble and prefer them.
+            "multipart/form-data; boundary=a; boundary*0=a; boundary*1=b",
+            "multipart/form-data; boundary*0*=utf-8''a; boundary*1=b",
         ] {
             assert_eq!(b(ct), Err(BoundaryError::Ambiguous), "{ct}");
         }
