@@ -211,22 +211,6 @@ fn thumbnails(infected: bool) -> Vec<u8> {
     format!("{{\"thumbnails\": [{}]}}", items.join(", ")).into_bytes()
 }
 
-fn gzip(data: &[u8]) -> Vec<u8> {
-    use std::io::Write;
-    let mut c = Command::new("gzip")
-        .arg("-c")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = c.stdin.take().unwrap();
-    let data = data.to_vec();
-    let feed = std::thread::spawn(move || stdin.write_all(&data));
-    let out = c.wait_with_output().unwrap().stdout;
-    feed.join().unwrap().unwrap();
-    out
-}
-
 /// `zstd --long=24`: a frame whose window is 16 MiB.
 fn zstd_long(data: &[u8], dir: &Path) -> Vec<u8> {
     let input = dir.join("long.in");

@@ -72,21 +72,6 @@ fn chunked(status_line: &str, fields: &str, body: &[u8]) -> Vec<u8> {
     v
 }
 
-fn gzip(data: &[u8]) -> Vec<u8> {
-    let mut c = Command::new("gzip")
-        .arg("-c")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = c.stdin.take().unwrap();
-    let data = data.to_vec();
-    let feed = std::thread::spawn(move || stdin.write_all(&data));
-    let out = c.wait_with_output().unwrap().stdout;
-    feed.join().unwrap().unwrap();
-    out
-}
-
 /// `pzstd`'s output: each frame behind a skippable frame that gives its size.
 fn pzstd(data: &[u8]) -> Vec<u8> {
     let dir = std::env::temp_dir().join(format!("ometascan-pzstd-{}", std::process::id()));

@@ -130,7 +130,7 @@ impl Write for Bounded<'_> {
             .checked_sub(buf.len() as u64)
             .ok_or_else(|| io::Error::other(TOO_LARGE))?;
         if std::time::Instant::now() > self.deadline {
-            return Err(io::Error::other(Limit(
+            return Err(io::Error::other(Stop::Limit(
                 "decoding took longer than its limit".into(),
             )));
         }
@@ -145,29 +145,36 @@ impl Write for Bounded<'_> {
 
 const TOO_LARGE: &str = "the decoded body is over its limit";
 
-/// A limit of decoding reached (not a corrupt stream): the request is refused with 413.
+/// Why decoding stopped other than a corrupt stream: a limit reached (the request is refused
+/// with 413), or malformed `aws-chunked` framing (the client's fault, 400).
 #[derive(Debug)]
-struct Limit(String);
+enum Stop {
+    Limit(String),
+    Malformed(String),
+}
 
-impl std::fmt::Display for Limit {
+impl std::fmt::Display for Stop {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+        match self {
+            Stop::Limit(s) | Stop::Malformed(s) => f.write_str(s),
+        }
     }
 }
 
-impl std::error::Error for Limit {}
+impl std::error::Error for Stop {}
 
-/// Malformed `aws-chunked` framing: the client's fault, 400.
-#[derive(Debug)]
-struct Malformed(String);
-
-impl std::fmt::Display for Malformed {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+/// A chunk-size line's size (`hex[;extensions]`, as HTTP's chunked coding and S3's
+/// `aws-chunked` write it); `None` when it is not one.
+pub fn chunk_size(line: &[u8]) -> Option<u64> {
+    let hex_end = line
+        .iter()
+        .position(|b| !b.is_ascii_hexdigit())
+        .unwrap_or(line.len());
+    if hex_end == 0 || hex_end > 15 || !(hex_end == line.len() || line[hex_end] == b';') {
+        return None;
     }
+    u64::from_str_radix(std::str::from_utf8(&line[..hex_end]).ok()?, 16).ok()
 }
-
-impl std::error::Error for Malformed {}
 
 /// Decodes `body` within the default limits; the result is a body of its own (memory or an
 /// unlinked temp file in `dir`).
@@ -209,10 +216,13 @@ pub fn decode_within(
         let inner = e.get_ref();
         if e.to_string() == TOO_LARGE {
             ScanError::DecodedTooLarge(limit)
-        } else if let Some(l) = inner.and_then(|i| i.downcast_ref::<Limit>()) {
-            ScanError::over_limit(format!("{coding:?}: {l}"))
-        } else if let Some(m) = inner.and_then(|i| i.downcast_ref::<Malformed>()) {
-            ScanError::ambiguous(format!("the aws-chunked body is malformed: {m}"))
+        } else if let Some(stop) = inner.and_then(|i| i.downcast_ref::<Stop>()) {
+            match stop {
+                Stop::Limit(l) => ScanError::over_limit(format!("{coding:?}: {l}")),
+                Stop::Malformed(m) => {
+                    ScanError::ambiguous(format!("the aws-chunked body is malformed: {m}"))
+                }
+            }
         } else {
             ScanError::Decode(format!("{coding:?}: {e}"))
         }
@@ -224,7 +234,7 @@ pub fn decode_within(
 /// data, CRLF, ..., a zero-size chunk, trailer fields (`x-amz-checksum-*`,
 /// `x-amz-trailer-signature`) and an empty line. The signatures are the store's to check.
 fn aws_chunked_decode(input: BodyRead, out: &mut Bounded) -> io::Result<u64> {
-    let bad = |why: &str| io::Error::other(Malformed(why.to_string()));
+    let bad = |why: &str| io::Error::other(Stop::Malformed(why.to_string()));
     let mut input = io::BufReader::with_capacity(64 * 1024, input);
     let mut line = Vec::new();
     let read_line = |input: &mut io::BufReader<BodyRead>, line: &mut Vec<u8>, max: u64| {
@@ -242,15 +252,7 @@ fn aws_chunked_decode(input: BodyRead, out: &mut Bounded) -> io::Result<u64> {
     let mut total = 0u64;
     loop {
         read_line(&mut input, &mut line, 4096)?;
-        let hex_end = line
-            .iter()
-            .position(|b| !b.is_ascii_hexdigit())
-            .unwrap_or(line.len());
-        if hex_end == 0 || hex_end > 15 || !(hex_end == line.len() || line[hex_end] == b';') {
-            return Err(bad("a chunk size that is not hexadecimal"));
-        }
-        let size = u64::from_str_radix(std::str::from_utf8(&line[..hex_end]).unwrap_or("x"), 16)
-            .map_err(|_| bad("a chunk size that is not hexadecimal"))?;
+        let size = chunk_size(&line).ok_or_else(|| bad("a chunk size that is not hexadecimal"))?;
         if size == 0 {
             let mut seen = 0u64;
             loop {
@@ -405,7 +407,7 @@ fn zstd_window(head: &[u8], max: u64) -> io::Result<u64> {
         base + (base / 8) * u64::from(wd & 7)
     };
     if window > max {
-        return Err(io::Error::other(Limit(format!(
+        return Err(io::Error::other(Stop::Limit(format!(
             "a zstd frame asks for a window of {window} bytes, over the {max} allowed \
              (\"ometascan_body_limits zstd_window=\" raises it)"
         ))));

@@ -25,7 +25,7 @@ use std::io;
 
 use bytes::Bytes;
 
-use crate::body::{BodyPart, RequestBody};
+use crate::body::RequestBody;
 use crate::headers::HeaderList;
 
 /// Longest run of transport padding (white space) accepted after a delimiter.
@@ -463,28 +463,7 @@ fn parse_block(block: &[u8]) -> Result<(HeaderList, Vec<Eol>), SplitError> {
 
 /// The part's data as a body of its own: ranges of the original parts, nothing copied.
 pub fn part_body(body: &RequestBody, offset: u64, len: u64) -> RequestBody {
-    let mut out = RequestBody::new();
-    let (mut pos, end) = (0u64, offset + len);
-    for p in body.parts() {
-        let (start, stop) = (pos, pos + p.len());
-        pos = stop;
-        let (from, to) = (start.max(offset), stop.min(end));
-        if from >= to {
-            continue;
-        }
-        let (a, n) = (from - start, to - from);
-        out.push(match p {
-            BodyPart::Memory(b) => BodyPart::Memory(b.slice(a as usize..(a + n) as usize)),
-            BodyPart::File {
-                file, offset: fo, ..
-            } => BodyPart::File {
-                file: file.clone(),
-                offset: fo + a,
-                len: n,
-            },
-        });
-    }
-    out
+    body.slice(offset, len)
 }
 
 #[cfg(test)]

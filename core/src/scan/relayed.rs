@@ -253,19 +253,8 @@ fn chunks(cur: &mut Cursor, sink: &mut BodySink) -> Result<(), ScanError> {
         let line = cur
             .line(MAX_CHUNK_LINE)?
             .ok_or_else(|| refused("the body ends inside a chunk"))?;
-        let hex_end = line
-            .iter()
-            .position(|b| !b.is_ascii_hexdigit())
-            .unwrap_or(line.len());
-        let ext = &line[hex_end..];
-        if hex_end == 0
-            || hex_end > 15
-            || !(ext.is_empty() || ext.trim_ascii_start().starts_with(b";"))
-        {
-            return Err(refused("a chunk size that is not hexadecimal"));
-        }
-        let size = u64::from_str_radix(std::str::from_utf8(&line[..hex_end]).unwrap_or("x"), 16)
-            .map_err(|_| refused("a chunk size that is not hexadecimal"))?;
+        let size = crate::body::decode::chunk_size(&line)
+            .ok_or_else(|| refused("a chunk size that is not hexadecimal"))?;
         if size == 0 {
             // Trailer fields up to the empty line.
             let mut seen = 0usize;
