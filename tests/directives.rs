@@ -486,10 +486,21 @@ fn policy_directives_check_their_values() {
         "ometascan_body_limits",
         "\"part_header=lots\"",
     );
+    good("ometascan_body_limits depth=3;");
     bad(
-        "ometascan_body_limits depth=3;",
+        "ometascan_body_limits depth=0;",
         "ometascan_body_limits",
-        "\"depth=3\"",
+        "\"depth=0\"",
+    );
+    bad(
+        "ometascan_body_limits depth=65;",
+        "ometascan_body_limits",
+        "\"depth=65\"",
+    );
+    bad(
+        "ometascan_body_limits width=3;",
+        "ometascan_body_limits",
+        "\"width=3\"",
     );
     bad(
         "ometascan_body_limits objects=5; ometascan_body_limits objects=6;",

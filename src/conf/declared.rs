@@ -160,8 +160,8 @@ directives! {
     }
     ometascan_body_limits {
         body_limits: Option<BodyLimits> = (BodyLimits::default()), ANY, NGX_CONF_1MORE, set_body_limits,
-        "[parts=number] [part_header=size] [fields=number] [objects=number] [decoded=size] [decode_time=time] [zstd_window=size]",
-        "parts=10000 part_header=16k fields=1000000 objects=1000 decoded=1g decode_time=1m zstd_window=8m", "parts=50 objects=20 decoded=4g",
+        "[parts=number] [part_header=size] [fields=number] [objects=number] [decoded=size] [decode_time=time] [zstd_window=size] [depth=number]",
+        "parts=10000 part_header=16k fields=1000000 objects=1000 decoded=1g decode_time=1m zstd_window=8m depth=10", "parts=50 objects=20 decoded=4g depth=4",
         "The bounds of reading a body into its objects; over one, 413."
     }
     ometascan_cache_zone {

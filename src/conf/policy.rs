@@ -137,7 +137,7 @@ pub unsafe extern "C" fn set_max_scans(
 }
 
 /// `ometascan_body_limits [parts=number] [part_header=size] [fields=number] [objects=number]
-/// [decoded=size] [decode_time=time] [zstd_window=size]`:
+/// [decoded=size] [decode_time=time] [zstd_window=size] [depth=number]`:
 /// the bounds of reading a body into its objects; a body over one is refused (413).
 pub unsafe extern "C" fn set_body_limits(
     cf: *mut ngx_conf_t,
@@ -153,7 +153,7 @@ pub unsafe extern "C" fn set_body_limits(
         let t = text(arg);
         let Some((key, value)) = t.split_once('=') else {
             let why = "it must be \"parts=\", \"part_header=\", \"fields=\", \"objects=\", \
-                       \"decoded=\", \"decode_time=\" or \"zstd_window=\"";
+                       \"decoded=\", \"decode_time=\", \"zstd_window=\" or \"depth=\"";
             return d.invalid(arg, why);
         };
         let number = value
@@ -204,6 +204,15 @@ pub unsafe extern "C" fn set_body_limits(
                     return d.invalid(arg, "it must be a time above zero");
                 };
                 limits.decode.max_time = std::time::Duration::from_millis(ms);
+                continue;
+            }
+            "depth" => {
+                let max = ometascan_core::scan::options::MAX_DEPTH;
+                let Some(n) = value.parse::<usize>().ok().filter(|&n| n > 0 && n <= max) else {
+                    let why = format!("it must be a number from 1 to {max}");
+                    return d.invalid(arg, &why);
+                };
+                limits.max_depth = n;
                 continue;
             }
             _ => {}

@@ -175,13 +175,14 @@ mod shown {
             let d = &self.decode;
             format!(
                 "parts={} part_header={header} fields={} objects={} decoded={} decode_time={} \
-                 zstd_window={}",
+                 zstd_window={} depth={}",
                 self.multipart.max_parts,
                 self.max_fields,
                 self.max_objects,
                 size(d.max_bytes),
                 d.max_time.shown(),
-                size(d.zstd_window)
+                size(d.zstd_window),
+                self.max_depth
             )
         }
     }

@@ -36,10 +36,13 @@ pub struct Strings {
     /// The strings past the count scanned alone, each a member of a tar archive (as short
     /// binary form values are): a scanner that unpacks archives sees each from its first byte.
     pub bundled: Vec<RequestBody>,
+    /// Each string that may be a body again (JSON, XML, url-encoded: see
+    /// [`crate::body::nested`]), unescaped, with its key: applications parse such strings.
+    pub nested: Vec<(String, RequestBody)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Encoding {
+pub(crate) enum Encoding {
     Utf8,
     Utf16Le,
     Utf16Be,
@@ -49,7 +52,7 @@ pub(super) enum Encoding {
 
 /// The encoding of a JSON text and the length of its byte order mark (Python's
 /// `json.detect_encoding`).
-pub(super) fn detect(head: &[u8]) -> (Encoding, usize) {
+pub(crate) fn detect(head: &[u8]) -> (Encoding, usize) {
     match head {
         [0, 0, 0xfe, 0xff, ..] => (Encoding::Utf32Be, 4),
         [0xff, 0xfe, 0, 0, ..] => (Encoding::Utf32Le, 4),
@@ -241,6 +244,7 @@ impl<'a> Tokenizer<'a> {
             return Ok(());
         };
         Self::flush(&mut cur, self.dir)?;
+        let nested = crate::body::nested::may_be_body(&cur.head);
         let mut php_differs = false;
         let mut whole = false;
         if let Some(s) = cur.sniffer.take() {
@@ -277,9 +281,16 @@ impl<'a> Tokenizer<'a> {
             Some(_) if whole && !cur.escaped => self.last_short = None,
             Some(sink) => {
                 self.last_short = None;
-                self.object(sink.finish()?.into(), false)?;
+                let body: RequestBody = sink.finish()?.into();
+                if nested {
+                    self.nest(body.clone());
+                }
+                self.object(body, false)?;
             }
             None => {
+                if nested {
+                    self.nest(RequestBody::memory(&cur.head));
+                }
                 if !cur.escaped {
                     // As it stands in the body, which is scanned too.
                 } else if is_text(&cur.head) {
@@ -294,13 +305,23 @@ impl<'a> Tokenizer<'a> {
         Ok(())
     }
 
-    /// A string to scan alone, named by the key it stands under.
-    fn object(&mut self, body: RequestBody, decoded: bool) -> Result<(), ScanError> {
-        let key = if self.key.is_empty() {
+    /// A string to read again, named by the key it stands under.
+    fn nest(&mut self, body: RequestBody) {
+        let key = self.key_name();
+        self.out.nested.push((key, body));
+    }
+
+    fn key_name(&self) -> String {
+        if self.key.is_empty() {
             "(no key)".to_string()
         } else {
             self.key.clone()
-        };
+        }
+    }
+
+    /// A string to scan alone, named by the key it stands under.
+    fn object(&mut self, body: RequestBody, decoded: bool) -> Result<(), ScanError> {
+        let key = self.key_name();
         if self.out.alone.len() + self.out.decoded.len() >= self.max_objects {
             return self.bundle.push_body(&body);
         }

@@ -211,7 +211,8 @@ impl Check {
 }
 
 /// Whether `body` is a JSON document to some mainstream parser (`first_brace`: only one whose
-/// first character is `{` or `[`, a body recognised by its content, not its type), and if so
+/// first character is `{`, `[` or `"`, a body recognised by its content, not its type: PHP,
+/// Django, Go and Jackson parse a document that is one string as readily as an object), and if so
 /// how many of its bytes hold the document's value: what any parser hands over lies there
 /// (the whole body for UTF-16 and UTF-32, which are not measured).
 pub fn accepted(body: &RequestBody, first_brace: bool) -> io::Result<Option<u64>> {
@@ -240,7 +241,7 @@ pub fn accepted(body: &RequestBody, first_brace: bool) -> io::Result<Option<u64>
         };
         if first_brace && !seen_first {
             if let Some(&b) = piece.iter().find(|&&b| !ws(b)) {
-                if b != b'{' && b != b'[' {
+                if b != b'{' && b != b'[' && b != b'"' {
                     return Ok(None);
                 }
                 seen_first = true;
@@ -356,7 +357,12 @@ mod tests {
         // `[]`, `{}`, `[1]` then noise: Go's Decoder reads that much and no more.
         assert!(json_count < 100, "{json_count}");
         assert!(longest < 16, "{longest}");
-        assert_eq!(accepted(&mem(&[b"\"a string\""]), true).unwrap(), None);
+        // A document that is one string is JSON to PHP, Django, Go and Jackson.
+        assert_eq!(
+            accepted(&mem(&[b"\"a string\" x"]), true).unwrap(),
+            Some(10)
+        );
+        assert_eq!(accepted(&mem(&[b"a string"]), true).unwrap(), None);
         assert_eq!(accepted(&mem(&[b" \n{} noise"]), true).unwrap(), Some(4));
         assert_eq!(
             accepted(&mem(&[b"\xef\xbb\xbf[1]x"]), true).unwrap(),

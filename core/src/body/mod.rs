@@ -4,14 +4,17 @@
 pub mod base64;
 pub mod boundary;
 pub mod bundle;
+pub mod charset;
 pub mod decode;
 pub mod json;
 pub mod json_check;
 pub mod multipart;
+pub mod nested;
 pub mod rebuild;
 pub mod sink;
 pub mod text;
 pub mod urlencoded;
+pub mod xml;
 
 use std::fs::File;
 use std::io;

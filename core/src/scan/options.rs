@@ -98,6 +98,11 @@ impl Default for ScanOptions {
     }
 }
 
+/// How deep bodies inside bodies are read by default (`ometascan_body_limits depth=`).
+pub const DEFAULT_DEPTH: usize = 10;
+/// The deepest reading a location may ask for.
+pub const MAX_DEPTH: usize = 64;
+
 /// The bounds of reading a body into its objects; over one, the request is refused (413).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BodyLimits {
@@ -109,6 +114,8 @@ pub struct BodyLimits {
     pub max_objects: usize,
     /// How far a body's codings are decoded.
     pub decode: crate::body::decode::DecodeLimits,
+    /// How deep bodies inside bodies are read (a JSON document in a form field is 2 deep).
+    pub max_depth: usize,
 }
 
 impl Default for BodyLimits {
@@ -118,6 +125,7 @@ impl Default for BodyLimits {
             max_fields: urlencoded::MAX_FIELDS,
             max_objects: 1000,
             decode: crate::body::decode::DecodeLimits::default(),
+            max_depth: DEFAULT_DEPTH,
         }
     }
 }

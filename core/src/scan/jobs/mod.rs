@@ -18,13 +18,16 @@
 use bytes::Bytes;
 
 use crate::body::bundle::Bundle;
-use crate::body::decode::{self, Coding};
-use crate::body::multipart::{self, part_body, Part};
+use crate::body::decode::Coding;
+use crate::body::multipart::Part;
 use crate::body::text::{is_text, Joined, JOIN_MAX};
-use crate::body::{base64, boundary, json, json_check, urlencoded, RequestBody, FILE_CHUNK};
+use crate::body::{base64, RequestBody, FILE_CHUNK};
 use crate::disposition;
 use crate::headers::HeaderList;
 use crate::scan::{ScanError, ScanOptions, ScanRequest};
+
+mod read;
+mod readings;
 
 /// Where a scanned object is in the request: what a sanitized version of it replaces.
 #[derive(Debug, Clone)]
@@ -98,25 +101,29 @@ impl<'a> Jobs<'a> {
         })
     }
 
-    /// A value: together with the other text values when short text (and `join`: not seen as
-    /// it is elsewhere), in a bundle when short binary, else alone; its base64 decoding alone
-    /// too. `label` names it, made only when an object needs it.
+    /// A value at `depth`, declared as `ct` (empty: no type): scanned together with the other
+    /// text values when short text (and `join`: not seen as it is elsewhere), in a bundle when
+    /// short binary, else alone; its base64 decoding too (`sniff`); and read as a body in
+    /// turn. `label` names it, made only when an object needs it.
     fn value(
         &mut self,
         label: &dyn Fn() -> String,
         body: RequestBody,
+        ct: &[u8],
         join: bool,
         sniff: bool,
+        depth: usize,
     ) -> Result<(), ScanError> {
         if body.len() <= JOIN_MAX as u64 {
             let bytes = body.to_vec().map_err(ScanError::Body)?;
-            return self.short_value(label, &bytes, join, sniff);
+            return self.short_value(label, &bytes, ct, join, sniff, depth);
         }
         if sniff {
             for decoded in base64::sniff(&body, &self.opts.spill_dir)? {
-                self.object(format!("{} (base64)", label()), decoded, OCTETS)?;
+                self.decoded(format!("{} (base64)", label()), decoded, depth + 1)?;
             }
         }
+        self.read(label, &body, ct, depth)?;
         self.object(label(), body, OCTETS)
     }
 
@@ -125,13 +132,18 @@ impl<'a> Jobs<'a> {
         &mut self,
         label: &dyn Fn() -> String,
         bytes: &[u8],
+        ct: &[u8],
         join: bool,
         sniff: bool,
+        depth: usize,
     ) -> Result<(), ScanError> {
         if sniff {
             for decoded in base64::sniff_bytes(bytes, &self.opts.spill_dir)? {
-                self.object(format!("{} (base64)", label()), decoded, OCTETS)?;
+                self.decoded(format!("{} (base64)", label()), decoded, depth + 1)?;
             }
+        }
+        if !ct.is_empty() || crate::body::nested::may_be_body(bytes) {
+            self.read(label, &RequestBody::memory(bytes), ct, depth)?;
         }
         if is_text(bytes) {
             if join {
@@ -141,6 +153,23 @@ impl<'a> Jobs<'a> {
             self.bundle.push(bytes)?;
         }
         Ok(())
+    }
+
+    /// A decoding the module made of a value (base64, a transfer encoding): scanned alone,
+    /// and read by its content (and `ct`) in turn.
+    fn decoded(&mut self, label: String, body: RequestBody, depth: usize) -> Result<(), ScanError> {
+        self.decoded_as(label, body, b"", depth)
+    }
+
+    fn decoded_as(
+        &mut self,
+        label: String,
+        body: RequestBody,
+        ct: &[u8],
+        depth: usize,
+    ) -> Result<(), ScanError> {
+        self.read(&|| label.clone(), &body, ct, depth)?;
+        self.object(label, body, OCTETS)
     }
 
     fn finish(mut self, label: &str) -> Result<Vec<Job>, ScanError> {
@@ -189,43 +218,28 @@ pub(super) fn objects(req: &ScanRequest, opts: &ScanOptions) -> Result<Vec<Job>,
         ));
     }
     let ct: &[u8] = types.first().map_or(&[], |t| t.as_ref());
-    if boundary::is_multipart(ct) {
-        match boundary::boundary(ct) {
-            Err(e) => return Err(ScanError::ambiguous(e.to_string())),
-            Ok(Some(b)) => return multipart_jobs(req, opts, &b),
-            // No parser splits it: the body is what they all see.
-            Ok(None) => {}
-        }
-    }
+    // Rack reads a POST body without a type (or with an empty one) as a url-encoded form.
+    let rack = req.method.eq_ignore_ascii_case(b"POST") && req.response.is_none();
+    let found = readings::readings(&req.body, ct, Some(rack))?;
     let mut jobs = Jobs::new(req, opts);
-    jobs.push(Job {
-        label: "the body".into(),
-        request: req.clone(),
-        place: Some(Place::Whole),
-    })?;
-    let ct_lower = ct.trim_ascii_start().to_ascii_lowercase();
-    let form = ct_lower.starts_with(b"application/x-www-form-urlencoded");
-    if form {
-        urlencoded_jobs(&mut jobs)?;
+    if found.multipart.is_none() {
+        // No parser hands a multipart body over as one object; any other body is handed
+        // over as sent by every framework.
+        jobs.push(Job {
+            label: "the body".into(),
+            request: req.clone(),
+            place: Some(Place::Whole),
+        })?;
     }
-    let essence = ct_lower
-        .split(|&b| b == b';')
-        .next()
-        .unwrap_or(&[])
-        .trim_ascii();
-    let by_type = essence == b"application/json" || essence.ends_with(b"+json");
-    // Read as JSON too whatever the type says (PHP's json_decode(php://input) and Django's
-    // json.loads(request.body) do not look at it) when it begins with `{` or `[` — but only a
-    // body that some parser takes for JSON has a JSON reading, and only as far as its value.
-    let json = json_check::accepted(&req.body, !by_type).map_err(ScanError::Body)?;
-    if let Some(len) = json {
-        json_jobs(&mut jobs, len)?;
-    }
-    jobs.finish(if form {
+    let label = if found.multipart.is_some() {
+        "the text fields"
+    } else if found.urlencoded {
         "the form fields"
     } else {
         "the text values"
-    })
+    };
+    jobs.read_as(&|| "the body".into(), &req.body, ct, found, 0)?;
+    jobs.finish(label)
 }
 
 /// Whether a part declares a file: a file name, or a type other than plain text, in any of
@@ -275,72 +289,6 @@ fn codings(p: &Part) -> Vec<Coding> {
     out
 }
 
-/// A multipart form, part by part.
-fn multipart_jobs(
-    req: &ScanRequest,
-    opts: &ScanOptions,
-    boundary: &[u8],
-) -> Result<Vec<Job>, ScanError> {
-    let form = multipart::split(&req.body, boundary, FILE_CHUNK, opts.body_limits.multipart)
-        .map_err(|e| match e {
-            multipart::SplitError::Body(e) => ScanError::Body(e),
-            e if e.is_limit() => ScanError::over_limit(format!("multipart body: {e}")),
-            e => ScanError::ambiguous(format!("multipart body: {e}")),
-        })?;
-    let mut jobs = Jobs::new(req, opts);
-    for (what, (offset, len)) in [
-        ("the preamble", form.preamble),
-        ("the epilogue", form.epilogue),
-    ] {
-        let range = part_body(&req.body, offset, len);
-        if len > 0 && !blank(&range)? {
-            jobs.value(&|| what.to_string(), range, true, true)?;
-        }
-    }
-    for p in &form.parts {
-        let data = part_body(&req.body, p.offset, p.len);
-        let label = label(p);
-        let codings = codings(p);
-        let b64 = codings.contains(&Coding::Base64);
-        for &coding in &codings {
-            let decoded = match coding {
-                Coding::Base64 => base64::declared(&data, &opts.spill_dir)?,
-                c => vec![decode::decode_within(
-                    &data,
-                    c,
-                    &opts.spill_dir,
-                    &opts.body_limits.decode,
-                )?],
-            };
-            for d in decoded {
-                jobs.object(
-                    format!("{label} ({coding:?}-decoded)"),
-                    d,
-                    b"application/octet-stream",
-                )?;
-            }
-        }
-        if !is_file(p) && p.len <= JOIN_MAX as u64 {
-            jobs.value(&|| label.clone(), data, true, !b64)?;
-            continue;
-        }
-        if !b64 {
-            for decoded in base64::sniff(&data, &opts.spill_dir)? {
-                let label = format!("{label} (base64)");
-                jobs.object(label, decoded, b"application/octet-stream")?;
-            }
-        }
-        let mut request = file_request(req, p);
-        request.body = data;
-        jobs.push(Job {
-            label,
-            request,
-            place: Some(Place::Part(p.clone())),
-        })?;
-    }
-    jobs.finish("the text fields")
-}
-
 /// Whether a range holds only white space (an ordinary preamble or epilogue).
 fn blank(body: &RequestBody) -> Result<bool, ScanError> {
     let mut r = body.reader(FILE_CHUNK);
@@ -354,77 +302,6 @@ fn blank(body: &RequestBody) -> Result<bool, ScanError> {
         }
     }
     Ok(true)
-}
-
-/// A url-encoded form: every name and value decoded.
-fn urlencoded_jobs(jobs: &mut Jobs<'_>) -> Result<(), ScanError> {
-    let (req, opts) = (jobs.req, jobs.opts);
-    let max = opts.body_limits.max_fields;
-    let each = urlencoded::each_field(&req.body, max, |f| {
-        let name = || {
-            let raw = part_body(&req.body, f.name.0, f.name.1.min(64 * 3))
-                .to_vec()
-                .unwrap_or_default();
-            String::from_utf8_lossy(&urlencoded::decode_bytes(&raw))
-                .chars()
-                .take(64)
-                .collect::<String>()
-        };
-        for (what, range) in [("name of", Some(f.name)), ("field", f.value)] {
-            let Some(range) = range.filter(|r| r.1 > 0) else {
-                continue;
-            };
-            let label = || format!("{what} \"{}\"", name());
-            if range.1 <= JOIN_MAX as u64 {
-                let raw = part_body(&req.body, range.0, range.1)
-                    .to_vec()
-                    .map_err(ScanError::Body)?;
-                let changed = urlencoded::changes(&raw);
-                let decoded = urlencoded::decode_bytes(&raw);
-                jobs.short_value(&label, &decoded, changed, true)?;
-            } else {
-                let decoded = urlencoded::decode_range(&req.body, range, &opts.spill_dir)?;
-                jobs.value(&label, decoded, true, true)?;
-            }
-        }
-        Ok(())
-    })?;
-    each.map_err(|max| ScanError::over_limit(format!("more than {max} url-encoded fields")))
-}
-
-/// A JSON body: every string unescaped.
-fn json_jobs(jobs: &mut Jobs<'_>, len: u64) -> Result<(), ScanError> {
-    let (req, opts) = (jobs.req, jobs.opts);
-    // Past this many alone, strings are scanned in archives: room is left for the archives
-    // and for the jobs of the rest of the request.
-    let alone = opts.body_limits.max_objects.saturating_sub(jobs.jobs.len()) / 2;
-    let value = req.body.slice(0, len);
-    let strings = json::strings(&value, &opts.spill_dir, alone)?;
-    if let Some(body) = strings.joined {
-        jobs.object("the escaped JSON strings".into(), body, b"text/plain")?;
-    }
-    for (key, body) in strings.alone {
-        jobs.object(
-            format!("JSON key \"{key}\""),
-            body,
-            b"application/octet-stream",
-        )?;
-    }
-    for (key, body) in strings.decoded {
-        jobs.object(
-            format!("JSON key \"{key}\" (base64)"),
-            body,
-            b"application/octet-stream",
-        )?;
-    }
-    for (i, tar) in strings.bundled.into_iter().enumerate() {
-        jobs.object(
-            format!("JSON strings ({})", i + 1),
-            tar,
-            b"application/x-tar",
-        )?;
-    }
-    Ok(())
 }
 
 /// The client's headers for an object sent as a file of its own: its `Content-Type` and
@@ -449,8 +326,8 @@ fn as_file(req: &ScanRequest, content_type: Bytes, disposition: Option<&Bytes>) 
 }
 
 /// A file part as a request of its own: the client's request line and headers, with the
-/// part's `Content-Type` and `Content-Disposition`.
-fn file_request(req: &ScanRequest, p: &Part) -> ScanRequest {
+/// part's `Content-Type` and `Content-Disposition`, `data` as the body.
+fn file_request(req: &ScanRequest, p: &Part, data: RequestBody) -> ScanRequest {
     let ct = p
         .header("content-type")
         .cloned()
@@ -458,7 +335,7 @@ fn file_request(req: &ScanRequest, p: &Part) -> ScanRequest {
     let headers = as_file(req, ct, p.header("content-disposition"));
     ScanRequest {
         headers,
-        body: part_body(&req.body, p.offset, p.len),
+        body: data,
         ..req.clone()
     }
 }
@@ -466,6 +343,150 @@ fn file_request(req: &ScanRequest, p: &Part) -> ScanRequest {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::body::testing::{bytes_of, mem};
+    use ::base64::Engine as _;
+
+    const PAYLOAD: &[u8] =
+        b"\x1f\x8b a binary payload the scanner must see alone, long enough to be taken for a file";
+
+    fn b64(data: &[u8]) -> String {
+        ::base64::engine::general_purpose::STANDARD.encode(data)
+    }
+
+    fn post(ct: Option<&str>, body: &[u8]) -> ScanRequest {
+        let mut headers: HeaderList = Vec::new();
+        if let Some(ct) = ct {
+            headers.push((
+                Bytes::from_static(b"Content-Type"),
+                Bytes::copy_from_slice(ct.as_bytes()),
+            ));
+        }
+        ScanRequest {
+            method: Bytes::from_static(b"POST"),
+            uri: Bytes::from_static(b"/upload"),
+            headers,
+            host: None,
+            client_addr: "127.0.0.1".into(),
+            body: mem(&[body]),
+            response: None,
+        }
+    }
+
+    /// The bodies of every job, or the refusal's status.
+    fn scanned(req: &ScanRequest, opts: &ScanOptions) -> Result<Vec<Vec<u8>>, u16> {
+        match objects(req, opts) {
+            Ok(jobs) => Ok(jobs.iter().map(|j| bytes_of(&j.request.body)).collect()),
+            Err(ScanError::Refused { status, .. }) => Err(status),
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    fn alone(req: &ScanRequest) -> bool {
+        scanned(req, &ScanOptions::default())
+            .unwrap()
+            .iter()
+            .any(|b| b.as_slice() == PAYLOAD)
+    }
+
+    fn form(parts: &[(&str, &[u8])]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for (head, data) in parts {
+            out.extend_from_slice(b"--XyZ\r\n");
+            out.extend_from_slice(head.as_bytes());
+            out.extend_from_slice(b"\r\n\r\n");
+            out.extend_from_slice(data);
+            out.extend_from_slice(b"\r\n");
+        }
+        out.extend_from_slice(b"--XyZ--\r\n");
+        out
+    }
+
+    #[test]
+    fn json_in_a_form_field_is_read_as_json() {
+        let ops = format!(
+            r#"{{"query":"mutation($f: Upload!)","variables":{{"file":"data:application/gzip;base64,{}"}}}}"#,
+            b64(PAYLOAD)
+        );
+        let body = form(&[
+            (
+                "Content-Disposition: form-data; name=\"operations\"",
+                ops.as_bytes(),
+            ),
+            ("Content-Disposition: form-data; name=\"map\"", b"{}"),
+        ]);
+        assert!(alone(&post(
+            Some("multipart/form-data; boundary=XyZ"),
+            &body
+        )));
+        let url = format!(
+            "payload={}",
+            urlencoding(&format!(r#"{{"f":"{}"}}"#, b64(PAYLOAD)))
+        );
+        assert!(alone(&post(
+            Some("application/x-www-form-urlencoded"),
+            url.as_bytes()
+        )));
+    }
+
+    fn urlencoding(s: &str) -> String {
+        s.bytes().map(|b| format!("%{b:02X}")).collect()
+    }
+
+    #[test]
+    fn a_document_that_is_one_string_is_json() {
+        let doc = format!("\"{}\"", b64(PAYLOAD));
+        assert!(alone(&post(Some("text/plain"), doc.as_bytes())));
+        assert!(alone(&post(None, doc.as_bytes())));
+    }
+
+    #[test]
+    fn a_multipart_part_inside_a_form_is_split() {
+        let mut inner = b"--in\r\nContent-Disposition: file; filename=\"a.bin\"\r\n\r\n".to_vec();
+        inner.extend_from_slice(PAYLOAD);
+        inner.extend_from_slice(b"\r\n--in--\r\n");
+        let body = form(&[(
+            "Content-Disposition: form-data; name=\"files\"\r\nContent-Type: multipart/mixed; boundary=in",
+            &inner,
+        )]);
+        assert!(alone(&post(
+            Some("multipart/form-data; boundary=XyZ"),
+            &body
+        )));
+    }
+
+    #[test]
+    fn a_post_without_a_type_is_read_as_a_form_as_rack_does() {
+        let encoded: String = PAYLOAD.iter().map(|b| format!("%{b:02X}")).collect();
+        let raw = format!("a=1&file={encoded}");
+        let seen = |req: &ScanRequest| {
+            scanned(req, &ScanOptions::default())
+                .unwrap()
+                .iter()
+                .any(|b| b.windows(PAYLOAD.len()).any(|w| w == PAYLOAD))
+        };
+        assert!(seen(&post(None, raw.as_bytes())));
+        assert!(seen(&post(Some(""), raw.as_bytes())));
+        let mut put = post(None, raw.as_bytes());
+        put.method = Bytes::from_static(b"PUT");
+        assert!(!seen(&put));
+    }
+
+    #[test]
+    fn bodies_nested_deeper_than_the_limit_are_refused() {
+        let mut v = format!("\"{}\"", b64(PAYLOAD));
+        for _ in 0..3 {
+            v = format!("{{\"v\":{}}}", json_string(&v));
+        }
+        let req = post(Some("application/json"), v.as_bytes());
+        assert!(alone(&req));
+        let mut opts = ScanOptions::default();
+        opts.body_limits.max_depth = 3;
+        assert_eq!(scanned(&req, &opts), Err(413));
+    }
+
+    fn json_string(s: &str) -> String {
+        format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+    }
 
     #[test]
     fn labels_carry_no_control_characters() {
