@@ -4,15 +4,18 @@
 # nginx + nginx-dev for building and loading the module into the distribution's nginx, and
 # c-icap + ClamAV, the real ICAP scanner the tests and the demo run; php-cgi, node, chromium
 # and the parsers of scripts/install-difftest-deps.sh for the differential suite (chromium as
-# a client whose forms and fetch requests are replayed); redis-server for the
-# verdict cache's second level; prometheus for promtool, which lints the status page.
+# a client whose forms and fetch requests are replayed), and Go, Ruby with Rack, a JDK with
+# commons-fileupload, commons-io and Jackson for its Go, Rack and Java parsers; redis-server for
+# the verdict cache's second level; prometheus for promtool, which lints the status page.
 # Rust itself (cargo with rustfmt and clippy) must be installed already (rustup).
 set -euo pipefail
 
 packages=(clang libclang-dev libssl-dev libpcre2-dev zlib1g-dev make curl openssl ca-certificates python3
           nginx nginx-dev c-icap libc-icap-mod-virus-scan clamav-daemon
           debhelper dpkg-dev lintian rpm cpio valgrind brotli bzip2 redis-server
-          php-cgi python3-venv chromium clamav prometheus zstd)
+          php-cgi python3-venv chromium clamav prometheus zstd
+          golang-go ruby ruby-rack default-jdk-headless libcommons-fileupload-java
+          libcommons-io-java libjackson2-databind-java)
 # node and npm for the differential suite's Node parsers, unless the machine has them already.
 command -v node >/dev/null || packages+=(nodejs)
 command -v npm >/dev/null || packages+=(npm)

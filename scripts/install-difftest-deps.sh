@@ -3,7 +3,10 @@
 # werkzeug, Django and python-multipart (and requests, a client; grpcio, the gRPC server and client
 # of tests/streaming.rs; boto3 and moto for tests/real_clients.rs) in a virtual environment, busboy, formidable and
 # body-parser from npm, all under target/difftest (PHP's php-cgi and node come from Debian, by
-# install-deps.sh). Quiet and quick when everything is there already.
+# install-deps.sh); and tests/differential/more.py's: the Go program, the axum + multer crate and
+# the Java program built there (Go, the JDK and the jars come from Debian, as do Ruby's Rack and
+# node for parse.rb and parse_undici.js, which need no build). Quiet and quick when everything
+# is there already.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 dir="$root/target/difftest"
@@ -32,4 +35,30 @@ if [ ! -d "$dir/node/node_modules/busboy" ] || [ ! -d "$dir/node/node_modules/fo
     mkdir -p "$dir/node"
     (cd "$dir/node" && { [ -f package.json ] || npm init -y >/dev/null; } \
         && npm install --silent --no-audit --no-fund busboy@1 formidable@3 body-parser@1 >/dev/null)
+fi
+# Whether $1 is missing or older than any of the rest.
+stale() {
+    local out=$1 src
+    shift
+    [ -e "$out" ] || return 0
+    for src in "$@"; do [ "$src" -nt "$out" ] && return 0; done
+    return 1
+}
+src="$root/tests/differential"
+if stale "$dir/go/parse" "$src/parse.go"; then
+    mkdir -p "$dir/go"
+    GO111MODULE=off GOPATH="$dir/go/path" GOCACHE="$dir/go/cache" \
+        go build -o "$dir/go/parse" "$src/parse.go"
+fi
+if stale "$dir/multer-target/release/difftest-multer" "$src/multer/Cargo.toml" \
+    "$src/multer/Cargo.lock" "$src/multer/src/main.rs"; then
+    CARGO_TARGET_DIR="$dir/multer-target" cargo build -q --release --locked \
+        --manifest-path "$src/multer/Cargo.toml"
+    touch "$dir/multer-target/release/difftest-multer" # cargo leaves a fresh build's date
+fi
+if stale "$dir/java/ParseJava.class" "$src/ParseJava.java"; then
+    rm -rf "$dir/java"
+    jars=(commons-fileupload commons-io jackson-databind jackson-core jackson-annotations)
+    javac -nowarn -Xlint:-deprecation -d "$dir/java" \
+        -cp "$(printf '/usr/share/java/%s.jar:' "${jars[@]}")" "$src/ParseJava.java"
 fi

@@ -52,6 +52,8 @@ fn no_request_shape_carries_a_file_past_the_module() {
         ])
         .arg("--node-modules")
         .arg(deps.join("node/node_modules"))
+        .arg("--deps")
+        .arg(&deps)
         .output()
         .expect("harness");
     let report = String::from_utf8_lossy(&out.stdout);

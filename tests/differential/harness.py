@@ -19,7 +19,7 @@ justifies (JUSTIFIED below). The same parsers also read each attack as the clien
 case from which no parser extracts a flagged item is inert (it proves nothing) and is listed.
 
 Usage: harness.py --nginx PORT --backend PORT --clamdb DIR --work DIR --php PHP_CGI
-                  --node NODE --node-modules DIR
+                  --node NODE --node-modules DIR --deps DIR
 """
 
 import argparse
@@ -35,6 +35,11 @@ import subprocess
 import sys
 import threading
 import urllib.parse
+
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import more  # noqa: E402
+import nested_cases  # noqa: E402
 
 EICAR = b"X5O!P%@AP[4\\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"
 # The benign twin's payload: same length, plain text.
@@ -52,6 +57,13 @@ JUSTIFIED = {
     "m_bare_lf_blank_in_crlf_header": "a bare-LF blank line in a CRLF header block (400)",
     "h_two_content_types": "two request Content-Type headers that differ (400)",
     "m_delimiter_after_close": "the boundary again after the closing delimiter (400)",
+    "m_quoted_boundary_semicolon": "Rack stops a boundary at ';' even inside quotes (400)",
+    "m_boundary_rack_semicolon": "Rack stops a boundary at ';' even inside quotes (400)",
+    "m_boundary_rack_comma": "Rack stops a boundary at ',' even inside quotes (400)",
+    "m_boundary_werkzeug_slash": "werkzeug stops an unquoted boundary at '/' (400)",
+    "m_boundary_werkzeug_equals": "werkzeug stops an unquoted boundary at '=' (400)",
+    "m_boundary_continuation": "RFC 2231 continuations of the boundary: Go and Django assemble them (400)",
+    "n_xml_internal_entity": "an XML entity declaration (400): SOAP forbids a DTD, no client sends one",
 }
 
 
@@ -238,6 +250,40 @@ def m_boundary_comma(p):
     k = b"KKKKboundary"
     ct = "multipart/form-data; boundary=%s,MMMM" % k.decode()
     return [("Content-Type", ct)], form([file_part(p)], boundary=k)
+
+
+def two_readings(p, ct, full, short):
+    """A form delimited for the parsers that read `full` (a benign file) and, inside it, for
+    those that read `short` (the payload)."""
+    hidden = form([file_part(p)], boundary=short)
+    return [("Content-Type", ct)], form([part([b'Content-Disposition: form-data; name="a"; filename="a.txt"'],
+                                             b"x\r\n" + hidden)], boundary=full)
+
+
+@case
+def m_boundary_rack_semicolon(p):
+    return two_readings(p, 'multipart/form-data; boundary="KKKK;MMMM"', b"KKKK;MMMM", b"KKKK")
+
+
+@case
+def m_boundary_rack_comma(p):
+    return two_readings(p, 'multipart/form-data; boundary="KKKK,MMMM"', b"KKKK,MMMM", b"KKKK")
+
+
+@case
+def m_boundary_werkzeug_slash(p):
+    return two_readings(p, "multipart/form-data; boundary=KKKK/MMMM", b"KKKK/MMMM", b"KKKK")
+
+
+@case
+def m_boundary_werkzeug_equals(p):
+    return two_readings(p, "multipart/form-data; boundary=KKKK=MMMM", b"KKKK=MMMM", b"KKKK")
+
+
+@case
+def m_boundary_continuation(p):
+    ct = "multipart/form-data; boundary=KKKKMMMM; boundary*0=KKKK; boundary*1=XXXX"
+    return two_readings(p, ct, b"KKKKMMMM", b"KKKKXXXX")
 
 
 @case
@@ -502,14 +548,16 @@ def ce_two_headers(p):
 import random
 
 # Unquoted, a ',' is where PHP cuts a boundary (refused, see m_boundary_comma): only quoted.
-ODD_BOUNDARIES = [b"plain-boundary-1234", b"b" * 150, b"~#!%'()+_-./:=?x", b"with space", b"a;b=c",
-                  b"quoted,comma"]
+# Boundaries parsers read one way; those that some read another way (Rack stops at `;` `,` `"`
+# even in quotes, werkzeug an unquoted value at `/` `=` `(` `:` ...) are cases of their own.
+ODD_BOUNDARIES = [b"plain-boundary-1234", b"b" * 150, b"~#!%'()+_-./:=?x", b"with space",
+                  b"==============1234==", b"a-b_c.d'e"]
 
 
 def gen_multipart(rng):
     eol = rng.choice([b"\r\n", b"\n"])
     boundary = rng.choice(ODD_BOUNDARIES)
-    quoted = boundary in (b"with space", b"a;b=c", b"quoted,comma") or rng.random() < 0.3
+    quoted = boundary in (b"with space", b"~#!%'()+_-./:=?x", b"==============1234==") or rng.random() < 0.3
     ct = "multipart/form-data; boundary=" + ('"%s"' % boundary.decode() if quoted else boundary.decode())
     preamble = rng.choice([b"", b"a preamble" + eol])
     epilogue = rng.choice([b"", b"an epilogue" + eol])
@@ -874,6 +922,51 @@ def app_decoded(item):
     return out
 
 
+def app_readings(items, depth=0):
+    """Everything an application gets when it reads the items a parser handed over once more,
+    as it would a body: base64 decoded (see app_decoded), JSON parsed (its strings), a query
+    string split (its names and values), XML parsed (its text and attribute values), each
+    result read again, 9 levels deep."""
+    out = []
+    if depth >= 9:
+        return out
+    for item in items:
+        found = [d for d in app_decoded(item) if d]
+        t = item.strip()
+        if t[:1] in (b"{", b"[", b'"') or t[:2] in (b"\xff\xfe", b"\xfe\xff"):
+            try:
+                py_strings(json.loads(item), found)
+            except Exception:
+                pass
+        if b"=" in t and b"%" in t and b" " not in t:
+            try:
+                for k, v in urllib.parse.parse_qsl(item, keep_blank_values=True):
+                    found += [k, v]
+            except Exception:
+                pass
+        if t.lstrip(b"\xef\xbb\xbf")[:1] == b"<" or t[:2] in (b"\xff\xfe", b"\xfe\xff"):
+            found += xml_values(item)
+        found = [f for f in found if f and f != item]
+        out += found
+        out += app_readings(found, depth + 1)
+    return out
+
+
+def xml_values(doc):
+    """Element text (all of it, as DOM's getTextContent) and attribute values (ElementTree
+    expands internal entities, as the JDK's DOM does)."""
+    import xml.etree.ElementTree as ET
+    try:
+        root = ET.fromstring(doc)
+    except Exception:
+        return []
+    out = []
+    for el in root.iter():
+        out.append("".join(el.itertext()).encode("utf-8", "surrogatepass"))
+        out += [v.encode("utf-8", "surrogatepass") for v in el.attrib.values()]
+    return out
+
+
 def content_decoded(headers, body):
     """The body decoded from its Content-Encoding list, as a decoding server hands it on."""
     codings = [c.strip().lower() for n, v in headers if n.lower() == "content-encoding"
@@ -936,12 +1029,15 @@ def parse_all(args, root, requests):
     for key, res in json.loads(r.stdout).items():
         for parser, items in res.items():
             out[key][parser] = [base64.b64decode(x) for x in items]
-    # Applications decode base64 values they take as files.
+    for key, res in more.run(root, args.deps, args.node).items():
+        out[key].update(res)
+    # Applications decode what they take for a file or a document again: base64 values, JSON
+    # in a form field or a string, query strings, XML.
     for res in out.values():
         for parser in list(res):
-            decoded = [d for item in res[parser] for d in app_decoded(item) if d]
-            if decoded:
-                res[parser + "+base64"] = decoded
+            derived = app_readings(res[parser])
+            if derived:
+                res[parser + "+app"] = derived
     return out
 
 
@@ -1092,9 +1188,9 @@ def main():
     ap = argparse.ArgumentParser()
     for a in ("nginx", "backend"):
         ap.add_argument("--" + a, type=int, required=True)
-    for a in ("clamdb", "work", "php", "node", "node-modules"):
+    for a in ("clamdb", "work", "php", "node", "node-modules", "deps"):
         ap.add_argument("--" + a, required=True)
-    ap.add_argument("--only", default="")
+    ap.add_argument("--only", default=os.environ.get("DIFF_ONLY", ""))
     ap.add_argument("--chromium", default="")
     ap.add_argument("--seed", type=int, default=int(os.environ.get("DIFF_SEED", "20")))
     args = ap.parse_args()
@@ -1108,6 +1204,7 @@ def main():
         sent["client:" + key] = (headers, body)
         statuses["client:" + key] = replay(args.nginx, "client:" + key, headers, body)
     cases = dict(CASES)
+    cases.update(nested_cases.cases(sys.modules[__name__]))
     cases.update(generated(args.seed))
     for name, make in sorted(cases.items()):
         if args.only and args.only not in name:

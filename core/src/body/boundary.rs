@@ -5,7 +5,10 @@
 //!   token or a quoted string, the first or the last one where it is given twice;
 //! - RFC 2231's `boundary*=` (werkzeug and Django prefer it);
 //! - from the first `boundary` substring, up to `,` or `;` or within quotes (PHP), or up to
-//!   `;` (formidable), whichever parameter it belongs to (`xboundary=`).
+//!   `;` (formidable), whichever parameter it belongs to (`xboundary=`);
+//! - from the last `boundary=` substring, up to `"`, `;` or `,` even inside quotes (Rack);
+//! - an unquoted value as far as it is made of token characters (werkzeug: it stops at `"`,
+//!   `/`, `=`, `(`, `:` ...).
 //!
 //! A form whose readings differ could be split one way by the module and another way by the
 //! backend: it is refused (400), never scanned whole. So are RFC 2231 continuations
@@ -58,6 +61,8 @@ pub fn boundary(content_type: &[u8]) -> Result<Option<Vec<u8>>, BoundaryError> {
     readings.extend(named("boundary*").filter_map(|v| rfc2231(&v)));
     readings.extend(php(content_type));
     readings.extend(formidable(content_type));
+    readings.extend(rack(content_type));
+    readings.extend(werkzeug(content_type));
     let Some(first) = readings.first().cloned() else {
         return Ok(None);
     };
@@ -175,6 +180,44 @@ fn formidable(ct: &[u8]) -> Option<Vec<u8>> {
     (end > 0).then(|| v[..end].to_vec())
 }
 
+/// `%r|\Amultipart/.*boundary=\"?([^\";,]+)\"?|ni` (Rack): the last `boundary=` in any case
+/// that a value follows.
+fn rack(ct: &[u8]) -> Option<Vec<u8>> {
+    let lower = ct.to_ascii_lowercase();
+    let starts: Vec<usize> = memchr::memmem::find_iter(&lower, b"boundary=").collect();
+    starts.into_iter().rev().find_map(|at| {
+        let v = &ct[at + 9..];
+        let v = v.strip_prefix(b"\"").unwrap_or(v);
+        let end = v
+            .iter()
+            .position(|&b| matches!(b, b'"' | b';' | b','))
+            .unwrap_or(v.len());
+        (end > 0).then(|| v[..end].to_vec())
+    })
+}
+
+/// werkzeug's reading of an unquoted `boundary=` parameter (a parameter's name right before
+/// `=`): as many token characters (`[A-Za-z0-9_!#$%&'*+.^`|~-]`) as follow.
+fn werkzeug(ct: &[u8]) -> Vec<Vec<u8>> {
+    let token = |b: &u8| b.is_ascii_alphanumeric() || b"_!#$%&'*+.^`|~-".contains(b);
+    let lower = ct.to_ascii_lowercase();
+    memchr::memmem::find_iter(&lower, b"boundary=")
+        .filter(|&at| {
+            // A parameter of its own: `;` and blanks before it.
+            let before = lower[..at].trim_ascii_end();
+            before.ends_with(b";")
+        })
+        .filter_map(|at| {
+            let v = &ct[at + 9..];
+            if v.first() == Some(&b'"') {
+                return None;
+            }
+            let end = v.iter().position(|b| !token(b)).unwrap_or(v.len());
+            (end > 0).then(|| v[..end].to_vec())
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -198,8 +241,12 @@ mod tests {
                 "Multipart/Form-Data; charset=utf-8; boundary=\"a b\"",
                 "a b",
             ),
-            ("multipart/form-data; boundary=\"a;b\"", "a;b"),
+            ("multipart/form-data; boundary=\"a/b=c:d\"", "a/b=c:d"),
             ("multipart/form-data;boundary=~#!%x", "~#!%x"),
+            (
+                "multipart/form-data; boundary=\"===============5727394521397352928==\"",
+                "===============5727394521397352928==",
+            ),
             (
                 &format!("multipart/form-data; boundary={}", "b".repeat(150)),
                 &"b".repeat(150),
@@ -223,6 +270,13 @@ mod tests {
             // RFC 2231 continuations: Go and Django assemble and prefer them.
             "multipart/form-data; boundary=a; boundary*0=a; boundary*1=b",
             "multipart/form-data; boundary*0*=utf-8''a; boundary*1=b",
+            // Rack stops at `"`, `;` and `,` even inside quotes.
+            "multipart/form-data; boundary=\"a;b\"",
+            "multipart/form-data; boundary=\"quoted,comma\"",
+            // werkzeug stops an unquoted value at the first character no token holds.
+            "multipart/form-data; boundary=a/b",
+            "multipart/form-data; boundary=a=b",
+            "multipart/form-data; boundary=~#!%'()+_-./:=?x",
         ] {
             assert_eq!(b(ct), Err(BoundaryError::Ambiguous), "{ct}");
         }

@@ -52,6 +52,9 @@ pub enum Coding {
     AwsChunked,
     Base64,
     QuotedPrintable,
+    /// Quoted-printable as Python's `binascii.a2b_qp` reads it (python-multipart's decoder):
+    /// after `=` and a CR, everything up to the next LF is dropped; `==` is one `=`.
+    QuotedPrintableBinascii,
 }
 
 impl Coding {
@@ -211,6 +214,7 @@ pub fn decode_within(
         Coding::AwsChunked => aws_chunked_decode(input, &mut out),
         Coding::Base64 => base64_decode(input, &mut out),
         Coding::QuotedPrintable => quoted_printable_decode(input, &mut out),
+        Coding::QuotedPrintableBinascii => a2b_qp(input, &mut out),
     };
     result.map_err(|e| {
         let inner = e.get_ref();
@@ -462,6 +466,82 @@ fn quoted_printable_decode(mut input: BodyRead, out: &mut Bounded) -> io::Result
             return Ok(total);
         }
     }
+}
+
+/// Where [`a2b_qp`] is in its input.
+#[derive(Clone, Copy)]
+enum Qp {
+    Text,
+    /// After `=`.
+    Equals,
+    /// After `=` and one hex digit.
+    Hex(u8),
+    /// After `=` and CR: up to the next LF, nothing counts.
+    SoftBreak,
+}
+
+/// Python's `binascii.a2b_qp` (not for headers), one byte at a time so that its answer does
+/// not depend on how the input is cut: `=XX` is a byte, `=` before CR or LF a soft break
+/// (after CR, up to the LF, everything is dropped), `==` one `=`, `=` before anything else
+/// stays, a `=` at the very end is dropped.
+fn a2b_qp(mut input: BodyRead, out: &mut Bounded) -> io::Result<u64> {
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut decoded = Vec::with_capacity(64 * 1024);
+    let mut total = 0u64;
+    let mut state = Qp::Text;
+    loop {
+        let n = input.read(&mut buf)?;
+        if n == 0 {
+            if let Qp::Hex(a) = state {
+                decoded.extend_from_slice(&[b'=', a]);
+            }
+            out.write_all(&decoded)?;
+            return Ok(total + decoded.len() as u64);
+        }
+        for &b in &buf[..n] {
+            state = qp_step(state, b, &mut decoded);
+        }
+        out.write_all(&decoded)?;
+        total += decoded.len() as u64;
+        decoded.clear();
+    }
+}
+
+fn qp_step(state: Qp, b: u8, out: &mut Vec<u8>) -> Qp {
+    match state {
+        Qp::Text if b == b'=' => Qp::Equals,
+        Qp::Text => {
+            out.push(b);
+            Qp::Text
+        }
+        Qp::Equals => match b {
+            b'\n' => Qp::Text,
+            b'\r' => Qp::SoftBreak,
+            b'=' => {
+                out.push(b'=');
+                Qp::Text
+            }
+            h if h.is_ascii_hexdigit() => Qp::Hex(h),
+            _ => {
+                out.push(b'=');
+                qp_step(Qp::Text, b, out)
+            }
+        },
+        Qp::Hex(a) if b.is_ascii_hexdigit() => {
+            out.push(hex_value(a) << 4 | hex_value(b));
+            Qp::Text
+        }
+        Qp::Hex(a) => {
+            out.extend_from_slice(&[b'=', a]);
+            qp_step(Qp::Text, b, out)
+        }
+        Qp::SoftBreak if b == b'\n' => Qp::Text,
+        Qp::SoftBreak => Qp::SoftBreak,
+    }
+}
+
+fn hex_value(h: u8) -> u8 {
+    (h as char).to_digit(16).unwrap_or(0) as u8
 }
 
 /// Standard base64, line breaks and other white space ignored; anything else is an error.
@@ -845,6 +925,21 @@ mod tests {
                 "first piece of {cut} byte(s)"
             );
         }
+    }
+
+    #[test]
+    fn binascii_quoted_printable_drops_what_follows_a_soft_break_cr_up_to_the_lf() {
+        let dir = std::env::temp_dir();
+        let qp = b"=58=35=\rjunk\nO!=\n==41=4=\r\nend=3";
+        // As Python's binascii.a2b_qp reads it.
+        let want = b"X5O!=41=4end=3".to_vec();
+        for cut in 0..qp.len() {
+            let (a, b) = qp.split_at(cut);
+            let got = decode(&mem(&[a, b]), Coding::QuotedPrintableBinascii, &dir).unwrap();
+            assert_eq!(bytes_of(&got), want, "cut at {cut}");
+        }
+        let trailing = decode(&mem(&[b"ab="]), Coding::QuotedPrintableBinascii, &dir).unwrap();
+        assert_eq!(bytes_of(&trailing), b"ab");
     }
 
     #[test]

@@ -284,6 +284,9 @@ fn codings(p: &Part) -> Vec<Coding> {
         };
         if !out.contains(&coding) {
             out.push(coding);
+            if coding == Coding::QuotedPrintable {
+                out.push(Coding::QuotedPrintableBinascii);
+            }
         }
     }
     out
