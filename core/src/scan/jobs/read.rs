@@ -286,13 +286,20 @@ impl Jobs<'_> {
             )));
         }
         let bytes = body.to_vec().map_err(ScanError::Body)?;
-        let text = charset::to_utf8(cs.as_bytes(), &bytes)
-            .map_err(|e| ScanError::ambiguous(format!("{} is in charset \"{}\"", label(), e.0)))?;
-        if let Cow::Owned(text) = text {
-            if text != bytes {
-                let name = format!("{} (charset {cs})", label());
-                let text = RequestBody::memory(&text);
-                self.value(&|| name.clone(), text, b"", true, true, depth + 1)?;
+        let unknown = |e: charset::Unknown| {
+            ScanError::ambiguous(format!("{} is in charset \"{}\"", label(), e.0))
+        };
+        if !charset::changes(cs.as_bytes(), &bytes).map_err(unknown)? {
+            return Ok(());
+        }
+        // Python's reading, and Node's and busboy's where they differ.
+        for text in charset::readings(cs.as_bytes(), &bytes).map_err(unknown)? {
+            if let Cow::Owned(text) = text {
+                if text != bytes {
+                    let name = format!("{} (charset {cs})", label());
+                    let text = RequestBody::memory(&text);
+                    self.value(&|| name.clone(), text, b"", true, true, depth + 1)?;
+                }
             }
         }
         Ok(())
