@@ -7,6 +7,8 @@
 # per 1000 requests of the nginx workers and of the scanner double for each round, then the
 # mean nginx CPU per request of each module against the mirror's.
 #
+# BODY=form sends each file as a form upload instead (a file part and a field: row 9).
+#
 # Usage: scripts/bench-compare.sh REV [CONNECTIONS] [SECONDS] [ROUNDS]   (default 100 10 3)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -38,6 +40,28 @@ cleanup() {
 }
 trap cleanup EXIT
 upload_dataset "$run"
+if [ "${BODY:-raw}" = form ]; then
+    cat >"$run/post.lua" <<LUA
+local files = {}
+local boundary = "----ometascanBenchBoundary7MA4YWxk"
+for i = 0, 541 do
+  local f = io.open(string.format("$run/data/f%03d.bin", i), "rb")
+  local data = f:read("*a")
+  f:close()
+  files[#files + 1] = "--" .. boundary .. "\r\n" ..
+    'Content-Disposition: form-data; name="title"\r\n\r\n' .. i .. "\r\n" ..
+    "--" .. boundary .. "\r\n" ..
+    'Content-Disposition: form-data; name="file"; filename="f' .. i .. '.bin"\r\n' ..
+    "Content-Type: application/octet-stream\r\n\r\n" .. data .. "\r\n" ..
+    "--" .. boundary .. "--\r\n"
+end
+local n = 0
+request = function()
+  n = n + 1
+  return wrk.format("POST", "/upload/form", { ["Content-Type"] = "multipart/form-data; boundary=" .. boundary }, files[(n % #files) + 1])
+end
+LUA
+fi
 p_back=$(port); p_double=$(port)
 "$bin/ometascan-backend" "127.0.0.1:$p_back" >/dev/null & pids+=($!)
 "$bin/ometascan-scanner-double" "127.0.0.1:$p_double" allow >/dev/null & pids+=($!); pid_double=$!

@@ -21,6 +21,10 @@
 #  13 client -> plain nginx that sends the body twice itself: `mirror` with
 #     `mirror_request_body on` to the scanner double, and proxy_pass to the backend: the
 #     physical reference for row 3 (the same bytes moved, no scanning logic)
+#  18 as 3, each file sent as a GraphQL multipart request (an `operations` JSON field, a `map`
+#     field, the file part): the cost of reading the JSON inside a form's field
+#  19 as 3, each file sent base64-encoded in an XML body (<upload><name/><data/></upload>):
+#     the cost of reading XML and decoding base64
 # Downloads: the data set's clean files served by an nginx of their own (`root`, sendfile)
 # and fetched with GET through nginx:
 #  14 nginx proxy_pass, no response scanning
@@ -81,11 +85,15 @@ for i in range(542):
         f.write(body)
 PY
 total=$(du -sb "$run/data" | cut -f1)
-# The same files base64-encoded in a JSON body and in a url-encoded form (rows 10 and 11).
-mkdir -p "$run/json" "$run/urlenc"
-python3 - "$run" <<'PY'
+# The same files base64-encoded in a JSON body and in a url-encoded form (rows 10 and 11), as
+# GraphQL multipart requests (row 18) and base64-encoded in XML (row 19).
+mkdir -p "$run/json" "$run/urlenc" "$run/graphql" "$run/xml"
+graphql_boundary=----ometascanBenchGraphQL7MA4YWxk
+python3 - "$run" "$graphql_boundary" <<'PY'
 import base64, json, os, sys, urllib.parse
-run = sys.argv[1]
+run, boundary = sys.argv[1], sys.argv[2].encode()
+ops = json.dumps({"query": "mutation ($file: Upload!) { upload(file: $file) { id } }",
+                  "variables": {"file": None}}).encode()
 for name in sorted(os.listdir(os.path.join(run, "data"))):
     data = open(os.path.join(run, "data", name), "rb").read()
     b64 = base64.b64encode(data).decode()
@@ -93,6 +101,15 @@ for name in sorted(os.listdir(os.path.join(run, "data"))):
         json.dump({"name": name, "data": b64}, f)
     with open(os.path.join(run, "urlenc", name), "w") as f:
         f.write("name=" + name + "&data=" + urllib.parse.quote(b64, safe=""))
+    with open(os.path.join(run, "graphql", name), "wb") as f:
+        for head, value in ((b'name="operations"', ops), (b'name="map"', b'{"0": ["variables.file"]}'),
+                            (b'name="0"; filename="%s"' % name.encode(), data)):
+            f.write(b"--" + boundary + b"\r\nContent-Disposition: form-data; " + head + b"\r\n\r\n"
+                    + value + b"\r\n")
+        f.write(b"--" + boundary + b"--\r\n")
+    with open(os.path.join(run, "xml", name), "w") as f:
+        f.write('<?xml version="1.0" encoding="UTF-8"?><upload><name>%s</name><data>%s</data></upload>'
+                % (name, b64))
 PY
 
 cat >"$run/post.lua" <<LUA
@@ -134,9 +151,13 @@ request = function()
   return wrk.format("POST", "/upload/form", { ["Content-Type"] = "multipart/form-data; boundary=" .. boundary }, files[(n % #files) + 1])
 end
 LUA
-for kind in json urlenc; do
-    ct=application/json
-    [ $kind = urlenc ] && ct=application/x-www-form-urlencoded
+for kind in json urlenc graphql xml; do
+    case $kind in
+        json) ct=application/json ;;
+        urlenc) ct=application/x-www-form-urlencoded ;;
+        graphql) ct="multipart/form-data; boundary=$graphql_boundary" ;;
+        xml) ct=application/xml ;;
+    esac
     cat >"$run/$kind.lua" <<LUA
 local files = {}
 local dir = "$run/$kind"
@@ -458,6 +479,8 @@ hits=$(curl -s "http://127.0.0.1:$p_hit/ometascan_status" | awk -F' ' '/event="h
 row "9 module + double, forms" form "http://127.0.0.1:$p_mod" "nginx:$(nginx_workers module)" "scanner:$pid_double" "backend:$pid_back"
 row "10 module + double, JSON base64" json "http://127.0.0.1:$p_mod" "nginx:$(nginx_workers module)" "scanner:$pid_double" "backend:$pid_back"
 row "11 module + double, url-encoded" urlenc "http://127.0.0.1:$p_mod" "nginx:$(nginx_workers module)" "scanner:$pid_double" "backend:$pid_back"
+row "18 module + double, GraphQL form" graphql "http://127.0.0.1:$p_mod" "nginx:$(nginx_workers module)" "scanner:$pid_double" "backend:$pid_back"
+row "19 module + double, XML base64" xml "http://127.0.0.1:$p_mod" "nginx:$(nginx_workers module)" "scanner:$pid_double" "backend:$pid_back"
 row "12 nginx + module + clamd" check-clamd "http://127.0.0.1:$p_clamd" "nginx:$(nginx_workers clamd)" "scanner:$clamd_pids" "backend:$pid_back"
 row "13 nginx mirror to the double" post "http://127.0.0.1:$p_mirror" "nginx:$(nginx_workers mirror)" "scanner:$pid_double" "backend:$pid_back"
 row "14 download, proxy_pass" get "http://127.0.0.1:$p_dl" "nginx:$(nginx_workers dl)" "backend:$files_workers"
@@ -478,10 +501,10 @@ echo "$pages_report"
 echo
 python3 - "$rps_2" "$rps_3" "$rps_4" "$rps_5" "$cpu_2" "$cpu_3" "$p99_4" "$p99_5" \
     "$rps_6" "$p99_6" "$cpu_7" "$cpu_8" "$cpu_9" "$cpu_10" "$cpu_11" \
-    "$rps_12" "$p99_12" "$cpu_13" "$scpu_4" "$scpu_12" <<'PY'
+    "$rps_12" "$p99_12" "$cpu_13" "$scpu_4" "$scpu_12" "$cpu_18" "$cpu_19" <<'PY'
 import sys
 (r2, r3, r4, r5, c2, c3, p4, p5, r6, p6, c7, c8, c9, c10, c11,
- r12, p12, c13, s4, s12) = (float(x) for x in sys.argv[1:])
+ r12, p12, c13, s4, s12, c18, c19) = (float(x) for x in sys.argv[1:])
 def line(what, value, target, ok):
     print(f"  {what:<52} {value:>10}   target {target:<8} {'met' if ok else 'MISSED'}")
 print("targets:")
@@ -496,6 +519,8 @@ line("nginx CPU per request, row 8 (hit) / row 2", f"{c8 / c2:.2f}x", "<= 1.2x",
 print(f"  {'nginx CPU per request, row 9 (forms) / row 3 (raw)':<52} {c9 / c3:>9.2f}x   (reported)")
 print(f"  {'nginx CPU per request, row 10 (JSON) / row 3 (raw)':<52} {c10 / c3:>9.2f}x   (reported)")
 print(f"  {'nginx CPU per request, row 11 (url-enc.) / row 3':<52} {c11 / c3:>9.2f}x   (reported)")
+print(f"  {'nginx CPU per request, row 18 (GraphQL) / row 9 (forms)':<52} {c18 / c9:>9.2f}x   (reported)")
+print(f"  {'nginx CPU per request, row 19 (XML) / row 10 (JSON)':<52} {c19 / c10:>9.2f}x   (reported)")
 line("nginx CPU per request, row 3 / row 13 (mirror)", f"{c3 / c13:.2f}x", "<= 1.1x", c3 <= 1.1 * c13)
 print(f"  {'req/s, row 12 (clamd) / row 4 (c-icap)':<52} {r12 / r4:>9.2f}x   (reported)")
 print(f"  {'p99 latency, row 12 vs row 4 (ms)':<52} {p12:>5.0f}/{p4:.0f}   (reported)")
