@@ -777,3 +777,54 @@ fn a_body_that_ends_inside_a_header_block_is_checked_like_any_header_block() {
     assert_eq!(r.status, 200);
     assert_eq!(backend.received().last().unwrap().body, clean);
 }
+
+/// Bodies inside bodies: a GraphQL multipart request whose `operations` field holds the file
+/// in base64 is blocked, the same request with a clean file passes byte for byte; nested
+/// deeper than `depth=` it is refused (413, logged, counted), and `depth=` raises it.
+#[test]
+fn a_file_in_json_in_a_form_field_is_scanned_to_the_configured_depth() {
+    let scanner = ScannerDouble::start(Action::EicarAware);
+    let backend = Backend::start();
+    let http = format!(
+        "server {{ listen 127.0.0.1:%PORT%;\n\
+           location / {{ ometascan_pass {0}; proxy_pass http://127.0.0.1:{1}; }}\n\
+           location /shallow {{ ometascan_pass {0}; proxy_pass http://127.0.0.1:{1};\n\
+             ometascan_body_limits depth=1; }}\n\
+           location = /status {{ ometascan_status; }} }}",
+        scanner.url(),
+        backend.port()
+    );
+    let n = Nginx::start(&http);
+    let operations = |file: &[u8]| {
+        use base64::Engine as _;
+        let b64 = base64::engine::general_purpose::STANDARD.encode(file);
+        format!(
+            r#"{{"query":"mutation ($file: Upload!) {{ upload(file: $file) {{ id }} }}","variables":{{"file":"data:application/octet-stream;base64,{b64}"}}}}"#
+        )
+    };
+    let request = |file: &[u8]| {
+        form(&[
+            ("operations", None, None, operations(file).as_bytes()),
+            ("map", None, None, b"{}"),
+        ])
+    };
+    // The field (depth 1), its JSON strings (2), the base64 decoded (3).
+    let r = post_form(n.port, "/", &request(EICAR));
+    assert_eq!(r.status, 403, "{}", n.error_log());
+    assert!(n
+        .error_log()
+        .contains("in field \"operations\" > JSON key \"file\" (base64)"));
+    let clean = request(b"a clean file, long enough to be taken for one in base64 form.....");
+    assert_eq!(post_form(n.port, "/", &clean).status, 200);
+    assert_eq!(backend.received().last().unwrap().body, clean);
+    // One level: the form is read, the JSON in its field is not, so the request is refused.
+    assert_eq!(post_form(n.port, "/shallow", &clean).status, 413);
+    assert_eq!(backend.received().len(), 1);
+    let log = n.error_log();
+    assert!(log.contains("request refused with status 413"), "{log}");
+    assert!(log.contains("nested more than 1 deep"), "{log}");
+    let status = client::request(n.port, "GET", "/status", &[], b"").unwrap();
+    assert!(status
+        .text()
+        .contains("ometascan_errors_total{kind=\"refused\"} 1"));
+}
