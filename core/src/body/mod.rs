@@ -5,6 +5,7 @@ pub mod base64;
 pub mod boundary;
 pub mod bundle;
 pub mod charset;
+pub mod charset_body;
 pub mod decode;
 pub mod json;
 pub mod json_check;

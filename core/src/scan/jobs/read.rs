@@ -2,20 +2,15 @@
 //! and charsets, each handing over objects that are scanned and read in turn, one level
 //! deeper.
 
-use std::borrow::Cow;
-
 use super::readings::{self, charset_of, Readings};
 use super::{blank, codings, file_request, is_file, label, Job, Jobs, Place, OCTETS};
+use crate::body::charset_body::{self, CharsetError};
 use crate::body::decode::{self, Coding};
 use crate::body::multipart::{self, part_body, Part};
 use crate::body::text::JOIN_MAX;
-use crate::body::{base64, charset, json, urlencoded, xml, RequestBody, FILE_CHUNK};
+use crate::body::{base64, json, urlencoded, xml, RequestBody, FILE_CHUNK};
 use crate::disposition;
 use crate::scan::ScanError;
-
-/// Largest object decoded from a charset (a text field: real clients send none this long in
-/// a charset other than UTF-8).
-const MAX_CHARSET_TEXT: u64 = 16 * 1024 * 1024;
 
 /// The label of what a reading of `parent` at `depth` hands over: as it is at the first
 /// level (the request's own fields), after its parent's below.
@@ -279,28 +274,16 @@ impl Jobs<'_> {
         cs: &str,
         depth: usize,
     ) -> Result<(), ScanError> {
-        if body.len() > MAX_CHARSET_TEXT {
-            return Err(ScanError::over_limit(format!(
-                "{} is over {MAX_CHARSET_TEXT} bytes in charset \"{cs}\"",
-                label()
-            )));
-        }
-        let bytes = body.to_vec().map_err(ScanError::Body)?;
-        let unknown = |e: charset::Unknown| {
-            ScanError::ambiguous(format!("{} is in charset \"{}\"", label(), e.0))
-        };
-        if !charset::changes(cs.as_bytes(), &bytes).map_err(unknown)? {
-            return Ok(());
-        }
-        // Python's reading, and Node's and busboy's where they differ.
-        for text in charset::readings(cs.as_bytes(), &bytes).map_err(unknown)? {
-            if let Cow::Owned(text) = text {
-                if text != bytes {
-                    let name = format!("{} (charset {cs})", label());
-                    let text = RequestBody::memory(&text);
-                    self.value(&|| name.clone(), text, b"", true, true, depth + 1)?;
-                }
+        let dir = self.opts.spill_dir.clone();
+        let texts = charset_body::readings(cs, body, &dir).map_err(|e| match e {
+            CharsetError::Unknown(e) => {
+                ScanError::ambiguous(format!("{} is in charset \"{}\"", label(), e.0))
             }
+            CharsetError::Scan(e) => e,
+        })?;
+        for text in texts {
+            let name = format!("{} (charset {cs})", label());
+            self.value(&|| name.clone(), text, b"", true, true, depth + 1)?;
         }
         Ok(())
     }
