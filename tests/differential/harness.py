@@ -63,7 +63,6 @@ JUSTIFIED = {
     "m_boundary_werkzeug_slash": "werkzeug stops an unquoted boundary at '/' (400)",
     "m_boundary_werkzeug_equals": "werkzeug stops an unquoted boundary at '=' (400)",
     "m_boundary_continuation": "RFC 2231 continuations of the boundary: Go and Django assemble them (400)",
-    "n_xml_internal_entity": "an XML entity declaration (400): SOAP forbids a DTD, no client sends one",
 }
 
 
