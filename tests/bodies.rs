@@ -64,7 +64,13 @@ fn chunked_upload_is_dechunked_for_the_scanner() {
     c.send_raw(&msg).unwrap();
     let r = c.read_response(false).unwrap();
     assert_eq!(r.status, 200);
-    let seen = &s.scanner.received()[0];
+    // A POST without a type is also read as a form, as Rack reads it: the whole body is one
+    // of the objects scanned.
+    let received = s.scanner.received();
+    let seen = received
+        .iter()
+        .find(|o| o.body_len == body.len() as u64)
+        .expect("the whole body is scanned");
     assert_eq!(seen.head.header("content-length"), Some("200000"));
     assert_eq!(seen.head.header("transfer-encoding"), None);
     assert_eq!(seen.body, body);
