@@ -36,6 +36,13 @@ if [ ! -d "$dir/node/node_modules/busboy" ] || [ ! -d "$dir/node/node_modules/fo
     (cd "$dir/node" && { [ -f package.json ] || npm init -y >/dev/null; } \
         && npm install --silent --no-audit --no-fund busboy@1 formidable@3 body-parser@1 >/dev/null)
 fi
+# The tus reference server and client for tests/pieces.rs.
+if [ ! -d "$dir/node/node_modules/@tus/server" ] || [ ! -d "$dir/node/node_modules/tus-js-client" ]; then
+    mkdir -p "$dir/node"
+    (cd "$dir/node" && { [ -f package.json ] || npm init -y >/dev/null; } \
+        && npm install --silent --no-audit --no-fund @tus/server@1 @tus/file-store@1 \
+            tus-js-client@4 >/dev/null)
+fi
 # Whether $1 is missing or older than any of the rest.
 stale() {
     local out=$1 src

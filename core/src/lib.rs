@@ -27,6 +27,7 @@ pub mod icap;
 pub mod methods;
 pub mod net;
 pub mod notices;
+pub mod pieces;
 pub mod scan;
 pub mod upstream;
 pub mod url;

@@ -122,7 +122,7 @@ mod shown {
             ];
             units
                 .iter()
-                .find(|(u, _)| ms % u == 0 && ms > 0)
+                .find(|(u, _)| ms.is_multiple_of(*u) && ms > 0)
                 .map_or_else(|| format!("{ms}ms"), |(u, s)| format!("{}{s}", ms / u))
         }
     }
@@ -161,7 +161,7 @@ mod shown {
     impl Shown for BodyLimits {
         fn shown(&self) -> String {
             let header = self.multipart.max_header;
-            let header = if header % 1024 == 0 {
+            let header = if header.is_multiple_of(1024) {
                 format!("{}k", header / 1024)
             } else {
                 header.to_string()

@@ -150,7 +150,7 @@ mod tests {
     #[test]
     fn a_large_text_is_decoded_in_pieces_as_it_would_be_whole() {
         let line = "X5O!P%@AP[4\\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H* é\n";
-        let text: String = line.repeat(40_000);
+        let text: String = line.repeat(16_000);
         for label in ["utf-16", "utf-16be", "utf-32", "cp500", "utf-7", "latin-1"] {
             let encoded = python_like(label, &text);
             let got = read(label, &encoded);
@@ -174,13 +174,16 @@ mod tests {
                 v
             }
             "latin-1" => text.chars().map(|c| c as u32 as u8).collect(),
-            "cp500" => text
-                .chars()
-                .map(|c| {
-                    let r = charset_table_cp500();
-                    r.iter().position(|&x| x == c).unwrap_or(0x6f) as u8
-                })
-                .collect(),
+            "cp500" => {
+                let table: std::collections::HashMap<char, u8> = charset_table_cp500()
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, c)| (c, i as u8))
+                    .collect();
+                text.chars()
+                    .map(|c| table.get(&c).copied().unwrap_or(0x6f))
+                    .collect()
+            }
             "utf-7" => text
                 .chars()
                 .flat_map(|c| match c {

@@ -54,6 +54,11 @@ pub enum ScanError {
     /// The module could not start the scan (no memory, a header it cannot copy, ...): 500.
     #[error("{0}")]
     Module(String),
+    /// A piece of an upload whose file cannot be assembled from what the module saw (its
+    /// first pieces went elsewhere, its offset does not fit): 409, counted as refused; a
+    /// failure `ometascan_on_error pass` lets through.
+    #[error("the upload cannot be assembled for scanning: {0}")]
+    Unassembled(String),
 }
 
 /// The classes of failure, as the status counters name them: the one list of error kinds.
@@ -177,7 +182,7 @@ impl ScanError {
             | ScanError::Module(_) => ErrorKind::Internal,
             ScanError::Busy(..) => ErrorKind::Busy,
             ScanError::Decode(_) | ScanError::DecodedTooLarge(_) => ErrorKind::Decode,
-            ScanError::Refused { .. } => ErrorKind::Refused,
+            ScanError::Refused { .. } | ScanError::Unassembled(_) => ErrorKind::Refused,
         }
     }
 
@@ -202,6 +207,8 @@ impl ScanError {
             413
         } else if let ScanError::Refused { status, .. } = self {
             *status
+        } else if matches!(self, ScanError::Unassembled(_)) {
+            409
         } else {
             502
         }

@@ -93,7 +93,11 @@ pub(super) fn readings(
     }
     let head = head(body)?;
     r.urlencoded = essence == b"application/x-www-form-urlencoded"
-        || (essence.is_empty() && untyped_form.unwrap_or_else(|| looks_urlencoded(&head)));
+        || (essence.is_empty()
+            && match untyped_form {
+                Some(rack) => rack && rack_decodes(body)?,
+                None => looks_urlencoded(&head),
+            });
     let json_type = essence == b"application/json" || essence.ends_with(b"+json");
     if json_type || json_start(&head) {
         r.json = json_check::accepted(body, !json_type).map_err(ScanError::Body)?;
@@ -112,9 +116,49 @@ pub(super) fn readings(
     Ok(r)
 }
 
+/// Whether Rack hands a form over for this body: it decodes every name and value with
+/// `URI.decode_www_form_component`, which raises on a `%` without two hex digits after it, and
+/// then the application gets no form at all (a binary body nearly always has one).
+fn rack_decodes(body: &RequestBody) -> Result<bool, ScanError> {
+    let mut reader = body.reader(crate::body::FILE_CHUNK);
+    // The bytes after a `%` still to be seen, across pieces.
+    let mut owed = 0usize;
+    while let Some(chunk) = reader.next_chunk() {
+        let chunk = chunk.map_err(ScanError::Body)?;
+        let mut i = 0;
+        while owed > 0 && i < chunk.len() {
+            if !chunk[i].is_ascii_hexdigit() {
+                return Ok(false);
+            }
+            owed -= 1;
+            i += 1;
+        }
+        for at in memchr::memchr_iter(b'%', &chunk[i..]) {
+            let rest = &chunk[i + at + 1..];
+            let seen = rest.len().min(2);
+            if !rest[..seen].iter().all(u8::is_ascii_hexdigit) {
+                return Ok(false);
+            }
+            owed = 2 - seen;
+        }
+    }
+    Ok(owed == 0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rack_decodes_only_bodies_without_a_bad_escape() {
+        use crate::body::testing::mem;
+        assert!(rack_decodes(&mem(&[b"a=%1f%8B&b=c+d"])).unwrap());
+        assert!(rack_decodes(&mem(&[b"a=%1", b"f&b"])).unwrap());
+        assert!(!rack_decodes(&mem(&[b"a=%1", b"g"])).unwrap());
+        assert!(!rack_decodes(&mem(&[b"a=100%"])).unwrap());
+        assert!(!rack_decodes(&mem(&[b"\x00%zz binary"])).unwrap());
+        assert!(rack_decodes(&mem(&[b"no escapes at all"])).unwrap());
+    }
 
     #[test]
     fn charsets_that_decode_to_the_bytes_are_none() {

@@ -1,0 +1,278 @@
+//! Files uploaded in pieces: the module keeps its own copy of what the backend assembles
+//! ([`spool`]), applies each piece to it before the piece is forwarded, and scans the
+//! assembled file before the request that completes it is forwarded.
+//!
+//! Protocols: tus 1.0 (creation with `Upload-Length`, learnt from the backend's `201` and its
+//! `Location`; `PATCH` with `Upload-Offset`, and `Upload-Length` where the length was
+//! deferred; termination by `DELETE`).
+//!
+//! A piece of an upload the module holds no copy of, or whose offset does not fit the copy,
+//! could complete a file that cannot be scanned whole: it is refused (409), as a failure that
+//! `ometascan_on_error pass` lets through. A piece of a blocked upload is refused (403).
+
+pub mod spool;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+pub use spool::{PieceError, Spool, SpoolLimits};
+
+use crate::headers::{self, HeaderList};
+use crate::scan::{ScanError, ScanOptions, ScanOutcome, ScanRequest, Scanner, Target, Verdict};
+
+/// A request that writes a piece of an upload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Piece {
+    /// The upload's key: the path of the tus upload URL.
+    pub key: Vec<u8>,
+    pub offset: u64,
+    /// The upload's length, when this request announces it (tus's deferred length).
+    pub total: Option<u64>,
+}
+
+/// A decimal header value, strictly (digits only, no sign, no spaces inside).
+fn number(v: &[u8]) -> Option<u64> {
+    let v = v.trim_ascii();
+    if v.is_empty() || v.len() > 19 || !v.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(v).ok()?.parse().ok()
+}
+
+/// The one value of a header, refusing two that differ.
+fn single<'a>(headers: &'a HeaderList, name: &str) -> Result<Option<&'a [u8]>, String> {
+    let mut values = headers
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
+        .map(|(_, v)| v.as_ref());
+    let first = values.next();
+    if values.any(|v| Some(v) != first) {
+        return Err(format!("two \"{name}\" headers that differ"));
+    }
+    Ok(first)
+}
+
+/// The path of a URI or of an absolute URL (`http://host/files/x?y` → `/files/x`), the key of a
+/// tus upload.
+pub fn upload_key(uri: &[u8]) -> Vec<u8> {
+    let rest = match memchr::memmem::find(uri, b"://") {
+        Some(i) => {
+            let after = &uri[i + 3..];
+            match memchr::memchr(b'/', after) {
+                Some(j) => &after[j..],
+                None => b"/",
+            }
+        }
+        None => uri,
+    };
+    let end = memchr::memchr2(b'?', b'#', rest).unwrap_or(rest.len());
+    rest[..end].to_vec()
+}
+
+/// What a tus request is: a `PATCH` with `Upload-Offset` writes a piece; anything else is no
+/// piece (`None`). A `PATCH` whose offset cannot be read is an error (refused).
+pub fn tus_piece(method: &[u8], uri: &[u8], headers: &HeaderList) -> Result<Option<Piece>, String> {
+    if !method.eq_ignore_ascii_case(b"PATCH") {
+        return Ok(None);
+    }
+    let Some(offset) = single(headers, "upload-offset")? else {
+        return Ok(None);
+    };
+    let offset = number(offset).ok_or("an \"Upload-Offset\" that is no number")?;
+    let total = match single(headers, "upload-length")? {
+        Some(v) => Some(number(v).ok_or("an \"Upload-Length\" that is no number")?),
+        None => None,
+    };
+    Ok(Some(Piece {
+        key: upload_key(uri),
+        offset,
+        total,
+    }))
+}
+
+/// The length a tus creation request announces (`POST` with `Upload-Length`), if it is one.
+pub fn tus_creation(method: &[u8], headers: &HeaderList) -> Option<Option<u64>> {
+    if !method.eq_ignore_ascii_case(b"POST") || headers::find(headers, "tus-resumable").is_none() {
+        return None;
+    }
+    match headers::find(headers, "upload-length") {
+        Some(v) => number(v).map(Some),
+        // Upload-Defer-Length: 1: the length comes with a later piece.
+        None => Some(None),
+    }
+}
+
+impl From<PieceError> for ScanError {
+    fn from(e: PieceError) -> Self {
+        match e {
+            PieceError::Unknown | PieceError::Misfit { .. } => {
+                ScanError::Unassembled(e.to_string())
+            }
+            PieceError::Blocked => ScanError::Refused {
+                status: 403,
+                reason: e.to_string(),
+            },
+            PieceError::Limit(l) => ScanError::over_limit(l),
+            PieceError::Io(io) => ScanError::Spill(io),
+        }
+    }
+}
+
+impl Scanner {
+    /// Scans a piece of an upload: the piece as any request; then, applied to the module's
+    /// copy, the assembled file when the piece completes it. A blocked piece or file blocks the
+    /// upload: every later piece is refused.
+    pub async fn scan_piece(
+        self: Arc<Self>,
+        target: Target,
+        req: ScanRequest,
+        opts: ScanOptions,
+        piece: Piece,
+        spool: Spool,
+    ) -> ScanOutcome {
+        let started = Instant::now();
+        let outcome = self
+            .clone()
+            .scan_decoded(target.clone(), req.clone(), opts.clone())
+            .await;
+        match &outcome.result {
+            Ok(Verdict::Allowed) => {}
+            Ok(Verdict::Blocked { .. }) => {
+                let (s, key) = (spool.clone(), piece.key.clone());
+                let _ = tokio::task::spawn_blocking(move || block(&s, &key)).await;
+                return outcome;
+            }
+            _ => return outcome,
+        }
+        let body = req.body.clone();
+        let (s, p) = (spool.clone(), piece.clone());
+        let applied = tokio::task::spawn_blocking(move || apply(&s, &p, &body)).await;
+        let upload = match applied {
+            Ok(Ok(Some(upload))) => upload,
+            Ok(Ok(None)) => return outcome,
+            Ok(Err(e)) => return ScanOutcome::failed(e.into()),
+            Err(_) => return ScanOutcome::failed(ScanError::Internal),
+        };
+        let assembled = match upload.body() {
+            Ok(b) => b,
+            Err(e) => return ScanOutcome::failed(e.into()),
+        };
+        tracing::debug!(
+            "upload \"{}\" complete, {} bytes: scanning it",
+            String::from_utf8_lossy(&piece.key),
+            assembled.len()
+        );
+        let whole = ScanRequest {
+            headers: as_upload(&req.headers),
+            body: assembled,
+            ..req
+        };
+        let mut result = self.scan_decoded(target, whole, opts).await;
+        result.elapsed = started.elapsed();
+        if let Ok(Verdict::Blocked { .. }) = result.result {
+            let _ = tokio::task::spawn_blocking(move || {
+                let mut upload = upload;
+                upload.block()
+            })
+            .await;
+        } else if let Ok(Verdict::Sanitized { .. }) = result.result {
+            result.result = Err(ScanError::Decode(
+                "the scanner sanitized an upload assembled from pieces; the backend holds the \
+                 pieces as sent"
+                    .into(),
+            ));
+        }
+        result
+    }
+}
+
+/// The piece's headers for the scan of the whole upload: its type is the file's, unknown.
+fn as_upload(h: &HeaderList) -> HeaderList {
+    let mut out: HeaderList = h
+        .iter()
+        .filter(|(n, _)| {
+            !n.eq_ignore_ascii_case(b"content-type")
+                && !n.eq_ignore_ascii_case(b"content-length")
+                && !n.eq_ignore_ascii_case(b"content-encoding")
+        })
+        .cloned()
+        .collect();
+    out.push((
+        bytes::Bytes::from_static(b"Content-Type"),
+        bytes::Bytes::from_static(b"application/octet-stream"),
+    ));
+    out
+}
+
+/// Applies the piece; the upload, locked, when the piece completes it.
+fn apply(
+    spool: &Spool,
+    piece: &Piece,
+    body: &crate::body::RequestBody,
+) -> Result<Option<spool::Upload>, PieceError> {
+    let mut upload = spool.open(&piece.key, false)?.ok_or(PieceError::Unknown)?;
+    if upload.state.total.is_none() {
+        upload.state.total = piece.total;
+    }
+    upload.write(piece.offset, body, spool.limits().max_upload)?;
+    Ok(upload.complete().then_some(upload))
+}
+
+fn block(spool: &Spool, key: &[u8]) -> Result<(), PieceError> {
+    if let Some(mut upload) = spool.open(key, false)? {
+        upload.block()?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    fn h(pairs: &[(&str, &str)]) -> HeaderList {
+        pairs
+            .iter()
+            .map(|(n, v)| {
+                (
+                    Bytes::copy_from_slice(n.as_bytes()),
+                    Bytes::copy_from_slice(v.as_bytes()),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn tus_requests_are_read_strictly() {
+        let patch = h(&[("Tus-Resumable", "1.0.0"), ("Upload-Offset", "5")]);
+        assert_eq!(
+            tus_piece(b"PATCH", b"/files/x?y=1", &patch),
+            Ok(Some(Piece {
+                key: b"/files/x".to_vec(),
+                offset: 5,
+                total: None
+            }))
+        );
+        assert_eq!(tus_piece(b"POST", b"/files/x", &patch), Ok(None));
+        assert!(tus_piece(b"PATCH", b"/f", &h(&[("Upload-Offset", "-1")])).is_err());
+        assert!(tus_piece(
+            b"PATCH",
+            b"/f",
+            &h(&[("Upload-Offset", "1"), ("Upload-Offset", "2")])
+        )
+        .is_err());
+        let deferred = h(&[("Upload-Offset", "0"), ("Upload-Length", "9")]);
+        assert_eq!(
+            tus_piece(b"PATCH", b"/f", &deferred)
+                .unwrap()
+                .unwrap()
+                .total,
+            Some(9)
+        );
+        let create = h(&[("Tus-Resumable", "1.0.0"), ("Upload-Length", "12")]);
+        assert_eq!(tus_creation(b"POST", &create), Some(Some(12)));
+        assert_eq!(tus_creation(b"POST", &h(&[("Upload-Length", "12")])), None);
+        assert_eq!(upload_key(b"http://h:8080/files/abc"), b"/files/abc");
+        assert_eq!(upload_key(b"https://h"), b"/");
+    }
+}

@@ -1,0 +1,416 @@
+//! The module's own copy of each upload in progress: a data file (the bytes the backend holds,
+//! in place) and a state file beside it, in a directory the operator names. Every worker and
+//! every nginx that shares the directory sees the same uploads; one upload is changed under an
+//! exclusive lock on its state file, so that two pieces never interleave. Nothing of an upload
+//! is held in memory.
+//!
+//! The state file is one line: `ometascan-upload 1 <total or -> <length> <open|blocked>
+//! <updated, unix seconds>`, rewritten in place; the key names the files through a hash, so
+//! no client-chosen text becomes a path.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::body::{RequestBody, FILE_CHUNK};
+
+/// The bounds of a spool (`ometascan_pieces_spool`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SpoolLimits {
+    /// Bytes of one upload.
+    pub max_upload: u64,
+    /// Uploads in progress.
+    pub max_uploads: usize,
+    /// An upload untouched this long is dropped.
+    pub expire: Duration,
+}
+
+impl Default for SpoolLimits {
+    fn default() -> Self {
+        SpoolLimits {
+            max_upload: 10 << 30,
+            max_uploads: 10_000,
+            expire: Duration::from_secs(24 * 3600),
+        }
+    }
+}
+
+/// Where an upload stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct State {
+    /// The length the client announced, when known.
+    pub total: Option<u64>,
+    /// Bytes the copy holds from offset 0.
+    pub length: u64,
+    /// Its assembled file was blocked: every later piece is refused.
+    pub blocked: bool,
+    pub updated: u64,
+}
+
+/// Why a piece cannot be applied.
+#[derive(Debug, thiserror::Error)]
+pub enum PieceError {
+    #[error(
+        "the module holds no copy of the upload (its first pieces went elsewhere, or it expired)"
+    )]
+    Unknown,
+    #[error("the piece at offset {offset} does not fit the {length} bytes the module holds")]
+    Misfit { offset: u64, length: u64 },
+    #[error("the upload was blocked")]
+    Blocked,
+    #[error("{0}")]
+    Limit(String),
+    #[error("spool: {0}")]
+    Io(#[from] io::Error),
+}
+
+/// A spool directory.
+#[derive(Debug, Clone)]
+pub struct Spool {
+    dir: PathBuf,
+    limits: SpoolLimits,
+}
+
+/// An upload's files, its state file locked while this lives.
+pub struct Upload {
+    meta: File,
+    data: File,
+    pub state: State,
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+impl Spool {
+    pub fn new(dir: impl Into<PathBuf>, limits: SpoolLimits) -> Self {
+        Spool {
+            dir: dir.into(),
+            limits,
+        }
+    }
+
+    pub fn limits(&self) -> SpoolLimits {
+        self.limits
+    }
+
+    fn paths(&self, key: &[u8]) -> (PathBuf, PathBuf) {
+        let name = blake3::hash(key).to_hex();
+        let base = &name.as_str()[..32];
+        (
+            self.dir.join(format!("{base}.state")),
+            self.dir.join(format!("{base}.data")),
+        )
+    }
+
+    /// Starts the copy of a new upload (tus creation): `total` bytes announced, none held.
+    /// An upload of the same key is replaced.
+    pub fn create(&self, key: &[u8], total: Option<u64>) -> Result<(), PieceError> {
+        if let Some(t) = total.filter(|&t| t > self.limits.max_upload) {
+            return Err(PieceError::Limit(format!(
+                "an upload of {t} bytes is over the spool's {} per upload",
+                self.limits.max_upload
+            )));
+        }
+        self.sweep()?;
+        let mut up = self.open(key, true)?.ok_or(PieceError::Unknown)?;
+        up.data.set_len(0)?;
+        up.state = State {
+            total,
+            length: 0,
+            blocked: false,
+            updated: now(),
+        };
+        up.save()?;
+        Ok(())
+    }
+
+    /// The upload `key`, locked; `create`: made when missing (else `None`). An expired one is
+    /// dropped and is missing.
+    pub fn open(&self, key: &[u8], create: bool) -> Result<Option<Upload>, PieceError> {
+        let (meta_path, data_path) = self.paths(key);
+        let meta = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(create)
+            .truncate(false)
+            .mode(0o600)
+            .open(&meta_path);
+        let mut meta = match meta {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        // Waits for the other holders of the upload (workers, other nginx on the spool).
+        meta.lock()?;
+        // Removed meanwhile by the holder before (a termination, an expiry): no upload.
+        if !same_file(&meta, &meta_path) {
+            if create {
+                return self.open(key, create);
+            }
+            return Ok(None);
+        }
+        let data = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(&data_path)?;
+        let mut text = String::new();
+        meta.read_to_string(&mut text)?;
+        let state = parse(&text);
+        let fresh = State {
+            total: None,
+            length: 0,
+            blocked: false,
+            updated: now(),
+        };
+        let state = match state {
+            Some(s) if now().saturating_sub(s.updated) > self.limits.expire.as_secs() => {
+                // Expired: gone, as if it had never been.
+                let _ = std::fs::remove_file(&data_path);
+                let _ = std::fs::remove_file(&meta_path);
+                return Ok(None);
+            }
+            Some(s) => s,
+            None if create => fresh,
+            // A state file another worker has just made and not yet written: no upload yet.
+            None => return Ok(None),
+        };
+        Ok(Some(Upload { meta, data, state }))
+    }
+
+    /// Drops the upload's copy (tus termination, an upload completed or blocked).
+    pub fn remove(&self, key: &[u8]) {
+        let (meta, data) = self.paths(key);
+        let _ = std::fs::remove_file(data);
+        let _ = std::fs::remove_file(meta);
+    }
+
+    /// Drops expired uploads, and refuses a new one over the count of uploads in progress.
+    fn sweep(&self) -> Result<(), PieceError> {
+        let mut count = 0usize;
+        let limit = self.limits.expire.as_secs();
+        for entry in std::fs::read_dir(&self.dir)? {
+            let path = entry?.path();
+            if path.extension().is_none_or(|e| e != "state") {
+                continue;
+            }
+            let old = std::fs::read_to_string(&path)
+                .ok()
+                .and_then(|t| parse(&t))
+                .is_some_and(|s| now().saturating_sub(s.updated) > limit);
+            if old {
+                let _ = std::fs::remove_file(path.with_extension("data"));
+                let _ = std::fs::remove_file(&path);
+            } else {
+                count += 1;
+            }
+        }
+        if count >= self.limits.max_uploads {
+            return Err(PieceError::Limit(format!(
+                "{count} uploads in progress, the spool's limit"
+            )));
+        }
+        Ok(())
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+}
+
+/// Whether `f` is still the file at `path` (not one unlinked since it was opened).
+fn same_file(f: &File, path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (f.metadata(), std::fs::metadata(path)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
+}
+
+fn parse(text: &str) -> Option<State> {
+    let mut f = text.split_ascii_whitespace();
+    if (f.next()?, f.next()?) != ("ometascan-upload", "1") {
+        return None;
+    }
+    let total = match f.next()? {
+        "-" => None,
+        n => Some(n.parse().ok()?),
+    };
+    let length = f.next()?.parse().ok()?;
+    let blocked = match f.next()? {
+        "open" => false,
+        "blocked" => true,
+        _ => return None,
+    };
+    let updated = f.next()?.parse().ok()?;
+    Some(State {
+        total,
+        length,
+        blocked,
+        updated,
+    })
+}
+
+impl Upload {
+    /// Writes the piece `body` at `offset`: the copy is cut to `offset` first (a client resends
+    /// from the offset the backend holds), and an offset past its end does not fit.
+    pub fn write(&mut self, offset: u64, body: &RequestBody, max: u64) -> Result<(), PieceError> {
+        if self.state.blocked {
+            return Err(PieceError::Blocked);
+        }
+        if offset > self.state.length {
+            return Err(PieceError::Misfit {
+                offset,
+                length: self.state.length,
+            });
+        }
+        let end = offset + body.len();
+        if end > max || self.state.total.is_some_and(|t| end > t) {
+            return Err(PieceError::Limit(format!(
+                "the upload would hold {end} bytes, over {}",
+                self.state.total.map_or(max, |t| t.min(max))
+            )));
+        }
+        self.data.set_len(offset)?;
+        let mut at = offset;
+        let mut reader = body.reader(FILE_CHUNK);
+        while let Some(chunk) = reader.next_chunk() {
+            let chunk = chunk?;
+            self.data.write_all_at(&chunk, at)?;
+            at += chunk.len() as u64;
+        }
+        self.state.length = end;
+        self.state.updated = now();
+        self.save()
+    }
+
+    /// Whether the copy holds the whole upload.
+    pub fn complete(&self) -> bool {
+        self.state.total == Some(self.state.length)
+    }
+
+    /// The copy as a body to scan (a descriptor of its own on the data file).
+    pub fn body(&self) -> Result<RequestBody, PieceError> {
+        let mut b = RequestBody::new();
+        b.push(crate::body::BodyPart::File {
+            file: std::sync::Arc::new(self.data.try_clone()?),
+            offset: 0,
+            len: self.state.length,
+        });
+        Ok(b)
+    }
+
+    pub fn block(&mut self) -> Result<(), PieceError> {
+        self.state.blocked = true;
+        self.data.set_len(0)?;
+        self.save()
+    }
+
+    fn save(&mut self) -> Result<(), PieceError> {
+        let s = &self.state;
+        let line = format!(
+            "ometascan-upload 1 {} {} {} {}\n",
+            s.total.map_or("-".to_string(), |t| t.to_string()),
+            s.length,
+            if s.blocked { "blocked" } else { "open" },
+            s.updated
+        );
+        self.meta.set_len(0)?;
+        self.meta.seek(SeekFrom::Start(0))?;
+        self.meta.write_all(line.as_bytes())?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::body::testing::mem;
+
+    fn spool(limits: SpoolLimits) -> Spool {
+        let dir = std::env::temp_dir().join(format!(
+            "ometascan-spool-test-{}-{}",
+            std::process::id(),
+            SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        Spool::new(dir, limits)
+    }
+
+    static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+    fn read(up: &Upload) -> Vec<u8> {
+        crate::body::testing::bytes_of(&up.body().unwrap())
+    }
+
+    #[test]
+    fn pieces_are_assembled_in_place_and_a_resent_piece_replaces_the_tail() {
+        let s = spool(SpoolLimits::default());
+        s.create(b"/files/a", Some(10)).unwrap();
+        let mut up = s.open(b"/files/a", false).unwrap().unwrap();
+        up.write(0, &mem(&[b"hello"]), 100).unwrap();
+        assert!(!up.complete());
+        drop(up);
+        let mut up = s.open(b"/files/a", false).unwrap().unwrap();
+        assert_eq!(up.state.length, 5);
+        // The backend kept 3 bytes only: the client resends from there.
+        up.write(3, &mem(&[b"LO wo"]), 100).unwrap();
+        assert_eq!(read(&up), b"helLO wo");
+        up.write(8, &mem(&[b"rl"]), 100).unwrap();
+        assert!(up.complete());
+        assert_eq!(read(&up), b"helLO worl");
+    }
+
+    #[test]
+    fn what_does_not_fit_is_refused() {
+        let s = spool(SpoolLimits::default());
+        assert!(s.open(b"/files/none", false).unwrap().is_none());
+        s.create(b"/files/b", Some(4)).unwrap();
+        let mut up = s.open(b"/files/b", false).unwrap().unwrap();
+        assert!(matches!(
+            up.write(2, &mem(&[b"xx"]), 100),
+            Err(PieceError::Misfit {
+                offset: 2,
+                length: 0
+            })
+        ));
+        assert!(matches!(
+            up.write(0, &mem(&[b"12345"]), 100),
+            Err(PieceError::Limit(_))
+        ));
+        up.block().unwrap();
+        assert!(matches!(
+            up.write(0, &mem(&[b"1"]), 100),
+            Err(PieceError::Blocked)
+        ));
+        drop(up);
+        s.remove(b"/files/b");
+        assert!(s.open(b"/files/b", false).unwrap().is_none());
+    }
+
+    #[test]
+    fn expired_uploads_are_gone_and_the_count_is_bounded() {
+        let s = spool(SpoolLimits {
+            expire: Duration::from_secs(1),
+            max_uploads: 2,
+            ..SpoolLimits::default()
+        });
+        s.create(b"/1", None).unwrap();
+        s.create(b"/2", None).unwrap();
+        assert!(matches!(s.create(b"/3", None), Err(PieceError::Limit(_))));
+        std::thread::sleep(Duration::from_millis(2100));
+        assert!(s.open(b"/1", false).unwrap().is_none());
+        s.create(b"/3", None).unwrap();
+        assert!(matches!(
+            s.create(b"/big", Some(u64::MAX)),
+            Err(PieceError::Limit(_))
+        ));
+    }
+}
