@@ -216,4 +216,10 @@ directives! {
         "string ...", "—", "$sent_http_x_no_scan",
         "A response for which any value is non-empty and not 0 is not scanned."
     }
+    ometascan_pieces {
+        pieces: Option<Option<Pieces>> = (None), ANY, NGX_CONF_1MORE, set_pieces,
+        "tus spool=path [size=size] [uploads=number] [expire=time] | off", "off",
+        "tus spool=/tmp expire=1h",
+        "Assembles files uploaded in pieces and scans each assembled file before it completes."
+    }
 }

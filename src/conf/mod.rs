@@ -14,6 +14,7 @@ mod cache;
 mod directives;
 pub mod main;
 mod merge;
+pub mod pieces;
 mod policy;
 mod response;
 pub mod scanner;

@@ -16,6 +16,7 @@ use ometascan_core::BodyLimits;
 
 use super::cache::*;
 use super::directives::*;
+use super::pieces::*;
 use super::policy::*;
 use super::response::*;
 use super::ssl::*;
@@ -191,6 +192,14 @@ mod shown {
             match self {
                 CacheZone::Off => "off".into(),
                 CacheZone::Zone(_) => "a zone".into(),
+            }
+        }
+    }
+    impl Shown for Option<Pieces> {
+        fn shown(&self) -> String {
+            match self {
+                None => "off".into(),
+                Some(p) => format!("tus spool={}", p.spool.dir().display()),
             }
         }
     }

@@ -60,7 +60,21 @@ pub fn start(
     let request = scan_request(r, &loan)?;
     let options = scan_options(r, lcf)?;
     let target = scan_target(lcf, target)?;
-    let future = async move { scanner.scan_decoded(target, request, options).await };
+    let piece = match super::pieces::piece(r) {
+        Some(Err(e)) => return Err(ScanError::ambiguous(format!("tus: {e}"))),
+        Some(Ok(p)) => Some(p),
+        None => None,
+    };
+    let future = async move {
+        match piece {
+            Some((piece, spool)) => {
+                scanner
+                    .scan_piece(target, request, options, piece, spool)
+                    .await
+            }
+            None => scanner.scan_decoded(target, request, options).await,
+        }
+    };
     // SAFETY: a live main request on nginx's thread, with the cancelling cleanup added above;
     // its memory lent under the loan stays unchanged until the loan's message (the caller
     // holds the request, which is blocked until the scan is over).

@@ -7,6 +7,7 @@
 
 pub mod ctx;
 pub mod job;
+pub mod pieces;
 mod verdict;
 
 use ngx::ffi::*;
@@ -64,6 +65,9 @@ pub unsafe extern "C" fn scan_handler(r: *mut ngx_http_request_t) -> ngx_int_t {
     let Some(target) = lcf.target() else {
         return NGX_DECLINED_;
     };
+    if pieces::terminated(r) {
+        return NGX_DECLINED_;
+    }
     if !lcf
         .settings
         .methods

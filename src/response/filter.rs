@@ -148,6 +148,7 @@ pub unsafe extern "C" fn header_filter(r: *mut ngx_http_request_t) -> ngx_int_t 
     if unsafe { held::get(req) }.is_some() {
         return next_header(req);
     }
+    crate::request::pieces::on_response(req);
     let decision = decide(req);
     if matches!(decision, Decision::Pass) {
         return next_header(req);

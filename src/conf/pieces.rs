@@ -1,0 +1,104 @@
+//! `ometascan_pieces`: the protocol in which the backend assembles files uploaded in pieces,
+//! and the spool where the module keeps its own copy of each upload in progress.
+
+use std::ffi::{c_char, c_void};
+use std::time::Duration;
+
+use ngx::ffi::*;
+use ometascan_core::pieces::{Spool, SpoolLimits};
+
+use super::lcf;
+use crate::ngx_ext::conf::{duplicate_check, parse_time, text, Directive, CONF_OK};
+
+/// A location's uploads in pieces.
+#[derive(Debug, Clone)]
+pub struct Pieces {
+    /// tus 1.0 (the only protocol so far).
+    pub tus: bool,
+    pub spool: Spool,
+}
+
+/// `ometascan_pieces tus spool=path [size=size] [uploads=number] [expire=time] | off`.
+pub unsafe extern "C" fn set_pieces(
+    cf: *mut ngx_conf_t,
+    cmd: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    // SAFETY: nginx calls a handler with the configuration being parsed and the command,
+    // valid for the call, and (NGX_HTTP_LOC_CONF_OFFSET) this level's LocConf.
+    let (d, c) = unsafe { (Directive::new(cf, cmd), lcf(conf)) };
+    duplicate_check!(d, c.pieces);
+    if d.args.len() == 2 && text(&d.args[1]) == "off" {
+        c.pieces = Some(None);
+        return CONF_OK;
+    }
+    if text(&d.args[1]) != "tus" {
+        return d.invalid(&d.args[1], "it must be \"tus\" or \"off\"");
+    }
+    let mut limits = SpoolLimits::default();
+    let mut dir = None;
+    for arg in &d.args[2..] {
+        let t = text(arg);
+        let Some((key, value)) = t.split_once('=') else {
+            return d.invalid(
+                arg,
+                "it must be \"spool=\", \"size=\", \"uploads=\" or \"expire=\"",
+            );
+        };
+        match key {
+            "spool" => {
+                let path = std::path::PathBuf::from(value);
+                if !path.is_absolute() || !path.is_dir() {
+                    return d.invalid(
+                        arg,
+                        "the spool must be an existing directory, by its full path",
+                    );
+                }
+                dir = Some(path);
+            }
+            "size" => match size(value) {
+                Some(n) => limits.max_upload = n,
+                None => return d.invalid(arg, "it must be a size above zero"),
+            },
+            "uploads" => match value.parse::<usize>() {
+                Ok(n) if n > 0 && n <= 10_000_000 => limits.max_uploads = n,
+                _ => return d.invalid(arg, "it must be a number from 1 to 10000000"),
+            },
+            "expire" => match time(value) {
+                Some(t) => limits.expire = t,
+                None => return d.invalid(arg, "it must be a time above zero"),
+            },
+            _ => {
+                return d.invalid(
+                    arg,
+                    "it must be \"spool=\", \"size=\", \"uploads=\" or \"expire=\"",
+                )
+            }
+        }
+    }
+    let Some(dir) = dir else {
+        return d.fail("\"spool=\" is required: the directory where uploads in progress are kept");
+    };
+    c.pieces = Some(Some(Pieces {
+        tus: true,
+        spool: Spool::new(dir, limits),
+    }));
+    CONF_OK
+}
+
+fn size(value: &str) -> Option<u64> {
+    let mut v = ngx_str_t {
+        len: value.len(),
+        data: value.as_ptr() as *mut u8,
+    };
+    // SAFETY: ngx_parse_offset only reads the string, which lives through this call.
+    let n = unsafe { ngx_parse_offset(&mut v) };
+    u64::try_from(n).ok().filter(|&n| n > 0)
+}
+
+fn time(value: &str) -> Option<Duration> {
+    parse_time(&ngx_str_t {
+        len: value.len(),
+        data: value.as_ptr() as *mut u8,
+    })
+}
