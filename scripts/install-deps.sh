@@ -6,7 +6,8 @@
 # and the parsers of scripts/install-difftest-deps.sh for the differential suite (chromium as
 # a client whose forms and fetch requests are replayed), and Go, Ruby with Rack, a JDK with
 # commons-fileupload, commons-io and Jackson for its Go, Rack and Java parsers; redis-server for
-# the verdict cache's second level; prometheus for promtool, which lints the status page.
+# the verdict cache's second level; prometheus for promtool, which lints the status page;
+# Apache with mod_dav, a backend that writes Content-Range pieces into the file it serves.
 # Rust itself (cargo with rustfmt and clippy) must be installed already (rustup).
 set -euo pipefail
 
@@ -15,7 +16,7 @@ packages=(clang libclang-dev libssl-dev libpcre2-dev zlib1g-dev make curl openss
           debhelper dpkg-dev lintian rpm cpio valgrind brotli bzip2 redis-server
           php-cgi python3-venv chromium clamav prometheus zstd
           golang-go ruby ruby-rack default-jdk-headless libcommons-fileupload-java
-          libcommons-io-java libjackson2-databind-java)
+          libcommons-io-java libjackson2-databind-java apache2)
 # node and npm for the differential suite's Node parsers, unless the machine has them already.
 command -v node >/dev/null || packages+=(nodejs)
 command -v npm >/dev/null || packages+=(npm)

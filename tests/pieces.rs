@@ -253,3 +253,141 @@ fn pieces_the_module_has_not_seen_are_refused() {
         status.text()
     );
 }
+
+/// Apache with mod_dav serving `root` (a `/dav/` directory inside it), which writes a `PUT`'s
+/// `Content-Range` into the file.
+struct Apache(PathBuf, u16);
+
+impl Apache {
+    fn start(dir: &Path) -> Apache {
+        let port = nginx::free_port();
+        writable(&dir.join("dav"));
+        let conf = format!(
+            "ServerRoot {d}\nDefaultRuntimeDir {d}\nListen 127.0.0.1:{port}\n\
+             LoadModule mpm_event_module /usr/lib/apache2/modules/mod_mpm_event.so\n\
+             LoadModule authz_core_module /usr/lib/apache2/modules/mod_authz_core.so\n\
+             LoadModule dav_module /usr/lib/apache2/modules/mod_dav.so\n\
+             LoadModule dav_fs_module /usr/lib/apache2/modules/mod_dav_fs.so\n\
+             PidFile {d}/httpd.pid\nErrorLog {d}/error.log\nUser nobody\nGroup nogroup\n\
+             ServerName localhost\nDavLockDB {d}/lockdb\nDocumentRoot {d}\n\
+             <Directory {d}/dav>\n  Dav On\n  Require all granted\n</Directory>\n",
+            d = dir.display()
+        );
+        writable(dir);
+        std::fs::write(dir.join("httpd.conf"), conf).unwrap();
+        let st = Command::new("apache2")
+            .args([
+                "-f",
+                &dir.join("httpd.conf").to_string_lossy(),
+                "-k",
+                "start",
+            ])
+            .status()
+            .expect("apache2 (scripts/install-deps.sh installs it)");
+        assert!(st.success());
+        assert!(wait_for(Duration::from_secs(20), || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        }));
+        Apache(dir.to_path_buf(), port)
+    }
+}
+
+impl Drop for Apache {
+    fn drop(&mut self) {
+        let _ = Command::new("apache2")
+            .args([
+                "-f",
+                &self.0.join("httpd.conf").to_string_lossy(),
+                "-k",
+                "stop",
+            ])
+            .status();
+    }
+}
+
+/// curl sending `data` as the range at `offset` of a file of `total` bytes.
+fn curl_range(port: u16, path: &str, offset: usize, data: &[u8], total: usize, dir: &Path) -> u16 {
+    let file = dir.join("piece");
+    std::fs::write(&file, data).unwrap();
+    let range = format!(
+        "Content-Range: bytes {offset}-{}/{total}",
+        offset + data.len() - 1
+    );
+    let out = Command::new("curl")
+        .args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "-H",
+            "Expect:",
+            "-H",
+            &range,
+        ])
+        .arg("-T")
+        .arg(&file)
+        .arg(format!("http://127.0.0.1:{port}{path}"))
+        .output()
+        .expect("curl");
+    String::from_utf8_lossy(&out.stdout).parse().unwrap_or(0)
+}
+
+#[test]
+fn content_range_pieces_are_scanned_in_the_file_as_it_stands() {
+    let w = work("range");
+    let spool = w.join("spool");
+    writable(&spool);
+    let apache = Apache::start(&w.join("apache"));
+    let served = |name: &str| std::fs::read(w.join("apache/dav").join(name)).unwrap_or_default();
+    let scanner = ScannerDouble::start(Action::EicarAware);
+    let n = Nginx::start(&format!(
+        "server {{ listen 127.0.0.1:%PORT%; client_max_body_size 50m;\n\
+           location /dav/ {{ ometascan_pass {};\n\
+             ometascan_pieces content_range spool={};\n\
+             proxy_pass http://127.0.0.1:{}; }} }}",
+        scanner.url(),
+        spool.display(),
+        apache.1
+    ));
+    // The clean twin, in three ranges: the file Apache serves is the file.
+    let clean = random_bytes(3 * 4096, 7);
+    for (i, piece) in clean.chunks(4096).enumerate() {
+        let st = curl_range(n.port, "/dav/clean.bin", i * 4096, piece, clean.len(), &w);
+        assert!(st == 201 || st == 204, "{st}\n{}", n.error_log());
+    }
+    assert_eq!(served("clean.bin"), clean);
+    // Each range clean alone, the file as it stands after the second is not: that range is
+    // blocked, and Apache's file never holds the string.
+    let infected = split_eicar();
+    let total = infected.len();
+    assert_eq!(
+        curl_range(n.port, "/dav/x.bin", 0, &infected[..4096], total, &w),
+        201
+    );
+    assert_eq!(
+        curl_range(n.port, "/dav/x.bin", 4096, &infected[4096..8192], total, &w),
+        204
+    );
+    let st = curl_range(n.port, "/dav/x.bin", 8192, &infected[8192..], total, &w);
+    assert_eq!(st, 403, "{}", n.error_log());
+    let held = served("x.bin");
+    assert_eq!(held.len(), 8192);
+    assert!(!held.windows(EICAR.len()).any(|w| w == EICAR));
+    // The copy went with the block: a range past the start of a file the module holds no
+    // copy of is refused, and so is one past the end of the copy.
+    assert_eq!(
+        curl_range(n.port, "/dav/x.bin", 8192, &infected[8192..], total, &w),
+        409
+    );
+    assert_eq!(
+        curl_range(n.port, "/dav/y.bin", 4096, b"late", 8192, &w),
+        409
+    );
+    assert_eq!(curl_range(n.port, "/dav/y.bin", 0, b"head", 8192, &w), 201);
+    assert_eq!(
+        curl_range(n.port, "/dav/y.bin", 100, b"hole", 8192, &w),
+        409
+    );
+    assert_eq!(served("y.bin"), b"head");
+}

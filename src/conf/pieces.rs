@@ -13,12 +13,15 @@ use crate::ngx_ext::conf::{duplicate_check, parse_time, text, Directive, CONF_OK
 /// A location's uploads in pieces.
 #[derive(Debug, Clone)]
 pub struct Pieces {
-    /// tus 1.0 (the only protocol so far).
+    /// tus 1.0.
     pub tus: bool,
+    /// `Content-Range` on `PUT` and `PATCH`.
+    pub range: bool,
     pub spool: Spool,
 }
 
-/// `ometascan_pieces tus spool=path [size=size] [uploads=number] [expire=time] | off`.
+/// `ometascan_pieces tus | content_range ... spool=path [size=size] [uploads=number]
+/// [expire=time] | off`.
 pub unsafe extern "C" fn set_pieces(
     cf: *mut ngx_conf_t,
     cmd: *mut ngx_command_t,
@@ -32,13 +35,22 @@ pub unsafe extern "C" fn set_pieces(
         c.pieces = Some(None);
         return CONF_OK;
     }
-    if text(&d.args[1]) != "tus" {
-        return d.invalid(&d.args[1], "it must be \"tus\" or \"off\"");
-    }
+    let (mut tus, mut range) = (false, false);
     let mut limits = SpoolLimits::default();
     let mut dir = None;
-    for arg in &d.args[2..] {
+    for arg in &d.args[1..] {
         let t = text(arg);
+        match t.as_str() {
+            "tus" if !tus => {
+                tus = true;
+                continue;
+            }
+            "content_range" if !range => {
+                range = true;
+                continue;
+            }
+            _ => {}
+        }
         let Some((key, value)) = t.split_once('=') else {
             return d.invalid(
                 arg,
@@ -76,11 +88,15 @@ pub unsafe extern "C" fn set_pieces(
             }
         }
     }
+    if !tus && !range {
+        return d.fail("a protocol is required: \"tus\", \"content_range\" (or \"off\")");
+    }
     let Some(dir) = dir else {
         return d.fail("\"spool=\" is required: the directory where uploads in progress are kept");
     };
     c.pieces = Some(Some(Pieces {
-        tus: true,
+        tus,
+        range,
         spool: Spool::new(dir, limits),
     }));
     CONF_OK

@@ -199,7 +199,16 @@ mod shown {
         fn shown(&self) -> String {
             match self {
                 None => "off".into(),
-                Some(p) => format!("tus spool={}", p.spool.dir().display()),
+                Some(p) => {
+                    let mut v: Vec<&str> = Vec::new();
+                    if p.tus {
+                        v.push("tus");
+                    }
+                    if p.range {
+                        v.push("content_range");
+                    }
+                    format!("{} spool={}", v.join(" "), p.spool.dir().display())
+                }
             }
         }
     }

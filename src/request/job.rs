@@ -60,8 +60,8 @@ pub fn start(
     let request = scan_request(r, &loan)?;
     let options = scan_options(r, lcf)?;
     let target = scan_target(lcf, target)?;
-    let piece = match super::pieces::piece(r) {
-        Some(Err(e)) => return Err(ScanError::ambiguous(format!("tus: {e}"))),
+    let piece = match super::pieces::piece(r, request.body.len()) {
+        Some(Err(e)) => return Err(ScanError::ambiguous(e)),
         Some(Ok(p)) => Some(p),
         None => None,
     };

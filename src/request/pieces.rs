@@ -18,22 +18,34 @@ pub fn of(r: &Request) -> Option<&'static Pieces> {
     Module::location_conf(r)?.pieces.as_ref()?.as_ref()
 }
 
-/// A tus termination (`DELETE` of an upload): the copy goes with it. `true` when it was one
-/// (nothing to scan).
+/// A `DELETE` of an upload (tus's termination) or of a file written in ranges: the copy goes
+/// with it. `true` for a tus termination (nothing to scan).
 pub fn terminated(r: &mut Request) -> bool {
     let Some(p) = of(r) else { return false };
-    if r.method_name() != b"DELETE" || header_in(r, b"tus-resumable").is_none() {
+    if r.method_name() != b"DELETE" {
         return false;
     }
     p.spool.remove(&pieces::upload_key(r.raw_uri()));
-    true
+    p.tus && header_in(r, b"tus-resumable").is_some()
 }
 
-/// The piece the request writes, if it writes one (`Err`: a tus header that cannot be read).
-pub fn piece(r: &Request) -> Option<Result<(Piece, ometascan_core::pieces::Spool), String>> {
+/// The piece the request writes, if it writes one (`Err`: a header that cannot be read).
+pub fn piece(
+    r: &Request,
+    body_len: u64,
+) -> Option<Result<(Piece, ometascan_core::pieces::Spool), String>> {
     let p = of(r)?;
     let headers = copy_headers_in(r);
-    match pieces::tus_piece(r.method_name(), r.raw_uri(), &headers) {
+    let (method, uri) = (r.method_name(), r.raw_uri());
+    let found = match pieces::tus_piece(method, uri, &headers) {
+        Ok(None) | Err(_) if !p.tus => Ok(None),
+        tus => tus,
+    };
+    let found = match found {
+        Ok(None) if p.range => pieces::range_piece(method, uri, &headers, body_len),
+        other => other,
+    };
+    match found {
         Ok(Some(piece)) => Some(Ok((piece, p.spool.clone()))),
         Ok(None) => None,
         Err(e) => Some(Err(e)),

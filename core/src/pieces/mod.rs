@@ -4,7 +4,9 @@
 //!
 //! Protocols: tus 1.0 (creation with `Upload-Length`, learnt from the backend's `201` and its
 //! `Location`; `PATCH` with `Upload-Offset`, and `Upload-Length` where the length was
-//! deferred; termination by `DELETE`).
+//! deferred; termination by `DELETE`), and `Content-Range` on `PUT`/`PATCH` (Apache's mod_dav
+//! writes the range into the file it serves: the file as it then stands is scanned after
+//! every piece; a `PUT` without a range writes the file whole).
 //!
 //! A piece of an upload the module holds no copy of, or whose offset does not fit the copy,
 //! could complete a file that cannot be scanned whole: it is refused (409), as a failure that
@@ -23,11 +25,24 @@ use crate::scan::{ScanError, ScanOptions, ScanOutcome, ScanRequest, Scanner, Tar
 /// A request that writes a piece of an upload.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Piece {
-    /// The upload's key: the path of the tus upload URL.
+    /// The upload's key: the path of the tus upload URL, or of the file a `PUT` writes.
     pub key: Vec<u8>,
     pub offset: u64,
     /// The upload's length, when this request announces it (tus's deferred length).
     pub total: Option<u64>,
+    pub kind: Kind,
+}
+
+/// How the backend puts the pieces together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// tus: the file is exposed once complete; a piece resends from its offset (what the copy
+    /// holds past it goes).
+    Tus,
+    /// `Content-Range` on `PUT`/`PATCH`: the backend writes the piece into the file it serves,
+    /// which is scanned as it then stands after every piece; `whole`: a `PUT` of the whole file
+    /// (no `Content-Range`) replaces it.
+    Range { whole: bool },
 }
 
 /// A decimal header value, strictly (digits only, no sign, no spaces inside).
@@ -87,6 +102,55 @@ pub fn tus_piece(method: &[u8], uri: &[u8], headers: &HeaderList) -> Result<Opti
         key: upload_key(uri),
         offset,
         total,
+        kind: Kind::Tus,
+    }))
+}
+
+/// What a `PUT` or `PATCH` is to a backend that honours `Content-Range` (Apache's mod_dav): a
+/// piece at the range's first byte, or (a `PUT` without one) the whole file. The range must
+/// be `bytes first-last/length-or-*` with as many bytes as the body holds.
+pub fn range_piece(
+    method: &[u8],
+    uri: &[u8],
+    headers: &HeaderList,
+    body_len: u64,
+) -> Result<Option<Piece>, String> {
+    let put = method.eq_ignore_ascii_case(b"PUT");
+    if !put && !method.eq_ignore_ascii_case(b"PATCH") {
+        return Ok(None);
+    }
+    let key = upload_key(uri);
+    let Some(range) = single(headers, "content-range")? else {
+        return Ok(put.then_some(Piece {
+            key,
+            offset: 0,
+            total: None,
+            kind: Kind::Range { whole: true },
+        }));
+    };
+    let bad = || {
+        format!(
+            "a \"Content-Range\" that is not \"bytes first-last/length\": \"{}\"",
+            String::from_utf8_lossy(range).escape_debug()
+        )
+    };
+    let rest = range.trim_ascii().strip_prefix(b"bytes ").ok_or_else(bad)?;
+    let slash = memchr::memchr(b'/', rest).ok_or_else(bad)?;
+    let span = &rest[..slash];
+    let dash = memchr::memchr(b'-', span).ok_or_else(bad)?;
+    let first = number(&span[..dash]).ok_or_else(bad)?;
+    let last = number(&span[dash + 1..]).ok_or_else(bad)?;
+    if last < first || last - first + 1 != body_len {
+        return Err(format!(
+            "a \"Content-Range\" of {} bytes for a body of {body_len}",
+            last.saturating_sub(first).saturating_add(1)
+        ));
+    }
+    Ok(Some(Piece {
+        key,
+        offset: first,
+        total: None,
+        kind: Kind::Range { whole: false },
     }))
 }
 
@@ -137,7 +201,7 @@ impl Scanner {
             .await;
         match &outcome.result {
             Ok(Verdict::Allowed) => {}
-            Ok(Verdict::Blocked { .. }) => {
+            Ok(Verdict::Blocked { .. }) if piece.kind == Kind::Tus => {
                 let (s, key) = (spool.clone(), piece.key.clone());
                 let _ = tokio::task::spawn_blocking(move || block(&s, &key)).await;
                 return outcome;
@@ -169,13 +233,21 @@ impl Scanner {
         };
         let mut result = self.scan_decoded(target, whole, opts).await;
         result.elapsed = started.elapsed();
-        if let Ok(Verdict::Blocked { .. }) = result.result {
+        let allowed = matches!(result.result, Ok(Verdict::Allowed));
+        if piece.kind != Kind::Tus && !allowed {
+            // The backend does not get the piece: the copy, which has it, goes (a later piece
+            // of the file is refused until it is written whole again).
+            drop(upload);
+            let (s, key) = (spool.clone(), piece.key.clone());
+            let _ = tokio::task::spawn_blocking(move || s.remove(&key)).await;
+        } else if let Ok(Verdict::Blocked { .. }) = result.result {
             let _ = tokio::task::spawn_blocking(move || {
                 let mut upload = upload;
                 upload.block()
             })
             .await;
-        } else if let Ok(Verdict::Sanitized { .. }) = result.result {
+        }
+        if let Ok(Verdict::Sanitized { .. }) = result.result {
             result.result = Err(ScanError::Decode(
                 "the scanner sanitized an upload assembled from pieces; the backend holds the \
                  pieces as sent"
@@ -204,18 +276,39 @@ fn as_upload(h: &HeaderList) -> HeaderList {
     out
 }
 
-/// Applies the piece; the upload, locked, when the piece completes it.
+/// Applies the piece; the upload, locked, when what it now holds is to be scanned whole: a tus
+/// upload the piece completes, a file a range was written into (unless it is the piece alone,
+/// scanned already).
 fn apply(
     spool: &Spool,
     piece: &Piece,
     body: &crate::body::RequestBody,
 ) -> Result<Option<spool::Upload>, PieceError> {
-    let mut upload = spool.open(&piece.key, false)?.ok_or(PieceError::Unknown)?;
-    if upload.state.total.is_none() {
-        upload.state.total = piece.total;
+    let max = spool.limits().max_upload;
+    match piece.kind {
+        Kind::Tus => {
+            let mut upload = spool.open(&piece.key, false)?.ok_or(PieceError::Unknown)?;
+            if upload.state.total.is_none() {
+                upload.state.total = piece.total;
+            }
+            upload.write(piece.offset, body, max, true)?;
+            Ok(upload.complete().then_some(upload))
+        }
+        Kind::Range { whole } => {
+            let known = spool.open(&piece.key, false)?;
+            let mut upload = match known {
+                Some(u) if !whole => u,
+                // A new file, or one the client writes whole: its copy starts here.
+                _ if whole || piece.offset == 0 => {
+                    spool.create(&piece.key, None)?;
+                    spool.open(&piece.key, false)?.ok_or(PieceError::Unknown)?
+                }
+                _ => return Err(PieceError::Unknown),
+            };
+            upload.write(piece.offset, body, max, false)?;
+            Ok((upload.state.length != body.len()).then_some(upload))
+        }
     }
-    upload.write(piece.offset, body, spool.limits().max_upload)?;
-    Ok(upload.complete().then_some(upload))
 }
 
 fn block(spool: &Spool, key: &[u8]) -> Result<(), PieceError> {
@@ -250,7 +343,8 @@ mod tests {
             Ok(Some(Piece {
                 key: b"/files/x".to_vec(),
                 offset: 5,
-                total: None
+                total: None,
+                kind: Kind::Tus
             }))
         );
         assert_eq!(tus_piece(b"POST", b"/files/x", &patch), Ok(None));
@@ -273,6 +367,30 @@ mod tests {
         assert_eq!(tus_creation(b"POST", &create), Some(Some(12)));
         assert_eq!(tus_creation(b"POST", &h(&[("Upload-Length", "12")])), None);
         assert_eq!(upload_key(b"http://h:8080/files/abc"), b"/files/abc");
+        let range = h(&[("Content-Range", "bytes 100-199/1000")]);
+        assert_eq!(
+            range_piece(b"PUT", b"/dav/f.bin", &range, 100)
+                .unwrap()
+                .unwrap(),
+            Piece {
+                key: b"/dav/f.bin".to_vec(),
+                offset: 100,
+                total: None,
+                kind: Kind::Range { whole: false }
+            }
+        );
+        assert!(range_piece(b"PUT", b"/f", &range, 99).is_err());
+        assert!(range_piece(b"PUT", b"/f", &h(&[("Content-Range", "bytes 5-1/*")]), 0).is_err());
+        assert!(range_piece(b"PUT", b"/f", &h(&[("Content-Range", "items 0-1/2")]), 2).is_err());
+        assert_eq!(
+            range_piece(b"PUT", b"/f", &h(&[]), 7)
+                .unwrap()
+                .unwrap()
+                .kind,
+            Kind::Range { whole: true }
+        );
+        assert_eq!(range_piece(b"PATCH", b"/f", &h(&[]), 7), Ok(None));
+        assert_eq!(range_piece(b"POST", b"/f", &range, 100), Ok(None));
         assert_eq!(upload_key(b"https://h"), b"/");
     }
 }

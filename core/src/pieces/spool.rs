@@ -259,9 +259,16 @@ fn parse(text: &str) -> Option<State> {
 }
 
 impl Upload {
-    /// Writes the piece `body` at `offset`: the copy is cut to `offset` first (a client resends
-    /// from the offset the backend holds), and an offset past its end does not fit.
-    pub fn write(&mut self, offset: u64, body: &RequestBody, max: u64) -> Result<(), PieceError> {
+    /// Writes the piece `body` at `offset`; `truncate`: the copy is cut to `offset` first (a tus
+    /// client resends from the offset the backend holds), else what lies past the piece stays
+    /// (a range written into a file). An offset past the copy's end does not fit.
+    pub fn write(
+        &mut self,
+        offset: u64,
+        body: &RequestBody,
+        max: u64,
+        truncate: bool,
+    ) -> Result<(), PieceError> {
         if self.state.blocked {
             return Err(PieceError::Blocked);
         }
@@ -278,7 +285,9 @@ impl Upload {
                 self.state.total.map_or(max, |t| t.min(max))
             )));
         }
-        self.data.set_len(offset)?;
+        if truncate {
+            self.data.set_len(offset)?;
+        }
         let mut at = offset;
         let mut reader = body.reader(FILE_CHUNK);
         while let Some(chunk) = reader.next_chunk() {
@@ -286,7 +295,11 @@ impl Upload {
             self.data.write_all_at(&chunk, at)?;
             at += chunk.len() as u64;
         }
-        self.state.length = end;
+        self.state.length = if truncate {
+            end
+        } else {
+            end.max(self.state.length)
+        };
         self.state.updated = now();
         self.save()
     }
@@ -355,15 +368,15 @@ mod tests {
         let s = spool(SpoolLimits::default());
         s.create(b"/files/a", Some(10)).unwrap();
         let mut up = s.open(b"/files/a", false).unwrap().unwrap();
-        up.write(0, &mem(&[b"hello"]), 100).unwrap();
+        up.write(0, &mem(&[b"hello"]), 100, true).unwrap();
         assert!(!up.complete());
         drop(up);
         let mut up = s.open(b"/files/a", false).unwrap().unwrap();
         assert_eq!(up.state.length, 5);
         // The backend kept 3 bytes only: the client resends from there.
-        up.write(3, &mem(&[b"LO wo"]), 100).unwrap();
+        up.write(3, &mem(&[b"LO wo"]), 100, true).unwrap();
         assert_eq!(read(&up), b"helLO wo");
-        up.write(8, &mem(&[b"rl"]), 100).unwrap();
+        up.write(8, &mem(&[b"rl"]), 100, true).unwrap();
         assert!(up.complete());
         assert_eq!(read(&up), b"helLO worl");
     }
@@ -375,19 +388,19 @@ mod tests {
         s.create(b"/files/b", Some(4)).unwrap();
         let mut up = s.open(b"/files/b", false).unwrap().unwrap();
         assert!(matches!(
-            up.write(2, &mem(&[b"xx"]), 100),
+            up.write(2, &mem(&[b"xx"]), 100, true),
             Err(PieceError::Misfit {
                 offset: 2,
                 length: 0
             })
         ));
         assert!(matches!(
-            up.write(0, &mem(&[b"12345"]), 100),
+            up.write(0, &mem(&[b"12345"]), 100, true),
             Err(PieceError::Limit(_))
         ));
         up.block().unwrap();
         assert!(matches!(
-            up.write(0, &mem(&[b"1"]), 100),
+            up.write(0, &mem(&[b"1"]), 100, true),
             Err(PieceError::Blocked)
         ));
         drop(up);
