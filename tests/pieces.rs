@@ -391,3 +391,130 @@ fn content_range_pieces_are_scanned_in_the_file_as_it_stands() {
     );
     assert_eq!(served("y.bin"), b"head");
 }
+
+/// moto's S3 server.
+struct Moto(Child, u16);
+
+impl Moto {
+    fn start() -> Moto {
+        let port = nginx::free_port();
+        let child = Command::new(root().join("target/difftest/s3new/bin/moto_server"))
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("moto_server (scripts/install-difftest-deps.sh installs it)");
+        assert!(wait_for(Duration::from_secs(30), || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        }));
+        Moto(child, port)
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn s3_multipart_uploads_are_assembled_and_scanned_at_completion() {
+    deps();
+    let w = work("s3");
+    let spool = w.join("spool");
+    writable(&spool);
+    let moto = Moto::start();
+    let scanner = ScannerDouble::start(Action::EicarAware);
+    let ca = ometascan_testkit::tls::ca("test CA");
+    let cert = ometascan_testkit::tls::server(&["127.0.0.1", "localhost"], Some(&ca), false);
+    std::fs::write(w.join("ca.pem"), ca.pem()).unwrap();
+    std::fs::write(w.join("cert.pem"), cert.pem()).unwrap();
+    std::fs::write(w.join("key.pem"), cert.key.serialize_pem()).unwrap();
+    let tls_port = nginx::free_port();
+    let n = Nginx::start(&format!(
+        "server {{ listen 127.0.0.1:%PORT%; listen 127.0.0.1:{tls_port} ssl;\n\
+           ssl_certificate {d}/cert.pem; ssl_certificate_key {d}/key.pem;\n\
+           client_max_body_size 100m;\n\
+           location / {{ ometascan_pass {scanner}; ometascan_methods PUT POST;\n\
+             ometascan_pieces s3 spool={spool};\n\
+             proxy_pass http://127.0.0.1:{moto}; proxy_set_header Host $http_host;\n\
+             proxy_http_version 1.1; }}\n\
+         }}",
+        d = w.display(),
+        scanner = scanner.url(),
+        spool = spool.display(),
+        moto = moto.1,
+    ));
+    let direct = format!("http://127.0.0.1:{}", moto.1);
+    // EICAR straddles the 5 MiB boundary of the first two parts: every part is clean alone.
+    let clean = random_bytes(12 << 20, 92);
+    let mut bad = random_bytes(12 << 20, 93);
+    let at = (5 << 20) - EICAR.len() / 2;
+    bad[at..at + EICAR.len()].copy_from_slice(EICAR);
+    std::fs::write(w.join("clean.bin"), &clean).unwrap();
+    std::fs::write(w.join("bad.bin"), &bad).unwrap();
+    let python = root().join("target/difftest/s3new/bin/python");
+    for (scheme, port) in [("https", tls_port), ("http", n.port)] {
+        // upload_file sends two parts at once; "reversed" sends the last part first.
+        for mode in ["multipart", "reversed"] {
+            for name in ["clean", "bad"] {
+                let key = format!("{scheme}-{mode}-{name}");
+                let out = Command::new(&python)
+                    .arg(root().join("tests/clients/s3.py"))
+                    .arg(format!("{scheme}://127.0.0.1:{port}"))
+                    .arg(&direct)
+                    .arg(w.join("ca.pem"))
+                    .arg("bucket")
+                    .arg(&key)
+                    .arg(w.join(format!("{name}.bin")))
+                    .arg(mode)
+                    .output()
+                    .unwrap();
+                let text = String::from_utf8_lossy(&out.stdout).into_owned();
+                assert!(
+                    out.status.success(),
+                    "{key}: {text}{}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                if name == "clean" {
+                    assert!(
+                        text.contains("\"uploaded\": true"),
+                        "{key}: {text}\n{}",
+                        n.error_log()
+                    );
+                    let sha = text
+                        .split("\"sha256\": \"")
+                        .nth(1)
+                        .unwrap()
+                        .split('"')
+                        .next()
+                        .unwrap();
+                    assert!(
+                        text.contains(&format!("\"stored_sha256\": \"{sha}\"")),
+                        "{key}: {text}"
+                    );
+                } else {
+                    assert!(
+                        text.contains("\"uploaded\": false"),
+                        "{key}: {text}\n{}",
+                        n.error_log()
+                    );
+                    assert!(text.contains("\"stored_sha256\": null"), "{key}: {text}");
+                }
+            }
+        }
+    }
+    let log = n.error_log();
+    assert!(log.contains("request blocked by the scanner"), "{log}");
+    // A completion that lists a part the module has not seen is refused.
+    let r = client::request(
+        n.port,
+        "POST",
+        "/bucket/unseen?uploadId=nosuchupload",
+        &[("Content-Type", "application/xml")],
+        b"<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>\"x\"</ETag></Part></CompleteMultipartUpload>",
+    )
+    .unwrap();
+    assert_eq!(r.status, 409, "{}", n.error_log());
+}

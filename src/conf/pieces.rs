@@ -17,10 +17,12 @@ pub struct Pieces {
     pub tus: bool,
     /// `Content-Range` on `PUT` and `PATCH`.
     pub range: bool,
+    /// S3's multipart uploads.
+    pub s3: bool,
     pub spool: Spool,
 }
 
-/// `ometascan_pieces tus | content_range ... spool=path [size=size] [uploads=number]
+/// `ometascan_pieces tus | content_range | s3 ... spool=path [size=size] [uploads=number]
 /// [expire=time] | off`.
 pub unsafe extern "C" fn set_pieces(
     cf: *mut ngx_conf_t,
@@ -35,7 +37,7 @@ pub unsafe extern "C" fn set_pieces(
         c.pieces = Some(None);
         return CONF_OK;
     }
-    let (mut tus, mut range) = (false, false);
+    let (mut tus, mut range, mut s3) = (false, false, false);
     let mut limits = SpoolLimits::default();
     let mut dir = None;
     for arg in &d.args[1..] {
@@ -47,6 +49,10 @@ pub unsafe extern "C" fn set_pieces(
             }
             "content_range" if !range => {
                 range = true;
+                continue;
+            }
+            "s3" if !s3 => {
+                s3 = true;
                 continue;
             }
             _ => {}
@@ -88,8 +94,8 @@ pub unsafe extern "C" fn set_pieces(
             }
         }
     }
-    if !tus && !range {
-        return d.fail("a protocol is required: \"tus\", \"content_range\" (or \"off\")");
+    if !tus && !range && !s3 {
+        return d.fail("a protocol is required: \"tus\", \"content_range\", \"s3\" (or \"off\")");
     }
     let Some(dir) = dir else {
         return d.fail("\"spool=\" is required: the directory where uploads in progress are kept");
@@ -97,6 +103,7 @@ pub unsafe extern "C" fn set_pieces(
     c.pieces = Some(Some(Pieces {
         tus,
         range,
+        s3,
         spool: Spool::new(dir, limits),
     }));
     CONF_OK

@@ -207,6 +207,9 @@ mod shown {
                     if p.range {
                         v.push("content_range");
                     }
+                    if p.s3 {
+                        v.push("s3");
+                    }
                     format!("{} spool={}", v.join(" "), p.spool.dir().display())
                 }
             }

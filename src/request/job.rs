@@ -61,7 +61,7 @@ pub fn start(
     let options = scan_options(r, lcf)?;
     let target = scan_target(lcf, target)?;
     let piece = match super::pieces::piece(r, request.body.len()) {
-        Some(Err(e)) => return Err(ScanError::ambiguous(e)),
+        Some(Err(e)) => return Err(e),
         Some(Ok(p)) => Some(p),
         None => None,
     };

@@ -5,7 +5,9 @@
 
 use ngx::ffi::*;
 use ngx::http::{HttpModuleLocationConf, Request};
-use ometascan_core::pieces::{self, Piece};
+use ometascan_core::pieces::s3::S3;
+use ometascan_core::pieces::{self, Kind, Piece, Spool};
+use ometascan_core::ScanError;
 
 use crate::conf::pieces::Pieces;
 use crate::ngx_ext::headers::{copy_headers_in, copy_headers_out, header_in};
@@ -29,27 +31,54 @@ pub fn terminated(r: &mut Request) -> bool {
     p.tus && header_in(r, b"tus-resumable").is_some()
 }
 
-/// The piece the request writes, if it writes one (`Err`: a header that cannot be read).
-pub fn piece(
-    r: &Request,
-    body_len: u64,
-) -> Option<Result<(Piece, ometascan_core::pieces::Spool), String>> {
+/// The piece the request writes, if it writes one (`Err`: a header that cannot be read, or a
+/// piece that cannot be assembled).
+pub fn piece(r: &Request, body_len: u64) -> Option<Result<(Piece, Spool), ScanError>> {
     let p = of(r)?;
-    let headers = copy_headers_in(r);
-    let (method, uri) = (r.method_name(), r.raw_uri());
-    let found = match pieces::tus_piece(method, uri, &headers) {
-        Ok(None) | Err(_) if !p.tus => Ok(None),
-        tus => tus,
-    };
-    let found = match found {
-        Ok(None) if p.range => pieces::range_piece(method, uri, &headers, body_len),
-        other => other,
-    };
+    let found = find(r, p, body_len);
     match found {
         Ok(Some(piece)) => Some(Ok((piece, p.spool.clone()))),
         Ok(None) => None,
         Err(e) => Some(Err(e)),
     }
+}
+
+fn find(r: &Request, p: &Pieces, body_len: u64) -> Result<Option<Piece>, ScanError> {
+    let headers = copy_headers_in(r);
+    let (method, uri) = (r.method_name(), r.raw_uri());
+    if p.s3 {
+        let copy = header_in(r, b"x-amz-copy-source").is_some();
+        let s3 = pieces::s3::s3_request(method, uri, copy).map_err(ScanError::ambiguous)?;
+        let kind = match s3 {
+            Some(S3::Part { upload, number }) => Some((upload, Kind::S3Part { number })),
+            Some(S3::Complete { upload }) => Some((upload, Kind::S3Complete)),
+            Some(S3::Copy) => {
+                return Err(ScanError::Unassembled(
+                    "a part copied from another object (UploadPartCopy)".into(),
+                ))
+            }
+            None => None,
+        };
+        if let Some((key, kind)) = kind {
+            return Ok(Some(Piece {
+                key,
+                offset: 0,
+                total: None,
+                kind,
+            }));
+        }
+    }
+    if p.tus {
+        if let Some(piece) =
+            pieces::tus_piece(method, uri, &headers).map_err(ScanError::ambiguous)?
+        {
+            return Ok(Some(piece));
+        }
+    }
+    if p.range {
+        return pieces::range_piece(method, uri, &headers, body_len).map_err(ScanError::ambiguous);
+    }
+    Ok(None)
 }
 
 /// The backend's answer to a tus creation: `201` with the upload's `Location` starts the

@@ -3,7 +3,8 @@ server, then (to the server directly) reading back what it stored.
 
     s3.py ENDPOINT DIRECT CA BUCKET KEY FILE MODE
 
-MODE: put (put_object) or multipart (upload_file with 5 MiB parts). Prints one JSON line:
+MODE: put (put_object), multipart (upload_file with 5 MiB parts, two at once) or reversed (the
+multipart API by hand, 5 MiB parts uploaded last first). Prints one JSON line:
 {"uploaded": bool, "error": str|null, "stored_sha256": str|null, "sha256": str, "botocore": str}.
 """
 import hashlib
@@ -42,6 +43,18 @@ def main():
     try:
         if mode == "put":
             s3.put_object(Bucket=bucket, Key=key, Body=open(path, "rb"))
+        elif mode == "reversed":
+            up = s3.create_multipart_upload(Bucket=bucket, Key=key)["UploadId"]
+            size = 5 << 20
+            chunks = [data[i:i + size] for i in range(0, len(data), size)]
+            parts = []
+            for n in reversed(range(len(chunks))):
+                r = s3.upload_part(Bucket=bucket, Key=key, UploadId=up, PartNumber=n + 1,
+                                   Body=chunks[n])
+                parts.append({"PartNumber": n + 1, "ETag": r["ETag"]})
+            parts.sort(key=lambda p: p["PartNumber"])
+            s3.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=up,
+                                         MultipartUpload={"Parts": parts})
         else:
             cfg = TransferConfig(multipart_threshold=5 << 20, multipart_chunksize=5 << 20,
                                  max_concurrency=2)

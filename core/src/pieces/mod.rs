@@ -6,21 +6,20 @@
 //! `Location`; `PATCH` with `Upload-Offset`, and `Upload-Length` where the length was
 //! deferred; termination by `DELETE`), and `Content-Range` on `PUT`/`PATCH` (Apache's mod_dav
 //! writes the range into the file it serves: the file as it then stands is scanned after
-//! every piece; a `PUT` without a range writes the file whole).
+//! every piece; a `PUT` without a range writes the file whole), and S3's multipart uploads
+//! ([`s3`]).
 //!
 //! A piece of an upload the module holds no copy of, or whose offset does not fit the copy,
 //! could complete a file that cannot be scanned whole: it is refused (409), as a failure that
 //! `ometascan_on_error pass` lets through. A piece of a blocked upload is refused (403).
 
+pub mod s3;
+mod scan;
 pub mod spool;
-
-use std::sync::Arc;
-use std::time::Instant;
 
 pub use spool::{PieceError, Spool, SpoolLimits};
 
 use crate::headers::{self, HeaderList};
-use crate::scan::{ScanError, ScanOptions, ScanOutcome, ScanRequest, Scanner, Target, Verdict};
 
 /// A request that writes a piece of an upload.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,6 +42,10 @@ pub enum Kind {
     /// which is scanned as it then stands after every piece; `whole`: a `PUT` of the whole file
     /// (no `Content-Range`) replaces it.
     Range { whole: bool },
+    /// An S3 part: kept, decoded, under its number.
+    S3Part { number: u32 },
+    /// An S3 completion: the parts it lists, assembled.
+    S3Complete,
 }
 
 /// A decimal header value, strictly (digits only, no sign, no spaces inside).
@@ -164,158 +167,6 @@ pub fn tus_creation(method: &[u8], headers: &HeaderList) -> Option<Option<u64>> 
         // Upload-Defer-Length: 1: the length comes with a later piece.
         None => Some(None),
     }
-}
-
-impl From<PieceError> for ScanError {
-    fn from(e: PieceError) -> Self {
-        match e {
-            PieceError::Unknown | PieceError::Misfit { .. } => {
-                ScanError::Unassembled(e.to_string())
-            }
-            PieceError::Blocked => ScanError::Refused {
-                status: 403,
-                reason: e.to_string(),
-            },
-            PieceError::Limit(l) => ScanError::over_limit(l),
-            PieceError::Io(io) => ScanError::Spill(io),
-        }
-    }
-}
-
-impl Scanner {
-    /// Scans a piece of an upload: the piece as any request; then, applied to the module's
-    /// copy, the assembled file when the piece completes it. A blocked piece or file blocks the
-    /// upload: every later piece is refused.
-    pub async fn scan_piece(
-        self: Arc<Self>,
-        target: Target,
-        req: ScanRequest,
-        opts: ScanOptions,
-        piece: Piece,
-        spool: Spool,
-    ) -> ScanOutcome {
-        let started = Instant::now();
-        let outcome = self
-            .clone()
-            .scan_decoded(target.clone(), req.clone(), opts.clone())
-            .await;
-        match &outcome.result {
-            Ok(Verdict::Allowed) => {}
-            Ok(Verdict::Blocked { .. }) if piece.kind == Kind::Tus => {
-                let (s, key) = (spool.clone(), piece.key.clone());
-                let _ = tokio::task::spawn_blocking(move || block(&s, &key)).await;
-                return outcome;
-            }
-            _ => return outcome,
-        }
-        let body = req.body.clone();
-        let (s, p) = (spool.clone(), piece.clone());
-        let applied = tokio::task::spawn_blocking(move || apply(&s, &p, &body)).await;
-        let upload = match applied {
-            Ok(Ok(Some(upload))) => upload,
-            Ok(Ok(None)) => return outcome,
-            Ok(Err(e)) => return ScanOutcome::failed(e.into()),
-            Err(_) => return ScanOutcome::failed(ScanError::Internal),
-        };
-        let assembled = match upload.body() {
-            Ok(b) => b,
-            Err(e) => return ScanOutcome::failed(e.into()),
-        };
-        tracing::debug!(
-            "upload \"{}\" complete, {} bytes: scanning it",
-            String::from_utf8_lossy(&piece.key),
-            assembled.len()
-        );
-        let whole = ScanRequest {
-            headers: as_upload(&req.headers),
-            body: assembled,
-            ..req
-        };
-        let mut result = self.scan_decoded(target, whole, opts).await;
-        result.elapsed = started.elapsed();
-        let allowed = matches!(result.result, Ok(Verdict::Allowed));
-        if piece.kind != Kind::Tus && !allowed {
-            // The backend does not get the piece: the copy, which has it, goes (a later piece
-            // of the file is refused until it is written whole again).
-            drop(upload);
-            let (s, key) = (spool.clone(), piece.key.clone());
-            let _ = tokio::task::spawn_blocking(move || s.remove(&key)).await;
-        } else if let Ok(Verdict::Blocked { .. }) = result.result {
-            let _ = tokio::task::spawn_blocking(move || {
-                let mut upload = upload;
-                upload.block()
-            })
-            .await;
-        }
-        if let Ok(Verdict::Sanitized { .. }) = result.result {
-            result.result = Err(ScanError::Decode(
-                "the scanner sanitized an upload assembled from pieces; the backend holds the \
-                 pieces as sent"
-                    .into(),
-            ));
-        }
-        result
-    }
-}
-
-/// The piece's headers for the scan of the whole upload: its type is the file's, unknown.
-fn as_upload(h: &HeaderList) -> HeaderList {
-    let mut out: HeaderList = h
-        .iter()
-        .filter(|(n, _)| {
-            !n.eq_ignore_ascii_case(b"content-type")
-                && !n.eq_ignore_ascii_case(b"content-length")
-                && !n.eq_ignore_ascii_case(b"content-encoding")
-        })
-        .cloned()
-        .collect();
-    out.push((
-        bytes::Bytes::from_static(b"Content-Type"),
-        bytes::Bytes::from_static(b"application/octet-stream"),
-    ));
-    out
-}
-
-/// Applies the piece; the upload, locked, when what it now holds is to be scanned whole: a tus
-/// upload the piece completes, a file a range was written into (unless it is the piece alone,
-/// scanned already).
-fn apply(
-    spool: &Spool,
-    piece: &Piece,
-    body: &crate::body::RequestBody,
-) -> Result<Option<spool::Upload>, PieceError> {
-    let max = spool.limits().max_upload;
-    match piece.kind {
-        Kind::Tus => {
-            let mut upload = spool.open(&piece.key, false)?.ok_or(PieceError::Unknown)?;
-            if upload.state.total.is_none() {
-                upload.state.total = piece.total;
-            }
-            upload.write(piece.offset, body, max, true)?;
-            Ok(upload.complete().then_some(upload))
-        }
-        Kind::Range { whole } => {
-            let known = spool.open(&piece.key, false)?;
-            let mut upload = match known {
-                Some(u) if !whole => u,
-                // A new file, or one the client writes whole: its copy starts here.
-                _ if whole || piece.offset == 0 => {
-                    spool.create(&piece.key, None)?;
-                    spool.open(&piece.key, false)?.ok_or(PieceError::Unknown)?
-                }
-                _ => return Err(PieceError::Unknown),
-            };
-            upload.write(piece.offset, body, max, false)?;
-            Ok((upload.state.length != body.len()).then_some(upload))
-        }
-    }
-}
-
-fn block(spool: &Spool, key: &[u8]) -> Result<(), PieceError> {
-    if let Some(mut upload) = spool.open(key, false)? {
-        upload.block()?;
-    }
-    Ok(())
 }
 
 #[cfg(test)]

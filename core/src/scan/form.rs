@@ -157,7 +157,7 @@ fn refuse_sanitized_decoded(outcome: ScanOutcome, encoded: bool) -> ScanOutcome 
 /// The request with its body decoded from its `Content-Encoding` list (`aws-chunked` first,
 /// wherever S3's clients list it; then the others, last coding first), those headers dropped;
 /// within the location's decoding limits.
-fn decoded(req: ScanRequest, opts: &ScanOptions) -> Result<ScanRequest, ScanError> {
+pub(crate) fn decoded(req: ScanRequest, opts: &ScanOptions) -> Result<ScanRequest, ScanError> {
     let values = req
         .headers
         .iter()
