@@ -17,12 +17,15 @@ pub enum S3 {
     Complete { upload: Vec<u8> },
 }
 
+/// A query parameter, raw: name and value.
+type Param<'a> = (&'a [u8], &'a [u8]);
+
 /// The query's parameters, raw; a name given twice is an error (readers differ on which wins).
-fn query(uri: &[u8]) -> Result<Vec<(&[u8], &[u8])>, String> {
+fn query(uri: &[u8]) -> Result<Vec<Param<'_>>, String> {
     let Some(q) = memchr::memchr(b'?', uri).map(|i| &uri[i + 1..]) else {
         return Ok(Vec::new());
     };
-    let mut out: Vec<(&[u8], &[u8])> = Vec::new();
+    let mut out: Vec<Param> = Vec::new();
     for item in q.split(|&b| b == b'&').filter(|i| !i.is_empty()) {
         let (k, v) = match memchr::memchr(b'=', item) {
             Some(i) => (&item[..i], &item[i + 1..]),
