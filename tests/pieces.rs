@@ -518,3 +518,149 @@ fn s3_multipart_uploads_are_assembled_and_scanned_at_completion() {
     .unwrap();
     assert_eq!(r.status, 409, "{}", n.error_log());
 }
+
+/// A chunk receiver as Dropzone's and resumable.js's server examples write one.
+struct Receiver(Child, u16);
+
+impl Receiver {
+    fn start(store: &Path) -> Receiver {
+        let port = nginx::free_port();
+        let child = Command::new(root().join("target/difftest/venv/bin/python"))
+            .arg(root().join("tests/pieces/chunk_receiver.py"))
+            .arg(port.to_string())
+            .arg(store)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("python");
+        assert!(wait_for(Duration::from_secs(20), || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        }));
+        Receiver(child, port)
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Dropzone's request for one chunk (`chunking: true`): its fields and the chunk as `blob`.
+fn dropzone_chunk(port: u16, uuid: &str, index: usize, size: usize, file: &[u8]) -> u16 {
+    let chunk = &file[index * size..((index + 1) * size).min(file.len())];
+    let count = file.len().div_ceil(size);
+    let mut body = Vec::new();
+    for (name, value) in [
+        ("dzuuid", uuid.to_string()),
+        ("dzchunkindex", index.to_string()),
+        ("dztotalfilesize", file.len().to_string()),
+        ("dzchunksize", size.to_string()),
+        ("dztotalchunkcount", count.to_string()),
+        ("dzchunkbyteoffset", (index * size).to_string()),
+    ] {
+        body.extend_from_slice(
+            format!("--dzB\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n")
+                .as_bytes(),
+        );
+    }
+    body.extend_from_slice(
+        b"--dzB\r\nContent-Disposition: form-data; name=\"file\"; filename=\"blob\"\r\n\
+          Content-Type: application/octet-stream\r\n\r\n",
+    );
+    body.extend_from_slice(chunk);
+    body.extend_from_slice(b"\r\n--dzB--\r\n");
+    client::request(
+        port,
+        "POST",
+        "/upload",
+        &[("Content-Type", "multipart/form-data; boundary=dzB")],
+        &body,
+    )
+    .unwrap()
+    .status
+}
+
+/// An uploader's chunk sent as the body, described in the query.
+fn query_chunk(port: u16, id: &str, index: usize, size: usize, file: &[u8]) -> u16 {
+    let chunk = &file[index * size..((index + 1) * size).min(file.len())];
+    let path = format!(
+        "/query?id={id}&offset={}&total={}&count={}",
+        index * size,
+        file.len(),
+        file.len().div_ceil(size)
+    );
+    client::request(
+        port,
+        "POST",
+        &path,
+        &[("Content-Type", "application/octet-stream")],
+        chunk,
+    )
+    .unwrap()
+    .status
+}
+
+#[test]
+fn chunking_uploaders_pieces_are_assembled_by_their_fields_and_arguments() {
+    let w = work("fields");
+    let (store, spool) = (w.join("store"), w.join("spool"));
+    std::fs::create_dir_all(&store).unwrap();
+    writable(&spool);
+    let receiver = Receiver::start(&store);
+    let scanner = ScannerDouble::start(Action::EicarAware);
+    let n = Nginx::start(&format!(
+        "server {{ listen 127.0.0.1:%PORT%; client_max_body_size 50m;\n\
+           location = /upload {{ ometascan_pass {0};\n\
+             ometascan_pieces fields spool={1} key=dzuuid offset=dzchunkbyteoffset\n\
+                              total=dztotalfilesize;\n\
+             proxy_pass http://127.0.0.1:{2}; }}\n\
+           location = /query {{ ometascan_pass {0};\n\
+             ometascan_pieces fields spool={1} key=$arg_id offset=$arg_offset\n\
+                              total=$arg_total;\n\
+             proxy_pass http://127.0.0.1:{2}/upload; }} }}",
+        scanner.url(),
+        spool.display(),
+        receiver.1
+    ));
+    let size = 4096;
+    let clean = random_bytes(3 * size + 10, 11);
+    let bad = split_eicar();
+    for (send, tag) in [
+        (
+            dropzone_chunk as fn(u16, &str, usize, usize, &[u8]) -> u16,
+            "dz",
+        ),
+        (query_chunk, "query"),
+    ] {
+        // The clean twin: assembled by the receiver byte for byte.
+        let id = format!("{tag}-clean");
+        for i in 0..4 {
+            assert_eq!(send(n.port, &id, i, size, &clean), 200, "{}", n.error_log());
+        }
+        assert_eq!(std::fs::read(store.join(&id)).unwrap(), clean);
+        // Each chunk clean alone: the last one is blocked, the receiver never assembles it.
+        let id = format!("{tag}-bad");
+        assert_eq!(send(n.port, &id, 0, size, &bad), 200);
+        assert_eq!(send(n.port, &id, 1, size, &bad), 200);
+        assert_eq!(send(n.port, &id, 2, size, &bad), 403, "{}", n.error_log());
+        assert!(!store.join(&id).exists());
+        // A chunk of an upload whose first chunk the module did not see: refused.
+        assert_eq!(send(n.port, &format!("{tag}-unseen"), 2, size, &bad), 409);
+    }
+    // A file small enough to go whole, without the fields: scanned as any upload.
+    let whole = b"--dzB\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.txt\"\r\n\r\nsmall\r\n--dzB--\r\n";
+    let r = client::request(
+        n.port,
+        "POST",
+        "/upload",
+        &[("Content-Type", "multipart/form-data; boundary=dzB")],
+        whole,
+    )
+    .unwrap();
+    assert_eq!(
+        r.status, 400,
+        "the receiver's own answer to a form without chunk fields"
+    );
+}

@@ -218,7 +218,7 @@ directives! {
     }
     ometascan_pieces {
         pieces: Option<Option<Pieces>> = (None), ANY, NGX_CONF_1MORE, set_pieces,
-        "tus | content_range | s3 ... spool=path [size=size] [uploads=number] [expire=time] | off", "off",
+        "tus | content_range | s3 | fields ... spool=path [key=value offset=value total=value] [size=size] [uploads=number] [expire=time] | off", "off",
         "tus spool=/tmp expire=1h",
         "Assembles files uploaded in pieces and scans each assembled file before it completes."
     }

@@ -8,7 +8,25 @@ use ngx::ffi::*;
 use ometascan_core::pieces::{Spool, SpoolLimits};
 
 use super::lcf;
-use crate::ngx_ext::conf::{duplicate_check, parse_time, text, Directive, CONF_OK};
+use crate::ngx_ext::conf::{
+    compile_complex, conf_error, duplicate_check, parse_time, text, Directive, CONF_OK,
+};
+
+/// Where a chunking uploader's piece says what it is: a form field, or a value nginx
+/// evaluates (`$arg_resumableIdentifier`).
+#[derive(Debug, Clone)]
+pub enum FieldSource {
+    Field(String),
+    Value(*mut ngx_http_complex_value_t),
+}
+
+/// `fields`: the upload's key, the piece's offset, the file's length.
+#[derive(Debug, Clone)]
+pub struct FieldsConf {
+    pub key: FieldSource,
+    pub offset: FieldSource,
+    pub total: FieldSource,
+}
 
 /// A location's uploads in pieces.
 #[derive(Debug, Clone)]
@@ -19,10 +37,12 @@ pub struct Pieces {
     pub range: bool,
     /// S3's multipart uploads.
     pub s3: bool,
+    /// Chunking uploaders that describe their pieces in fields or arguments.
+    pub fields: Option<FieldsConf>,
     pub spool: Spool,
 }
 
-/// `ometascan_pieces tus | content_range | s3 ... spool=path [size=size] [uploads=number]
+/// `ometascan_pieces tus | content_range | s3 | fields ... spool=path [key=.. offset=.. total=..] [size=size] [uploads=number]
 /// [expire=time] | off`.
 pub unsafe extern "C" fn set_pieces(
     cf: *mut ngx_conf_t,
@@ -37,7 +57,8 @@ pub unsafe extern "C" fn set_pieces(
         c.pieces = Some(None);
         return CONF_OK;
     }
-    let (mut tus, mut range, mut s3) = (false, false, false);
+    let (mut tus, mut range, mut s3, mut fields) = (false, false, false, false);
+    let (mut key_src, mut offset_src, mut total_src) = (None, None, None);
     let mut limits = SpoolLimits::default();
     let mut dir = None;
     for arg in &d.args[1..] {
@@ -53,6 +74,10 @@ pub unsafe extern "C" fn set_pieces(
             }
             "s3" if !s3 => {
                 s3 = true;
+                continue;
+            }
+            "fields" if !fields => {
+                fields = true;
                 continue;
             }
             _ => {}
@@ -82,6 +107,25 @@ pub unsafe extern "C" fn set_pieces(
                 Ok(n) if n > 0 && n <= 10_000_000 => limits.max_uploads = n,
                 _ => return d.invalid(arg, "it must be a number from 1 to 10000000"),
             },
+            "key" | "offset" | "total" => {
+                let source = if value.starts_with('$') {
+                    // SAFETY: cf is the configuration nginx passed to the handler.
+                    match unsafe { compile_complex(cf, &after_eq(arg)) } {
+                        Some(cv) => FieldSource::Value(cv),
+                        None => return conf_error(),
+                    }
+                } else if value.is_empty() {
+                    return d.invalid(arg, "it must name a form field or hold a variable");
+                } else {
+                    FieldSource::Field(value.to_string())
+                };
+                let slot = match key {
+                    "key" => &mut key_src,
+                    "offset" => &mut offset_src,
+                    _ => &mut total_src,
+                };
+                *slot = Some(source);
+            }
             "expire" => match time(value) {
                 Some(t) => limits.expire = t,
                 None => return d.invalid(arg, "it must be a time above zero"),
@@ -94,9 +138,17 @@ pub unsafe extern "C" fn set_pieces(
             }
         }
     }
-    if !tus && !range && !s3 {
-        return d.fail("a protocol is required: \"tus\", \"content_range\", \"s3\" (or \"off\")");
+    if !tus && !range && !s3 && !fields {
+        return d.fail(
+            "a protocol is required: \"tus\", \"content_range\", \"s3\", \"fields\" (or \"off\")",
+        );
     }
+    let fields = match (fields, key_src, offset_src, total_src) {
+        (true, Some(key), Some(offset), Some(total)) => Some(FieldsConf { key, offset, total }),
+        (false, None, None, None) => None,
+        (true, ..) => return d.fail("\"fields\" needs \"key=\", \"offset=\" and \"total=\""),
+        (false, ..) => return d.fail("\"key=\", \"offset=\" and \"total=\" go with \"fields\""),
+    };
     let Some(dir) = dir else {
         return d.fail("\"spool=\" is required: the directory where uploads in progress are kept");
     };
@@ -104,6 +156,7 @@ pub unsafe extern "C" fn set_pieces(
         tus,
         range,
         s3,
+        fields,
         spool: Spool::new(dir, limits),
     }));
     CONF_OK
@@ -124,4 +177,19 @@ fn time(value: &str) -> Option<Duration> {
         len: value.len(),
         data: value.as_ptr() as *mut u8,
     })
+}
+
+/// The part of a `name=value` argument after `=`, in the argument's own memory (the
+/// configuration pool, which the compiled value may point into).
+fn after_eq(arg: &ngx_str_t) -> ngx_str_t {
+    let bytes = arg.as_bytes();
+    let at = bytes
+        .iter()
+        .position(|&b| b == b'=')
+        .map_or(bytes.len(), |i| i + 1);
+    ngx_str_t {
+        len: bytes.len() - at,
+        // at <= len: a pointer within the argument (or just past it, for an empty value).
+        data: arg.data.wrapping_add(at),
+    }
 }

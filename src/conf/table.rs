@@ -210,6 +210,9 @@ mod shown {
                     if p.s3 {
                         v.push("s3");
                     }
+                    if p.fields.is_some() {
+                        v.push("fields");
+                    }
                     format!("{} spool={}", v.join(" "), p.spool.dir().display())
                 }
             }

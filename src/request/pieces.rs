@@ -5,11 +5,13 @@
 
 use ngx::ffi::*;
 use ngx::http::{HttpModuleLocationConf, Request};
+use ometascan_core::pieces::fields::{FieldSpec, Source};
 use ometascan_core::pieces::s3::S3;
 use ometascan_core::pieces::{self, Kind, Piece, Spool};
 use ometascan_core::ScanError;
 
-use crate::conf::pieces::Pieces;
+use crate::conf::pieces::{FieldSource, Pieces};
+use crate::ngx_ext::conf::complex_value;
 use crate::ngx_ext::headers::{copy_headers_in, copy_headers_out, header_in};
 use crate::ngx_ext::log;
 use crate::ngx_ext::request::RequestExt;
@@ -65,6 +67,7 @@ fn find(r: &Request, p: &Pieces, body_len: u64) -> Result<Option<Piece>, ScanErr
                 offset: 0,
                 total: None,
                 kind,
+                fields: None,
             }));
         }
     }
@@ -76,9 +79,39 @@ fn find(r: &Request, p: &Pieces, body_len: u64) -> Result<Option<Piece>, ScanErr
         }
     }
     if p.range {
-        return pieces::range_piece(method, uri, &headers, body_len).map_err(ScanError::ambiguous);
+        let range = pieces::range_piece(method, uri, &headers, body_len);
+        if let Some(piece) = range.map_err(ScanError::ambiguous)? {
+            return Ok(Some(piece));
+        }
     }
-    Ok(None)
+    match &p.fields {
+        Some(f) if body_len > 0 => Ok(Some(Piece {
+            key: pieces::upload_key(uri),
+            offset: 0,
+            total: None,
+            kind: Kind::Fields,
+            fields: Some(FieldSpec {
+                key: source(r, &f.key)?,
+                offset: source(r, &f.offset)?,
+                total: source(r, &f.total)?,
+            }),
+        })),
+        _ => Ok(None),
+    }
+}
+
+/// A field source with nginx's values evaluated for `r`.
+fn source(r: &Request, s: &FieldSource) -> Result<Source, ScanError> {
+    match s {
+        FieldSource::Field(name) => Ok(Source::Field(name.clone())),
+        FieldSource::Value(cv) => {
+            // SAFETY: cv was compiled for the configuration of r's location (of(r) is it).
+            let v = unsafe { complex_value(r, *cv) }.ok_or_else(|| {
+                ScanError::Module("cannot evaluate a value of \"ometascan_pieces\"".into())
+            })?;
+            Ok(Source::Value(v))
+        }
+    }
 }
 
 /// The backend's answer to a tus creation: `201` with the upload's `Location` starts the

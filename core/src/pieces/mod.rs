@@ -13,6 +13,7 @@
 //! could complete a file that cannot be scanned whole: it is refused (409), as a failure that
 //! `ometascan_on_error pass` lets through. A piece of a blocked upload is refused (403).
 
+pub mod fields;
 pub mod s3;
 mod scan;
 pub mod spool;
@@ -30,6 +31,8 @@ pub struct Piece {
     /// The upload's length, when this request announces it (tus's deferred length).
     pub total: Option<u64>,
     pub kind: Kind,
+    /// Where a chunking uploader's piece says what it is ([`Kind::Fields`]).
+    pub fields: Option<fields::FieldSpec>,
 }
 
 /// How the backend puts the pieces together.
@@ -46,6 +49,9 @@ pub enum Kind {
     S3Part { number: u32 },
     /// An S3 completion: the parts it lists, assembled.
     S3Complete,
+    /// A chunking uploader's piece, described by its form's fields or by values nginx
+    /// evaluated: written at its offset; the file is scanned once it holds its length.
+    Fields,
 }
 
 /// A decimal header value, strictly (digits only, no sign, no spaces inside).
@@ -106,6 +112,7 @@ pub fn tus_piece(method: &[u8], uri: &[u8], headers: &HeaderList) -> Result<Opti
         offset,
         total,
         kind: Kind::Tus,
+        fields: None,
     }))
 }
 
@@ -129,6 +136,7 @@ pub fn range_piece(
             offset: 0,
             total: None,
             kind: Kind::Range { whole: true },
+            fields: None,
         }));
     };
     let bad = || {
@@ -154,6 +162,7 @@ pub fn range_piece(
         offset: first,
         total: None,
         kind: Kind::Range { whole: false },
+        fields: None,
     }))
 }
 
@@ -195,7 +204,8 @@ mod tests {
                 key: b"/files/x".to_vec(),
                 offset: 5,
                 total: None,
-                kind: Kind::Tus
+                kind: Kind::Tus,
+                fields: None
             }))
         );
         assert_eq!(tus_piece(b"POST", b"/files/x", &patch), Ok(None));
@@ -227,7 +237,8 @@ mod tests {
                 key: b"/dav/f.bin".to_vec(),
                 offset: 100,
                 total: None,
-                kind: Kind::Range { whole: false }
+                kind: Kind::Range { whole: false },
+                fields: None
             }
         );
         assert!(range_piece(b"PUT", b"/f", &range, 99).is_err());

@@ -98,7 +98,7 @@ impl Scanner {
 /// What becomes of the copies after the verdict on what they assemble.
 fn after(spool: &Spool, piece: &Piece, assembled: Assembled, allowed: bool, blocked: bool) {
     match piece.kind {
-        Kind::Tus if blocked => {
+        Kind::Tus | Kind::Fields if blocked => {
             for mut u in assembled.locks {
                 let _ = u.block();
             }
@@ -195,6 +195,37 @@ fn prepare(
             refuse_blocked(spool, &piece.key)?;
             let listed = s3::listed_parts(body).map_err(ScanError::ambiguous)?;
             assemble_parts(spool, &piece.key, &listed, max).map(Some)
+        }
+        Kind::Fields => {
+            let spec = piece.fields.as_ref().ok_or(ScanError::Internal)?;
+            let limits = opts.body_limits.multipart;
+            let Some(d) = super::fields::describe(spec, &req.headers, body, limits)? else {
+                return Ok(None);
+            };
+            let mut key = b"fields ".to_vec();
+            key.extend_from_slice(&piece.key);
+            key.push(b' ');
+            key.extend_from_slice(&d.key);
+            let mut upload = match spool.open(&key, false)? {
+                Some(u) => u,
+                None if d.offset == 0 => {
+                    spool.create(&key, Some(d.total))?;
+                    spool.open(&key, false)?.ok_or(PieceError::Unknown)?
+                }
+                None => return Err(PieceError::Unknown.into()),
+            };
+            if upload.state.total != Some(d.total) {
+                return Err(ScanError::ambiguous(format!(
+                    "a piece that gives the file {} bytes, not the {:?} its first piece gave",
+                    d.total, upload.state.total
+                )));
+            }
+            upload.write(d.offset, &d.data, max, false)?;
+            if upload.complete() {
+                one(upload)
+            } else {
+                Ok(None)
+            }
         }
     }
 }
