@@ -40,7 +40,8 @@ fn shipped_examples_pass_nginx_t() {
                 "/usr/lib/nginx/modules/ngx_http_ometascan_module.so",
                 &nginx::module().display().to_string(),
             )
-            .replace("/etc/nginx/ssl/", &format!("{}/", ssl.display()));
+            .replace("/etc/nginx/ssl/", &format!("{}/", ssl.display()))
+            .replace("/var/spool/nginx/ometascan", &ssl.display().to_string());
         let c = nginx::check_config(&text);
         assert!(c.ok, "{}:\n{}", path.display(), c.output);
         checked += 1;
