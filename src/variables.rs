@@ -1,6 +1,8 @@
 //! Variables for `log_format` and friends: `$ometascan_result`, `$ometascan_threat`,
 //! `$ometascan_scan_time`, `$ometascan_scanner_addr`, `$ometascan_status`, `$ometascan_parts`,
-//! `$ometascan_cache_status`; for a scanned response (`ometascan_response on`),
+//! `$ometascan_cache_status`, `$ometascan_upload_key` and `$ometascan_upload_bytes` (a piece of
+//! an upload in pieces: its upload, and the bytes of the file assembled and scanned because
+//! of it); for a scanned response (`ometascan_response on`),
 //! `$ometascan_response_result`, `$ometascan_response_threat`, `$ometascan_response_scan_time`,
 //! `$ometascan_response_cache_status`.
 
@@ -12,9 +14,9 @@ use crate::request::ctx;
 use crate::Module;
 
 /// Indexes from here on tell the response's scan.
-const RESPONSE: usize = 7;
+const RESPONSE: usize = 9;
 
-const VARIABLES: [(&str, usize); 11] = [
+const VARIABLES: [(&str, usize); 13] = [
     ("ometascan_result", 0),
     ("ometascan_threat", 1),
     ("ometascan_scan_time", 2),
@@ -22,6 +24,8 @@ const VARIABLES: [(&str, usize); 11] = [
     ("ometascan_status", 4),
     ("ometascan_parts", 5),
     ("ometascan_cache_status", 6),
+    ("ometascan_upload_key", 7),
+    ("ometascan_upload_bytes", 8),
     ("ometascan_response_result", RESPONSE),
     ("ometascan_response_threat", RESPONSE + 1),
     ("ometascan_response_scan_time", RESPONSE + 2),
@@ -78,6 +82,12 @@ fn value(r: &Request, index: usize) -> Option<String> {
         4 => rep.status.map(|s| s.to_string()),
         5 => (rep.objects > 0).then(|| rep.objects.to_string()),
         6 => rep.cache.map(|c| c.name().to_string()),
+        7 => rep.upload.as_ref().map(|u| u.key.clone()),
+        8 => rep
+            .upload
+            .as_ref()
+            .and_then(|u| u.assembled)
+            .map(|n| n.to_string()),
         _ => None,
     }
 }

@@ -97,7 +97,10 @@ fn stored(store: &Path, url: &str) -> Option<Vec<u8>> {
 
 fn config(scanner: &str, tus: u16, spool: &Path, extra: &str) -> String {
     format!(
-        "server {{ listen 127.0.0.1:%PORT%; client_max_body_size 50m;\n\
+        "log_format pieces '$request_method $ometascan_upload_key $ometascan_upload_bytes \
+           $ometascan_result';\n\
+         server {{ listen 127.0.0.1:%PORT%; client_max_body_size 50m;\n\
+           access_log logs/pieces.log pieces;\n\
            location /files {{ ometascan_pass {scanner};\n\
              ometascan_pieces tus spool={} {extra};\n\
              proxy_set_header Host $http_host; proxy_pass http://127.0.0.1:{tus}; }}\n\
@@ -169,6 +172,26 @@ fn tus_uploads_are_assembled_and_scanned_whole() {
     .unwrap();
     assert_eq!(r.status, 403, "{}", n.error_log());
     assert!(stored(&store, url).unwrap_or_default().len() < infected.len());
+    // What the access log and the status page say of it.
+    let access = std::fs::read_to_string(n.prefix.join("logs/pieces.log")).unwrap();
+    let path = format!("/files/{key}");
+    assert!(
+        access.contains(&format!("PATCH {path} {} blocked", infected.len())),
+        "{access}"
+    );
+    assert!(
+        access.contains(&format!("PATCH {path} - error")),
+        "{access}"
+    );
+    let status = client::request(n.port, "GET", "/status", &[], b"").unwrap();
+    let text = status.text();
+    for line in [
+        "ometascan_pieces_total{event=\"completed\"} 1",
+        "ometascan_pieces_total{event=\"blocked\"} 1",
+        "ometascan_pieces_total{event=\"refused\"} 1",
+    ] {
+        assert!(text.contains(line), "{line}\n{text}");
+    }
 }
 
 /// A tus creation through `port`; the upload's path.

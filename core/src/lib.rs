@@ -35,6 +35,7 @@ pub mod url;
 pub use body::{BodyPart, RequestBody};
 pub use scan::{
     BodyLimits, ErrorKind, ResponseHead, ResponsePage, ResultKind, SanitizedBody, ScanError,
-    ScanLimit, ScanOptions, ScanOutcome, ScanRequest, Scanner, Target, Timeouts, Verdict,
+    ScanLimit, ScanOptions, ScanOutcome, ScanRequest, Scanner, Target, Timeouts, UploadReport,
+    Verdict,
 };
 pub use url::{ScannerUrl, Scheme};

@@ -51,6 +51,8 @@ pub struct Report {
     pub part: Option<String>,
     /// What the verdict cache did (`None`: no cache here).
     pub cache: Option<ometascan_core::cache::CacheStatus>,
+    /// The upload in pieces the request was a piece of.
+    pub upload: Option<ometascan_core::UploadReport>,
 }
 
 impl Report {
@@ -72,6 +74,7 @@ impl Report {
             objects: outcome.objects,
             part: outcome.part.clone(),
             cache: outcome.cache,
+            upload: outcome.upload.as_deref().cloned(),
         }
     }
 }

@@ -248,6 +248,7 @@ unsafe fn on_done(r: *mut ngx_http_request_t, outcome: ScanOutcome) {
             _ => ResultKind::Error,
         };
         ctx.report = Report::of(&outcome, failed);
+        pieces::count(&outcome);
         status::finished(
             ctx.report.result,
             outcome.result.as_ref().err(),

@@ -143,3 +143,19 @@ pub fn on_response(r: &mut Request) {
         log::error(r, NGX_LOG_ERR, "", &msg);
     }
 }
+
+/// Counts what a piece's scan did to its upload (the status page's `ometascan_pieces_total`).
+pub fn count(outcome: &ometascan_core::ScanOutcome) {
+    use crate::status::shm::{piece_event, PieceEvent};
+    use ometascan_core::Verdict;
+    let Some(upload) = &outcome.upload else {
+        return;
+    };
+    match (&outcome.result, upload.assembled) {
+        (Ok(Verdict::Allowed), Some(_)) => piece_event(PieceEvent::Completed),
+        (Ok(Verdict::Blocked { .. }), Some(_)) => piece_event(PieceEvent::Blocked),
+        (Err(ScanError::Unassembled(_)), _) => piece_event(PieceEvent::Refused),
+        (Err(ScanError::Refused { status: 403, .. }), _) => piece_event(PieceEvent::Refused),
+        _ => {}
+    }
+}

@@ -105,6 +105,21 @@ fn totals(o: &mut String, s: &Stats) {
         "Body bytes (of requests and responses) sent to scanners.",
     );
     let _ = writeln!(o, "{name} {}", r(&s.bytes));
+    let name = "ometascan_pieces_total";
+    head(
+        o,
+        name,
+        "counter",
+        "Uploads in pieces: files assembled and allowed, blocked; pieces refused.",
+    );
+    for e in crate::status::shm::PieceEvent::ALL {
+        let _ = writeln!(
+            o,
+            "{name}{{event=\"{}\"}} {}",
+            e.name(),
+            r(&s.pieces[e as usize])
+        );
+    }
     let name = "ometascan_scans_queued_total";
     head(
         o,

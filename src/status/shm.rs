@@ -61,6 +61,42 @@ pub struct Stats {
     pub time_sum_ms: AtomicU64,
     pub time_count: AtomicU64,
     pub servers: [Server; SERVERS],
+    /// Uploads in pieces (`ometascan_pieces`), by [`PieceEvent`].
+    pub pieces: [AtomicU64; PieceEvent::ALL.len()],
+}
+
+/// What became of an upload in pieces, as the status page counts it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PieceEvent {
+    /// A file assembled from pieces, scanned and allowed.
+    Completed,
+    /// A file assembled from pieces, blocked.
+    Blocked,
+    /// A piece that could not be placed in its upload (or of a blocked upload): refused.
+    Refused,
+}
+
+impl PieceEvent {
+    pub const ALL: [PieceEvent; 3] = [
+        PieceEvent::Completed,
+        PieceEvent::Blocked,
+        PieceEvent::Refused,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            PieceEvent::Completed => "completed",
+            PieceEvent::Blocked => "blocked",
+            PieceEvent::Refused => "refused",
+        }
+    }
+}
+
+/// Counts what a piece did to its upload.
+pub fn piece_event(event: PieceEvent) {
+    if let Some(s) = stats() {
+        s.pieces[event as usize].fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 /// The name of the counters' zone (the module's other zones are verdict caches).

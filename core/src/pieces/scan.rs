@@ -10,7 +10,9 @@ use super::spool::{PieceError, Spool, Upload};
 use super::{Kind, Piece};
 use crate::body::RequestBody;
 use crate::headers::HeaderList;
-use crate::scan::{ScanError, ScanOptions, ScanOutcome, ScanRequest, Scanner, Target, Verdict};
+use crate::scan::{
+    ScanError, ScanOptions, ScanOutcome, ScanRequest, Scanner, Target, UploadReport, Verdict,
+};
 
 impl From<PieceError> for ScanError {
     fn from(e: PieceError) -> Self {
@@ -38,6 +40,21 @@ impl Scanner {
     /// Scans a piece of an upload (see the module docs). A blocked tus upload or S3 upload is
     /// refused from then on.
     pub async fn scan_piece(
+        self: Arc<Self>,
+        target: Target,
+        req: ScanRequest,
+        opts: ScanOptions,
+        piece: Piece,
+        spool: Spool,
+    ) -> ScanOutcome {
+        let key = String::from_utf8_lossy(&piece.key).into_owned();
+        let mut outcome = self.scan_piece_inner(target, req, opts, piece, spool).await;
+        let assembled = outcome.upload.as_ref().and_then(|u| u.assembled);
+        outcome.upload = Some(Box::new(UploadReport { key, assembled }));
+        outcome
+    }
+
+    async fn scan_piece_inner(
         self: Arc<Self>,
         target: Target,
         req: ScanRequest,
@@ -79,6 +96,10 @@ impl Scanner {
         };
         let mut result = self.scan_decoded(target, whole, opts).await;
         result.elapsed = started.elapsed();
+        result.upload = Some(Box::new(UploadReport {
+            key: String::new(),
+            assembled: Some(assembled.body.len()),
+        }));
         let allowed = matches!(result.result, Ok(Verdict::Allowed));
         let blocked = matches!(result.result, Ok(Verdict::Blocked { .. }));
         let _ =

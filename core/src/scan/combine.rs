@@ -113,6 +113,7 @@ fn allowed(done: &[Done]) -> ScanOutcome {
         cache: done
             .iter()
             .fold(None, |c, d| CacheStatus::worst(c, d.outcome.cache)),
+        upload: None,
     }
 }
 

@@ -92,6 +92,7 @@ impl Scanner {
                     objects: 1,
                     part: None,
                     cache: None,
+                    upload: None,
                 };
                 (outcome, notes.istag)
             })

@@ -67,6 +67,17 @@ pub struct ScanOutcome {
     pub part: Option<String>,
     /// What the verdict cache did (`None`: no cache in this location).
     pub cache: Option<crate::cache::CacheStatus>,
+    /// The upload in pieces the request was a piece of (`ometascan_pieces`).
+    pub upload: Option<Box<UploadReport>>,
+}
+
+/// What a piece did to its upload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadReport {
+    /// The upload's key (a tus upload's path, an S3 object's path and upload id, ...).
+    pub key: String,
+    /// The bytes of the assembled file scanned because of this piece, if it was scanned.
+    pub assembled: Option<u64>,
 }
 
 impl ScanOutcome {
@@ -81,6 +92,7 @@ impl ScanOutcome {
             objects: 0,
             part: None,
             cache: Some(crate::cache::CacheStatus::Hit),
+            upload: None,
         }
     }
 
@@ -95,6 +107,7 @@ impl ScanOutcome {
             objects: 0,
             part: None,
             cache: None,
+            upload: None,
         }
     }
 }
