@@ -262,6 +262,11 @@ fn pieces_the_module_has_not_seen_are_refused() {
     assert_eq!(patch(c.port, &path, 4096, &clean[4096..]), 204);
     let held = std::fs::read(store.join(path.rsplit('/').next().unwrap())).unwrap();
     assert_eq!(held, clean);
+    // A reload keeps the uploads in progress: they are on disk.
+    let path = create(a.port, clean.len());
+    assert_eq!(patch(a.port, &path, 0, &clean[..4096]), 204);
+    a.reload();
+    assert_eq!(patch(a.port, &path, 4096, &clean[4096..]), 204, "{}", a.error_log());
     // An expired upload: its copy is gone, the piece is refused.
     let path = create(a.port, clean.len());
     assert_eq!(patch(a.port, &path, 0, &clean[..4096]), 204);
