@@ -92,6 +92,13 @@ impl PieceEvent {
     }
 }
 
+/// Bytes of an assembled upload sent to the scanner besides the request's own body.
+pub fn scanned_bytes(n: u64) {
+    if let Some(s) = stats() {
+        s.bytes.fetch_add(n, Ordering::Relaxed);
+    }
+}
+
 /// Counts what a piece did to its upload.
 pub fn piece_event(event: PieceEvent) {
     if let Some(s) = stats() {
