@@ -266,7 +266,12 @@ fn pieces_the_module_has_not_seen_are_refused() {
     let path = create(a.port, clean.len());
     assert_eq!(patch(a.port, &path, 0, &clean[..4096]), 204);
     a.reload();
-    assert_eq!(patch(a.port, &path, 4096, &clean[4096..]), 204, "{}", a.error_log());
+    assert_eq!(
+        patch(a.port, &path, 4096, &clean[4096..]),
+        204,
+        "{}",
+        a.error_log()
+    );
     // An expired upload: its copy is gone, the piece is refused.
     let path = create(a.port, clean.len());
     assert_eq!(patch(a.port, &path, 0, &clean[..4096]), 204);

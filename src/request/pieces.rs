@@ -151,6 +151,9 @@ pub fn count(outcome: &ometascan_core::ScanOutcome) {
     let Some(upload) = &outcome.upload else {
         return;
     };
+    if let Some(n) = upload.assembled {
+        crate::status::shm::scanned_bytes(n);
+    }
     match (&outcome.result, upload.assembled) {
         (Ok(Verdict::Allowed), Some(_)) => piece_event(PieceEvent::Completed),
         (Ok(Verdict::Blocked { .. }), Some(_)) => piece_event(PieceEvent::Blocked),
