@@ -173,15 +173,18 @@ fn tus_uploads_are_assembled_and_scanned_whole() {
     assert_eq!(r.status, 403, "{}", n.error_log());
     assert!(stored(&store, url).unwrap_or_default().len() < infected.len());
     // What the access log and the status page say of it.
-    let access = std::fs::read_to_string(n.prefix.join("logs/pieces.log")).unwrap();
+    // nginx writes a request's log line after its answer: wait for the last one.
+    let access = || std::fs::read_to_string(n.prefix.join("logs/pieces.log")).unwrap_or_default();
     let path = format!("/files/{key}");
+    let blocked = format!("PATCH {path} {} blocked", infected.len());
+    let refused = format!("PATCH {path} - error");
     assert!(
-        access.contains(&format!("PATCH {path} {} blocked", infected.len())),
-        "{access}"
-    );
-    assert!(
-        access.contains(&format!("PATCH {path} - error")),
-        "{access}"
+        wait_for(Duration::from_secs(5), || {
+            let a = access();
+            a.contains(&blocked) && a.contains(&refused)
+        }),
+        "{}",
+        access()
     );
     let status = client::request(n.port, "GET", "/status", &[], b"").unwrap();
     let text = status.text();
