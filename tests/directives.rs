@@ -487,6 +487,31 @@ fn policy_directives_check_their_values() {
         "\"part_header=lots\"",
     );
     good("ometascan_body_limits depth=3;");
+    good("ometascan_pieces tus content_range s3 spool=/tmp expire=1h size=1g uploads=10;");
+    good("ometascan_pieces fields spool=/tmp key=dzuuid offset=$arg_o total=dztotalfilesize;");
+    bad(
+        "ometascan_pieces tus spool=relative/dir;",
+        "ometascan_pieces",
+        "\"spool=relative/dir\"",
+    );
+    bad(
+        "ometascan_pieces zip spool=/tmp;",
+        "ometascan_pieces",
+        "\"zip\"",
+    );
+    bad(
+        "ometascan_pieces tus tus spool=/tmp;",
+        "ometascan_pieces",
+        "\"tus\"",
+    );
+    let c = nginx::check_http(&location("ometascan_pieces tus;"));
+    assert!(
+        !c.ok && c.output.contains("\"spool=\" is required"),
+        "{}",
+        c.output
+    );
+    let c = nginx::check_http(&location("ometascan_pieces fields spool=/tmp key=a;"));
+    assert!(!c.ok && c.output.contains("needs"), "{}", c.output);
     bad(
         "ometascan_body_limits depth=0;",
         "ometascan_body_limits",

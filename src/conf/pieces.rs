@@ -42,8 +42,8 @@ pub struct Pieces {
     pub spool: Spool,
 }
 
-/// `ometascan_pieces tus | content_range | s3 | fields ... spool=path [key=.. offset=.. total=..] [size=size] [uploads=number]
-/// [expire=time] | off`.
+/// `ometascan_pieces tus | content_range | s3 | fields ... spool=path [key=.. offset=..
+/// total=..] [size=size] [uploads=number] [expire=time] | off`.
 pub unsafe extern "C" fn set_pieces(
     cf: *mut ngx_conf_t,
     cmd: *mut ngx_command_t,
@@ -57,109 +57,151 @@ pub unsafe extern "C" fn set_pieces(
         c.pieces = Some(None);
         return CONF_OK;
     }
-    let (mut tus, mut range, mut s3, mut fields) = (false, false, false, false);
-    let (mut key_src, mut offset_src, mut total_src) = (None, None, None);
-    let mut limits = SpoolLimits::default();
-    let mut dir = None;
+    let mut p = Parsed::default();
     for arg in &d.args[1..] {
+        // SAFETY: cf is the configuration nginx passed to this handler.
+        if let Err(e) = unsafe { p.arg(cf, &d, arg) } {
+            return e;
+        }
+    }
+    match p.finish(&d) {
+        Ok(pieces) => c.pieces = Some(Some(pieces)),
+        Err(e) => return e,
+    }
+    CONF_OK
+}
+
+const ARGS: &str = "it must be \"tus\", \"content_range\", \"s3\", \"fields\", \"spool=\", \
+                    \"key=\", \"offset=\", \"total=\", \"size=\", \"uploads=\" or \"expire=\", each once";
+
+/// The directive's arguments as they are read.
+#[derive(Default)]
+struct Parsed {
+    tus: bool,
+    range: bool,
+    s3: bool,
+    fields: bool,
+    sources: [Option<FieldSource>; 3],
+    limits: SpoolLimits,
+    dir: Option<std::path::PathBuf>,
+}
+
+impl Parsed {
+    /// Reads one argument.
+    ///
+    /// # Safety
+    /// `cf` is the configuration being parsed.
+    unsafe fn arg(
+        &mut self,
+        cf: *mut ngx_conf_t,
+        d: &Directive,
+        arg: &ngx_str_t,
+    ) -> Result<(), *mut c_char> {
         let t = text(arg);
-        match t.as_str() {
-            "tus" if !tus => {
-                tus = true;
-                continue;
+        let flag = match t.as_str() {
+            "tus" => Some(&mut self.tus),
+            "content_range" => Some(&mut self.range),
+            "s3" => Some(&mut self.s3),
+            "fields" => Some(&mut self.fields),
+            _ => None,
+        };
+        if let Some(flag) = flag {
+            if *flag {
+                return Err(d.invalid(arg, ARGS));
             }
-            "content_range" if !range => {
-                range = true;
-                continue;
-            }
-            "s3" if !s3 => {
-                s3 = true;
-                continue;
-            }
-            "fields" if !fields => {
-                fields = true;
-                continue;
-            }
-            _ => {}
+            *flag = true;
+            return Ok(());
         }
         let Some((key, value)) = t.split_once('=') else {
-            return d.invalid(
-                arg,
-                "it must be \"spool=\", \"size=\", \"uploads=\" or \"expire=\"",
-            );
+            return Err(d.invalid(arg, ARGS));
         };
         match key {
             "spool" => {
                 let path = std::path::PathBuf::from(value);
                 if !path.is_absolute() || !path.is_dir() {
-                    return d.invalid(
-                        arg,
-                        "the spool must be an existing directory, by its full path",
-                    );
+                    let why = "the spool must be an existing directory, by its full path";
+                    return Err(d.invalid(arg, why));
                 }
-                dir = Some(path);
+                self.dir = Some(path);
             }
-            "size" => match size(value) {
-                Some(n) => limits.max_upload = n,
-                None => return d.invalid(arg, "it must be a size above zero"),
-            },
+            "size" => {
+                let n =
+                    size(value).ok_or_else(|| d.invalid(arg, "it must be a size above zero"))?;
+                self.limits.max_upload = n;
+            }
             "uploads" => match value.parse::<usize>() {
-                Ok(n) if n > 0 && n <= 10_000_000 => limits.max_uploads = n,
-                _ => return d.invalid(arg, "it must be a number from 1 to 10000000"),
+                Ok(n) if n > 0 && n <= 10_000_000 => self.limits.max_uploads = n,
+                _ => return Err(d.invalid(arg, "it must be a number from 1 to 10000000")),
             },
+            "expire" => {
+                let t =
+                    time(value).ok_or_else(|| d.invalid(arg, "it must be a time above zero"))?;
+                self.limits.expire = t;
+            }
             "key" | "offset" | "total" => {
-                let source = if value.starts_with('$') {
-                    // SAFETY: cf is the configuration nginx passed to the handler.
-                    match unsafe { compile_complex(cf, &after_eq(arg)) } {
-                        Some(cv) => FieldSource::Value(cv),
-                        None => return conf_error(),
-                    }
-                } else if value.is_empty() {
-                    return d.invalid(arg, "it must name a form field or hold a variable");
-                } else {
-                    FieldSource::Field(value.to_string())
-                };
-                let slot = match key {
-                    "key" => &mut key_src,
-                    "offset" => &mut offset_src,
-                    _ => &mut total_src,
-                };
-                *slot = Some(source);
+                let at = ["key", "offset", "total"]
+                    .iter()
+                    .position(|k| *k == key)
+                    .unwrap_or(0);
+                // SAFETY: cf is the configuration being parsed (caller).
+                self.sources[at] = Some(unsafe { source(cf, d, arg, value) }?);
             }
-            "expire" => match time(value) {
-                Some(t) => limits.expire = t,
-                None => return d.invalid(arg, "it must be a time above zero"),
-            },
-            _ => {
-                return d.invalid(
-                    arg,
-                    "it must be \"spool=\", \"size=\", \"uploads=\" or \"expire=\"",
-                )
-            }
+            _ => return Err(d.invalid(arg, ARGS)),
         }
+        Ok(())
     }
-    if !tus && !range && !s3 && !fields {
-        return d.fail(
-            "a protocol is required: \"tus\", \"content_range\", \"s3\", \"fields\" (or \"off\")",
-        );
+
+    fn finish(self, d: &Directive) -> Result<Pieces, *mut c_char> {
+        if !self.tus && !self.range && !self.s3 && !self.fields {
+            return Err(d.fail(
+                "a protocol is required: \"tus\", \"content_range\", \"s3\", \"fields\" (or \"off\")",
+            ));
+        }
+        let [key, offset, total] = self.sources;
+        let fields = match (self.fields, key, offset, total) {
+            (true, Some(key), Some(offset), Some(total)) => Some(FieldsConf { key, offset, total }),
+            (false, None, None, None) => None,
+            (true, ..) => {
+                return Err(d.fail("\"fields\" needs \"key=\", \"offset=\" and \"total=\""))
+            }
+            (false, ..) => {
+                return Err(d.fail("\"key=\", \"offset=\" and \"total=\" go with \"fields\""))
+            }
+        };
+        let dir = self.dir.ok_or_else(|| {
+            d.fail("\"spool=\" is required: the directory where uploads in progress are kept")
+        })?;
+        Ok(Pieces {
+            tus: self.tus,
+            range: self.range,
+            s3: self.s3,
+            fields,
+            spool: Spool::new(dir, self.limits),
+        })
     }
-    let fields = match (fields, key_src, offset_src, total_src) {
-        (true, Some(key), Some(offset), Some(total)) => Some(FieldsConf { key, offset, total }),
-        (false, None, None, None) => None,
-        (true, ..) => return d.fail("\"fields\" needs \"key=\", \"offset=\" and \"total=\""),
-        (false, ..) => return d.fail("\"key=\", \"offset=\" and \"total=\" go with \"fields\""),
-    };
-    let Some(dir) = dir else {
-        return d.fail("\"spool=\" is required: the directory where uploads in progress are kept");
-    };
-    c.pieces = Some(Some(Pieces {
-        tus,
-        range,
-        s3,
-        fields,
-        spool: Spool::new(dir, limits),
-    }));
-    CONF_OK
+}
+
+/// A form field's name, or (starting with `$`) a value with variables.
+///
+/// # Safety
+/// `cf` is the configuration being parsed.
+unsafe fn source(
+    cf: *mut ngx_conf_t,
+    d: &Directive,
+    arg: &ngx_str_t,
+    value: &str,
+) -> Result<FieldSource, *mut c_char> {
+    if value.starts_with('$') {
+        // SAFETY: cf is the configuration being parsed (caller).
+        return match unsafe { compile_complex(cf, &after_eq(arg)) } {
+            Some(cv) => Ok(FieldSource::Value(cv)),
+            None => Err(conf_error()),
+        };
+    }
+    if value.is_empty() {
+        return Err(d.invalid(arg, "it must name a form field or hold a variable"));
+    }
+    Ok(FieldSource::Field(value.to_string()))
 }
 
 fn size(value: &str) -> Option<u64> {

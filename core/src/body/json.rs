@@ -18,6 +18,7 @@ use crate::body::base64::Base64Sniffer;
 use crate::body::bundle::Bundle;
 use crate::body::sink::BodySink;
 use crate::body::text::{is_text, Joined, JOIN_MAX};
+pub(crate) use crate::body::utf::{detect, Encoding};
 use crate::body::{RequestBody, FILE_CHUNK};
 use crate::scan::{ScanError, SPILL_THRESHOLD};
 
@@ -39,32 +40,6 @@ pub struct Strings {
     /// Each string that may be a body again (JSON, XML, url-encoded: see
     /// [`crate::body::nested`]), unescaped, with its key: applications parse such strings.
     pub nested: Vec<(String, RequestBody)>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Encoding {
-    Utf8,
-    Utf16Le,
-    Utf16Be,
-    Utf32Le,
-    Utf32Be,
-}
-
-/// The encoding of a JSON text and the length of its byte order mark (Python's
-/// `json.detect_encoding`).
-pub(crate) fn detect(head: &[u8]) -> (Encoding, usize) {
-    match head {
-        [0, 0, 0xfe, 0xff, ..] => (Encoding::Utf32Be, 4),
-        [0xff, 0xfe, 0, 0, ..] => (Encoding::Utf32Le, 4),
-        [0xfe, 0xff, ..] => (Encoding::Utf16Be, 2),
-        [0xff, 0xfe, ..] => (Encoding::Utf16Le, 2),
-        [0xef, 0xbb, 0xbf, ..] => (Encoding::Utf8, 3),
-        [0, b, _, _, ..] if *b != 0 => (Encoding::Utf16Be, 0),
-        [0, 0, _, _, ..] => (Encoding::Utf32Be, 0),
-        [_, 0, c, d, ..] if *c != 0 || *d != 0 => (Encoding::Utf16Le, 0),
-        [_, 0, 0, 0, ..] => (Encoding::Utf32Le, 0),
-        _ => (Encoding::Utf8, 0),
-    }
 }
 
 /// Turns code units of the body's encoding into UTF-8 (invalid ones into U+FFFD).

@@ -15,6 +15,7 @@ pub mod rebuild;
 pub mod sink;
 pub mod text;
 pub mod urlencoded;
+pub mod utf;
 pub mod xml;
 
 use std::fs::File;

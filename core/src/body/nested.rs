@@ -1,7 +1,7 @@
 //! Whether a value could be a body a backend reads again: what makes the module read an
 //! object that declares no type (a form field, a JSON string, a decoded value) once more.
 
-use crate::body::json::{detect, Encoding};
+use crate::body::utf::{detect, Encoding};
 use crate::body::xml;
 
 /// Whether an object that declares no type could be a body a backend reads again: JSON

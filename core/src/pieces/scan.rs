@@ -165,13 +165,6 @@ fn prepare(
 ) -> Result<Option<Assembled>, ScanError> {
     let max = spool.limits().max_upload;
     let body = &req.body;
-    let one = |u: Upload| -> Result<Option<Assembled>, ScanError> {
-        let body = u.body()?;
-        Ok(Some(Assembled {
-            locks: vec![u],
-            body,
-        }))
-    };
     match piece.kind {
         Kind::Tus => {
             let mut upload = spool.open(&piece.key, false)?.ok_or(PieceError::Unknown)?;
@@ -179,30 +172,9 @@ fn prepare(
                 upload.state.total = piece.total;
             }
             upload.write(piece.offset, body, max, true)?;
-            if upload.complete() {
-                one(upload)
-            } else {
-                Ok(None)
-            }
+            when_complete(upload)
         }
-        Kind::Range { whole } => {
-            let known = spool.open(&piece.key, false)?;
-            let mut upload = match known {
-                Some(u) if !whole => u,
-                // A new file, or one the client writes whole: its copy starts here.
-                _ if whole || piece.offset == 0 => {
-                    spool.create(&piece.key, None)?;
-                    spool.open(&piece.key, false)?.ok_or(PieceError::Unknown)?
-                }
-                _ => return Err(PieceError::Unknown.into()),
-            };
-            upload.write(piece.offset, body, max, false)?;
-            // The copy that is the piece alone was scanned as the piece.
-            if upload.state.length == body.len() {
-                return Ok(None);
-            }
-            one(upload)
-        }
+        Kind::Range { whole } => range(spool, piece, body, whole, max),
         Kind::S3Part { number } => {
             refuse_blocked(spool, &piece.key)?;
             let decoded = crate::scan::form::decoded(req.clone(), opts)?.body;
@@ -217,38 +189,84 @@ fn prepare(
             let listed = s3::listed_parts(body).map_err(ScanError::ambiguous)?;
             assemble_parts(spool, &piece.key, &listed, max).map(Some)
         }
-        Kind::Fields => {
-            let spec = piece.fields.as_ref().ok_or(ScanError::Internal)?;
-            let limits = opts.body_limits.multipart;
-            let Some(d) = super::fields::describe(spec, &req.headers, body, limits)? else {
-                return Ok(None);
-            };
-            let mut key = b"fields ".to_vec();
-            key.extend_from_slice(&piece.key);
-            key.push(b' ');
-            key.extend_from_slice(&d.key);
-            let mut upload = match spool.open(&key, false)? {
-                Some(u) => u,
-                None if d.offset == 0 => {
-                    spool.create(&key, Some(d.total))?;
-                    spool.open(&key, false)?.ok_or(PieceError::Unknown)?
-                }
-                None => return Err(PieceError::Unknown.into()),
-            };
-            if upload.state.total != Some(d.total) {
-                return Err(ScanError::ambiguous(format!(
-                    "a piece that gives the file {} bytes, not the {:?} its first piece gave",
-                    d.total, upload.state.total
-                )));
-            }
-            upload.write(d.offset, &d.data, max, false)?;
-            if upload.complete() {
-                one(upload)
-            } else {
-                Ok(None)
-            }
-        }
+        Kind::Fields => fields(spool, piece, req, opts, max),
     }
+}
+
+/// The upload to scan whole, if the piece completed it.
+fn when_complete(upload: Upload) -> Result<Option<Assembled>, ScanError> {
+    if !upload.complete() {
+        return Ok(None);
+    }
+    let body = upload.body()?;
+    Ok(Some(Assembled {
+        locks: vec![upload],
+        body,
+    }))
+}
+
+/// A range written into the copy of its file: the file as it then stands.
+fn range(
+    spool: &Spool,
+    piece: &Piece,
+    body: &RequestBody,
+    whole: bool,
+    max: u64,
+) -> Result<Option<Assembled>, ScanError> {
+    let mut upload = match spool.open(&piece.key, false)? {
+        Some(u) if !whole => u,
+        // A new file, or one the client writes whole: its copy starts here.
+        _ if whole || piece.offset == 0 => {
+            spool.create(&piece.key, None)?;
+            spool.open(&piece.key, false)?.ok_or(PieceError::Unknown)?
+        }
+        _ => return Err(PieceError::Unknown.into()),
+    };
+    upload.write(piece.offset, body, max, false)?;
+    // The copy that is the piece alone was scanned as the piece.
+    if upload.state.length == body.len() {
+        return Ok(None);
+    }
+    let assembled = upload.body()?;
+    Ok(Some(Assembled {
+        locks: vec![upload],
+        body: assembled,
+    }))
+}
+
+/// A chunking uploader's piece, as its description says.
+fn fields(
+    spool: &Spool,
+    piece: &Piece,
+    req: &ScanRequest,
+    opts: &ScanOptions,
+    max: u64,
+) -> Result<Option<Assembled>, ScanError> {
+    let spec = piece.fields.as_ref().ok_or(ScanError::Internal)?;
+    let limits = opts.body_limits.multipart;
+    let Some(d) = super::fields::describe(spec, &req.headers, &req.body, limits)? else {
+        return Ok(None);
+    };
+    let mut key = b"fields ".to_vec();
+    key.extend_from_slice(&piece.key);
+    key.push(b' ');
+    key.extend_from_slice(&d.key);
+    let mut upload = match spool.open(&key, false)? {
+        Some(u) => u,
+        None if d.offset == 0 => {
+            spool.create(&key, Some(d.total))?;
+            spool.open(&key, false)?.ok_or(PieceError::Unknown)?
+        }
+        None => return Err(PieceError::Unknown.into()),
+    };
+    if upload.state.total != Some(d.total) {
+        return Err(ScanError::ambiguous(format!(
+            "a piece that gives the file {} bytes, not the {:?} its first piece gave",
+            d.total, upload.state.total
+        )));
+    }
+    upload.write(d.offset, &d.data, max, false)?;
+    when_complete(upload)
 }
 
 /// The parts `listed`, in that order, as one body; each locked, in ascending order of their
