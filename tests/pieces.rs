@@ -700,3 +700,48 @@ fn chunking_uploaders_pieces_are_assembled_by_their_fields_and_arguments() {
         "the receiver's own answer to a form without chunk fields"
     );
 }
+
+/// A `PATCH` with `Content-Range` through `port`.
+fn patch_range(port: u16, path: &str, offset: usize, data: &[u8], total: usize) -> u16 {
+    let range = format!("bytes {offset}-{}/{total}", offset + data.len() - 1);
+    client::request(port, "PATCH", path, &[("Content-Range", &range)], data)
+        .unwrap()
+        .status
+}
+
+#[test]
+fn content_range_patches_are_scanned_in_the_file_as_it_stands() {
+    let w = work("patch");
+    let (store, spool) = (w.join("store"), w.join("spool"));
+    std::fs::create_dir_all(&store).unwrap();
+    writable(&spool);
+    let receiver = Receiver::start(&store);
+    let scanner = ScannerDouble::start(Action::EicarAware);
+    let n = Nginx::start(&format!(
+        "server {{ listen 127.0.0.1:%PORT%;\n\
+           location /files/ {{ ometascan_pass {};\n\
+             ometascan_pieces content_range spool={};\n\
+             proxy_pass http://127.0.0.1:{}; }} }}",
+        scanner.url(),
+        spool.display(),
+        receiver.1
+    ));
+    let clean = random_bytes(2 * 4096, 12);
+    assert_eq!(
+        patch_range(n.port, "/files/c.bin", 0, &clean[..4096], clean.len()),
+        204
+    );
+    assert_eq!(
+        patch_range(n.port, "/files/c.bin", 4096, &clean[4096..], clean.len()),
+        204
+    );
+    assert_eq!(std::fs::read(store.join("c.bin")).unwrap(), clean);
+    let bad = split_eicar();
+    assert_eq!(
+        patch_range(n.port, "/files/b.bin", 0, &bad[..8192], bad.len()),
+        204
+    );
+    let st = patch_range(n.port, "/files/b.bin", 8192, &bad[8192..], bad.len());
+    assert_eq!(st, 403, "{}", n.error_log());
+    assert_eq!(std::fs::read(store.join("b.bin")).unwrap().len(), 8192);
+}

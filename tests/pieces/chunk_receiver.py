@@ -2,7 +2,9 @@
 at its offset into STORE/<id>.part, renamed STORE/<id> once all its chunks arrived. Dropzone: a
 form with dzuuid, dzchunkindex, dzchunkbyteoffset, dztotalchunkcount, dztotalfilesize and the
 chunk as the file part. Uploaders that send the chunk as the body and describe it in the query
-(id, offset, total, count).
+(id, offset, total, count). A `PATCH` with `Content-Range: bytes first-last/length` written into
+STORE/<name> (the range form some WebDAV servers take on PATCH; Apache's mod_dav takes it on PUT
+only).
 
 Usage: chunk_receiver.py PORT STORE
 """
@@ -33,6 +35,16 @@ def write(ident, offset, data, count):
 
 @Request.application
 def app(request):
+    if request.method == "PATCH":
+        unit, _, rest = request.headers.get("Content-Range", "").partition(" ")
+        first = int(rest.split("-")[0])
+        name = "".join(c for c in request.path.rsplit("/", 1)[-1] if c.isalnum() or c in "-_.")
+        path = os.path.join(STORE, name)
+        with LOCK:
+            with open(path, "r+b" if os.path.exists(path) else "wb") as f:
+                f.seek(first)
+                f.write(request.get_data())
+        return Response(status=204)
     if request.method != "POST":
         return Response("no", status=405)
     if "dzuuid" in request.form:
