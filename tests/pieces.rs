@@ -311,7 +311,7 @@ impl Apache {
         );
         writable(dir);
         std::fs::write(dir.join("httpd.conf"), conf).unwrap();
-        let st = Command::new("apache2")
+        let st = Command::new("/usr/sbin/apache2")
             .args([
                 "-f",
                 &dir.join("httpd.conf").to_string_lossy(),
@@ -330,7 +330,7 @@ impl Apache {
 
 impl Drop for Apache {
     fn drop(&mut self) {
-        let _ = Command::new("apache2")
+        let _ = Command::new("/usr/sbin/apache2")
             .args([
                 "-f",
                 &self.0.join("httpd.conf").to_string_lossy(),
