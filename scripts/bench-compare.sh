@@ -7,7 +7,8 @@
 # per 1000 requests of the nginx workers and of the scanner double for each round, then the
 # mean nginx CPU per request of each module against the mirror's.
 #
-# BODY=form sends each file as a form upload instead (a file part and a field: row 9).
+# BODY=form sends each file as a form upload instead (a file part and a field: row 9);
+# BODY=urlenc base64-encoded in a url-encoded form (row 11).
 #
 # Usage: scripts/bench-compare.sh REV [CONNECTIONS] [SECONDS] [ROUNDS]   (default 100 10 3)
 set -euo pipefail
@@ -40,6 +41,30 @@ cleanup() {
 }
 trap cleanup EXIT
 upload_dataset "$run"
+if [ "${BODY:-raw}" = urlenc ]; then
+    mkdir -p "$run/urlenc"
+    python3 - "$run" <<'PY'
+import base64, os, sys, urllib.parse
+run = sys.argv[1]
+for name in sorted(os.listdir(os.path.join(run, "data"))):
+    b64 = base64.b64encode(open(os.path.join(run, "data", name), "rb").read()).decode()
+    with open(os.path.join(run, "urlenc", name), "w") as f:
+        f.write("name=" + name + "&data=" + urllib.parse.quote(b64, safe=""))
+PY
+    cat >"$run/post.lua" <<LUA
+local files = {}
+for i = 0, 541 do
+  local f = io.open(string.format("$run/urlenc/f%03d.bin", i), "rb")
+  files[#files + 1] = f:read("*a")
+  f:close()
+end
+local n = 0
+request = function()
+  n = n + 1
+  return wrk.format("POST", "/upload/u", { ["Content-Type"] = "application/x-www-form-urlencoded" }, files[(n % #files) + 1])
+end
+LUA
+fi
 if [ "${BODY:-raw}" = form ]; then
     cat >"$run/post.lua" <<LUA
 local files = {}
