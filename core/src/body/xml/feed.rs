@@ -23,6 +23,8 @@ pub(super) struct Feed {
     over: bool,
     /// Reading the body failed.
     failed: Option<io::Error>,
+    /// Nothing was handed to quick-xml yet.
+    start: bool,
 }
 
 impl Feed {
@@ -36,7 +38,28 @@ impl Feed {
             event: 0,
             over: false,
             failed: None,
+            start: true,
         }
+    }
+
+    /// Skips the byte order marks the document's text begins with. quick-xml skips one at the
+    /// start of what it reads only when its first read holds all three bytes: done here, the
+    /// answer does not depend on how the body is cut.
+    fn skip_marks(&mut self) -> io::Result<()> {
+        let mut head: Vec<u8> = Vec::new();
+        loop {
+            while head.len() < 3 && !self.ended {
+                self.refill()?;
+                head.extend_from_slice(&self.out[self.pos..]);
+            }
+            if !head.starts_with(&[0xef, 0xbb, 0xbf]) {
+                break;
+            }
+            head.drain(..3);
+        }
+        self.out = Bytes::from(head);
+        self.pos = 0;
+        Ok(())
     }
 
     fn refill(&mut self) -> io::Result<()> {
@@ -94,6 +117,10 @@ impl Read for Feed {
 
 impl BufRead for Feed {
     fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        if self.start {
+            self.start = false;
+            self.skip_marks()?;
+        }
         while self.pos == self.out.len() && !self.ended {
             if self.event > MAX_VALUE {
                 self.over = true;

@@ -60,3 +60,17 @@ fn entities_in_utf16() {
     assert_eq!(texts(&utf16(doc, false, true)), want);
     assert_eq!(texts(&utf32(doc, true)), want);
 }
+
+#[test]
+fn byte_order_marks_at_the_start_are_skipped_however_the_body_is_cut() {
+    let doc = b"\xef\xbb\xbf\xef\xbb\xbf<a>x</a>";
+    let whole = format!("{:?}", read_pieces(&[doc], 100));
+    let cut: Vec<&[u8]> = doc.chunks(1).collect();
+    assert_eq!(format!("{:?}", read_pieces(&cut, 100)), whole);
+    let marks = b"\xef\xbb\xbf\xef\xbb\xbf";
+    let cut: Vec<&[u8]> = marks.chunks(1).collect();
+    assert_eq!(
+        format!("{:?}", read_pieces(&cut, 100)),
+        format!("{:?}", read_pieces(&[marks], 100))
+    );
+}
