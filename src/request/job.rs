@@ -60,7 +60,7 @@ pub fn start(
     let request = scan_request(r, &loan)?;
     let options = scan_options(r, lcf)?;
     let target = scan_target(lcf, target)?;
-    let piece = match super::pieces::piece(r, request.body.len()) {
+    let piece = match super::pieces::piece(r, &request.headers, request.body.len()) {
         Some(Err(e)) => return Err(e),
         Some(Ok(p)) => Some(p),
         None => None,

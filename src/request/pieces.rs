@@ -5,6 +5,7 @@
 
 use ngx::ffi::*;
 use ngx::http::{HttpModuleLocationConf, Request};
+use ometascan_core::headers::HeaderList;
 use ometascan_core::pieces::fields::{FieldSpec, Source};
 use ometascan_core::pieces::s3::S3;
 use ometascan_core::pieces::{self, Kind, Piece, Spool};
@@ -35,9 +36,13 @@ pub fn terminated(r: &mut Request) -> bool {
 
 /// The piece the request writes, if it writes one (`Err`: a header that cannot be read, or a
 /// piece that cannot be assembled).
-pub fn piece(r: &Request, body_len: u64) -> Option<Result<(Piece, Spool), ScanError>> {
+pub fn piece(
+    r: &Request,
+    headers: &HeaderList,
+    body_len: u64,
+) -> Option<Result<(Piece, Spool), ScanError>> {
     let p = of(r)?;
-    let found = find(r, p, body_len);
+    let found = find(r, p, headers, body_len);
     match found {
         Ok(Some(piece)) => Some(Ok((piece, p.spool.clone()))),
         Ok(None) => None,
@@ -45,8 +50,12 @@ pub fn piece(r: &Request, body_len: u64) -> Option<Result<(Piece, Spool), ScanEr
     }
 }
 
-fn find(r: &Request, p: &Pieces, body_len: u64) -> Result<Option<Piece>, ScanError> {
-    let headers = copy_headers_in(r);
+fn find(
+    r: &Request,
+    p: &Pieces,
+    headers: &HeaderList,
+    body_len: u64,
+) -> Result<Option<Piece>, ScanError> {
     let (method, uri) = (r.method_name(), r.raw_uri());
     if p.s3 {
         let copy = header_in(r, b"x-amz-copy-source").is_some();
@@ -73,13 +82,13 @@ fn find(r: &Request, p: &Pieces, body_len: u64) -> Result<Option<Piece>, ScanErr
     }
     if p.tus {
         if let Some(piece) =
-            pieces::tus_piece(method, uri, &headers).map_err(ScanError::ambiguous)?
+            pieces::tus_piece(method, uri, headers).map_err(ScanError::ambiguous)?
         {
             return Ok(Some(piece));
         }
     }
     if p.range {
-        let range = pieces::range_piece(method, uri, &headers, body_len);
+        let range = pieces::range_piece(method, uri, headers, body_len);
         if let Some(piece) = range.map_err(ScanError::ambiguous)? {
             return Ok(Some(piece));
         }

@@ -71,7 +71,14 @@ pub enum PieceError {
 pub struct Spool {
     dir: PathBuf,
     limits: SpoolLimits,
+    /// The last sweep of the directory: when, and how many uploads it counted since (shared
+    /// by the clones of the location's spool in a worker).
+    swept: std::sync::Arc<std::sync::Mutex<Option<(std::time::Instant, usize)>>>,
 }
+
+/// The directory is swept at most this often (and at least once per `expire`): a new upload
+/// between two sweeps is counted against the last count, not by reading every state file.
+const SWEEP_EVERY: Duration = Duration::from_secs(10);
 
 /// An upload's files, its state file locked while this lives.
 pub struct Upload {
@@ -91,6 +98,7 @@ impl Spool {
         Spool {
             dir: dir.into(),
             limits,
+            swept: Default::default(),
         }
     }
 
@@ -192,8 +200,27 @@ impl Spool {
         let _ = std::fs::remove_file(meta);
     }
 
-    /// Drops expired uploads, and refuses a new one over the count of uploads in progress.
+    /// Refuses a new upload over the count of uploads in progress, sweeping the directory
+    /// (dropping expired uploads, counting the others) when the last sweep is old.
     fn sweep(&self) -> Result<(), PieceError> {
+        let every = SWEEP_EVERY.min(self.limits.expire);
+        let mut swept = self.swept.lock().unwrap_or_else(|e| e.into_inner());
+        let (at, count) = match *swept {
+            Some((at, count)) if at.elapsed() < every => (at, count),
+            _ => (std::time::Instant::now(), self.count_and_drop_expired()?),
+        };
+        if count >= self.limits.max_uploads {
+            *swept = Some((at, count));
+            return Err(PieceError::Limit(format!(
+                "{count} uploads in progress, the spool's limit"
+            )));
+        }
+        *swept = Some((at, count + 1));
+        Ok(())
+    }
+
+    /// Drops expired uploads; the number of the others.
+    fn count_and_drop_expired(&self) -> Result<usize, PieceError> {
         let mut count = 0usize;
         let limit = self.limits.expire.as_secs();
         for entry in std::fs::read_dir(&self.dir)? {
@@ -212,12 +239,7 @@ impl Spool {
                 count += 1;
             }
         }
-        if count >= self.limits.max_uploads {
-            return Err(PieceError::Limit(format!(
-                "{count} uploads in progress, the spool's limit"
-            )));
-        }
-        Ok(())
+        Ok(count)
     }
 
     pub fn dir(&self) -> &Path {
