@@ -9,7 +9,7 @@
 mod common;
 use common::*;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 fn root() -> PathBuf {
@@ -46,31 +46,14 @@ fn deps() {
 }
 
 /// The tus reference server, storing uploads in `dir`.
-struct TusServer(Child, u16);
-
-impl TusServer {
-    fn start(dir: &Path) -> TusServer {
-        let port = nginx::free_port();
-        let child = Command::new("node")
-            .arg(root().join("tests/pieces/tus_server.js"))
-            .arg(port.to_string())
-            .arg(dir)
-            .env("NODE_PATH", node_modules())
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("node");
-        assert!(wait_for(Duration::from_secs(20), || {
-            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-        }));
-        TusServer(child, port)
-    }
-}
-
-impl Drop for TusServer {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+fn tus_server(dir: &Path) -> Served {
+    let port = nginx::free_port();
+    let mut cmd = Command::new("node");
+    cmd.arg(root().join("tests/pieces/tus_server.js"))
+        .arg(port.to_string())
+        .arg(dir)
+        .env("NODE_PATH", node_modules());
+    Served::start(cmd, port)
 }
 
 /// tus-js-client uploading `data` to `endpoint` in pieces of `chunk` bytes: its last line
@@ -124,9 +107,9 @@ fn tus_uploads_are_assembled_and_scanned_whole() {
     let (store, spool) = (w.join("store"), w.join("spool"));
     std::fs::create_dir_all(&store).unwrap();
     writable(&spool);
-    let server = TusServer::start(&store);
+    let server = tus_server(&store);
     let scanner = ScannerDouble::start(Action::EicarAware);
-    let n = Nginx::start(&config(&scanner.url(), server.1, &spool, ""));
+    let n = Nginx::start(&config(&scanner.url(), server.port, &spool, ""));
     let endpoint = format!("http://127.0.0.1:{}/files/", n.port);
 
     // The clean twin: assembled byte for byte, in pieces of 4096 bytes.
@@ -238,10 +221,10 @@ fn pieces_the_module_has_not_seen_are_refused() {
     std::fs::create_dir_all(&store).unwrap();
     writable(&spool_a);
     writable(&spool_b);
-    let server = TusServer::start(&store);
+    let server = tus_server(&store);
     let scanner = ScannerDouble::start(Action::EicarAware);
-    let a = Nginx::start(&config(&scanner.url(), server.1, &spool_a, "expire=2s"));
-    let b = Nginx::start(&config(&scanner.url(), server.1, &spool_b, ""));
+    let a = Nginx::start(&config(&scanner.url(), server.port, &spool_a, "expire=2s"));
+    let b = Nginx::start(&config(&scanner.url(), server.port, &spool_b, ""));
     let infected = split_eicar();
     // The first piece through one nginx, the rest through another that keeps its own spool:
     // the file cannot be assembled there, so the piece is refused.
@@ -258,7 +241,7 @@ fn pieces_the_module_has_not_seen_are_refused() {
     // Through the first nginx it is blocked.
     assert_eq!(patch(a.port, &path, 8192, &infected[8192..]), 403);
     // Its clean twin through two nginx sharing one spool completes.
-    let c = Nginx::start(&config(&scanner.url(), server.1, &spool_a, ""));
+    let c = Nginx::start(&config(&scanner.url(), server.port, &spool_a, ""));
     let clean = random_bytes(2 * 4096, 9);
     let path = create(a.port, clean.len());
     assert_eq!(patch(a.port, &path, 0, &clean[..4096]), 204);
@@ -429,29 +412,11 @@ fn content_range_pieces_are_scanned_in_the_file_as_it_stands() {
 }
 
 /// moto's S3 server.
-struct Moto(Child, u16);
-
-impl Moto {
-    fn start() -> Moto {
-        let port = nginx::free_port();
-        let child = Command::new(root().join("target/difftest/s3new/bin/moto_server"))
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("moto_server (scripts/install-difftest-deps.sh installs it)");
-        assert!(wait_for(Duration::from_secs(30), || {
-            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-        }));
-        Moto(child, port)
-    }
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+fn moto() -> Served {
+    let port = nginx::free_port();
+    let mut cmd = Command::new(root().join("target/difftest/s3new/bin/moto_server"));
+    cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()]);
+    Served::start(cmd, port)
 }
 
 #[test]
@@ -460,7 +425,7 @@ fn s3_multipart_uploads_are_assembled_and_scanned_at_completion() {
     let w = work("s3");
     let spool = w.join("spool");
     writable(&spool);
-    let moto = Moto::start();
+    let moto = moto();
     let scanner = ScannerDouble::start(Action::EicarAware);
     let ca = ometascan_testkit::tls::ca("test CA");
     let cert = ometascan_testkit::tls::server(&["127.0.0.1", "localhost"], Some(&ca), false);
@@ -480,9 +445,9 @@ fn s3_multipart_uploads_are_assembled_and_scanned_at_completion() {
         d = w.display(),
         scanner = scanner.url(),
         spool = spool.display(),
-        moto = moto.1,
+        moto = moto.port,
     ));
-    let direct = format!("http://127.0.0.1:{}", moto.1);
+    let direct = format!("http://127.0.0.1:{}", moto.port);
     // EICAR straddles the 5 MiB boundary of the first two parts: every part is clean alone.
     let clean = random_bytes(12 << 20, 92);
     let mut bad = random_bytes(12 << 20, 93);
@@ -555,32 +520,14 @@ fn s3_multipart_uploads_are_assembled_and_scanned_at_completion() {
     assert_eq!(r.status, 409, "{}", n.error_log());
 }
 
-/// A chunk receiver as Dropzone's and resumable.js's server examples write one.
-struct Receiver(Child, u16);
-
-impl Receiver {
-    fn start(store: &Path) -> Receiver {
-        let port = nginx::free_port();
-        let child = Command::new(root().join("target/difftest/venv/bin/python"))
-            .arg(root().join("tests/pieces/chunk_receiver.py"))
-            .arg(port.to_string())
-            .arg(store)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("python");
-        assert!(wait_for(Duration::from_secs(20), || {
-            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-        }));
-        Receiver(child, port)
-    }
-}
-
-impl Drop for Receiver {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+/// A chunk receiver as Dropzone's server examples write one.
+fn receiver(store: &Path) -> Served {
+    let port = nginx::free_port();
+    let mut cmd = Command::new(root().join("target/difftest/venv/bin/python"));
+    cmd.arg(root().join("tests/pieces/chunk_receiver.py"))
+        .arg(port.to_string())
+        .arg(store);
+    Served::start(cmd, port)
 }
 
 /// Dropzone's request for one chunk (`chunking: true`): its fields and the chunk as `blob`.
@@ -644,7 +591,7 @@ fn chunking_uploaders_pieces_are_assembled_by_their_fields_and_arguments() {
     let (store, spool) = (w.join("store"), w.join("spool"));
     std::fs::create_dir_all(&store).unwrap();
     writable(&spool);
-    let receiver = Receiver::start(&store);
+    let receiver = receiver(&store);
     let scanner = ScannerDouble::start(Action::EicarAware);
     let n = Nginx::start(&format!(
         "server {{ listen 127.0.0.1:%PORT%; client_max_body_size 50m;\n\
@@ -658,7 +605,7 @@ fn chunking_uploaders_pieces_are_assembled_by_their_fields_and_arguments() {
              proxy_pass http://127.0.0.1:{2}/upload; }} }}",
         scanner.url(),
         spool.display(),
-        receiver.1
+        receiver.port
     ));
     let size = 4096;
     let clean = random_bytes(3 * size + 10, 11);
@@ -715,7 +662,7 @@ fn content_range_patches_are_scanned_in_the_file_as_it_stands() {
     let (store, spool) = (w.join("store"), w.join("spool"));
     std::fs::create_dir_all(&store).unwrap();
     writable(&spool);
-    let receiver = Receiver::start(&store);
+    let receiver = receiver(&store);
     let scanner = ScannerDouble::start(Action::EicarAware);
     let n = Nginx::start(&format!(
         "server {{ listen 127.0.0.1:%PORT%;\n\
@@ -724,7 +671,7 @@ fn content_range_patches_are_scanned_in_the_file_as_it_stands() {
              proxy_pass http://127.0.0.1:{}; }} }}",
         scanner.url(),
         spool.display(),
-        receiver.1
+        receiver.port
     ));
     let clean = random_bytes(2 * 4096, 12);
     assert_eq!(

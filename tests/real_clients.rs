@@ -10,7 +10,6 @@ use common::*;
 use ometascan_testkit::cicap::CIcap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Duration;
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -340,36 +339,18 @@ fn many_json_strings_white_space_gzipped_and_a_wide_zstd_window_pass_and_their_t
     );
 }
 
-/// moto's S3 server on a free port.
-struct Moto(std::process::Child, u16);
-
-impl Moto {
-    fn start() -> Moto {
-        let port = nginx::free_port();
-        let child = Command::new(root().join("target/difftest/s3new/bin/moto_server"))
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("moto_server (scripts/install-difftest-deps.sh installs it)");
-        assert!(wait_for(Duration::from_secs(30), || {
-            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-        }));
-        Moto(child, port)
-    }
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+/// moto's S3 server.
+fn moto() -> Served {
+    let port = nginx::free_port();
+    let mut cmd = Command::new(root().join("target/difftest/s3new/bin/moto_server"));
+    cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()]);
+    Served::start(cmd, port)
 }
 
 #[test]
 fn boto3_uploads_to_an_s3_server_through_the_module_over_https_and_http() {
     let dir = work("s3");
-    let moto = Moto::start();
+    let moto = moto();
     let cicap = CIcap::start();
     let ca = ometascan_testkit::tls::ca("test CA");
     let cert = ometascan_testkit::tls::server(&["127.0.0.1", "localhost"], Some(&ca), false);
@@ -387,9 +368,9 @@ fn boto3_uploads_to_an_s3_server_through_the_module_over_https_and_http() {
          }}",
         d = dir.display(),
         scanner = cicap.url("virus_scan"),
-        moto = moto.1,
+        moto = moto.port,
     ));
-    let direct = format!("http://127.0.0.1:{}", moto.1);
+    let direct = format!("http://127.0.0.1:{}", moto.port);
     // EICAR straddles the 1 MiB boundary where botocore cuts its aws-chunked chunks: it is
     // whole only in the decoded body.
     let clean = random_bytes(12 << 20, 90);

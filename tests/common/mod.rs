@@ -77,3 +77,35 @@ pub fn gzip(data: &[u8]) -> Vec<u8> {
     writer.join().unwrap().unwrap();
     out
 }
+
+/// A server program a test started (a backend, an S3 or tus server), killed when dropped.
+pub struct Served {
+    child: std::process::Child,
+    pub port: u16,
+}
+
+impl Served {
+    /// Runs `cmd`, which listens on `port` of 127.0.0.1, and waits until the port accepts.
+    pub fn start(mut cmd: std::process::Command, port: u16) -> Served {
+        let child = cmd
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+        let served = Served { child, port };
+        assert!(
+            wait_for(std::time::Duration::from_secs(30), || {
+                std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+            }),
+            "{cmd:?} does not listen on {port}"
+        );
+        served
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
