@@ -43,6 +43,18 @@ if [ ! -d "$dir/node/node_modules/@tus/server" ] || [ ! -d "$dir/node/node_modul
         && npm install --silent --no-audit --no-fund @tus/server@1 @tus/file-store@1 \
             tus-js-client@4 >/dev/null)
 fi
+# Chunking uploaders driven in Chromium by tests/pieces.rs: Dropzone and resumable.js.
+if [ ! -d "$dir/node/node_modules/dropzone" ] || [ ! -d "$dir/node/node_modules/resumablejs" ]; then
+    (cd "$dir/node" && npm install --silent --no-audit --no-fund dropzone@6 \
+        resumablejs@1 >/dev/null)
+fi
+# tus over Python for tests/pieces.rs: tuspy (a client) and resumable-upload (a tus server with
+# the concatenation extension, which @tus/server lacks).
+if [ ! -x "$dir/tus/bin/python" ] || ! "$dir/tus/bin/python" -c 'import tusclient, resumable_upload' 2>/dev/null; then
+    rm -rf "$dir/tus"
+    python3 -m venv "$dir/tus"
+    "$dir/tus/bin/pip" install -q --disable-pip-version-check 'tuspy==1.*' 'resumable-upload==0.0.5'
+fi
 # Whether $1 is missing or older than any of the rest.
 stale() {
     local out=$1 src

@@ -512,6 +512,25 @@ fn policy_directives_check_their_values() {
     );
     let c = nginx::check_http(&location("ometascan_pieces fields spool=/tmp key=a;"));
     assert!(!c.ok && c.output.contains("needs"), "{}", c.output);
+    good(
+        "ometascan_pieces fields parallel spool=/tmp key=resumableIdentifier \
+         number=resumableChunkNumber chunk=resumableChunkSize total=resumableTotalSize;",
+    );
+    good("ometascan_pieces fields spool=/tmp key=name index=chunk chunk=1048576 count=chunks;");
+    for (args, why) in [
+        ("key=a index=i total=t", "need \"chunk=\""),
+        ("key=a offset=o index=i chunk=1 total=t", "needs one of"),
+        ("key=a offset=o chunk=1 total=t", "needs one of"),
+        ("key=a offset=o count=c", "needs one of"),
+        ("key=a offset=o total=t total=u", "each once"),
+    ] {
+        let c = nginx::check_http(&location(&format!(
+            "ometascan_pieces fields spool=/tmp {args};"
+        )));
+        assert!(!c.ok && c.output.contains(why), "{args}: {}", c.output);
+    }
+    let c = nginx::check_http(&location("ometascan_pieces tus parallel spool=/tmp;"));
+    assert!(!c.ok && c.output.contains("go with"), "{}", c.output);
     bad(
         "ometascan_body_limits depth=0;",
         "ometascan_body_limits",

@@ -59,6 +59,11 @@ fn tus_server(dir: &Path) -> Served {
 /// tus-js-client uploading `data` to `endpoint` in pieces of `chunk` bytes: its last line
 /// (`success URL` or `error STATUS URL`).
 fn tus_upload(endpoint: &str, data: &[u8], chunk: usize, dir: &Path) -> String {
+    tus_upload_with(endpoint, data, chunk, dir, "{}")
+}
+
+/// tus-js-client with more `options` (JSON).
+fn tus_upload_with(endpoint: &str, data: &[u8], chunk: usize, dir: &Path, options: &str) -> String {
     let file = dir.join(format!("upload-{}", data.len()));
     std::fs::write(&file, data).unwrap();
     let out = Command::new("node")
@@ -66,10 +71,32 @@ fn tus_upload(endpoint: &str, data: &[u8], chunk: usize, dir: &Path) -> String {
         .arg(endpoint)
         .arg(&file)
         .arg(chunk.to_string())
+        .arg(options)
         .env("NODE_PATH", node_modules())
         .output()
         .expect("node");
     String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// tuspy uploading `data` to `endpoint` in pieces of `chunk` bytes, as [`tus_upload`].
+fn tuspy_upload(endpoint: &str, data: &[u8], chunk: usize, dir: &Path) -> String {
+    let file = dir.join(format!("tuspy-{}", data.len()));
+    std::fs::write(&file, data).unwrap();
+    let out = Command::new(root().join("target/difftest/tus/bin/python"))
+        .arg(root().join("tests/pieces/tuspy_client.py"))
+        .arg(endpoint)
+        .arg(&file)
+        .arg(chunk.to_string())
+        .output()
+        .expect("python");
+    let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert!(!text.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
+    text
+}
+
+/// Whether any of `data`'s windows is the EICAR string.
+fn has_eicar(data: &[u8]) -> bool {
+    data.windows(EICAR.len()).any(|w| w == EICAR)
 }
 
 /// What the server stored for the upload at `url`: the data file of @tus/file-store.
@@ -181,6 +208,121 @@ fn tus_uploads_are_assembled_and_scanned_whole() {
 }
 
 /// A tus creation through `port`; the upload's path.
+#[test]
+fn tus_creations_with_data_and_other_clients_are_assembled() {
+    deps();
+    let w = work("creation");
+    let (store, spool) = (w.join("store"), w.join("spool"));
+    std::fs::create_dir_all(&store).unwrap();
+    writable(&spool);
+    let server = tus_server(&store);
+    let scanner = ScannerDouble::start(Action::EicarAware);
+    let n = Nginx::start(&config(&scanner.url(), server.port, &spool, ""));
+    let endpoint = format!("http://127.0.0.1:{}/files/", n.port);
+    let clean = random_bytes(3 * 4096 + 100, 16);
+    let infected = split_eicar();
+    type Upload = Box<dyn Fn(&[u8]) -> String>;
+    let (e, d) = (endpoint.clone(), w.clone());
+    let with_data: Upload = Box::new(move |data| {
+        tus_upload_with(&e, data, 4096, &d, r#"{"uploadDataDuringCreation": true}"#)
+    });
+    let (e, d) = (endpoint.clone(), w.clone());
+    let tuspy: Upload = Box::new(move |data| tuspy_upload(&e, data, 4096, &d));
+    for (name, upload) in [("creation-with-upload", with_data), ("tuspy", tuspy)] {
+        // The clean twin, byte for byte at the server.
+        let r = upload(&clean);
+        let url = r
+            .strip_prefix("success ")
+            .unwrap_or_else(|| panic!("{name}: {r}\n{}", n.error_log()));
+        assert_eq!(
+            stored(&store, url).as_deref(),
+            Some(clean.as_slice()),
+            "{name}"
+        );
+        // The first piece went with the creation; the last one completes the infected file.
+        let r = upload(&infected);
+        assert!(r.starts_with("error 403"), "{name}: {r}\n{}", n.error_log());
+        let url = r.rsplit(' ').next().unwrap();
+        let held = stored(&store, url).unwrap_or_default();
+        assert!(held.len() < infected.len() && !has_eicar(&held), "{name}");
+    }
+    // Nothing left of the creations' first bytes, nor of the completed uploads: the two
+    // blocked ones are kept to refuse their later pieces.
+    let names: Vec<String> = std::fs::read_dir(&spool)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names.len(), 4, "two uploads, two files each: {names:?}");
+    let status = client::request(n.port, "GET", "/status", &[], b"").unwrap();
+    assert!(
+        status.text().contains(&format!(
+            "ometascan_uploads_in_progress{{spool=\"{}\"}} 2",
+            spool.display()
+        )),
+        "{}",
+        status.text()
+    );
+}
+
+/// A tus server with the concatenation extension (resumable-upload, from PyPI), storing
+/// uploads in `dir`.
+fn tus_concat_server(dir: &Path) -> Served {
+    let port = nginx::free_port();
+    let mut cmd = Command::new(root().join("target/difftest/tus/bin/python"));
+    cmd.args(["-m", "resumable_upload", "serve", "--host", "127.0.0.1"])
+        .args(["--port", &port.to_string(), "--base-path", "/files"])
+        .arg("--upload-dir")
+        .arg(dir)
+        .arg("--db-path")
+        .arg(dir.join("uploads.db"))
+        .args(["--log-level", "WARNING"]);
+    Served::start(cmd, port)
+}
+
+#[test]
+fn tus_concatenation_is_assembled_from_its_partial_uploads() {
+    deps();
+    let w = work("concat");
+    let (store, spool) = (w.join("store"), w.join("spool"));
+    std::fs::create_dir_all(&store).unwrap();
+    writable(&spool);
+    let server = tus_concat_server(&store);
+    let scanner = ScannerDouble::start(Action::EicarAware);
+    let n = Nginx::start(&config(&scanner.url(), server.port, &spool, ""));
+    let endpoint = format!("http://127.0.0.1:{}/files", n.port);
+    let parallel = r#"{"parallelUploads": 2}"#;
+    // The clean twin: two partial uploads sent at once, then the final one.
+    let clean = random_bytes(4 * 4096, 17);
+    let r = tus_upload_with(&endpoint, &clean, 4096, &w, parallel);
+    let url = r
+        .strip_prefix("success ")
+        .unwrap_or_else(|| panic!("{r}\n{}", n.error_log()));
+    assert_eq!(stored(&store, url).as_deref(), Some(clean.as_slice()));
+    // The EICAR string across the two partial uploads: each is clean, the final one is not.
+    let mut infected = random_bytes(4 * 4096, 18);
+    let at = 2 * 4096 - EICAR.len() / 2;
+    infected[at..at + EICAR.len()].copy_from_slice(EICAR);
+    let r = tus_upload_with(&endpoint, &infected, 4096, &w, parallel);
+    assert!(r.starts_with("error 403"), "{r}\n{}", n.error_log());
+    for entry in std::fs::read_dir(&store).unwrap() {
+        let held = std::fs::read(entry.unwrap().path()).unwrap();
+        assert!(!has_eicar(&held), "the server never holds the file");
+    }
+    // A final upload of partial uploads the module has not seen: refused.
+    let r = client::request(
+        n.port,
+        "POST",
+        "/files",
+        &[
+            ("Tus-Resumable", "1.0.0"),
+            ("Upload-Concat", "final;/files/nosuch1 /files/nosuch2"),
+        ],
+        b"",
+    )
+    .unwrap();
+    assert_eq!(r.status, 409, "{}", n.error_log());
+}
+
 fn create(port: u16, len: usize) -> String {
     let len = len.to_string();
     let r = client::request(
@@ -411,6 +553,66 @@ fn content_range_pieces_are_scanned_in_the_file_as_it_stands() {
     assert_eq!(served("y.bin"), b"head");
 }
 
+#[test]
+fn a_gzip_file_cut_in_two_ranges_is_scanned_as_clamd_opens_it() {
+    use ometascan_testkit::clamd::{Clamd, ClamdConfig};
+    let w = work("gzip");
+    let spool = w.join("spool");
+    writable(&spool);
+    let apache = Apache::start(&w.join("apache"));
+    let served = |name: &str| std::fs::read(w.join("apache/dav").join(name)).unwrap_or_default();
+    let clamd = Clamd::start_with(ClamdConfig {
+        tcp: true,
+        ..ClamdConfig::default()
+    });
+    let n = Nginx::start(&format!(
+        "server {{ listen 127.0.0.1:%PORT%; client_max_body_size 50m;\n\
+           location /dav/ {{ ometascan_pass {};\n\
+             ometascan_pieces content_range spool={};\n\
+             proxy_pass http://127.0.0.1:{}; }} }}",
+        clamd.url(),
+        spool.display(),
+        apache.1
+    ));
+    // EICAR at the end of what the archive holds: its deflated bytes are in the second half,
+    // which is no gzip file alone; the first half decompresses to random bytes only.
+    let archive = |infected: bool| {
+        let mut text = random_bytes(200_000, 23);
+        if infected {
+            text.extend_from_slice(EICAR);
+        }
+        gzip(&text)
+    };
+    for (name, infected) in [("clean.gz", false), ("bad.gz", true)] {
+        let data = archive(infected);
+        let half = data.len() / 2;
+        let first = curl_range(
+            n.port,
+            &format!("/dav/{name}"),
+            0,
+            &data[..half],
+            data.len(),
+            &w,
+        );
+        assert_eq!(first, 201, "{name}: {}", n.error_log());
+        let second = curl_range(
+            n.port,
+            &format!("/dav/{name}"),
+            half,
+            &data[half..],
+            data.len(),
+            &w,
+        );
+        if infected {
+            assert_eq!(second, 403, "{}", n.error_log());
+            assert_eq!(served(name), data[..half].to_vec());
+        } else {
+            assert_eq!(second, 204, "{}", n.error_log());
+            assert_eq!(served(name), data);
+        }
+    }
+}
+
 /// moto's S3 server.
 fn moto() -> Served {
     let port = nginx::free_port();
@@ -585,6 +787,24 @@ fn query_chunk(port: u16, id: &str, index: usize, size: usize, file: &[u8]) -> u
     .status
 }
 
+/// An uploader's chunk sent as the body, numbered in the query (the file's size in chunks).
+fn counted_chunk(port: u16, id: &str, index: usize, size: usize, file: &[u8]) -> u16 {
+    let chunk = &file[index * size..((index + 1) * size).min(file.len())];
+    let path = format!(
+        "/counted?id={id}&index={index}&size={size}&count={}",
+        file.len().div_ceil(size)
+    );
+    client::request(
+        port,
+        "POST",
+        &path,
+        &[("Content-Type", "application/octet-stream")],
+        chunk,
+    )
+    .unwrap()
+    .status
+}
+
 #[test]
 fn chunking_uploaders_pieces_are_assembled_by_their_fields_and_arguments() {
     let w = work("fields");
@@ -602,6 +822,10 @@ fn chunking_uploaders_pieces_are_assembled_by_their_fields_and_arguments() {
            location = /query {{ ometascan_pass {0};\n\
              ometascan_pieces fields spool={1} key=$arg_id offset=$arg_offset\n\
                               total=$arg_total;\n\
+             proxy_pass http://127.0.0.1:{2}/upload; }}\n\
+           location = /counted {{ ometascan_pass {0};\n\
+             ometascan_pieces fields spool={1} key=$arg_id index=$arg_index chunk=4096\n\
+                              count=$arg_count;\n\
              proxy_pass http://127.0.0.1:{2}/upload; }} }}",
         scanner.url(),
         spool.display(),
@@ -616,6 +840,7 @@ fn chunking_uploaders_pieces_are_assembled_by_their_fields_and_arguments() {
             "dz",
         ),
         (query_chunk, "query"),
+        (counted_chunk, "counted"),
     ] {
         // The clean twin: assembled by the receiver byte for byte.
         let id = format!("{tag}-clean");
@@ -646,6 +871,141 @@ fn chunking_uploaders_pieces_are_assembled_by_their_fields_and_arguments() {
         r.status, 400,
         "the receiver's own answer to a form without chunk fields"
     );
+}
+
+const UPLOADERS_PAGE: &str = r#"<!doctype html><html><head><title>waiting</title>
+<script src="/lib/dropzone/dist/dropzone-min.js"></script>
+<script src="/lib/resumablejs/resumable.js"></script></head><body><script>
+Dropzone.autoDiscover = false;
+const CHUNK = 65536;
+async function file(name, as) {
+  const blob = await (await fetch("/files/" + name)).blob();
+  return new File([blob], as, {type: "application/octet-stream"});
+}
+function viaDropzone(f) {
+  return new Promise(resolve => {
+    const dz = new Dropzone(document.createElement("div"), {url: "/dz", chunking: true,
+      forceChunking: true, chunkSize: CHUNK, parallelChunkUploads: true, parallelUploads: 4,
+      retryChunks: false, maxFilesize: 100});
+    dz.on("success", () => resolve("ok"));
+    dz.on("error", (file, msg, xhr) => resolve("error " + (xhr ? xhr.status : msg)));
+    dz.addFile(f);
+  });
+}
+function viaResumable(f) {
+  return new Promise(resolve => {
+    const r = new Resumable({target: "/rs", chunkSize: CHUNK, simultaneousUploads: 3,
+      testChunks: true, maxChunkRetries: 2});
+    r.on("fileAdded", () => r.upload());
+    r.on("fileSuccess", () => resolve("ok"));
+    r.on("fileError", () => resolve("error"));
+    r.addFile(f);
+  });
+}
+(async () => {
+  const out = [];
+  for (const name of ["clean.bin", "bad.bin"]) {
+    out.push("dz-" + name + "=" + await viaDropzone(await file(name, "dz-" + name)));
+    out.push("rs-" + name + "=" + await viaResumable(await file(name, "rs-" + name)));
+  }
+  const pre = document.createElement("pre");
+  pre.textContent = ["RESULTS", ...out, "END"].join("|");
+  document.body.appendChild(pre);
+})();
+</script></body></html>"#;
+
+#[test]
+fn dropzone_and_resumable_js_sending_chunks_at_once_are_assembled_in_chromium() {
+    deps();
+    let w = work("browser");
+    let (store, spool, files) = (w.join("store"), w.join("spool"), w.join("files"));
+    std::fs::create_dir_all(&store).unwrap();
+    std::fs::create_dir_all(&files).unwrap();
+    writable(&spool);
+    let receiver = receiver(&store);
+    let scanner = ScannerDouble::start(Action::EicarAware);
+    let clean = random_bytes(300_000, 21);
+    let mut bad = random_bytes(300_000, 22);
+    let at = 2 * 65536 - EICAR.len() / 2;
+    bad[at..at + EICAR.len()].copy_from_slice(EICAR);
+    for piece in bad.chunks(65536) {
+        assert!(!has_eicar(piece));
+    }
+    std::fs::write(files.join("clean.bin"), &clean).unwrap();
+    std::fs::write(files.join("bad.bin"), &bad).unwrap();
+    std::fs::write(files.join("page.html"), UPLOADERS_PAGE).unwrap();
+    let n = Nginx::start(&format!(
+        "server {{ listen 127.0.0.1:%PORT%; client_max_body_size 50m;\n\
+           location /lib/ {{ alias {modules}/; }}\n\
+           location /files/ {{ alias {files}/; }}\n\
+           location = /dz {{ ometascan_pass {scanner};\n\
+             ometascan_pieces fields parallel spool={spool} key=dzuuid\n\
+                              offset=dzchunkbyteoffset total=dztotalfilesize;\n\
+             proxy_pass http://127.0.0.1:{port}; }}\n\
+           location = /rs {{ ometascan_pass {scanner};\n\
+             ometascan_pieces fields parallel spool={spool} key=resumableIdentifier\n\
+                              number=resumableChunkNumber chunk=resumableChunkSize\n\
+                              total=resumableTotalSize;\n\
+             proxy_pass http://127.0.0.1:{port}; }} }}",
+        modules = node_modules().display(),
+        files = files.display(),
+        scanner = scanner.url(),
+        spool = spool.display(),
+        port = receiver.port
+    ));
+    let out = Command::new("chromium")
+        .args([
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+        ])
+        .arg(format!("--user-data-dir={}", w.join("chromium").display()))
+        .args(["--virtual-time-budget=120000", "--dump-dom"])
+        .arg(format!("http://127.0.0.1:{}/files/page.html", n.port))
+        .output()
+        .expect("chromium");
+    let dom = String::from_utf8_lossy(&out.stdout);
+    let results = dom
+        .split("RESULTS|")
+        .nth(1)
+        .and_then(|r| r.split("|END").next())
+        .unwrap_or_else(|| panic!("{dom}\n{}", n.error_log()))
+        .to_string();
+    for uploader in ["dz", "rs"] {
+        // The clean twin: every chunk accepted, the file assembled byte for byte.
+        assert!(
+            results.contains(&format!("{uploader}-clean.bin=ok")),
+            "{results}\n{}",
+            n.error_log()
+        );
+        assert_eq!(
+            std::fs::read(store.join(format!("{uploader}-clean.bin"))).ok(),
+            Some(clean.clone()),
+            "{uploader}"
+        );
+        // Each chunk clean alone: the one that completes the file is blocked.
+        assert!(
+            results.contains(&format!("{uploader}-bad.bin=error")),
+            "{results}"
+        );
+        assert!(!store.join(format!("{uploader}-bad.bin")).exists());
+    }
+    // No file the receiver completed holds the string (its pieces of an incomplete upload may:
+    // sent at once, the piece that completes a file need not be one that holds it).
+    for entry in std::fs::read_dir(&store).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if !name.ends_with(".part") && !name.contains(".chunk") {
+            assert!(!has_eicar(&std::fs::read(&path).unwrap()), "{name}");
+        }
+    }
+    let log = n.error_log();
+    assert!(log.contains("request blocked by the scanner"), "{log}");
+    assert!(!log.contains("cannot be assembled"), "{log}");
 }
 
 /// A `PATCH` with `Content-Range` through `port`.

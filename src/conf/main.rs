@@ -18,6 +18,9 @@ pub struct MainConf {
     pub status_zone: *mut ngx_shm_zone_t,
     /// The verdict cache zones `ometascan_cache_zone` declared, by name.
     pub cache_zones: Vec<(String, *mut ngx_shm_zone_t)>,
+    /// The spools of `ometascan_pieces`, one per directory (the status page counts their
+    /// uploads).
+    pub spools: Vec<ometascan_core::pieces::Spool>,
     /// Scanner groups already warned about at `nginx -t` (each warning once, not per level).
     pub warned_groups: Vec<usize>,
     /// The filters after the module's response filters in this cycle's chain.
@@ -31,6 +34,7 @@ impl Default for MainConf {
             health_checks: Vec::new(),
             status_zone: std::ptr::null_mut(),
             cache_zones: Vec::new(),
+            spools: Vec::new(),
             warned_groups: Vec::new(),
             next_header: None,
             next_body: None,

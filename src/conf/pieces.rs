@@ -20,12 +20,32 @@ pub enum FieldSource {
     Value(*mut ngx_http_complex_value_t),
 }
 
-/// `fields`: the upload's key, the piece's offset, the file's length.
+/// Where a piece is: its offset, or its number (from 0 or from 1) and the chunk size.
+#[derive(Debug, Clone)]
+pub enum PlaceConf {
+    Offset(FieldSource),
+    Numbered {
+        number: FieldSource,
+        first: u64,
+        chunk: FieldSource,
+    },
+}
+
+/// How big the file is: in bytes, or in pieces.
+#[derive(Debug, Clone)]
+pub enum SizeConf {
+    Bytes(FieldSource),
+    Pieces(FieldSource),
+}
+
+/// `fields`: the upload's key, the piece's place, the file's size; `parallel`: pieces may
+/// come in any order.
 #[derive(Debug, Clone)]
 pub struct FieldsConf {
     pub key: FieldSource,
-    pub offset: FieldSource,
-    pub total: FieldSource,
+    pub place: PlaceConf,
+    pub size: SizeConf,
+    pub parallel: bool,
 }
 
 /// A location's uploads in pieces.
@@ -42,8 +62,9 @@ pub struct Pieces {
     pub spool: Spool,
 }
 
-/// `ometascan_pieces tus | content_range | s3 | fields ... spool=path [key=.. offset=..
-/// total=..] [size=size] [uploads=number] [expire=time] | off`.
+/// `ometascan_pieces tus | content_range | s3 | fields [parallel] ... spool=path [key=..
+/// offset=.. | index=.. chunk=.. | number=.. chunk=.. total=.. | count=..] [size=size]
+/// [uploads=number] [expire=time] | off`.
 pub unsafe extern "C" fn set_pieces(
     cf: *mut ngx_conf_t,
     cmd: *mut ngx_command_t,
@@ -64,15 +85,29 @@ pub unsafe extern "C" fn set_pieces(
             return e;
         }
     }
-    match p.finish(&d) {
-        Ok(pieces) => c.pieces = Some(Some(pieces)),
+    let pieces = match p.finish(&d) {
+        Ok(pieces) => pieces,
         Err(e) => return e,
+    };
+    // SAFETY: cf is the configuration nginx passed to this handler, within the http block.
+    let Some(main) = (unsafe { crate::conf::main::configuring(cf) }) else {
+        return conf_error();
+    };
+    if !main.spools.iter().any(|s| s.dir() == pieces.spool.dir()) {
+        main.spools.push(pieces.spool.clone());
     }
+    c.pieces = Some(Some(pieces));
     CONF_OK
 }
 
-const ARGS: &str = "it must be \"tus\", \"content_range\", \"s3\", \"fields\", \"spool=\", \
-                    \"key=\", \"offset=\", \"total=\", \"size=\", \"uploads=\" or \"expire=\", each once";
+const ARGS: &str = "it must be \"tus\", \"content_range\", \"s3\", \"fields\", \"parallel\", \
+                    \"spool=\", \"key=\", \"offset=\", \"index=\", \"number=\", \"chunk=\", \
+                    \"total=\", \"count=\", \"size=\", \"uploads=\" or \"expire=\", each once";
+
+/// The names of a piece's description, in the order of `Parsed::sources`.
+const SOURCES: [&str; 7] = [
+    "key", "offset", "index", "number", "chunk", "total", "count",
+];
 
 /// The directive's arguments as they are read.
 #[derive(Default)]
@@ -81,7 +116,8 @@ struct Parsed {
     range: bool,
     s3: bool,
     fields: bool,
-    sources: [Option<FieldSource>; 3],
+    parallel: bool,
+    sources: [Option<FieldSource>; 7],
     limits: SpoolLimits,
     dir: Option<std::path::PathBuf>,
 }
@@ -103,6 +139,7 @@ impl Parsed {
             "content_range" => Some(&mut self.range),
             "s3" => Some(&mut self.s3),
             "fields" => Some(&mut self.fields),
+            "parallel" => Some(&mut self.parallel),
             _ => None,
         };
         if let Some(flag) = flag {
@@ -138,11 +175,11 @@ impl Parsed {
                     time(value).ok_or_else(|| d.invalid(arg, "it must be a time above zero"))?;
                 self.limits.expire = t;
             }
-            "key" | "offset" | "total" => {
-                let at = ["key", "offset", "total"]
-                    .iter()
-                    .position(|k| *k == key)
-                    .unwrap_or(0);
+            _ if SOURCES.contains(&key) => {
+                let at = SOURCES.iter().position(|k| *k == key).unwrap_or(0);
+                if self.sources[at].is_some() {
+                    return Err(d.invalid(arg, ARGS));
+                }
                 // SAFETY: cf is the configuration being parsed (caller).
                 self.sources[at] = Some(unsafe { source(cf, d, arg, value) }?);
             }
@@ -157,15 +194,15 @@ impl Parsed {
                 "a protocol is required: \"tus\", \"content_range\", \"s3\", \"fields\" (or \"off\")",
             ));
         }
-        let [key, offset, total] = self.sources;
-        let fields = match (self.fields, key, offset, total) {
-            (true, Some(key), Some(offset), Some(total)) => Some(FieldsConf { key, offset, total }),
-            (false, None, None, None) => None,
-            (true, ..) => {
-                return Err(d.fail("\"fields\" needs \"key=\", \"offset=\" and \"total=\""))
-            }
-            (false, ..) => {
-                return Err(d.fail("\"key=\", \"offset=\" and \"total=\" go with \"fields\""))
+        let given = self.sources.iter().any(Option::is_some);
+        let fields = match (self.fields, given) {
+            (true, _) => Some(fields_conf(d, self.sources, self.parallel)?),
+            (false, false) if !self.parallel => None,
+            (false, _) => {
+                return Err(d.fail(
+                    "\"key=\", \"offset=\", \"total=\" and the others, and \"parallel\", go \
+                     with \"fields\"",
+                ))
             }
         };
         let dir = self.dir.ok_or_else(|| {
@@ -181,7 +218,51 @@ impl Parsed {
     }
 }
 
-/// A form field's name, or (starting with `$`) a value with variables.
+/// The description of a chunking uploader's piece: a key, one place (`offset=`, or `index=`
+/// or `number=` with `chunk=`), one size (`total=`, or `count=` with a number).
+fn fields_conf(
+    d: &Directive,
+    sources: [Option<FieldSource>; 7],
+    parallel: bool,
+) -> Result<FieldsConf, *mut c_char> {
+    let [key, offset, index, number, chunk, total, count] = sources;
+    let key = key.ok_or_else(|| d.fail("\"fields\" needs \"key=\""))?;
+    let numbered = |number, first| match chunk.clone() {
+        Some(chunk) => Ok(PlaceConf::Numbered {
+            number,
+            first,
+            chunk,
+        }),
+        None => Err(d.fail("\"index=\" and \"number=\" need \"chunk=\", the chunk size")),
+    };
+    let place = match (offset, index, number) {
+        (Some(o), None, None) if chunk.is_none() => PlaceConf::Offset(o),
+        (None, Some(i), None) => numbered(i, 0)?,
+        (None, None, Some(n)) => numbered(n, 1)?,
+        _ => return Err(d.fail(
+            "\"fields\" needs one of \"offset=\", \"index=\" (from 0) and \"number=\" (from 1), \
+                 \"chunk=\" only with the last two",
+        )),
+    };
+    let size = match (total, count) {
+        (Some(t), None) => SizeConf::Bytes(t),
+        (None, Some(c)) if matches!(place, PlaceConf::Numbered { .. }) => SizeConf::Pieces(c),
+        _ => {
+            return Err(d.fail(
+                "\"fields\" needs one of \"total=\" (bytes) and \"count=\" (pieces, with \
+                 \"index=\" or \"number=\")",
+            ))
+        }
+    };
+    Ok(FieldsConf {
+        key,
+        place,
+        size,
+        parallel,
+    })
+}
+
+/// A form field's name, or (starting with `$`, or a number) a value nginx evaluates.
 ///
 /// # Safety
 /// `cf` is the configuration being parsed.
@@ -191,7 +272,7 @@ unsafe fn source(
     arg: &ngx_str_t,
     value: &str,
 ) -> Result<FieldSource, *mut c_char> {
-    if value.starts_with('$') {
+    if value.starts_with('$') || (!value.is_empty() && value.bytes().all(|b| b.is_ascii_digit())) {
         // SAFETY: cf is the configuration being parsed (caller).
         return match unsafe { compile_complex(cf, &after_eq(arg)) } {
             Some(cv) => Ok(FieldSource::Value(cv)),

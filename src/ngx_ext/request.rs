@@ -65,6 +65,9 @@ pub trait RequestExt {
     /// Whether the request's upstream connection is gone (nginx's upstream finalized it:
     /// the response came from a backend whose connection is closed, or from its cache).
     fn upstream_closed(&self) -> bool;
+    /// A name for this request that no other request of any nginx on the machine has at the
+    /// same time: the worker's process id, the connection's number, the request's start.
+    fn serial(&self) -> String;
 }
 
 impl RequestExt for Request {
@@ -98,6 +101,19 @@ impl RequestExt for Request {
     fn host(&self) -> &[u8] {
         // Empty, or pointing into the request's header buffer.
         self.as_ref().headers_in.server.as_bytes()
+    }
+
+    fn serial(&self) -> String {
+        let r = self.as_ref();
+        // SAFETY: the connection outlives its requests.
+        let number = unsafe { (*self.connection()).number };
+        format!(
+            "{} {number} {}.{:03} {:x}",
+            std::process::id(),
+            r.start_sec,
+            r.start_msec,
+            self as *const Request as usize
+        )
     }
 
     fn upstream_closed(&self) -> bool {

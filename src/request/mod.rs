@@ -72,6 +72,7 @@ pub unsafe extern "C" fn scan_handler(r: *mut ngx_http_request_t) -> ngx_int_t {
         .settings
         .methods
         .scans(r.method_name(), r.announces_body())
+        && !pieces::claims(r)
     {
         status::counted(ResultKind::Skipped);
         return NGX_DECLINED_;

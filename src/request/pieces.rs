@@ -6,12 +6,12 @@
 use ngx::ffi::*;
 use ngx::http::{HttpModuleLocationConf, Request};
 use ometascan_core::headers::HeaderList;
-use ometascan_core::pieces::fields::{FieldSpec, Source};
+use ometascan_core::pieces::fields::{FieldSpec, Place, Size, Source};
 use ometascan_core::pieces::s3::S3;
 use ometascan_core::pieces::{self, Kind, Piece, Spool};
 use ometascan_core::ScanError;
 
-use crate::conf::pieces::{FieldSource, Pieces};
+use crate::conf::pieces::{FieldSource, Pieces, PlaceConf, SizeConf};
 use crate::ngx_ext::conf::complex_value;
 use crate::ngx_ext::headers::{copy_headers_in, copy_headers_out, header_in};
 use crate::ngx_ext::log;
@@ -86,6 +86,10 @@ fn find(
         {
             return Ok(Some(piece));
         }
+        let post = pieces::tus_post(method, headers, body_len, &provisional(r));
+        if let Some(piece) = post.map_err(ScanError::ambiguous)? {
+            return Ok(Some(piece));
+        }
     }
     if p.range {
         let range = pieces::range_piece(method, uri, headers, body_len);
@@ -101,8 +105,23 @@ fn find(
             kind: Kind::Fields,
             fields: Some(FieldSpec {
                 key: source(r, &f.key)?,
-                offset: source(r, &f.offset)?,
-                total: source(r, &f.total)?,
+                place: match &f.place {
+                    PlaceConf::Offset(o) => Place::Offset(source(r, o)?),
+                    PlaceConf::Numbered {
+                        number,
+                        first,
+                        chunk,
+                    } => Place::Numbered {
+                        number: source(r, number)?,
+                        first: *first,
+                        chunk: source(r, chunk)?,
+                    },
+                },
+                size: match &f.size {
+                    SizeConf::Bytes(t) => Size::Bytes(source(r, t)?),
+                    SizeConf::Pieces(c) => Size::Pieces(source(r, c)?),
+                },
+                parallel: f.parallel,
             }),
         })),
         _ => Ok(None),
@@ -123,28 +142,65 @@ fn source(r: &Request, s: &FieldSource) -> Result<Source, ScanError> {
     }
 }
 
+/// Where a tus creation's first bytes are kept until the backend names the upload.
+fn provisional(r: &Request) -> Vec<u8> {
+    format!("~tus creation {}", r.serial()).into_bytes()
+}
+
+/// Whether the request may be a piece of an upload of the location (scanned whatever
+/// `ometascan_methods` says: the piece completes a file).
+pub fn claims(r: &Request) -> bool {
+    of(r).is_some() && matches!(r.method_name(), b"POST" | b"PUT" | b"PATCH")
+}
+
 /// The backend's answer to a tus creation: `201` with the upload's `Location` starts the
-/// module's copy of it.
+/// module's copy of it, with the first bytes a creation-with-upload carried.
 pub fn on_response(r: &mut Request) {
     let Some(p) = of(r) else { return };
     let raw = r.as_ref();
-    if !std::ptr::eq(raw.main, raw) || raw.headers_out.status != NGX_HTTP_CREATED as ngx_uint_t {
+    if !std::ptr::eq(raw.main, raw) || !p.tus || !r.method_name().eq_ignore_ascii_case(b"POST") {
         return;
     }
     let headers = copy_headers_in(r);
     let Some(total) = pieces::tus_creation(r.method_name(), &headers) else {
         return;
     };
+    let provisional = provisional(r);
     let out = copy_headers_out(r);
-    let Some(location) = out
+    let location = out
         .iter()
         .find(|(n, _)| n.eq_ignore_ascii_case(b"location"))
-        .map(|(_, v)| v.clone())
-    else {
+        .map(|(_, v)| v.clone());
+    let created = r.as_ref().headers_out.status == NGX_HTTP_CREATED as ngx_uint_t;
+    let Some(location) = location.filter(|_| created) else {
+        p.spool.remove(&provisional);
         return;
     };
     let key = pieces::upload_key(&location);
-    if let Err(e) = p.spool.create(&key, total) {
+    let held = out
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(b"upload-offset"))
+        .and_then(|(_, v)| std::str::from_utf8(v).ok()?.trim().parse::<u64>().ok());
+    let partial = headers
+        .iter()
+        .any(|(n, v)| n.eq_ignore_ascii_case(b"upload-concat") && v.trim_ascii() == b"partial");
+    // A creation that carried the whole file: scanned whole as it came; nothing to keep (but
+    // for a partial upload, which its final upload joins).
+    let sent = u64::try_from(r.as_ref().headers_in.content_length_n).ok();
+    if total.is_some() && sent == total && !partial {
+        p.spool.remove(&provisional);
+        return;
+    }
+    let made = match p.spool.adopt(&provisional, &key, held) {
+        Ok(true) => Ok(()),
+        Ok(false) => p.spool.create(&key, total),
+        Err(e) => Err(e),
+    }
+    .and_then(|()| match partial {
+        true => p.spool.set_partial(&key),
+        false => Ok(()),
+    });
+    if let Err(e) = made {
         let msg = format!(
             "upload \"{}\" cannot be kept for assembly: {e}; its pieces will be refused",
             String::from_utf8_lossy(&key)

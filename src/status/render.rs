@@ -120,6 +120,19 @@ fn totals(o: &mut String, s: &Stats) {
             r(&s.pieces[e as usize])
         );
     }
+    let name = "ometascan_uploads_in_progress";
+    head(
+        o,
+        name,
+        "gauge",
+        "Uploads in pieces the spool holds a copy of, by spool directory.",
+    );
+    if let Some(main) = crate::conf::main::running() {
+        for spool in &main.spools {
+            let dir = label_value(&spool.dir().to_string_lossy());
+            let _ = writeln!(o, "{name}{{spool=\"{dir}\"}} {}", spool.uploads());
+        }
+    }
     let name = "ometascan_scans_queued_total";
     head(
         o,

@@ -1,8 +1,15 @@
 //! Chunking uploaders that describe each piece in form fields or query arguments (Dropzone's
 //! `dzuuid`/`dzchunkbyteoffset`/`dztotalfilesize`, resumable.js, Fine Uploader, plupload): the
-//! operator names where the upload's key, the piece's offset and the file's length are, each a
+//! operator names where the upload's key, the piece's place and the file's size are, each a
 //! form field of the piece's multipart body or a value nginx evaluated (`$arg_...`). The piece
 //! is the body's file part (or the whole body when it is no form).
+//!
+//! A piece's place is its byte offset, or its number and the uploader's chunk size
+//! (resumable.js's `resumableChunkNumber`, plupload's `chunk`); the file's size is its length in
+//! bytes, or its number of pieces (plupload's `chunks`: the file ends with the last piece). A
+//! numbered piece that is not the last must be one chunk long: then a backend that writes each
+//! piece at its offset and one that joins the pieces in the order of their numbers assemble the
+//! same file.
 
 use super::spool::PieceError;
 use crate::body::multipart::{self, part_body};
@@ -20,26 +27,51 @@ pub enum Source {
     Value(Vec<u8>),
 }
 
-/// Where the upload's key, the piece's offset and the file's length are.
+/// Where a piece is in its file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Place {
+    /// Its first byte's offset.
+    Offset(Source),
+    /// Its number (the first is `first`: 0 or 1) times the chunk size.
+    Numbered {
+        number: Source,
+        first: u64,
+        chunk: Source,
+    },
+}
+
+/// How big the file is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Size {
+    /// In bytes.
+    Bytes(Source),
+    /// In pieces (with [`Place::Numbered`]).
+    Pieces(Source),
+}
+
+/// Where the upload's key, the piece's place and the file's size are.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FieldSpec {
     pub key: Source,
-    pub offset: Source,
-    pub total: Source,
+    pub place: Place,
+    pub size: Size,
+    /// The uploader sends several pieces at once: they may come in any order.
+    pub parallel: bool,
 }
 
 /// A piece as its form describes it.
 pub struct Described {
     pub key: Vec<u8>,
     pub offset: u64,
-    pub total: u64,
+    /// The file's length, when the piece tells it (by bytes, or being the last piece).
+    pub total: Option<u64>,
     pub data: RequestBody,
 }
 
 /// Longest form field read for a value.
 const MAX_VALUE: u64 = 1024;
 
-fn number(v: &[u8], what: &str) -> Result<u64, ScanError> {
+fn number_of(v: &[u8], what: &str) -> Result<u64, ScanError> {
     super::number(v).ok_or_else(|| {
         ScanError::ambiguous(format!(
             "the piece's {what} \"{}\" is no number",
@@ -106,8 +138,6 @@ pub fn describe(
         return Ok(None);
     }
     let key = value(&spec.key, "the upload's key")?;
-    let offset = number(&value(&spec.offset, "the piece's offset")?, "offset")?;
-    let total = number(&value(&spec.total, "the file's length")?, "length")?;
     let data = match file {
         Some(f) => f,
         None if boundary::is_multipart(ct) => {
@@ -115,12 +145,64 @@ pub fn describe(
         }
         None => body.clone(),
     };
-    if offset.checked_add(data.len()).is_none_or(|end| end > total) {
+    let len = data.len();
+    let numbered = match &spec.place {
+        Place::Offset(_) => None,
+        Place::Numbered {
+            number,
+            first,
+            chunk,
+        } => {
+            let n = number_of(&value(number, "the piece's number")?, "number")?;
+            let index = n.checked_sub(*first).ok_or_else(|| {
+                ScanError::ambiguous(format!("a piece numbered {n}, before the first"))
+            })?;
+            let chunk = number_of(&value(chunk, "the chunk size")?, "chunk size")?;
+            if chunk == 0 {
+                return Err(ScanError::ambiguous("a chunk size of 0"));
+            }
+            Some((index, chunk))
+        }
+    };
+    let offset = match (&spec.place, numbered) {
+        (Place::Offset(o), _) => number_of(&value(o, "the piece's offset")?, "offset")?,
+        (_, Some((index, chunk))) => index.checked_mul(chunk).ok_or_else(|| {
+            ScanError::ambiguous(format!("a piece numbered {index} of {chunk} bytes"))
+        })?,
+        (_, None) => return Err(ScanError::Internal),
+    };
+    let end = offset
+        .checked_add(len)
+        .ok_or_else(|| ScanError::ambiguous("a piece past any file"))?;
+    let (total, last) = match &spec.size {
+        Size::Bytes(t) => {
+            let total = number_of(&value(t, "the file's length")?, "length")?;
+            (Some(total), end >= total)
+        }
+        Size::Pieces(c) => {
+            let count = number_of(&value(c, "the number of pieces")?, "number of pieces")?;
+            let index = numbered.ok_or(ScanError::Internal)?.0;
+            if index >= count {
+                return Err(ScanError::ambiguous(format!(
+                    "piece {index} of a file of {count} pieces"
+                )));
+            }
+            let last = index + 1 == count;
+            (last.then_some(end), last)
+        }
+    };
+    if total.is_some_and(|t| end > t) {
         return Err(PieceError::Limit(format!(
-            "a piece at {offset} of {} bytes past the file's {total}",
-            data.len()
+            "a piece at {offset} of {len} bytes past the file's {}",
+            total.unwrap_or(0)
         ))
         .into());
+    }
+    if let Some((_, chunk)) = numbered.filter(|&(_, chunk)| !last && len != chunk) {
+        return Err(ScanError::ambiguous(format!(
+            "a piece of {len} bytes, not the chunk size {chunk}, before the last: backends that \
+             write pieces at their offsets and those that join them by number differ"
+        )));
     }
     Ok(Some(Described {
         key,
@@ -163,9 +245,47 @@ mod tests {
     fn spec() -> FieldSpec {
         FieldSpec {
             key: Source::Field("dzuuid".into()),
-            offset: Source::Field("dzchunkbyteoffset".into()),
-            total: Source::Field("dztotalfilesize".into()),
+            place: Place::Offset(Source::Field("dzchunkbyteoffset".into())),
+            size: Size::Bytes(Source::Field("dztotalfilesize".into())),
+            parallel: false,
         }
+    }
+
+    fn values(number: &str, chunk: &str, count: &str) -> FieldSpec {
+        FieldSpec {
+            key: Source::Value(b"k".to_vec()),
+            place: Place::Numbered {
+                number: Source::Value(number.into()),
+                first: 1,
+                chunk: Source::Value(chunk.into()),
+            },
+            size: Size::Pieces(Source::Value(count.into())),
+            parallel: true,
+        }
+    }
+
+    #[test]
+    fn a_numbered_piece_is_placed_by_its_number_and_the_chunk_size() {
+        let describe = |spec: &FieldSpec, data: &[u8]| {
+            describe(
+                spec,
+                &Vec::new(),
+                &mem(&[data]),
+                multipart::Limits::default(),
+            )
+        };
+        let d = describe(&values("2", "4", "3"), b"abcd").unwrap().unwrap();
+        assert_eq!((d.offset, d.total), (4, None));
+        // The last piece gives the file's length; it may be longer than a chunk.
+        let d = describe(&values("3", "4", "3"), b"abcdef")
+            .unwrap()
+            .unwrap();
+        assert_eq!((d.offset, d.total), (8, Some(14)));
+        // A piece before the last that is not one chunk long: the readings differ.
+        assert!(describe(&values("1", "4", "3"), b"abc").is_err());
+        assert!(describe(&values("0", "4", "3"), b"abcd").is_err());
+        assert!(describe(&values("4", "4", "3"), b"abcd").is_err());
+        assert!(describe(&values("1", "0", "3"), b"").is_err());
     }
 
     #[test]
@@ -174,14 +294,18 @@ mod tests {
         let d = describe(&spec(), &h, &b, multipart::Limits::default())
             .unwrap()
             .unwrap();
-        assert_eq!((d.key.as_slice(), d.offset, d.total), (&b"u-1"[..], 4, 10));
+        assert_eq!(
+            (d.key.as_slice(), d.offset, d.total),
+            (&b"u-1"[..], 4, Some(10))
+        );
         assert_eq!(bytes_of(&d.data), b"chunk");
         let (h, b) = dropzone("u-1", 8, 10, b"chunk");
         assert!(describe(&spec(), &h, &b, multipart::Limits::default()).is_err());
         let values = FieldSpec {
             key: Source::Value(b"k".to_vec()),
-            offset: Source::Value(b"0".to_vec()),
-            total: Source::Value(b"3".to_vec()),
+            place: Place::Offset(Source::Value(b"0".to_vec())),
+            size: Size::Bytes(Source::Value(b"3".to_vec())),
+            parallel: false,
         };
         let d = describe(
             &values,

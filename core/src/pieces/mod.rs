@@ -3,8 +3,10 @@
 //! assembled file before the request that completes it is forwarded.
 //!
 //! Protocols: tus 1.0 (creation with `Upload-Length`, learnt from the backend's `201` and its
-//! `Location`; `PATCH` with `Upload-Offset`, and `Upload-Length` where the length was
-//! deferred; termination by `DELETE`), and `Content-Range` on `PUT`/`PATCH` (Apache's mod_dav
+//! `Location`, with the first bytes a creation-with-upload carried; `PATCH` with
+//! `Upload-Offset`, and `Upload-Length` where the length was deferred; termination by `DELETE`;
+//! concatenation: a final upload joins its partial uploads), chunking uploaders that describe
+//! their pieces in fields ([`fields`]), and `Content-Range` on `PUT`/`PATCH` (Apache's mod_dav
 //! writes the range into the file it serves: the file as it then stands is scanned after
 //! every piece; a `PUT` without a range writes the file whole), and S3's multipart uploads
 //! ([`s3`]).
@@ -36,11 +38,17 @@ pub struct Piece {
 }
 
 /// How the backend puts the pieces together.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Kind {
     /// tus: the file is exposed once complete; a piece resends from its offset (what the copy
     /// holds past it goes).
     Tus,
+    /// A tus creation that carries the upload's first bytes (creation-with-upload): they are
+    /// kept under a key of the request's own until the backend's answer names the upload
+    /// ([`Spool::adopt`]).
+    TusCreation,
+    /// A tus final upload (concatenation): the partial uploads it names, in order, assembled.
+    TusFinal { parts: Vec<Vec<u8>> },
     /// `Content-Range` on `PUT`/`PATCH`: the backend writes the piece into the file it serves,
     /// which is scanned as it then stands after every piece; `whole`: a `PUT` of the whole file
     /// (no `Content-Range`) replaces it.
@@ -166,9 +174,13 @@ pub fn range_piece(
     }))
 }
 
-/// The length a tus creation request announces (`POST` with `Upload-Length`), if it is one.
+/// The length a tus creation request announces (`POST` with `Upload-Length`), if it is one
+/// (a final upload of a concatenation is none: the module keeps no copy of it).
 pub fn tus_creation(method: &[u8], headers: &HeaderList) -> Option<Option<u64>> {
     if !method.eq_ignore_ascii_case(b"POST") || headers::find(headers, "tus-resumable").is_none() {
+        return None;
+    }
+    if headers::find(headers, "upload-concat").is_some_and(|v| is_final(v)) {
         return None;
     }
     match headers::find(headers, "upload-length") {
@@ -176,6 +188,54 @@ pub fn tus_creation(method: &[u8], headers: &HeaderList) -> Option<Option<u64>> 
         // Upload-Defer-Length: 1: the length comes with a later piece.
         None => Some(None),
     }
+}
+
+fn is_final(concat: &[u8]) -> bool {
+    concat.trim_ascii().starts_with(b"final;")
+}
+
+/// A tus `POST` that is a piece: a final upload of a concatenation (the partial uploads it
+/// names), or a creation that carries data (kept under `provisional` until the backend names
+/// the upload).
+pub fn tus_post(
+    method: &[u8],
+    headers: &HeaderList,
+    body_len: u64,
+    provisional: &[u8],
+) -> Result<Option<Piece>, String> {
+    if !method.eq_ignore_ascii_case(b"POST") || single(headers, "tus-resumable")?.is_none() {
+        return Ok(None);
+    }
+    let piece = |kind| Piece {
+        key: provisional.to_vec(),
+        offset: 0,
+        total: None,
+        kind,
+        fields: None,
+    };
+    if let Some(concat) = single(headers, "upload-concat")?.filter(|v| is_final(v)) {
+        let list = &concat.trim_ascii()[b"final;".len()..];
+        let parts: Vec<Vec<u8>> = list
+            .split(|b| b.is_ascii_whitespace())
+            .filter(|u| !u.is_empty())
+            .map(upload_key)
+            .collect();
+        if parts.is_empty() || parts.len() > 10_000 {
+            return Err("a final upload that names no partial uploads, or too many".into());
+        }
+        return Ok(Some(piece(Kind::TusFinal { parts })));
+    }
+    if body_len == 0 {
+        return Ok(None);
+    }
+    let total = match single(headers, "upload-length")? {
+        Some(v) => Some(number(v).ok_or("an \"Upload-Length\" that is no number")?),
+        None => None,
+    };
+    Ok(Some(Piece {
+        total,
+        ..piece(Kind::TusCreation)
+    }))
 }
 
 #[cfg(test)]
@@ -254,5 +314,32 @@ mod tests {
         assert_eq!(range_piece(b"PATCH", b"/f", &h(&[]), 7), Ok(None));
         assert_eq!(range_piece(b"POST", b"/f", &range, 100), Ok(None));
         assert_eq!(upload_key(b"https://h"), b"/");
+        let fin = h(&[
+            ("Tus-Resumable", "1.0.0"),
+            ("Upload-Concat", "final;http://h/files/a /files/b"),
+        ]);
+        assert_eq!(tus_creation(b"POST", &fin), None);
+        assert_eq!(
+            tus_post(b"POST", &fin, 0, b"p").unwrap().unwrap().kind,
+            Kind::TusFinal {
+                parts: vec![b"/files/a".to_vec(), b"/files/b".to_vec()]
+            }
+        );
+        assert!(tus_post(
+            b"POST",
+            &h(&[("Tus-Resumable", "1"), ("Upload-Concat", "final; ")]),
+            0,
+            b"p"
+        )
+        .is_err());
+        let with_data = tus_post(b"POST", &create, 5, b"creation 1")
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (with_data.kind, with_data.total, with_data.key),
+            (Kind::TusCreation, Some(12), b"creation 1".to_vec())
+        );
+        assert_eq!(tus_post(b"POST", &create, 0, b"p"), Ok(None));
+        assert_eq!(tus_post(b"PATCH", &create, 5, b"p"), Ok(None));
     }
 }

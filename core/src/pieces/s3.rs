@@ -89,7 +89,8 @@ pub fn s3_request(method: &[u8], uri: &[u8], copy: bool) -> Result<Option<S3>, S
 
 /// The spool key of part `number` of `upload`.
 pub fn part_key(upload: &[u8], number: u32) -> Vec<u8> {
-    let mut k = upload.to_vec();
+    let mut k = b"~".to_vec();
+    k.extend_from_slice(upload);
     k.extend_from_slice(format!(" part {number}").as_bytes());
     k
 }

@@ -116,9 +116,25 @@ impl Scanner {
     }
 }
 
-/// What becomes of the copies after the verdict on what they assemble.
+/// What becomes of the copies after the verdict on what they assemble: a completed upload's
+/// copy goes (but a tus partial upload's, kept for its final upload), as do the parts an S3
+/// completion or a tus final upload joined; a blocked one is kept, empty, to refuse later
+/// pieces.
 fn after(spool: &Spool, piece: &Piece, assembled: Assembled, allowed: bool, blocked: bool) {
     match piece.kind {
+        Kind::Tus | Kind::Fields if allowed => {
+            for u in assembled.locks {
+                if !u.state.partial {
+                    u.remove();
+                }
+            }
+        }
+        // The parts are gone at the backend too.
+        Kind::TusFinal { .. } | Kind::S3Complete if allowed => {
+            for u in assembled.locks {
+                u.remove();
+            }
+        }
         Kind::Tus | Kind::Fields if blocked => {
             for mut u in assembled.locks {
                 let _ = u.block();
@@ -129,6 +145,11 @@ fn after(spool: &Spool, piece: &Piece, assembled: Assembled, allowed: bool, bloc
         Kind::Range { .. } if !allowed => {
             drop(assembled.locks);
             spool.remove(&piece.key);
+        }
+        Kind::TusFinal { .. } if blocked => {
+            for mut u in assembled.locks {
+                let _ = u.block();
+            }
         }
         Kind::S3Complete if blocked => {
             drop(assembled.locks);
@@ -174,6 +195,15 @@ fn prepare(
             upload.write(piece.offset, body, max, true)?;
             when_complete(upload)
         }
+        Kind::TusCreation => {
+            // The first bytes, kept until the backend's answer names the upload.
+            spool.create(&piece.key, piece.total)?;
+            let mut upload = spool.open(&piece.key, false)?.ok_or(PieceError::Unknown)?;
+            upload.write(0, body, max, true)?;
+            // Complete, it was scanned whole as the piece.
+            Ok(None)
+        }
+        Kind::TusFinal { ref parts } => concatenate(spool, parts, max).map(Some),
         Kind::Range { whole } => range(spool, piece, body, whole, max),
         Kind::S3Part { number } => {
             refuse_blocked(spool, &piece.key)?;
@@ -253,19 +283,33 @@ fn fields(
     key.extend_from_slice(&d.key);
     let mut upload = match spool.open(&key, false)? {
         Some(u) => u,
-        None if d.offset == 0 => {
-            spool.create(&key, Some(d.total))?;
+        // In order, an upload starts with its first piece; a later one without a copy had
+        // its first pieces go elsewhere.
+        None if d.offset == 0 || spec.parallel => {
+            spool.create(&key, d.total)?;
             spool.open(&key, false)?.ok_or(PieceError::Unknown)?
         }
         None => return Err(PieceError::Unknown.into()),
     };
-    if upload.state.total != Some(d.total) {
-        return Err(ScanError::ambiguous(format!(
-            "a piece that gives the file {} bytes, not the {:?} its first piece gave",
-            d.total, upload.state.total
-        )));
+    match (upload.state.total, d.total) {
+        (Some(a), Some(b)) if a != b => {
+            return Err(ScanError::ambiguous(format!(
+                "a piece that gives the file {b} bytes, not the {a} an earlier piece gave"
+            )))
+        }
+        (None, Some(t)) if upload.held_end() > t => {
+            return Err(ScanError::ambiguous(format!(
+                "a last piece that ends the file at {t} bytes, before pieces already held"
+            )))
+        }
+        (None, Some(t)) => upload.state.total = Some(t),
+        _ => {}
     }
-    upload.write(d.offset, &d.data, max, false)?;
+    if spec.parallel {
+        upload.write_at(d.offset, &d.data, max)?;
+    } else {
+        upload.write(d.offset, &d.data, max, false)?;
+    }
     when_complete(upload)
 }
 
@@ -300,6 +344,49 @@ fn assemble_parts(
         }
         if body.len() > max {
             return Err(PieceError::Limit(format!("an object of more than {max} bytes")).into());
+        }
+    }
+    Ok(Assembled {
+        locks: locks.into_iter().map(|(_, u)| u).collect(),
+        body,
+    })
+}
+
+/// A tus final upload: the partial uploads it names, in its order, each complete; locked in
+/// the order of their keys.
+fn concatenate(spool: &Spool, parts: &[Vec<u8>], max: u64) -> Result<Assembled, ScanError> {
+    let mut keys: Vec<&Vec<u8>> = parts.iter().collect();
+    keys.sort_unstable();
+    if keys.windows(2).any(|w| w[0] == w[1]) {
+        return Err(ScanError::ambiguous(
+            "a final upload that names a partial upload twice",
+        ));
+    }
+    let mut locks: Vec<(&Vec<u8>, Upload)> = Vec::with_capacity(keys.len());
+    for key in keys {
+        let part = spool.open(key, false)?.ok_or(PieceError::Unknown)?;
+        if part.state.blocked {
+            return Err(PieceError::Blocked.into());
+        }
+        if !part.complete() {
+            return Err(ScanError::Unassembled(format!(
+                "the partial upload \"{}\" is not complete in the module's copy",
+                String::from_utf8_lossy(key)
+            )));
+        }
+        locks.push((key, part));
+    }
+    let mut body = RequestBody::new();
+    for key in parts {
+        let (_, part) = locks
+            .iter()
+            .find(|(k, _)| *k == key)
+            .ok_or(ScanError::Internal)?;
+        for p in part.body()?.parts() {
+            body.push(p.clone());
+        }
+        if body.len() > max {
+            return Err(PieceError::Limit(format!("an upload of more than {max} bytes")).into());
         }
     }
     Ok(Assembled {

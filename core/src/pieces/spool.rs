@@ -4,9 +4,9 @@
 //! exclusive lock on its state file, so that two pieces never interleave. Nothing of an upload
 //! is held in memory.
 //!
-//! The state file is one line: `ometascan-upload 1 <total or -> <length> <open|blocked>
-//! <updated, unix seconds>`, rewritten in place; the key names the files through a hash, so
-//! no client-chosen text becomes a path.
+//! The state file is one line: `ometascan-upload 1 <total or -> <length> <open|partial|blocked>
+//! <updated, unix seconds> [<ranges held past a gap: first-end,...>]`, rewritten in place; the
+//! key names the files through a hash, so no client-chosen text becomes a path.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
@@ -38,7 +38,7 @@ impl Default for SpoolLimits {
 }
 
 /// Where an upload stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct State {
     /// The length the client announced, when known.
     pub total: Option<u64>,
@@ -46,8 +46,16 @@ pub struct State {
     pub length: u64,
     /// Its assembled file was blocked: every later piece is refused.
     pub blocked: bool,
+    /// A tus partial upload: kept once complete, for the final upload that names it.
+    pub partial: bool,
     pub updated: u64,
+    /// Ranges held past a gap after `length` (pieces that came early), sorted, apart,
+    /// `[first, end)`.
+    pub ahead: Vec<(u64, u64)>,
 }
+
+/// Most ranges held past gaps in one upload.
+const MAX_AHEAD: usize = 1024;
 
 /// Why a piece cannot be applied.
 #[derive(Debug, thiserror::Error)]
@@ -84,6 +92,8 @@ const SWEEP_EVERY: Duration = Duration::from_secs(10);
 pub struct Upload {
     meta: File,
     data: File,
+    /// The state and data files' paths.
+    paths: (PathBuf, PathBuf),
     pub state: State,
 }
 
@@ -108,7 +118,10 @@ impl Spool {
 
     fn paths(&self, key: &[u8]) -> (PathBuf, PathBuf) {
         let name = blake3::hash(key).to_hex();
-        let base = &name.as_str()[..32];
+        // An upload's files are named `u...`, those of a part of one (an S3 part, a creation's
+        // first bytes: keys starting with `~`) `p...`.
+        let kind = if key.starts_with(b"~") { 'p' } else { 'u' };
+        let base = format!("{kind}{}", &name.as_str()[..32]);
         (
             self.dir.join(format!("{base}.state")),
             self.dir.join(format!("{base}.data")),
@@ -131,7 +144,9 @@ impl Spool {
             total,
             length: 0,
             blocked: false,
+            partial: false,
             updated: now(),
+            ahead: Vec::new(),
         };
         up.save()?;
         Ok(())
@@ -176,7 +191,9 @@ impl Spool {
             total: None,
             length: 0,
             blocked: false,
+            partial: false,
             updated: now(),
+            ahead: Vec::new(),
         };
         let state = match state {
             Some(s) if now().saturating_sub(s.updated) > self.limits.expire.as_secs() => {
@@ -190,7 +207,31 @@ impl Spool {
             // A state file another worker has just made and not yet written: no upload yet.
             None => return Ok(None),
         };
-        Ok(Some(Upload { meta, data, state }))
+        Ok(Some(Upload {
+            meta,
+            data,
+            paths: (meta_path, data_path),
+            state,
+        }))
+    }
+
+    /// Gives the copy kept under `from` (a tus creation's first bytes) to the upload `to` the
+    /// backend named, holding `held` of its bytes (the backend's `Upload-Offset`; all when it
+    /// says nothing). `false`: there was no such copy.
+    pub fn adopt(&self, from: &[u8], to: &[u8], held: Option<u64>) -> Result<bool, PieceError> {
+        let Some(mut up) = self.open(from, false)? else {
+            return Ok(false);
+        };
+        let ((from_meta, from_data), (to_meta, to_data)) = (self.paths(from), self.paths(to));
+        std::fs::rename(from_data, to_data)?;
+        std::fs::rename(from_meta, to_meta)?;
+        if let Some(n) = held.filter(|&n| n < up.state.length) {
+            up.data.set_len(n)?;
+            up.state.length = n;
+        }
+        up.state.updated = now();
+        up.save()?;
+        Ok(true)
     }
 
     /// Drops the upload's copy (tus termination, an upload completed or blocked).
@@ -242,9 +283,54 @@ impl Spool {
         Ok(count)
     }
 
+    /// The uploads the directory holds — in progress, a tus partial upload waiting for its final
+    /// one, or blocked and kept (empty) to refuse later pieces; an expired one until a sweep
+    /// drops it — counted from the names alone.
+    pub fn uploads(&self) -> usize {
+        std::fs::read_dir(&self.dir).map_or(0, |d| {
+            d.filter_map(Result::ok)
+                .filter(|e| {
+                    let name = e.file_name();
+                    let name = name.as_encoded_bytes();
+                    name.starts_with(b"u") && name.ends_with(b".state")
+                })
+                .count()
+        })
+    }
+
+    /// Marks the upload a tus partial upload (kept once complete, for its final upload).
+    pub fn set_partial(&self, key: &[u8]) -> Result<(), PieceError> {
+        if let Some(mut up) = self.open(key, false)? {
+            up.state.partial = true;
+            up.save()?;
+        }
+        Ok(())
+    }
+
     pub fn dir(&self) -> &Path {
         &self.dir
     }
+}
+
+/// The prefix `[0, length)` and the ranges `ahead` with `piece` added: the new prefix and
+/// the ranges still past a gap.
+fn merge(length: u64, ahead: &[(u64, u64)], piece: (u64, u64)) -> (u64, Vec<(u64, u64)>) {
+    let mut all: Vec<(u64, u64)> = Vec::with_capacity(ahead.len() + 2);
+    all.push((0, length));
+    all.extend_from_slice(ahead);
+    all.push(piece);
+    all.sort_unstable();
+    let mut merged: Vec<(u64, u64)> = Vec::with_capacity(all.len());
+    for (a, b) in all {
+        match merged.last_mut() {
+            Some(last) if a <= last.1 => last.1 = last.1.max(b),
+            _ => merged.push((a, b)),
+        }
+    }
+    // The first range starts at 0 (the prefix, maybe empty, is in the list).
+    let prefix = merged.first().map_or(0, |r| r.1);
+    let rest = merged.into_iter().skip(1).filter(|r| r.0 < r.1).collect();
+    (prefix, rest)
 }
 
 /// Whether `f` is still the file at `path` (not one unlinked since it was opened).
@@ -266,17 +352,27 @@ fn parse(text: &str) -> Option<State> {
         n => Some(n.parse().ok()?),
     };
     let length = f.next()?.parse().ok()?;
-    let blocked = match f.next()? {
-        "open" => false,
-        "blocked" => true,
+    let (blocked, partial) = match f.next()? {
+        "open" => (false, false),
+        "partial" => (false, true),
+        "blocked" => (true, false),
         _ => return None,
     };
     let updated = f.next()?.parse().ok()?;
+    let mut ahead = Vec::new();
+    if let Some(list) = f.next() {
+        for r in list.split(',') {
+            let (a, b) = r.split_once('-')?;
+            ahead.push((a.parse().ok()?, b.parse().ok()?));
+        }
+    }
     Some(State {
         total,
         length,
         blocked,
+        partial,
         updated,
+        ahead,
     })
 }
 
@@ -326,9 +422,53 @@ impl Upload {
         self.save()
     }
 
+    /// Writes the piece `body` at `offset`, wherever it falls (a chunking uploader that sends
+    /// several pieces at once): a piece past a gap is held until the gap is filled.
+    pub fn write_at(
+        &mut self,
+        offset: u64,
+        body: &RequestBody,
+        max: u64,
+    ) -> Result<(), PieceError> {
+        if self.state.blocked {
+            return Err(PieceError::Blocked);
+        }
+        let end = offset
+            .checked_add(body.len())
+            .filter(|&e| e <= max && self.state.total.is_none_or(|t| e <= t))
+            .ok_or_else(|| {
+                PieceError::Limit(format!(
+                    "a piece at {offset} of {} bytes past the upload's {} bytes",
+                    body.len(),
+                    self.state.total.map_or(max, |t| t.min(max))
+                ))
+            })?;
+        let ahead = merge(self.state.length, &self.state.ahead, (offset, end));
+        if ahead.1.len() > MAX_AHEAD {
+            return Err(PieceError::Limit(format!(
+                "more than {MAX_AHEAD} pieces held apart"
+            )));
+        }
+        let mut at = offset;
+        let mut reader = body.reader(FILE_CHUNK);
+        while let Some(chunk) = reader.next_chunk() {
+            let chunk = chunk?;
+            self.data.write_all_at(&chunk, at)?;
+            at += chunk.len() as u64;
+        }
+        (self.state.length, self.state.ahead) = ahead;
+        self.state.updated = now();
+        self.save()
+    }
+
+    /// The end of the last byte held (past gaps too).
+    pub fn held_end(&self) -> u64 {
+        self.state.ahead.last().map_or(self.state.length, |r| r.1)
+    }
+
     /// Whether the copy holds the whole upload.
     pub fn complete(&self) -> bool {
-        self.state.total == Some(self.state.length)
+        self.state.ahead.is_empty() && self.state.total == Some(self.state.length)
     }
 
     /// The copy as a body to scan (a descriptor of its own on the data file).
@@ -342,21 +482,38 @@ impl Upload {
         Ok(b)
     }
 
+    /// Drops the copy (the upload is complete at the backend), under its lock: whoever waits
+    /// for the lock then finds no upload.
+    pub fn remove(self) {
+        let _ = std::fs::remove_file(&self.paths.1);
+        let _ = std::fs::remove_file(&self.paths.0);
+    }
+
     pub fn block(&mut self) -> Result<(), PieceError> {
         self.state.blocked = true;
+        self.state.ahead.clear();
         self.data.set_len(0)?;
         self.save()
     }
 
     fn save(&mut self) -> Result<(), PieceError> {
         let s = &self.state;
-        let line = format!(
-            "ometascan-upload 1 {} {} {} {}\n",
+        let mut line = format!(
+            "ometascan-upload 1 {} {} {} {}",
             s.total.map_or("-".to_string(), |t| t.to_string()),
             s.length,
-            if s.blocked { "blocked" } else { "open" },
+            match (s.blocked, s.partial) {
+                (true, _) => "blocked",
+                (false, true) => "partial",
+                (false, false) => "open",
+            },
             s.updated
         );
+        for (i, (a, b)) in s.ahead.iter().enumerate() {
+            line.push(if i == 0 { ' ' } else { ',' });
+            line.push_str(&format!("{a}-{b}"));
+        }
+        line.push('\n');
         self.meta.set_len(0)?;
         self.meta.seek(SeekFrom::Start(0))?;
         self.meta.write_all(line.as_bytes())?;
@@ -404,6 +561,25 @@ mod tests {
     }
 
     #[test]
+    fn a_creations_first_bytes_are_given_to_the_upload_the_backend_names() {
+        let s = spool(SpoolLimits::default());
+        s.create(b"~creation 1", Some(10)).unwrap();
+        let mut up = s.open(b"~creation 1", false).unwrap().unwrap();
+        up.write(0, &mem(&[b"hello"]), 100, true).unwrap();
+        drop(up);
+        assert_eq!(s.uploads(), 0);
+        assert!(s.adopt(b"~creation 1", b"/files/x", Some(4)).unwrap());
+        assert_eq!(s.uploads(), 1);
+        assert!(s.open(b"~creation 1", false).unwrap().is_none());
+        let up = s.open(b"/files/x", false).unwrap().unwrap();
+        assert_eq!((read(&up), up.state.total), (b"hell".to_vec(), Some(10)));
+        drop(up);
+        assert!(!s.adopt(b"~creation 2", b"/files/y", None).unwrap());
+        s.set_partial(b"/files/x").unwrap();
+        assert!(s.open(b"/files/x", false).unwrap().unwrap().state.partial);
+    }
+
+    #[test]
     fn what_does_not_fit_is_refused() {
         let s = spool(SpoolLimits::default());
         assert!(s.open(b"/files/none", false).unwrap().is_none());
@@ -428,6 +604,29 @@ mod tests {
         drop(up);
         s.remove(b"/files/b");
         assert!(s.open(b"/files/b", false).unwrap().is_none());
+    }
+
+    #[test]
+    fn pieces_may_come_in_any_order_and_complete_once_the_gaps_are_filled() {
+        let s = spool(SpoolLimits::default());
+        s.create(b"/p", Some(9)).unwrap();
+        let mut up = s.open(b"/p", false).unwrap().unwrap();
+        up.write_at(6, &mem(&[b"ghi"]), 100).unwrap();
+        up.write_at(3, &mem(&[b"def"]), 100).unwrap();
+        drop(up);
+        let mut up = s.open(b"/p", false).unwrap().unwrap();
+        assert_eq!((up.state.length, up.state.ahead.clone()), (0, vec![(3, 9)]));
+        assert!(!up.complete());
+        assert_eq!(up.held_end(), 9);
+        assert!(matches!(
+            up.write_at(8, &mem(&[b"xx"]), 100),
+            Err(PieceError::Limit(_))
+        ));
+        up.write_at(0, &mem(&[b"abc"]), 100).unwrap();
+        assert!(up.complete());
+        assert_eq!(read(&up), b"abcdefghi");
+        assert_eq!(merge(2, &[(5, 7), (9, 10)], (1, 6)), (7, vec![(9, 10)]));
+        assert_eq!(merge(0, &[], (4, 4)), (0, vec![]));
     }
 
     #[test]
