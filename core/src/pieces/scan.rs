@@ -285,10 +285,7 @@ fn fields(
         Some(u) => u,
         // In order, an upload starts with its first piece; a later one without a copy had
         // its first pieces go elsewhere.
-        None if d.offset == 0 || spec.parallel => {
-            spool.create(&key, d.total)?;
-            spool.open(&key, false)?.ok_or(PieceError::Unknown)?
-        }
+        None if d.offset == 0 || spec.parallel => spool.start(&key, d.total)?,
         None => return Err(PieceError::Unknown.into()),
     };
     match (upload.state.total, d.total) {

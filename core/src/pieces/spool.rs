@@ -152,6 +152,25 @@ impl Spool {
         Ok(())
     }
 
+    /// The upload `key`, locked: the one there is, or (when there is none) a new one of `total`
+    /// bytes. Unlike [`Spool::create`], a copy another worker started meanwhile is kept (two
+    /// chunks of a new upload that come at once).
+    pub fn start(&self, key: &[u8], total: Option<u64>) -> Result<Upload, PieceError> {
+        if let Some(t) = total.filter(|&t| t > self.limits.max_upload) {
+            return Err(PieceError::Limit(format!(
+                "an upload of {t} bytes is over the spool's {} per upload",
+                self.limits.max_upload
+            )));
+        }
+        self.sweep()?;
+        let mut up = self.open(key, true)?.ok_or(PieceError::Unknown)?;
+        if up.state.length == 0 && up.state.ahead.is_empty() && up.state.total.is_none() {
+            up.state.total = total;
+            up.save()?;
+        }
+        Ok(up)
+    }
+
     /// The upload `key`, locked; `create`: made when missing (else `None`). An expired one is
     /// dropped and is missing.
     pub fn open(&self, key: &[u8], create: bool) -> Result<Option<Upload>, PieceError> {
@@ -577,6 +596,18 @@ mod tests {
         assert!(!s.adopt(b"~creation 2", b"/files/y", None).unwrap());
         s.set_partial(b"/files/x").unwrap();
         assert!(s.open(b"/files/x", false).unwrap().unwrap().state.partial);
+    }
+
+    #[test]
+    fn a_started_upload_keeps_what_another_start_wrote() {
+        let s = spool(SpoolLimits::default());
+        let mut up = s.start(b"/s", Some(6)).unwrap();
+        up.write_at(3, &mem(&[b"def"]), 100).unwrap();
+        drop(up);
+        let mut up = s.start(b"/s", Some(6)).unwrap();
+        up.write_at(0, &mem(&[b"abc"]), 100).unwrap();
+        assert!(up.complete());
+        assert_eq!(read(&up), b"abcdef");
     }
 
     #[test]
