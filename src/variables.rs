@@ -2,7 +2,12 @@
 //! `$ometascan_scan_time`, `$ometascan_scanner_addr`, `$ometascan_status`, `$ometascan_parts`,
 //! `$ometascan_cache_status`, `$ometascan_upload_key` and `$ometascan_upload_bytes` (a piece of
 //! an upload in pieces: its upload, and the bytes of the file assembled and scanned because
-//! of it); for a scanned response (`ometascan_response on`),
+//! of it); where a request's scan spent its time, as `$upstream_connect_time` and the others
+//! tell it for upstreams: `$ometascan_scan_wait_time` (waiting for a turn),
+//! `$ometascan_scan_connect_time`, `$ometascan_scan_send_time` (handing the request over),
+//! `$ometascan_scan_answer_time` (then waiting for and reading the answer), each summed over
+//! the scan's exchanges, and `$ometascan_scan_handback_time` (from the end of the scan to
+//! nginx resuming the request); for a scanned response (`ometascan_response on`),
 //! `$ometascan_response_result`, `$ometascan_response_threat`, `$ometascan_response_scan_time`,
 //! `$ometascan_response_cache_status`.
 
@@ -15,8 +20,10 @@ use crate::Module;
 
 /// Indexes from here on tell the response's scan.
 const RESPONSE: usize = 9;
+/// Indexes from here on tell where the request's scan spent its time.
+const PHASES: usize = 20;
 
-const VARIABLES: [(&str, usize); 13] = [
+const VARIABLES: [(&str, usize); 18] = [
     ("ometascan_result", 0),
     ("ometascan_threat", 1),
     ("ometascan_scan_time", 2),
@@ -30,7 +37,17 @@ const VARIABLES: [(&str, usize); 13] = [
     ("ometascan_response_threat", RESPONSE + 1),
     ("ometascan_response_scan_time", RESPONSE + 2),
     ("ometascan_response_cache_status", RESPONSE + 3),
+    ("ometascan_scan_wait_time", PHASES),
+    ("ometascan_scan_connect_time", PHASES + 1),
+    ("ometascan_scan_send_time", PHASES + 2),
+    ("ometascan_scan_answer_time", PHASES + 3),
+    ("ometascan_scan_handback_time", PHASES + 4),
 ];
+
+/// Seconds with milliseconds, as nginx writes its times.
+fn seconds(d: std::time::Duration) -> String {
+    format!("{}.{:03}", d.as_secs(), d.subsec_millis())
+}
 
 /// Registers the variables (preconfiguration).
 ///
@@ -61,7 +78,7 @@ pub unsafe fn add(cf: *mut ngx_conf_t) -> ngx_int_t {
 fn value(r: &Request, index: usize) -> Option<String> {
     // SAFETY: a request's main request outlives it; it carries the scan's state.
     let main = unsafe { Request::from_ngx_http_request(r.as_ref().main) };
-    if index >= RESPONSE {
+    if (RESPONSE..PHASES).contains(&index) {
         return crate::response::variable(r, main, index - RESPONSE);
     }
     // SAFETY: the ctx is only read in this call, while no other borrow of it is live (nginx
@@ -75,9 +92,7 @@ fn value(r: &Request, index: usize) -> Option<String> {
     match index {
         0 => Some(rep.result.unwrap_or(ResultKind::Skipped).name().to_string()),
         1 => rep.threat.clone(),
-        2 => rep
-            .scan_time
-            .map(|d| format!("{}.{:03}", d.as_secs(), d.subsec_millis())),
+        2 => rep.scan_time.map(seconds),
         3 => rep.server.as_ref().map(|a| a.to_string()),
         4 => rep.status.map(|s| s.to_string()),
         5 => (rep.objects > 0).then(|| rep.objects.to_string()),
@@ -88,6 +103,17 @@ fn value(r: &Request, index: usize) -> Option<String> {
             .as_ref()
             .and_then(|u| u.assembled)
             .map(|n| n.to_string()),
+        PHASES.. => {
+            let (p, handback) = rep.phases?;
+            let d = match index - PHASES {
+                0 => p.wait,
+                1 => p.connect,
+                2 => p.send,
+                3 => p.answer,
+                _ => handback,
+            };
+            Some(seconds(d))
+        }
         _ => None,
     }
 }

@@ -313,3 +313,66 @@ fn clamd_on_its_local_socket_scans_alone_and_in_an_upstream_block() {
         "{page}"
     );
 }
+
+#[test]
+fn with_fildes_clamd_scans_the_bodys_file_where_it_is() {
+    let clamd = Clamd::start();
+    let backend = Backend::start();
+    let conf = |fildes: &str| {
+        format!(
+            "client_max_body_size 50m; client_body_buffer_size 64k;\n\
+             server {{ listen 127.0.0.1:%PORT%;\n\
+               location / {{ ometascan_pass clamd+unix://{};\n\
+                 ometascan_clamd_fildes {fildes}; proxy_pass http://127.0.0.1:{};\n\
+                 add_header X-Threat $ometascan_threat always;\n\
+                 add_header X-Times \"$ometascan_scan_time $ometascan_scan_wait_time \
+                   $ometascan_scan_connect_time $ometascan_scan_send_time \
+                   $ometascan_scan_answer_time $ometascan_scan_handback_time\" always; }} }}",
+            clamd.socket().display(),
+            backend.port()
+        )
+    };
+    let n = Nginx::start(&conf("on"));
+    // A body in nginx's temp file (over the 64k buffer) and one in memory: clean ones pass
+    // byte-exact, infected ones are blocked with clamd's name for them.
+    for len in [700_000, 20_000] {
+        let clean = random_bytes(len, 31);
+        let seen = backend.received().len();
+        let r = client::post(n.port, "/up/clean.bin", &clean).unwrap();
+        assert_eq!(r.status, 200, "{len}: {}", n.error_log());
+        assert_eq!(backend.received_since(seen)[0].body, clean);
+        // Where the scan's time went: each phase within the scan's time.
+        let times: Vec<f64> = r
+            .header("x-times")
+            .unwrap_or_default()
+            .split_whitespace()
+            .map(|t| t.parse().unwrap())
+            .collect();
+        assert_eq!(times.len(), 6, "{:?}", r.header("x-times"));
+        assert!(
+            times[1..5].iter().sum::<f64>() <= times[0] + 0.004,
+            "{times:?}"
+        );
+        let mut bad = random_bytes(len, 32);
+        bad[len / 2..len / 2 + EICAR.len()].copy_from_slice(EICAR);
+        let seen = backend.received().len();
+        let r = client::post(n.port, "/up/bad.bin", &bad).unwrap();
+        assert_blocked(&n, &r);
+        assert!(backend.received_since(seen).is_empty());
+    }
+    // clamd without its temporary directory cannot take a stream, but it can scan a file
+    // where it is: the body goes as a file with FILDES, and as a stream without it.
+    let tmp = clamd.socket().with_file_name("tmp");
+    std::fs::remove_dir_all(&tmp).unwrap();
+    for len in [700_000, 20_000] {
+        let r = client::post(n.port, "/up/file.bin", &random_bytes(len, 34)).unwrap();
+        assert_eq!(r.status, 200, "{len}: {}", n.error_log());
+    }
+    let clean = random_bytes(700_000, 33);
+    let streamed = Nginx::start(&conf("off"));
+    let seen = backend.received().len();
+    let r = client::post(streamed.port, "/up/file.bin", &clean).unwrap();
+    assert_eq!(r.status, 502, "{}", streamed.error_log());
+    assert!(backend.received_since(seen).is_empty());
+    std::fs::create_dir_all(&tmp).unwrap();
+}

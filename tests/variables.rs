@@ -150,3 +150,43 @@ fn variables_are_right_after_a_filter_finalizes_the_request() {
     assert_eq!(l[1], "allowed");
     assert_eq!(scanner.received().len(), 2);
 }
+
+#[test]
+fn the_scans_phases_tell_where_its_time_went() {
+    // A scanner that answers after 300 ms, one scan at a time: the second scan waits for the
+    // first one's turn.
+    let scanner = ScannerDouble::start(Action::Delay(
+        std::time::Duration::from_millis(300),
+        Box::new(Action::Allow),
+    ));
+    let backend = Backend::start();
+    let n = Nginx::start(&format!(
+        "log_format phases '$request_uri|$ometascan_scan_time|$ometascan_scan_wait_time|\
+           $ometascan_scan_connect_time|$ometascan_scan_send_time|$ometascan_scan_answer_time|\
+           $ometascan_scan_handback_time';\n\
+         server {{ listen 127.0.0.1:%PORT%; access_log %PREFIX%/logs/scan.log phases;\n\
+           location / {{ ometascan_pass {}; ometascan_max_scans 1 wait=10s;\n\
+             proxy_pass http://127.0.0.1:{}; }} }}",
+        scanner.url(),
+        backend.port()
+    ));
+    let port = n.port;
+    let first = std::thread::spawn(move || client::post(port, "/first", b"body").unwrap());
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    assert_eq!(
+        client::post(n.port, "/second", b"body").unwrap().status,
+        200
+    );
+    assert_eq!(first.join().unwrap().status, 200);
+    let seconds =
+        |l: &[String]| -> Vec<f64> { l[1..].iter().map(|t| t.parse().unwrap()).collect() };
+    let first = seconds(&line_for(&n, "/first"));
+    let second = seconds(&line_for(&n, "/second"));
+    // [scan, wait, connect, send, answer, handback]
+    assert!(first[4] >= 0.29 && first[1] < 0.05, "{first:?}");
+    assert!(second[1] >= 0.1 && second[4] >= 0.29, "{second:?}");
+    for t in [&first, &second] {
+        assert!(t[1..5].iter().sum::<f64>() <= t[0] + 0.004, "{t:?}");
+        assert!(t[5] < 0.1, "{t:?}");
+    }
+}

@@ -34,8 +34,8 @@ pub mod url;
 
 pub use body::{BodyPart, RequestBody};
 pub use scan::{
-    BodyLimits, ErrorKind, ResponseHead, ResponsePage, ResultKind, SanitizedBody, ScanError,
-    ScanLimit, ScanOptions, ScanOutcome, ScanRequest, Scanner, Target, Timeouts, UploadReport,
-    Verdict,
+    BodyLimits, ErrorKind, Phases, ResponseHead, ResponsePage, ResultKind, SanitizedBody,
+    ScanError, ScanLimit, ScanOptions, ScanOutcome, ScanRequest, Scanner, Target, Timeouts,
+    UploadReport, Verdict,
 };
 pub use url::{ScannerUrl, Scheme};

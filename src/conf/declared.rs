@@ -127,6 +127,11 @@ directives! {
         "time", "60s", "10s",
         "How long an idle connection to a scanner is kept."
     }
+    ometascan_clamd_fildes {
+        clamd_fildes: Flag = (false), ANY, NGX_CONF_FLAG, ngx_conf_set_flag_slot,
+        "on | off", "off", "on",
+        "Hands a clamd on a local socket the file to scan instead of a stream of it."
+    }
     ometascan_health_check {
         health_check: Option<HealthParams> = (), ANY, NGX_CONF_ANY, set_health_check,
         "[interval=time] [fails=number] [passes=number] [uri=uri] [timeout=time]", "—",
@@ -218,7 +223,7 @@ directives! {
     }
     ometascan_pieces {
         pieces: Option<Option<Pieces>> = (None), ANY, NGX_CONF_1MORE, set_pieces,
-        "tus | content_range | s3 | fields ... spool=path [key=value offset=value total=value] [size=size] [uploads=number] [expire=time] | off", "off",
+        "tus | content_range | s3 | fields [parallel] ... spool=path [key=value offset=value | index=value chunk=value | number=value chunk=value total=value | count=value] [size=size] [uploads=number] [expire=time] | off", "off",
         "tus spool=/tmp expire=1h",
         "Assembles files uploaded in pieces and scans each assembled file before it completes."
     }

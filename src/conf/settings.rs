@@ -38,6 +38,8 @@ pub struct Settings {
     pub max_scans: Option<MaxScans>,
     /// `ometascan_multipart`.
     pub multipart: bool,
+    /// `ometascan_clamd_fildes`.
+    pub clamd_fildes: bool,
     /// `ometascan_body_limits`.
     pub body_limits: ometascan_core::BodyLimits,
     /// `ometascan_cache`.
@@ -71,6 +73,7 @@ impl Settings {
             on_error: c.on_error(),
             max_scans: c.max_scans,
             multipart: c.multipart(),
+            clamd_fildes: c.clamd_fildes(),
             body_limits: c.body_limits(),
             cache: match c.cache() {
                 CacheZone::Zone(z) => Some(z),

@@ -53,6 +53,8 @@ pub struct Report {
     pub cache: Option<ometascan_core::cache::CacheStatus>,
     /// The upload in pieces the request was a piece of.
     pub upload: Option<ometascan_core::UploadReport>,
+    /// Where the scan's time went, and the hand-back to nginx.
+    pub phases: Option<(ometascan_core::Phases, std::time::Duration)>,
 }
 
 impl Report {
@@ -75,6 +77,7 @@ impl Report {
             part: outcome.part.clone(),
             cache: outcome.cache,
             upload: outcome.upload.as_deref().cloned(),
+            phases: Some((outcome.phases, outcome.handback)),
         }
     }
 }

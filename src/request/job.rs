@@ -196,6 +196,7 @@ pub fn scan_options(r: &Request, lcf: &LocConf) -> Result<ScanOptions, ScanError
         keepalive_timeout: s.keepalive_timeout,
         body_limits: s.body_limits,
         objects: s.multipart,
+        clamd_fildes: s.clamd_fildes,
         cache: s.cache.map(|zone| CacheSettings {
             // SAFETY: the zone belongs to the running cycle's configuration.
             store: Arc::new(unsafe { ShmStore::new(zone) }),

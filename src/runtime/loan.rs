@@ -13,7 +13,8 @@ pub struct Loan(Arc<LoanInner>);
 
 struct LoanInner {
     slot: OnceLock<SlotId>,
-    done: Mutex<Option<ScanOutcome>>,
+    /// The outcome, and when the scan ended (the hand-back time runs from there).
+    done: Mutex<Option<(ScanOutcome, std::time::Instant)>>,
 }
 
 impl Loan {
@@ -23,8 +24,8 @@ impl Loan {
     }
 
     /// The scan is over: its outcome leaves with the message, once the last piece is dropped.
-    pub(super) fn finish(self, outcome: ScanOutcome) {
-        *self.0.done.lock().unwrap_or_else(|e| e.into_inner()) = Some(outcome);
+    pub(super) fn finish(self, outcome: ScanOutcome, ended: std::time::Instant) {
+        *self.0.done.lock().unwrap_or_else(|e| e.into_inner()) = Some((outcome, ended));
     }
 
     pub fn new() -> Loan {

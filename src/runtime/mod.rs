@@ -50,7 +50,8 @@ pub struct SlotId {
 /// when the task was cancelled or stopped before it had a verdict.
 struct Message {
     slot: SlotId,
-    done: Option<ScanOutcome>,
+    /// The outcome and when the scan ended.
+    done: Option<(ScanOutcome, std::time::Instant)>,
 }
 
 /// What runs on the nginx thread when a scan's message arrives for a live request (its
@@ -307,10 +308,11 @@ where
             let outcome = (&mut scan)
                 .await
                 .unwrap_or_else(|_| failed(ScanError::Internal));
+            let ended = std::time::Instant::now();
             // The request (and what it borrowed) goes first; the message leaves when the
             // last borrowed piece is dropped, here or in a connection task.
             drop(scan);
-            loan.finish(outcome);
+            loan.finish(outcome, ended);
         });
         entry.abort = Some(task.abort_handle());
         slots.in_use += 1;
@@ -393,7 +395,7 @@ fn release(local: &mut Local, slot: SlotId) -> Option<tokio::task::AbortHandle> 
 }
 
 /// Called on a tokio thread when a scan ends.
-fn push(slot: SlotId, done: Option<ScanOutcome>) {
+fn push(slot: SlotId, done: Option<(ScanOutcome, std::time::Instant)>) {
     let c = Message { slot, done };
     if SHARED.closed.load(Ordering::Acquire) {
         return;
@@ -479,7 +481,13 @@ unsafe extern "C" fn on_notify(ev: *mut ngx_event_t) {
             if cancelled {
                 finish_terminated(r);
             } else if let Some(on_done) = on_done {
-                let done = message.done.unwrap_or_else(|| failed(ScanError::Internal));
+                let done = match message.done {
+                    Some((mut outcome, ended)) => {
+                        outcome.handback = ended.elapsed();
+                        outcome
+                    }
+                    None => failed(ScanError::Internal),
+                };
                 on_done(r, done);
             }
         }

@@ -12,6 +12,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use crate::body::FILE_CHUNK;
+use crate::clamd::fildes;
 use crate::clamd::reply::{self, Reply};
 use crate::net::exchange::{io_error, read_more, write_all};
 use crate::net::peer::PeerAddr;
@@ -59,12 +60,25 @@ impl ClamdClient {
         req: &ScanRequest,
         opts: &ScanOptions,
     ) -> Result<Verdict, Failed> {
-        let mut conn = connect(addr, opts).await.map_err(Failed::BeforeAnswer)?;
-        let sent = instream(&mut conn, req).await;
-        conn.clock.end();
-        let Sent { text, whole } = sent?;
-        tracing::debug!("clamd answered \"{text}\", whole stream sent: {whole}");
-        match reply::instream_reply(&text).map_err(|e| Failed::Final(protocol(e)))? {
+        let file = match addr {
+            PeerAddr::Local(path) if opts.clamd_fildes => {
+                fildes::file_of(&req.body).map(|f| (path, f))
+            }
+            _ => None,
+        };
+        let (reply, whole) = match file {
+            Some((path, file)) => (fildes::scan(path, &file, opts).await?, true),
+            None => {
+                let mut conn = connect(addr, opts).await.map_err(Failed::BeforeAnswer)?;
+                let sent = instream(&mut conn, req).await;
+                conn.clock.end();
+                let Sent { text, whole } = sent?;
+                tracing::debug!("clamd answered \"{text}\", whole stream sent: {whole}");
+                let reply = reply::instream_reply(&text).map_err(|e| Failed::Final(protocol(e)))?;
+                (reply, whole)
+            }
+        };
+        match reply {
             // A scanner that did not see everything cannot call it clean.
             Reply::Clean if !whole => Err(Failed::Final(ScanError::Protocol(
                 "clamd answered OK before it had the whole stream".into(),

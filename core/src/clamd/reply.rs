@@ -56,6 +56,25 @@ pub fn split_reply(buf: &[u8]) -> Result<Option<(&str, usize)>, ReplyError> {
 
 /// Reads the reply to `zINSTREAM`.
 pub fn instream_reply(text: &str) -> Result<Reply, ReplyError> {
+    scan_reply(text, |t| t.strip_prefix("stream: "))
+}
+
+/// Reads the reply to `zFILDES`: `fd[12]: OK`, `fd[12]: NAME FOUND` (clamd names the
+/// descriptor as it received it).
+pub fn fildes_reply(text: &str) -> Result<Reply, ReplyError> {
+    scan_reply(text, |t| {
+        let rest = t.strip_prefix("fd[")?;
+        let close = rest.find("]: ")?;
+        rest[..close]
+            .bytes()
+            .all(|b| b.is_ascii_digit())
+            .then(|| &rest[close + 3..])
+            .filter(|_| close > 0)
+    })
+}
+
+/// A scan's reply: an error, or `result` after the prefix `strip` takes off.
+fn scan_reply(text: &str, strip: impl Fn(&str) -> Option<&str>) -> Result<Reply, ReplyError> {
     let unexpected = || ReplyError::Unexpected(text.to_string());
     if let Some(error) = text.strip_suffix(" ERROR") {
         return Ok(if error == "INSTREAM size limit exceeded." {
@@ -64,7 +83,7 @@ pub fn instream_reply(text: &str) -> Result<Reply, ReplyError> {
             Reply::Error(error.trim().to_string())
         });
     }
-    let result = text.strip_prefix("stream: ").ok_or_else(unexpected)?;
+    let result = strip(text).ok_or_else(unexpected)?;
     if result == "OK" {
         return Ok(Reply::Clean);
     }
@@ -134,6 +153,20 @@ mod tests {
         }
         assert!(version_reply("PONG").is_err());
         assert!(!is_pong("PONG "));
+        assert_eq!(fildes_reply("fd[12]: OK"), Ok(Reply::Clean));
+        assert_eq!(
+            fildes_reply("fd[7]: Win.Test FOUND"),
+            Ok(Reply::Found("Win.Test".into()))
+        );
+        for bad in [
+            "fd[]: OK",
+            "fd[x]: OK",
+            "fd[1] OK",
+            "stream: OK",
+            "fd[1]: ok",
+        ] {
+            assert!(fildes_reply(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

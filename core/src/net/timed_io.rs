@@ -32,6 +32,21 @@ pub struct IoClock {
     fired: AtomicU8,
     /// The reader parked while unarmed: woken on arming so that it starts its timer.
     parked_reader: Mutex<Option<Waker>>,
+    /// When the exchange began and when the request was last fully handed over (nanoseconds
+    /// since [`epoch`], 0: not yet): the scan's send and answer times.
+    begun_ns: AtomicU64,
+    armed_ns: AtomicU64,
+}
+
+/// The process's clock origin for the exchanges' timestamps.
+fn epoch() -> std::time::Instant {
+    static EPOCH: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    *EPOCH.get_or_init(std::time::Instant::now)
+}
+
+/// Nanoseconds since [`epoch`], at least 1.
+fn now_ns() -> u64 {
+    (epoch().elapsed().as_nanos() as u64).max(1)
 }
 
 impl IoClock {
@@ -47,10 +62,13 @@ impl IoClock {
             .store(read.as_millis() as u64, Ordering::Relaxed);
         self.read_armed.store(false, Ordering::Release);
         self.fired.store(0, Ordering::Relaxed);
+        self.begun_ns.store(now_ns(), Ordering::Relaxed);
+        self.armed_ns.store(0, Ordering::Relaxed);
     }
 
     /// The request is fully handed over: from now on, waiting for the answer is timed.
     pub fn arm_read(&self) {
+        self.armed_ns.store(now_ns(), Ordering::Relaxed);
         self.read_armed.store(true, Ordering::Release);
         let waker = self
             .parked_reader
@@ -68,9 +86,20 @@ impl IoClock {
         self.read_armed.store(false, Ordering::Release);
     }
 
-    /// The exchange is over: an idle pooled connection is not timed.
+    /// The exchange is over: an idle pooled connection is not timed. The time spent sending
+    /// and waiting for the answer is noted for the scan's report.
     pub fn end(&self) {
         self.read_armed.store(false, Ordering::Release);
+        let begun = self.begun_ns.swap(0, Ordering::Relaxed);
+        let armed = self.armed_ns.swap(0, Ordering::Relaxed);
+        if begun > 0 {
+            let now = now_ns();
+            let armed = if armed == 0 { now } else { armed.max(begun) };
+            crate::scan::report::note_exchange(
+                Duration::from_nanos(armed - begun),
+                Duration::from_nanos(now.saturating_sub(armed)),
+            );
+        }
     }
 
     pub fn fired(&self) -> Fired {

@@ -50,7 +50,20 @@ impl PoolKey {
     }
 }
 
+/// A new connection to `addr` (and its TLS session), within `limit`; the time it took is
+/// noted for the scan's report.
 pub async fn connect(
+    addr: &PeerAddr,
+    limit: Duration,
+    tls: Option<&TlsClient>,
+) -> Result<BoxIo, ScanError> {
+    let started = Instant::now();
+    let connected = connect_within(addr, limit, tls).await;
+    crate::scan::report::note_connect(started.elapsed());
+    connected
+}
+
+async fn connect_within(
     addr: &PeerAddr,
     limit: Duration,
     tls: Option<&TlsClient>,

@@ -8,6 +8,7 @@ use crate::body::rebuild::{rebuild, Replacement};
 use crate::body::RequestBody;
 use crate::cache::CacheStatus;
 use crate::scan::jobs::Place;
+use crate::scan::report::Phases;
 use crate::scan::{SanitizedBody, ScanError, ScanOutcome, Verdict};
 
 /// One finished scan of a form.
@@ -19,7 +20,7 @@ pub(super) struct Done {
 }
 
 pub(super) enum Combined {
-    Decided(ScanOutcome),
+    Decided(Box<ScanOutcome>),
     /// Allowed, some parts sanitized: the form is rebuilt around them ([`rebuilt`]).
     Rebuild(Vec<Done>),
 }
@@ -49,14 +50,14 @@ pub(super) fn combine(mut done: Vec<Done>) -> Combined {
             }
         }
         outcome.part = Some(label);
-        return Combined::Decided(outcome);
+        return Combined::Decided(Box::new(outcome));
     }
     if let Some(i) = done.iter().position(|d| d.outcome.result.is_err()) {
         let Done {
             label, mut outcome, ..
         } = done.swap_remove(i);
         outcome.part = Some(label);
-        return Combined::Decided(outcome);
+        return Combined::Decided(Box::new(outcome));
     }
     if let Some(i) = done
         .iter()
@@ -66,7 +67,7 @@ pub(super) fn combine(mut done: Vec<Done>) -> Combined {
             label, mut outcome, ..
         } = done.swap_remove(i);
         outcome.part = Some(label);
-        return Combined::Decided(outcome);
+        return Combined::Decided(Box::new(outcome));
     }
     let mut parts = false;
     let mut whole = None;
@@ -76,12 +77,12 @@ pub(super) fn combine(mut done: Vec<Done>) -> Combined {
             (Ok(Verdict::Sanitized { .. }), Some(Place::Whole)) => whole = Some(i),
             (Ok(Verdict::Sanitized { .. }), None) => {
                 let label = &d.label;
-                return Combined::Decided(ScanOutcome {
+                return Combined::Decided(Box::new(ScanOutcome {
                     part: Some(label.clone()),
                     ..ScanOutcome::failed(ScanError::Protocol(format!(
                         "the scanner sanitized {label}, which cannot be put back into the request"
                     )))
-                });
+                }));
             }
             _ => {}
         }
@@ -90,12 +91,15 @@ pub(super) fn combine(mut done: Vec<Done>) -> Combined {
         let d = done.swap_remove(i);
         let mut outcome = d.outcome;
         outcome.queued |= done.iter().any(|d| d.outcome.queued);
-        return Combined::Decided(outcome);
+        for other in &done {
+            outcome.phases.add(&other.outcome.phases);
+        }
+        return Combined::Decided(Box::new(outcome));
     }
     if parts {
         return Combined::Rebuild(done);
     }
-    Combined::Decided(allowed(&done))
+    Combined::Decided(Box::new(allowed(&done)))
 }
 
 /// An allowed form: the last server that answered, whether any scan waited, the cache's
@@ -114,6 +118,11 @@ fn allowed(done: &[Done]) -> ScanOutcome {
             .iter()
             .fold(None, |c, d| CacheStatus::worst(c, d.outcome.cache)),
         upload: None,
+        phases: done.iter().fold(Phases::default(), |mut p, d| {
+            p.add(&d.outcome.phases);
+            p
+        }),
+        handback: Default::default(),
     }
 }
 

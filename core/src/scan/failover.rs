@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::cache::{Redis, RedisSpec};
 use crate::clamd::ClamdClient;
@@ -93,6 +93,8 @@ impl Scanner {
                     part: None,
                     cache: None,
                     upload: None,
+                    phases: notes.phases,
+                    handback: Duration::ZERO,
                 };
                 (outcome, notes.istag)
             })

@@ -79,7 +79,8 @@ impl Scanner {
             .scan_jobs(jobs, target.clone(), opts.clone())
             .await
         {
-            Combined::Decided(mut outcome) => {
+            Combined::Decided(outcome) => {
+                let mut outcome = *outcome;
                 outcome.elapsed = started.elapsed();
                 outcome.objects = count;
                 refuse_sanitized_decoded(outcome, encoded)
@@ -121,7 +122,9 @@ impl Scanner {
             };
             let finished = match next {
                 Ok(r) => r,
-                Err(_) => return Combined::Decided(ScanOutcome::failed(ScanError::Internal)),
+                Err(_) => {
+                    return Combined::Decided(Box::new(ScanOutcome::failed(ScanError::Internal)))
+                }
             };
             if let Ok(Verdict::Blocked { .. }) = finished.outcome.result {
                 let label = &finished.label;

@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::net::peer::PeerAddr;
-use crate::scan::report::note_queued;
+use crate::scan::report::{note_queued, note_wait};
 use crate::scan::ScanError;
 
 /// Largest number of turns a gate hands out (a sane bound on configured values).
@@ -56,7 +56,10 @@ impl Gates {
             return Ok(p);
         }
         note_queued();
-        match tokio::time::timeout(wait, sem.acquire_owned()).await {
+        let started = std::time::Instant::now();
+        let turn = tokio::time::timeout(wait, sem.acquire_owned()).await;
+        note_wait(started.elapsed());
+        match turn {
             Ok(Ok(p)) => Ok(p),
             _ => Err(ScanError::Busy(wait, what)),
         }

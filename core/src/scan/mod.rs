@@ -21,7 +21,7 @@ pub mod verdict;
 pub use error::{ErrorKind, ScanError};
 pub use failover::Scanner;
 pub use options::{BodyLimits, ScanLimit, ScanOptions, Timeouts, SPILL_THRESHOLD};
-pub use report::{ScanOutcome, UploadReport};
+pub use report::{Phases, ScanOutcome, UploadReport};
 pub use request::{ResponseHead, ScanRequest, Target};
 pub(crate) use retry::Failed;
 pub use verdict::{ResponsePage, ResultKind, SanitizedBody, Verdict};

@@ -75,6 +75,8 @@ pub struct ScanOptions {
     /// `ometascan_multipart`: every object a backend's parser hands over scanned alone (off:
     /// the body as sent, decoded from its `Content-Encoding`, as one object).
     pub objects: bool,
+    /// `ometascan_clamd_fildes`: objects handed to a clamd on a local socket as descriptors.
+    pub clamd_fildes: bool,
 }
 
 impl Default for ScanOptions {
@@ -94,6 +96,7 @@ impl Default for ScanOptions {
             cache: None,
             body_limits: BodyLimits::default(),
             objects: true,
+            clamd_fildes: false,
         }
     }
 }

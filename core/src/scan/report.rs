@@ -15,6 +15,29 @@ pub(crate) struct Notes {
     pub queued: bool,
     /// The hash of the ISTag the ICAP service answered under.
     pub istag: Option<[u8; 32]>,
+    pub phases: Phases,
+}
+
+/// Where a scan's time went, summed over its exchanges with scanners (a form's parts, a
+/// retry on another server): waiting for a turn (`ometascan_max_scans`, `max_conns`),
+/// connecting (and the TLS handshake), sending the request and its body, waiting for and
+/// reading the answer.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Phases {
+    pub wait: Duration,
+    pub connect: Duration,
+    pub send: Duration,
+    pub answer: Duration,
+}
+
+impl Phases {
+    /// Adds `other`'s times to these.
+    pub fn add(&mut self, other: &Phases) {
+        self.wait += other.wait;
+        self.connect += other.connect;
+        self.send += other.send;
+        self.answer += other.answer;
+    }
 }
 
 tokio::task_local! {
@@ -43,6 +66,25 @@ pub(crate) fn note_queued() {
     note(|n| n.queued = true);
 }
 
+/// Time spent waiting for a turn.
+pub(crate) fn note_wait(d: Duration) {
+    note(|n| n.phases.wait += d);
+}
+
+/// Time spent connecting to a scanner.
+pub(crate) fn note_connect(d: Duration) {
+    note(|n| n.phases.connect += d);
+}
+
+/// An exchange with a scanner: the time spent handing the request over, and then waiting for
+/// and reading the answer.
+pub(crate) fn note_exchange(send: Duration, answer: Duration) {
+    note(|n| {
+        n.phases.send += send;
+        n.phases.answer += answer;
+    });
+}
+
 /// The ISTag of an ICAP answer (the one announced in OPTIONS when the answer has none).
 pub(crate) fn note_istag(istag: &str) {
     let digest = crate::cache::key::istag_digest(istag);
@@ -69,6 +111,10 @@ pub struct ScanOutcome {
     pub cache: Option<crate::cache::CacheStatus>,
     /// The upload in pieces the request was a piece of (`ometascan_pieces`).
     pub upload: Option<Box<UploadReport>>,
+    /// Where the scan's time went.
+    pub phases: Phases,
+    /// From the end of the scan to nginx resuming the request (set by the adapter).
+    pub handback: Duration,
 }
 
 /// What a piece did to its upload.
@@ -93,6 +139,8 @@ impl ScanOutcome {
             part: None,
             cache: Some(crate::cache::CacheStatus::Hit),
             upload: None,
+            phases: Phases::default(),
+            handback: Duration::ZERO,
         }
     }
 
@@ -108,6 +156,8 @@ impl ScanOutcome {
             part: None,
             cache: None,
             upload: None,
+            phases: Phases::default(),
+            handback: Duration::ZERO,
         }
     }
 }
