@@ -67,7 +67,10 @@ impl ClamdClient {
             _ => None,
         };
         let (reply, whole) = match file {
-            Some((path, file)) => (fildes::scan(path, &file, opts).await?, true),
+            Some((path, copy)) => {
+                let file = copy.file().ok_or(Failed::Final(ScanError::Internal))?;
+                (fildes::scan(path, file, opts).await?, true)
+            }
             None => {
                 let mut conn = connect(addr, opts).await.map_err(Failed::BeforeAnswer)?;
                 let sent = instream(&mut conn, req).await;

@@ -7,9 +7,10 @@
 //! clamd bounds a file by its `MaxFileSize` and `MaxScanSize`, not `StreamMaxLength`, and over
 //! them it answers clean unless `AlertExceedsMax` is on: that is why the operator turns this on.
 
-use std::io::{IoSlice, Write};
+use std::io::IoSlice;
 use std::mem::MaybeUninit;
 use std::os::fd::AsFd;
+use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
@@ -26,9 +27,45 @@ use crate::scan::{Failed, ScanError, ScanOptions};
 /// Largest object in memory copied into a memory file for clamd.
 pub const MAX_COPY: u64 = 8 << 20;
 
+/// Memory files kept for the next copies (their pages stay allocated: a copy into one costs no
+/// page faults), at most [`POOLED`] per worker, each of at most [`POOLED_SIZE`] bytes.
+static POOL: std::sync::Mutex<Vec<std::fs::File>> = std::sync::Mutex::new(Vec::new());
+const POOLED: usize = 4;
+const POOLED_SIZE: u64 = 1 << 20;
+
+/// The file clamd is to scan for an object.
+pub enum ScanFile {
+    /// The body's own file.
+    Own(Arc<std::fs::File>),
+    /// A memory file holding a copy of the body (given back to the pool when dropped).
+    Copy(Option<std::fs::File>),
+}
+
+impl ScanFile {
+    pub fn file(&self) -> Option<&std::fs::File> {
+        match self {
+            ScanFile::Own(f) => Some(f),
+            ScanFile::Copy(f) => f.as_ref(),
+        }
+    }
+}
+
+impl Drop for ScanFile {
+    fn drop(&mut self) {
+        let ScanFile::Copy(f) = self else { return };
+        let Some(file) = f.take() else { return };
+        if file.metadata().is_ok_and(|m| m.len() <= POOLED_SIZE) {
+            let mut pool = POOL.lock().unwrap_or_else(|e| e.into_inner());
+            if pool.len() < POOLED {
+                pool.push(file);
+            }
+        }
+    }
+}
+
 /// The file clamd is to scan for `body`, if it can take one: the body's own file, or a copy of
 /// a small body in memory.
-pub fn file_of(body: &RequestBody) -> Option<Arc<std::fs::File>> {
+pub fn file_of(body: &RequestBody) -> Option<ScanFile> {
     match body.parts() {
         [BodyPart::File {
             file,
@@ -36,19 +73,27 @@ pub fn file_of(body: &RequestBody) -> Option<Arc<std::fs::File>> {
             len,
         }] => {
             let whole = file.metadata().ok().is_some_and(|m| m.len() == *len);
-            whole.then(|| file.clone())
+            whole.then(|| ScanFile::Own(file.clone()))
         }
         parts
             if body.len() <= MAX_COPY && parts.iter().all(|p| matches!(p, BodyPart::Memory(_))) =>
         {
-            let fd = rustix::fs::memfd_create("ometascan", rustix::fs::MemfdFlags::CLOEXEC).ok()?;
-            let mut file = std::fs::File::from(fd);
+            let pooled = POOL.lock().unwrap_or_else(|e| e.into_inner()).pop();
+            let file = match pooled {
+                Some(f) => f,
+                None => std::fs::File::from(
+                    rustix::fs::memfd_create("ometascan", rustix::fs::MemfdFlags::CLOEXEC).ok()?,
+                ),
+            };
+            let mut at = 0u64;
             for p in parts {
                 if let BodyPart::Memory(b) = p {
-                    file.write_all(b).ok()?;
+                    file.write_all_at(b, at).ok()?;
+                    at += b.len() as u64;
                 }
             }
-            Some(Arc::new(file))
+            file.set_len(at).ok()?;
+            Some(ScanFile::Copy(Some(file)))
         }
         _ => None,
     }

@@ -53,6 +53,7 @@ fn main() {
         });
         eprintln!("pids ({}, {})", clamd.pid(), clamd.pid());
         println!("{}", clamd.url());
+        println!("clamd+unix://{}", clamd.socket().display());
         Running::Clamd(clamd)
     } else {
         let cicap = CIcap::start_with(CIcapConfig {
