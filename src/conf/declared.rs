@@ -223,7 +223,7 @@ directives! {
     }
     ometascan_pieces {
         pieces: Option<Option<Pieces>> = (None), ANY, NGX_CONF_1MORE, set_pieces,
-        "tus | content_range | s3 | fields [parallel] ... spool=path [key=value offset=value | index=value chunk=value | number=value chunk=value total=value | count=value] [size=size] [uploads=number] [expire=time] | off", "off",
+        "tus | content_range | s3 | fields [parallel] ... spool=path [key=value offset=value | index=value chunk=value | number=value chunk=value total=value | count=value] [size=size] [space=size] [uploads=number] [expire=time] | off", "off",
         "tus spool=/tmp expire=1h",
         "Assembles files uploaded in pieces and scans each assembled file before it completes."
     }

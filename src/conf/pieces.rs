@@ -64,7 +64,7 @@ pub struct Pieces {
 
 /// `ometascan_pieces tus | content_range | s3 | fields [parallel] ... spool=path [key=..
 /// offset=.. | index=.. chunk=.. | number=.. chunk=.. total=.. | count=..] [size=size]
-/// [uploads=number] [expire=time] | off`.
+/// [space=size] [uploads=number] [expire=time] | off`.
 pub unsafe extern "C" fn set_pieces(
     cf: *mut ngx_conf_t,
     cmd: *mut ngx_command_t,
@@ -102,7 +102,7 @@ pub unsafe extern "C" fn set_pieces(
 
 const ARGS: &str = "it must be \"tus\", \"content_range\", \"s3\", \"fields\", \"parallel\", \
                     \"spool=\", \"key=\", \"offset=\", \"index=\", \"number=\", \"chunk=\", \
-                    \"total=\", \"count=\", \"size=\", \"uploads=\" or \"expire=\", each once";
+                    \"total=\", \"count=\", \"size=\", \"space=\", \"uploads=\" or \"expire=\", each once";
 
 /// The names of a piece's description, in the order of `Parsed::sources`.
 const SOURCES: [&str; 7] = [
@@ -165,6 +165,11 @@ impl Parsed {
                 let n =
                     size(value).ok_or_else(|| d.invalid(arg, "it must be a size above zero"))?;
                 self.limits.max_upload = n;
+            }
+            "space" => {
+                let n =
+                    size(value).ok_or_else(|| d.invalid(arg, "it must be a size above zero"))?;
+                self.limits.max_space = n;
             }
             "uploads" => match value.parse::<usize>() {
                 Ok(n) if n > 0 && n <= 10_000_000 => self.limits.max_uploads = n,

@@ -147,6 +147,8 @@ pub unsafe fn init(cycle: *mut ngx_cycle_t) -> Result<(), BridgeError> {
     };
     let _ = HANDLE.set(runtime.handle().clone());
     let scanner = Arc::new(Scanner::new());
+    // SAFETY: the cycle is live in init_process; its core configuration is set.
+    scanner.set_workers(unsafe { worker_processes(cycle) });
     // Lines from the scanner side (servers going down or up, tracing events) ring the same
     // bell.
     scanner.notices().set_bell(Box::new(ring));
@@ -201,6 +203,21 @@ pub unsafe fn init(cycle: *mut ngx_cycle_t) -> Result<(), BridgeError> {
         });
     });
     Ok(())
+}
+
+/// nginx's `worker_processes` for the cycle.
+///
+/// # Safety
+/// `cycle` is a live cycle whose configuration has been parsed.
+unsafe fn worker_processes(cycle: *mut ngx_cycle_t) -> usize {
+    // SAFETY: conf_ctx holds each core module's configuration at its index; the core
+    // module's is an ngx_core_conf_t (caller).
+    unsafe {
+        let ctx = (*cycle).conf_ctx;
+        let ccf = *ctx.add(ngx_core_module.index) as *const ngx_core_conf_t;
+        ccf.as_ref()
+            .map_or(1, |c| usize::try_from(c.worker_processes).unwrap_or(1))
+    }
 }
 
 /// Runtime threads take no signals: nginx's signal handlers only set flags that its own event

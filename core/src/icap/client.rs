@@ -1,6 +1,8 @@
 //! The ICAP client of a worker: OPTIONS per service, cached for its TTL; REQMOD with preview
 //! ([`super::exchange`]); keep-alive connections reused only after a complete exchange; at
-//! most `Max-Connections` exchanges per service at once.
+//! most this worker's share of `Max-Connections` exchanges per service at once (each keeps
+//! its connection, idle or busy, so that the workers together never hold more connections than
+//! the service has threads for: c-icap gives each connection a thread of its own).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -30,6 +32,8 @@ pub struct IcapClient {
     idle: IdlePool<IcapConn>,
     options: Mutex<HashMap<ServiceKey, CachedOptions>>,
     limits: Mutex<HashMap<ServiceKey, (usize, Arc<Semaphore>)>>,
+    /// nginx's worker processes, among which a service's `Max-Connections` is shared.
+    workers: std::sync::atomic::AtomicUsize,
 }
 
 impl Default for IcapClient {
@@ -54,7 +58,14 @@ impl IcapClient {
             idle: IdlePool::default(),
             options: Mutex::new(HashMap::new()),
             limits: Mutex::new(HashMap::new()),
+            workers: std::sync::atomic::AtomicUsize::new(1),
         }
+    }
+
+    /// How many workers share a service's `Max-Connections`.
+    pub fn set_workers(&self, n: usize) {
+        self.workers
+            .store(n.max(1), std::sync::atomic::Ordering::Relaxed);
     }
 
     /// One attempt on the server at `addr`.
@@ -75,11 +86,25 @@ impl IcapClient {
             .map_err(Failed::BeforeAnswer)?;
         let permits = self.limit(&key, options.max_connections);
         let _permit = match &permits {
-            Some(s) => Some(
-                s.acquire()
-                    .await
-                    .map_err(|_| Failed::Final(ScanError::Closed))?,
-            ),
+            Some(s) => Some(match s.try_acquire() {
+                Ok(p) => p,
+                Err(_) => {
+                    crate::scan::report::note_queued();
+                    let started = Instant::now();
+                    let waited = tokio::time::timeout(opts.queue_wait, s.acquire()).await;
+                    crate::scan::report::note_wait(started.elapsed());
+                    match waited {
+                        Ok(Ok(p)) => p,
+                        Ok(Err(_)) => return Err(Failed::Final(ScanError::Closed)),
+                        Err(_) => {
+                            return Err(Failed::Final(ScanError::Busy(
+                                opts.queue_wait,
+                                "the ICAP service's Max-Connections",
+                            )))
+                        }
+                    }
+                }
+            }),
             None => None,
         };
         if let Some(conn) = self.idle.take(pool_key, opts.keepalive_timeout, |_| true) {
@@ -93,9 +118,10 @@ impl IcapClient {
         self.reqmod(conn, target, &key, &options, req, opts).await
     }
 
-    /// The semaphore of a service that announced `Max-Connections`.
+    /// The semaphore of a service that announced `Max-Connections`: this worker's share.
     fn limit(&self, key: &ServiceKey, max: Option<usize>) -> Option<Arc<Semaphore>> {
-        let max = max?;
+        let workers = self.workers.load(std::sync::atomic::Ordering::Relaxed);
+        let max = (max? / workers).max(1);
         let mut limits = self.limits.lock().unwrap_or_else(|e| e.into_inner());
         let entry = limits
             .entry(key.clone())

@@ -25,6 +25,8 @@ pub struct SpoolLimits {
     pub max_uploads: usize,
     /// An upload untouched this long is dropped.
     pub expire: Duration,
+    /// Bytes of every copy in the spool together.
+    pub max_space: u64,
 }
 
 impl Default for SpoolLimits {
@@ -33,6 +35,7 @@ impl Default for SpoolLimits {
             max_upload: 10 << 30,
             max_uploads: 10_000,
             expire: Duration::from_secs(24 * 3600),
+            max_space: 100 << 30,
         }
     }
 }
@@ -81,7 +84,17 @@ pub struct Spool {
     limits: SpoolLimits,
     /// The last sweep of the directory: when, and how many uploads it counted since (shared
     /// by the clones of the location's spool in a worker).
-    swept: std::sync::Arc<std::sync::Mutex<Option<(std::time::Instant, usize)>>>,
+    swept: std::sync::Arc<std::sync::Mutex<Option<Swept>>>,
+}
+
+/// What the last sweep found, and what this worker added since.
+#[derive(Debug, Clone, Copy)]
+struct Swept {
+    at: std::time::Instant,
+    /// Uploads (not parts of one).
+    uploads: usize,
+    /// Bytes of every copy.
+    bytes: u64,
 }
 
 /// The directory is swept at most this often (and at least once per `expire`): a new upload
@@ -92,6 +105,8 @@ const SWEEP_EVERY: Duration = Duration::from_secs(10);
 pub struct Upload {
     meta: File,
     data: File,
+    /// The spool, whose space a write takes.
+    spool: Spool,
     /// The state and data files' paths.
     paths: (PathBuf, PathBuf),
     pub state: State,
@@ -137,7 +152,7 @@ impl Spool {
                 self.limits.max_upload
             )));
         }
-        self.sweep()?;
+        self.count_new(!key.starts_with(b"~"))?;
         let mut up = self.open(key, true)?.ok_or(PieceError::Unknown)?;
         up.data.set_len(0)?;
         up.state = State {
@@ -162,8 +177,13 @@ impl Spool {
                 self.limits.max_upload
             )));
         }
-        self.sweep()?;
-        let mut up = self.open(key, true)?.ok_or(PieceError::Unknown)?;
+        let mut up = match self.open(key, false)? {
+            Some(up) => up,
+            None => {
+                self.count_new(!key.starts_with(b"~"))?;
+                self.open(key, true)?.ok_or(PieceError::Unknown)?
+            }
+        };
         if up.state.length == 0 && up.state.ahead.is_empty() && up.state.total.is_none() {
             up.state.total = total;
             up.save()?;
@@ -229,6 +249,7 @@ impl Spool {
         Ok(Some(Upload {
             meta,
             data,
+            spool: self.clone(),
             paths: (meta_path, data_path),
             state,
         }))
@@ -260,28 +281,70 @@ impl Spool {
         let _ = std::fs::remove_file(meta);
     }
 
-    /// Refuses a new upload over the count of uploads in progress, sweeping the directory
-    /// (dropping expired uploads, counting the others) when the last sweep is old.
-    fn sweep(&self) -> Result<(), PieceError> {
+    /// What the spool holds, as the last sweep found it (sweeping again — dropping expired
+    /// uploads, counting the others and their bytes — when it is old, or when `near_full`).
+    fn swept(
+        &self,
+        near_full: impl Fn(&Swept) -> bool,
+    ) -> Result<std::sync::MutexGuard<'_, Option<Swept>>, PieceError> {
         let every = SWEEP_EVERY.min(self.limits.expire);
         let mut swept = self.swept.lock().unwrap_or_else(|e| e.into_inner());
-        let (at, count) = match *swept {
-            Some((at, count)) if at.elapsed() < every => (at, count),
-            _ => (std::time::Instant::now(), self.count_and_drop_expired()?),
+        let fresh = swept.filter(|s| s.at.elapsed() < every && !near_full(s));
+        if fresh.is_none() {
+            *swept = Some(self.sweep_now()?);
+        }
+        Ok(swept)
+    }
+
+    /// Refuses a new upload (`upload`: not a part of one) over the count of uploads in progress.
+    fn count_new(&self, upload: bool) -> Result<(), PieceError> {
+        if !upload {
+            return Ok(());
+        }
+        let mut swept = self.swept(|_| false)?;
+        let Some(s) = swept.as_mut() else {
+            return Err(PieceError::Limit("the spool could not be swept".into()));
         };
-        if count >= self.limits.max_uploads {
-            *swept = Some((at, count));
+        if s.uploads >= self.limits.max_uploads {
             return Err(PieceError::Limit(format!(
-                "{count} uploads in progress, the spool's limit"
+                "{} uploads in progress, the spool's limit",
+                s.uploads
             )));
         }
-        *swept = Some((at, count + 1));
+        s.uploads += 1;
         Ok(())
     }
 
-    /// Drops expired uploads; the number of the others.
-    fn count_and_drop_expired(&self) -> Result<usize, PieceError> {
-        let mut count = 0usize;
+    /// Takes `growth` more bytes of the spool's space, refusing what would go over it. Between
+    /// sweeps a worker counts its own writes; near the limit every write sweeps again, so that
+    /// the others' count too.
+    fn reserve(&self, growth: u64) -> Result<(), PieceError> {
+        if growth == 0 {
+            return Ok(());
+        }
+        let max = self.limits.max_space;
+        let mut swept = self.swept(|s| s.bytes.saturating_add(growth) > max / 10 * 9)?;
+        let Some(s) = swept.as_mut() else {
+            return Err(PieceError::Limit("the spool could not be swept".into()));
+        };
+        if s.bytes.saturating_add(growth) > max {
+            return Err(PieceError::Limit(format!(
+                "the spool holds {} bytes of uploads in progress: {growth} more would be over its \
+                 space of {max}",
+                s.bytes
+            )));
+        }
+        s.bytes += growth;
+        Ok(())
+    }
+
+    /// Drops expired uploads; what is left.
+    fn sweep_now(&self) -> Result<Swept, PieceError> {
+        let mut swept = Swept {
+            at: std::time::Instant::now(),
+            uploads: 0,
+            bytes: 0,
+        };
         let limit = self.limits.expire.as_secs();
         for entry in std::fs::read_dir(&self.dir)? {
             let path = entry?.path();
@@ -292,14 +355,19 @@ impl Spool {
                 .ok()
                 .and_then(|t| parse(&t))
                 .is_some_and(|s| now().saturating_sub(s.updated) > limit);
+            let data = path.with_extension("data");
             if old {
-                let _ = std::fs::remove_file(path.with_extension("data"));
+                let _ = std::fs::remove_file(&data);
                 let _ = std::fs::remove_file(&path);
-            } else {
-                count += 1;
+                continue;
             }
+            let upload = path
+                .file_name()
+                .is_some_and(|n| n.as_encoded_bytes().starts_with(b"u"));
+            swept.uploads += usize::from(upload);
+            swept.bytes += std::fs::metadata(&data).map_or(0, |m| m.len());
         }
-        Ok(count)
+        Ok(swept)
     }
 
     /// The uploads the directory holds — in progress, a tus partial upload waiting for its final
@@ -422,6 +490,7 @@ impl Upload {
                 self.state.total.map_or(max, |t| t.min(max))
             )));
         }
+        self.reserve(end)?;
         if truncate {
             self.data.set_len(offset)?;
         }
@@ -468,6 +537,7 @@ impl Upload {
                 "more than {MAX_AHEAD} pieces held apart"
             )));
         }
+        self.reserve(end)?;
         let mut at = offset;
         let mut reader = body.reader(FILE_CHUNK);
         while let Some(chunk) = reader.next_chunk() {
@@ -478,6 +548,12 @@ impl Upload {
         (self.state.length, self.state.ahead) = ahead;
         self.state.updated = now();
         self.save()
+    }
+
+    /// Takes from the spool's space what the data file grows by when it ends at `end`.
+    fn reserve(&self, end: u64) -> Result<(), PieceError> {
+        let now = self.data.metadata()?.len();
+        self.spool.reserve(end.saturating_sub(now))
     }
 
     /// The end of the last byte held (past gaps too).
@@ -677,5 +753,27 @@ mod tests {
             s.create(b"/big", Some(u64::MAX)),
             Err(PieceError::Limit(_))
         ));
+    }
+
+    #[test]
+    fn the_spools_space_is_bounded_for_every_upload_together() {
+        let s = spool(SpoolLimits {
+            max_space: 10,
+            ..SpoolLimits::default()
+        });
+        let mut a = s.start(b"/a", None).unwrap();
+        a.write(0, &mem(&[b"123456"]), 100, true).unwrap();
+        let mut b = s.start(b"/b", None).unwrap();
+        assert!(matches!(
+            b.write(0, &mem(&[b"12345"]), 100, true),
+            Err(PieceError::Limit(_))
+        ));
+        b.write_at(0, &mem(&[b"1234"]), 100).unwrap();
+        // Rewriting what is held takes no more space.
+        a.write(0, &mem(&[b"abcdef"]), 100, true).unwrap();
+        drop((a, b));
+        s.remove(b"/a");
+        let mut c = s.start(b"/c", None).unwrap();
+        c.write(0, &mem(&[b"abcdef"]), 100, true).unwrap();
     }
 }

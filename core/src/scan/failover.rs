@@ -57,6 +57,12 @@ impl Scanner {
         self.notices.clone()
     }
 
+    /// How many nginx workers share the scanners (an ICAP service's `Max-Connections` is
+    /// divided among them).
+    pub fn set_workers(&self, n: usize) {
+        self.icap.set_workers(n);
+    }
+
     pub fn idle_connections(&self) -> usize {
         self.http.idle_count()
     }
