@@ -246,7 +246,7 @@ error_log $run/logs/error-$1.log warn;
 pid $run/logs/nginx-$1.pid;
 events { worker_connections 4096; }
 http {
-    log_format rt '\$request_time';
+    log_format rt '\$request_time \$status \$ometascan_scan_time \$ometascan_scan_wait_time \$ometascan_scan_connect_time \$ometascan_scan_send_time \$ometascan_scan_answer_time \$ometascan_scan_handback_time';
     access_log $run/logs/access-$1.log rt buffer=256k flush=1s;
     sendfile on;
     client_max_body_size 10m;
@@ -268,7 +268,12 @@ CONF
 }
 nginx_conf plain "$p_plain" ""
 nginx_conf module "$p_mod" "ometascan_pass http://127.0.0.1:$p_double;"
-nginx_conf icap "$p_icap" "ometascan_pass $icap_url; ometascan_read_timeout 10m;"
+# c-icap gives each connection a thread of its own (here 2 servers of 20 threads) and does not
+# announce Max-Connections: without a bound, the connections past its threads wait in its queue
+# behind kept-alive ones for as long as those live (20 s and more at 100 clients). Scans are
+# bounded as the README advises: a few per worker and core, the rest queue in nginx, in order.
+icap_limit="ometascan_max_scans 4 wait=10m;"
+nginx_conf icap "$p_icap" "ometascan_pass $icap_url; ometascan_read_timeout 10m; $icap_limit"
 nginx_conf miss "$p_miss" "ometascan_pass http://127.0.0.1:$p_double; ometascan_cache verdicts; ometascan_cache_valid 1ms;"
 nginx_conf hit "$p_hit" "ometascan_pass http://127.0.0.1:$p_double; ometascan_cache verdicts; ometascan_cache_valid 1h;"
 nginx_conf clamd "$p_clamd" "ometascan_pass $clamd_url; ometascan_read_timeout 10m;"
@@ -481,8 +486,8 @@ CONF
 }
 download_conf dl "$p_dl" ""
 download_conf dlmod "$p_dl_mod" "ometascan_pass http://127.0.0.1:$p_double; ometascan_response on;"
-download_conf dlicap "$p_dl_icap" "ometascan_pass $icap_url; ometascan_response on; ometascan_read_timeout 10m;"
-download_conf dlcache "$p_dl_cache" "ometascan_pass $icap_url; ometascan_response on; ometascan_read_timeout 10m; ometascan_cache dlverdicts; ometascan_cache_valid 1h;"
+download_conf dlicap "$p_dl_icap" "ometascan_pass $icap_url; ometascan_response on; ometascan_read_timeout 10m; $icap_limit"
+download_conf dlcache "$p_dl_cache" "ometascan_pass $icap_url; ometascan_response on; ometascan_read_timeout 10m; ometascan_cache dlverdicts; ometascan_cache_valid 1h; $icap_limit"
 files_workers=$(pgrep -P "$(cat "$run/logs/nginx-files.pid")" | tr '\n' ' ')
 
 squid_pid=$(cat "$run/squid.pid" 2>/dev/null || echo)
@@ -499,7 +504,7 @@ block_pages "squid + c-icap/ClamAV" "http://127.0.0.1:$p_squid"
 # Squid's idle ICAP connections go too before the cached row.
 kill "$squid_pid" 2>/dev/null || true
 sleep 1
-nginx_conf icapcache "$p_icap_cache" "ometascan_pass $icap_url; ometascan_read_timeout 10m; ometascan_cache verdicts;"
+nginx_conf icapcache "$p_icap_cache" "ometascan_pass $icap_url; ometascan_read_timeout 10m; ometascan_cache verdicts; $icap_limit"
 prime "http://127.0.0.1:$p_icap_cache"
 row "6 nginx + module + c-icap, cache" check "http://127.0.0.1:$p_icap_cache" "nginx:$(nginx_workers icapcache)" "scanner:$icap_pids" "backend:$pid_back"
 block_pages "nginx + module + c-icap/ClamAV, cache" "http://127.0.0.1:$p_icap_cache"
