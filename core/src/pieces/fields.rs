@@ -74,10 +74,77 @@ const MAX_VALUE: u64 = 1024;
 fn number_of(v: &[u8], what: &str) -> Result<u64, ScanError> {
     super::number(v).ok_or_else(|| {
         ScanError::ambiguous(format!(
-            "the piece's {what} \"{}\" is no number",
+            "{what} \"{}\" is no number",
             String::from_utf8_lossy(v).escape_debug()
         ))
     })
+}
+
+/// A piece's form: its named fields and its file part, if any.
+struct Form {
+    fields: Vec<(String, RequestBody)>,
+    file: Option<RequestBody>,
+}
+
+impl Form {
+    /// The multipart form of the body, when it is one (else no fields, no file).
+    fn read(
+        body: &RequestBody,
+        boundary: Option<&[u8]>,
+        limits: multipart::Limits,
+    ) -> Result<Form, ScanError> {
+        let mut form = Form {
+            fields: Vec::new(),
+            file: None,
+        };
+        let Some(b) = boundary else {
+            return Ok(form);
+        };
+        let split = multipart::split(body, b, FILE_CHUNK, limits).map_err(|e| match e {
+            multipart::SplitError::Body(e) => ScanError::Body(e),
+            e => ScanError::ambiguous(format!("multipart body: {e}")),
+        })?;
+        for p in &split.parts {
+            let cd = p
+                .header("content-disposition")
+                .map(|v| String::from_utf8_lossy(v).into_owned())
+                .unwrap_or_default();
+            let data = part_body(body, p.offset, p.len);
+            if disposition::param(&cd, "filename").is_some() {
+                if form.file.is_some() {
+                    return Err(ScanError::ambiguous("a piece with two files"));
+                }
+                form.file = Some(data);
+            } else if let Some(name) = disposition::param(&cd, "name") {
+                form.fields.push((name, data));
+            }
+        }
+        Ok(form)
+    }
+
+    /// The value `s` names: the one field of that name, or the value nginx evaluated.
+    fn value(&self, s: &Source, what: &str) -> Result<Vec<u8>, ScanError> {
+        match s {
+            Source::Value(v) => Ok(v.clone()),
+            Source::Field(name) => {
+                let mut found = self.fields.iter().filter(|(n, _)| n == name);
+                let (_, v) = found.next().ok_or_else(|| {
+                    ScanError::Unassembled(format!("no \"{name}\" field ({what})"))
+                })?;
+                if found.next().is_some() || v.len() > MAX_VALUE {
+                    return Err(ScanError::ambiguous(format!(
+                        "the field \"{name}\" twice, or too long"
+                    )));
+                }
+                v.to_vec().map_err(ScanError::Body)
+            }
+        }
+    }
+
+    /// A number the spec names.
+    fn number(&self, s: &Source, what: &str) -> Result<u64, ScanError> {
+        number_of(&self.value(s, what)?, what)
+    }
 }
 
 /// Reads the piece's description and data from its request; `None` when it names no upload
@@ -90,62 +157,33 @@ pub fn describe(
 ) -> Result<Option<Described>, ScanError> {
     let ct = headers::find(headers, "content-type").map_or(&[][..], |v| v.as_ref());
     let boundary = boundary::boundary(ct).map_err(|e| ScanError::ambiguous(e.to_string()))?;
-    let mut fields: Vec<(String, RequestBody)> = Vec::new();
-    let mut file: Option<RequestBody> = None;
-    if let Some(b) = boundary {
-        let form = multipart::split(body, &b, FILE_CHUNK, limits).map_err(|e| match e {
-            multipart::SplitError::Body(e) => ScanError::Body(e),
-            e => ScanError::ambiguous(format!("multipart body: {e}")),
-        })?;
-        for p in &form.parts {
-            let cd = p
-                .header("content-disposition")
-                .map(|v| String::from_utf8_lossy(v).into_owned())
-                .unwrap_or_default();
-            let data = part_body(body, p.offset, p.len);
-            if disposition::param(&cd, "filename").is_some() {
-                if file.is_some() {
-                    return Err(ScanError::ambiguous("a piece with two files"));
-                }
-                file = Some(data);
-            } else if let Some(name) = disposition::param(&cd, "name") {
-                fields.push((name, data));
-            }
-        }
-    }
-    let value = |s: &Source, what: &str| -> Result<Vec<u8>, ScanError> {
-        match s {
-            Source::Value(v) => Ok(v.clone()),
-            Source::Field(name) => {
-                let mut found = fields.iter().filter(|(n, _)| n == name);
-                let (_, v) = found.next().ok_or_else(|| {
-                    ScanError::Unassembled(format!("no \"{name}\" field ({what})"))
-                })?;
-                if found.next().is_some() || v.len() > MAX_VALUE {
-                    return Err(ScanError::ambiguous(format!(
-                        "the field \"{name}\" twice, or too long"
-                    )));
-                }
-                v.to_vec().map_err(ScanError::Body)
-            }
-        }
-    };
+    let form = Form::read(body, boundary.as_deref(), limits)?;
     let absent = match &spec.key {
         Source::Value(v) => v.is_empty(),
-        Source::Field(name) => !fields.iter().any(|(n, _)| n == name),
+        Source::Field(name) => !form.fields.iter().any(|(n, _)| n == name),
     };
     if absent {
         return Ok(None);
     }
-    let key = value(&spec.key, "the upload's key")?;
-    let data = match file {
-        Some(f) => f,
+    let key = form.value(&spec.key, "the upload's key")?;
+    let data = match &form.file {
+        Some(f) => f.clone(),
         None if boundary::is_multipart(ct) => {
             return Err(ScanError::Unassembled("a piece without a file part".into()))
         }
         None => body.clone(),
     };
-    let len = data.len();
+    let (offset, total) = place(spec, &form, data.len())?;
+    Ok(Some(Described {
+        key,
+        offset,
+        total,
+        data,
+    }))
+}
+
+/// Where a piece of `len` bytes goes, and the file's length when the piece tells it.
+fn place(spec: &FieldSpec, form: &Form, len: u64) -> Result<(u64, Option<u64>), ScanError> {
     let numbered = match &spec.place {
         Place::Offset(_) => None,
         Place::Numbered {
@@ -153,11 +191,11 @@ pub fn describe(
             first,
             chunk,
         } => {
-            let n = number_of(&value(number, "the piece's number")?, "number")?;
+            let n = form.number(number, "the piece's number")?;
             let index = n.checked_sub(*first).ok_or_else(|| {
                 ScanError::ambiguous(format!("a piece numbered {n}, before the first"))
             })?;
-            let chunk = number_of(&value(chunk, "the chunk size")?, "chunk size")?;
+            let chunk = form.number(chunk, "the chunk size")?;
             if chunk == 0 {
                 return Err(ScanError::ambiguous("a chunk size of 0"));
             }
@@ -165,7 +203,7 @@ pub fn describe(
         }
     };
     let offset = match (&spec.place, numbered) {
-        (Place::Offset(o), _) => number_of(&value(o, "the piece's offset")?, "offset")?,
+        (Place::Offset(o), _) => form.number(o, "the piece's offset")?,
         (_, Some((index, chunk))) => index.checked_mul(chunk).ok_or_else(|| {
             ScanError::ambiguous(format!("a piece numbered {index} of {chunk} bytes"))
         })?,
@@ -176,11 +214,11 @@ pub fn describe(
         .ok_or_else(|| ScanError::ambiguous("a piece past any file"))?;
     let (total, last) = match &spec.size {
         Size::Bytes(t) => {
-            let total = number_of(&value(t, "the file's length")?, "length")?;
+            let total = form.number(t, "the file's length")?;
             (Some(total), end >= total)
         }
         Size::Pieces(c) => {
-            let count = number_of(&value(c, "the number of pieces")?, "number of pieces")?;
+            let count = form.number(c, "the number of pieces")?;
             let index = numbered.ok_or(ScanError::Internal)?.0;
             if index >= count {
                 return Err(ScanError::ambiguous(format!(
@@ -191,10 +229,9 @@ pub fn describe(
             (last.then_some(end), last)
         }
     };
-    if total.is_some_and(|t| end > t) {
+    if let Some(t) = total.filter(|&t| end > t) {
         return Err(PieceError::Limit(format!(
-            "a piece at {offset} of {len} bytes past the file's {}",
-            total.unwrap_or(0)
+            "a piece at {offset} of {len} bytes past the file's {t}"
         ))
         .into());
     }
@@ -204,12 +241,7 @@ pub fn describe(
              write pieces at their offsets and those that join them by number differ"
         )));
     }
-    Ok(Some(Described {
-        key,
-        offset,
-        total,
-        data,
-    }))
+    Ok((offset, total))
 }
 
 #[cfg(test)]
