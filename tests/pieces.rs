@@ -769,35 +769,31 @@ fn dropzone_chunk(port: u16, uuid: &str, index: usize, size: usize, file: &[u8])
 
 /// An uploader's chunk sent as the body, described in the query.
 fn query_chunk(port: u16, id: &str, index: usize, size: usize, file: &[u8]) -> u16 {
-    let chunk = &file[index * size..((index + 1) * size).min(file.len())];
-    let path = format!(
+    let query = format!(
         "/query?id={id}&offset={}&total={}&count={}",
         index * size,
         file.len(),
         file.len().div_ceil(size)
     );
-    client::request(
-        port,
-        "POST",
-        &path,
-        &[("Content-Type", "application/octet-stream")],
-        chunk,
-    )
-    .unwrap()
-    .status
+    post_chunk(port, &query, index, size, file)
 }
 
 /// An uploader's chunk sent as the body, numbered in the query (the file's size in chunks).
 fn counted_chunk(port: u16, id: &str, index: usize, size: usize, file: &[u8]) -> u16 {
-    let chunk = &file[index * size..((index + 1) * size).min(file.len())];
-    let path = format!(
+    let query = format!(
         "/counted?id={id}&index={index}&size={size}&count={}",
         file.len().div_ceil(size)
     );
+    post_chunk(port, &query, index, size, file)
+}
+
+/// Chunk `index` of `file` (chunks of `size` bytes) posted as the body to `path`.
+fn post_chunk(port: u16, path: &str, index: usize, size: usize, file: &[u8]) -> u16 {
+    let chunk = &file[index * size..((index + 1) * size).min(file.len())];
     client::request(
         port,
         "POST",
-        &path,
+        path,
         &[("Content-Type", "application/octet-stream")],
         chunk,
     )

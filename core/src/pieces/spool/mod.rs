@@ -394,13 +394,7 @@ impl Upload {
         if truncate {
             self.data.set_len(offset)?;
         }
-        let mut at = offset;
-        let mut reader = body.reader(FILE_CHUNK);
-        while let Some(chunk) = reader.next_chunk() {
-            let chunk = chunk?;
-            self.data.write_all_at(&chunk, at)?;
-            at += chunk.len() as u64;
-        }
+        self.put(offset, body)?;
         self.state.length = if truncate {
             end
         } else {
@@ -408,6 +402,18 @@ impl Upload {
         };
         self.state.updated = now();
         self.save()
+    }
+
+    /// Writes `body` into the data file at `offset`.
+    fn put(&self, offset: u64, body: &RequestBody) -> Result<(), PieceError> {
+        let mut at = offset;
+        let mut reader = body.reader(FILE_CHUNK);
+        while let Some(chunk) = reader.next_chunk() {
+            let chunk = chunk?;
+            self.data.write_all_at(&chunk, at)?;
+            at += chunk.len() as u64;
+        }
+        Ok(())
     }
 
     /// Writes the piece `body` at `offset`, wherever it falls (a chunking uploader that sends
@@ -438,13 +444,7 @@ impl Upload {
             )));
         }
         self.reserve(end)?;
-        let mut at = offset;
-        let mut reader = body.reader(FILE_CHUNK);
-        while let Some(chunk) = reader.next_chunk() {
-            let chunk = chunk?;
-            self.data.write_all_at(&chunk, at)?;
-            at += chunk.len() as u64;
-        }
+        self.put(offset, body)?;
         (self.state.length, self.state.ahead) = ahead;
         self.state.updated = now();
         self.save()
