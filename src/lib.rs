@@ -14,13 +14,16 @@ use std::ffi::c_void;
 use std::ptr;
 
 use ngx::ffi::*;
-use ngx::http::{HttpModule, HttpModuleLocationConf, HttpModuleMainConf, NgxHttpCoreModule};
+use ngx::http::{HttpModule, HttpModuleLocationConf, HttpModuleMainConf};
 use ngx::ngx_modules;
 
 mod cache;
 mod conf;
 mod ngx_ext;
+// The flows are safe code: what they need of nginx is behind `ngx_ext/` and `runtime/`.
+#[deny(unsafe_code)]
 mod request;
+#[deny(unsafe_code)]
 mod response;
 mod runtime;
 mod status;
@@ -85,22 +88,20 @@ unsafe extern "C" fn preconfiguration(cf: *mut ngx_conf_t) -> ngx_int_t {
 
 /// Registers the scan handler in the precontent phase and the response filters.
 unsafe extern "C" fn postconfiguration(cf: *mut ngx_conf_t) -> ngx_int_t {
-    // SAFETY: cf is the http configuration; the core main conf exists.
-    unsafe {
-        let Some(cmcf) = NgxHttpCoreModule::main_conf_mut(&*cf) else {
-            return NGX_ERROR as ngx_int_t;
-        };
-        let phase = &mut cmcf.phases[ngx_http_phases_NGX_HTTP_PRECONTENT_PHASE as usize];
-        let h = ngx_array_push(&mut phase.handlers) as *mut ngx_http_handler_pt;
-        if h.is_null() {
-            return NGX_ERROR as ngx_int_t;
-        }
-        *h = Some(request::scan_handler);
-        if response::add_filters(cf).is_none() {
-            return NGX_ERROR as ngx_int_t;
-        }
-        status::add_zone(cf)
+    use ngx_ext::hooks::{add_phase_handler, install_filters};
+    let phase = ngx_http_phases_NGX_HTTP_PRECONTENT_PHASE;
+    // SAFETY: cf is the http configuration being parsed, on nginx's thread.
+    if unsafe { add_phase_handler::<request::ScanPhase>(cf, phase) }.is_none() {
+        return NGX_ERROR as ngx_int_t;
     }
+    // SAFETY: as above.
+    let Some(main) = (unsafe { conf::main::configuring(cf) }) else {
+        return NGX_ERROR as ngx_int_t;
+    };
+    // SAFETY: the postconfiguration of the http block, after the filter modules' own.
+    main.next = unsafe { install_filters::<response::ResponseFilters>() };
+    // SAFETY: as above.
+    unsafe { status::add_zone(cf) }
 }
 
 unsafe extern "C" fn init_process(cycle: *mut ngx_cycle_t) -> ngx_int_t {
@@ -108,11 +109,10 @@ unsafe extern "C" fn init_process(cycle: *mut ngx_cycle_t) -> ngx_int_t {
     unsafe {
         status::claim_worker_slot();
         if let Err(e) = runtime::init(cycle) {
-            ngx::ngx_log_error!(NGX_LOG_EMERG, (*cycle).log, "ometascan: {}", e);
+            emerg!((*cycle).log, "ometascan: {}", e);
             return NGX_ERROR as ngx_int_t;
         }
-        ngx::ngx_log_error!(
-            NGX_LOG_NOTICE,
+        notice!(
             (*cycle).log,
             "ometascan module {} started",
             env!("CARGO_PKG_VERSION")

@@ -16,6 +16,7 @@ use ngx::http::{HttpModuleLocationConf, Request};
 use ometascan_core::ResultKind;
 
 use crate::request::ctx;
+use crate::request::report::Report;
 use crate::Module;
 
 /// Indexes from here on tell the response's scan.
@@ -74,21 +75,22 @@ pub unsafe fn add(cf: *mut ngx_conf_t) -> ngx_int_t {
     NGX_OK as ngx_int_t
 }
 
-/// The text of variable `index` for request `r`; `None` when it has no value.
-fn value(r: &Request, index: usize) -> Option<String> {
-    // SAFETY: a request's main request outlives it; it carries the scan's state.
-    let main = unsafe { Request::from_ngx_http_request(r.as_ref().main) };
+/// The text of variable `index` for request `r` (read from its main request's state); `None`
+/// when it has no value.
+fn value(r: &mut Request, index: usize) -> Option<String> {
     if (RESPONSE..PHASES).contains(&index) {
-        return crate::response::variable(r, main, index - RESPONSE);
+        return crate::response::variable(r, index - RESPONSE);
     }
-    // SAFETY: the ctx is only read in this call, while no other borrow of it is live (nginx
-    // evaluates variables outside the module's own code).
-    let Some(ctx) = (unsafe { ctx::get(main) }) else {
+    let Some(shown) = ctx::scan(r, |s| shown(&s.report, index)) else {
         // Not scanned: "skipped" where scanning is configured, nothing elsewhere.
         let scanned_here = Module::location_conf(r).is_some_and(|l| l.target().is_some());
         return (index == 0 && scanned_here).then(|| ResultKind::Skipped.name().to_string());
     };
-    let rep = &ctx.report;
+    shown
+}
+
+/// Variable `index` of a request scan's report.
+fn shown(rep: &Report, index: usize) -> Option<String> {
     match index {
         0 => Some(rep.result.unwrap_or(ResultKind::Skipped).name().to_string()),
         1 => rep.threat.clone(),

@@ -24,8 +24,7 @@ pub struct MainConf {
     /// Scanner groups already warned about at `nginx -t` (each warning once, not per level).
     pub warned_groups: Vec<usize>,
     /// The filters after the module's response filters in this cycle's chain.
-    pub next_header: ngx_http_output_header_filter_pt,
-    pub next_body: ngx_http_output_body_filter_pt,
+    pub next: crate::ngx_ext::hooks::Next,
 }
 
 impl Default for MainConf {
@@ -36,8 +35,7 @@ impl Default for MainConf {
             cache_zones: Vec::new(),
             spools: Vec::new(),
             warned_groups: Vec::new(),
-            next_header: None,
-            next_body: None,
+            next: Default::default(),
         }
     }
 }

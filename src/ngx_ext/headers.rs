@@ -165,3 +165,64 @@ pub fn push_header_out(r: &mut Request, name: &[u8], value: &[u8]) -> Option<()>
     h.lowcase_key = lower;
     Some(())
 }
+
+/// What nginx's not-modified filter reads of a conditional request and its response.
+pub struct Conditional<'a> {
+    /// `If-Unmodified-Since` or `If-Match` is present (preconditions that may fail).
+    pub preconditions: bool,
+    pub if_modified_since: Option<&'a [u8]>,
+    pub if_none_match: Option<&'a [u8]>,
+    /// The response's `ETag`.
+    pub etag: Option<&'a [u8]>,
+    /// The response's last modification, -1 when unknown.
+    pub last_modified: time_t,
+}
+
+/// The conditional fields of `r` and the validators of its response.
+pub fn conditional(r: &Request) -> Conditional<'_> {
+    let (hin, hout) = (&r.as_ref().headers_in, &r.as_ref().headers_out);
+    // SAFETY: each is null or an element of the request's header lists, alive with the request.
+    let value = |h: *mut ngx_table_elt_t| unsafe { h.as_ref() }.map(|h| h.value.as_bytes());
+    Conditional {
+        preconditions: !hin.if_unmodified_since.is_null() || !hin.if_match.is_null(),
+        if_modified_since: value(hin.if_modified_since),
+        if_none_match: value(hin.if_none_match),
+        etag: value(hout.etag),
+        last_modified: hout.last_modified_time,
+    }
+}
+
+/// An HTTP date as nginx reads it (`NGX_ERROR` when it is none).
+pub fn parse_http_time(value: &[u8]) -> time_t {
+    // SAFETY: nginx's date parser reads `len` bytes of the value and nothing else.
+    unsafe { ngx_parse_http_time(value.as_ptr() as *mut u8, value.len()) }
+}
+
+/// The response head for a body the module put in place of the backend's: its length, its
+/// type if given; no coding, no validators. `None`: out of memory.
+pub fn replace_head(r: &mut Request, len: u64, content_type: Option<&[u8]>) -> Option<()> {
+    let ct = match content_type {
+        Some(ct) => Some(pool_str(r, ct)?),
+        None => None,
+    };
+    let out = &mut r.as_mut().headers_out;
+    out.content_length_n = len.min(off_t::MAX as u64) as off_t;
+    for h in [
+        &mut out.content_length,
+        &mut out.content_encoding,
+        &mut out.etag,
+    ] {
+        // SAFETY: null, or an element of the response's list; hash 0 deletes it.
+        if let Some(e) = unsafe { h.as_mut() } {
+            e.hash = 0;
+        }
+        *h = ptr::null_mut();
+    }
+    out.last_modified_time = -1;
+    if let Some(v) = ct {
+        out.content_type = v;
+        out.content_type_len = v.len;
+        out.content_type_lowcase = ptr::null_mut();
+    }
+    Some(())
+}

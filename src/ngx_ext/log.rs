@@ -1,13 +1,99 @@
-//! Error-log lines in nginx's style. A line about a scan carries nginx's usual request context
-//! (`while scanning request, client: ..., server: ..., request: "..."`; `while scanning
-//! response` for a download's scan) followed by
-//! `scanner: "..."`.
+//! Error-log lines in nginx's style, through one route: the level macros (`crate::emerg!`,
+//! `alert!`, `error!`, `warn!`, `notice!`, `info!`, `debug!`) write to a [`Sink`]: a log
+//! (the cycle's, an event's), a request ([`Scan`]: nginx's usual request context followed by
+//! `scanner: "..."`, while scanning the request or its response), or a request's plain context
+//! for debug lines. The scanner side's lines (servers going down, the core's `tracing` events)
+//! come to the same route on the nginx thread ([`at_level`]).
 
 use std::cell::RefCell;
 use std::ffi::CStr;
+use std::fmt;
 
 use ngx::ffi::*;
 use ngx::http::Request;
+
+/// Where a line goes.
+pub trait Sink {
+    /// Writes `args` at `level` (nginx's `NGX_LOG_*`) if the log takes that level.
+    fn line(self, level: u32, args: fmt::Arguments);
+}
+
+/// A log of nginx's: the cycle's, an event's, a connection's.
+impl Sink for *mut ngx_log_t {
+    fn line(self, level: u32, args: fmt::Arguments) {
+        if self.is_null() {
+            return;
+        }
+        if level >= NGX_LOG_DEBUG {
+            ngx::ngx_log_debug!(self, "{}", args);
+        } else {
+            ngx::ngx_log_error!(level as ngx_uint_t, self, "{}", args);
+        }
+    }
+}
+
+/// A request's own line (its log and nginx's request context).
+impl Sink for &Request {
+    fn line(self, level: u32, args: fmt::Arguments) {
+        if level >= NGX_LOG_DEBUG {
+            ngx::ngx_log_debug!(mask: ngx::log::DebugMask::Http, self.log(), "{}", args);
+        } else {
+            self.log().line(level, args);
+        }
+    }
+}
+
+impl Sink for &mut Request {
+    fn line(self, level: u32, args: fmt::Arguments) {
+        (&*self).line(level, args)
+    }
+}
+
+/// A line about a scan of the request: nginx's request context (`while scanning request`, or
+/// `while scanning response` for a download's scan), then `scanner: "..."`.
+pub struct Scan<'a> {
+    pub r: &'a mut Request,
+    /// The scanner as configured.
+    pub scanner: &'a str,
+    pub response: bool,
+}
+
+/// A line about the scan of `r` by `scanner`.
+pub fn scan<'a>(r: &'a mut Request, scanner: &'a str) -> Scan<'a> {
+    Scan {
+        r,
+        scanner,
+        response: false,
+    }
+}
+
+/// A line about the scan of `r`'s response by `scanner`.
+pub fn response<'a>(r: &'a mut Request, scanner: &'a str) -> Scan<'a> {
+    Scan {
+        r,
+        scanner,
+        response: true,
+    }
+}
+
+impl Sink for Scan<'_> {
+    fn line(self, level: u32, args: fmt::Arguments) {
+        if level >= NGX_LOG_DEBUG {
+            return (&*self.r).line(level, args);
+        }
+        let action = if self.response {
+            c"scanning response"
+        } else {
+            c"scanning request"
+        };
+        with_context(self.r, level, action, self.scanner, args)
+    }
+}
+
+/// Writes a line that came from the scanner side at its level.
+pub fn at_level(log: *mut ngx_log_t, level: u32, line: &str) {
+    log.line(level, format_args!("{line}"))
+}
 
 /// Appends `, scanner: "URL"` after nginx's own request context.
 unsafe extern "C" fn log_handler(
@@ -41,21 +127,19 @@ thread_local! {
     static SCANNER: RefCell<Option<String>> = const { RefCell::new(None) };
 }
 
-/// Logs `msg` at `level` in the request's error log, with the scan context naming `scanner`.
-pub fn error(r: &mut Request, level: u32, scanner: &str, msg: &str) {
-    error_while(r, level, c"scanning request", scanner, msg)
-}
-
-/// [`error`] about the scan of the request's response (`while scanning response`).
-pub fn response_error(r: &mut Request, level: u32, scanner: &str, msg: &str) {
-    error_while(r, level, c"scanning response", scanner, msg)
-}
-
-fn error_while(r: &mut Request, level: u32, action: &'static CStr, scanner: &str, msg: &str) {
+fn with_context(
+    r: &mut Request,
+    level: u32,
+    action: &'static CStr,
+    scanner: &str,
+    args: fmt::Arguments,
+) {
     let log = r.log();
     // SAFETY: the connection's log lives as long as the connection, which outlives its
     // requests.
-    let log_ref = unsafe { &mut *log };
+    let Some(log_ref) = (unsafe { log.as_mut() }) else {
+        return;
+    };
     if (level as ngx_uint_t) > log_ref.log_level {
         return;
     }
@@ -67,14 +151,65 @@ fn error_while(r: &mut Request, level: u32, action: &'static CStr, scanner: &str
     SCANNER.with(|s| *s.borrow_mut() = Some(scanner.to_string()));
     log_ref.action = action.as_ptr() as *mut _;
     r.as_mut().log_handler = Some(log_handler);
-    ngx::ngx_log_error!(level, log, "{}", msg);
+    ngx::ngx_log_error!(level as ngx_uint_t, log, "{}", args);
     r.as_mut().log_handler = prev;
     log_ref.action = saved;
     SCANNER.with(|s| *s.borrow_mut() = None);
 }
 
-/// Logs `msg` at debug level (only in nginx built with debugging).
-pub fn debug(r: &Request, msg: &str) {
-    let log = r.log();
-    ngx::ngx_log_debug!(mask: ngx::log::DebugMask::Http, log, "{}", msg);
+#[macro_export]
+macro_rules! emerg {
+    ($to:expr, $($arg:tt)+) => {
+        $crate::ngx_ext::log::Sink::line($to, ngx::ffi::NGX_LOG_EMERG, format_args!($($arg)+))
+    };
+}
+
+#[macro_export]
+macro_rules! alert {
+    ($to:expr, $($arg:tt)+) => {
+        $crate::ngx_ext::log::Sink::line($to, ngx::ffi::NGX_LOG_ALERT, format_args!($($arg)+))
+    };
+}
+
+#[macro_export]
+macro_rules! error {
+    ($to:expr, $($arg:tt)+) => {
+        $crate::ngx_ext::log::Sink::line($to, ngx::ffi::NGX_LOG_ERR, format_args!($($arg)+))
+    };
+}
+
+#[macro_export]
+macro_rules! warn {
+    ($to:expr, $($arg:tt)+) => {
+        $crate::ngx_ext::log::Sink::line($to, ngx::ffi::NGX_LOG_WARN, format_args!($($arg)+))
+    };
+}
+
+#[macro_export]
+macro_rules! notice {
+    ($to:expr, $($arg:tt)+) => {
+        $crate::ngx_ext::log::Sink::line($to, ngx::ffi::NGX_LOG_NOTICE, format_args!($($arg)+))
+    };
+}
+
+#[macro_export]
+macro_rules! info {
+    ($to:expr, $($arg:tt)+) => {
+        $crate::ngx_ext::log::Sink::line($to, ngx::ffi::NGX_LOG_INFO, format_args!($($arg)+))
+    };
+}
+
+#[macro_export]
+macro_rules! debug {
+    ($to:expr, $($arg:tt)+) => {
+        $crate::ngx_ext::log::Sink::line($to, ngx::ffi::NGX_LOG_DEBUG, format_args!($($arg)+))
+    };
+}
+
+/// A line at a level known only when it is written (`NGX_LOG_*`).
+#[macro_export]
+macro_rules! log_at {
+    ($to:expr, $level:expr, $($arg:tt)+) => {
+        $crate::ngx_ext::log::Sink::line($to, $level, format_args!($($arg)+))
+    };
 }

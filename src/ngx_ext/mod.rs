@@ -13,11 +13,15 @@
 pub mod balancing;
 pub mod body;
 pub mod buf;
+pub mod cell;
 pub mod conf;
+pub mod fd;
 pub mod headers;
+pub mod hooks;
 pub mod log;
 pub mod page;
 pub mod pool;
 pub mod request;
 pub mod shm;
 pub mod upstream;
+pub mod value;

@@ -39,15 +39,11 @@ pub trait RequestExt {
     fn body_in_file_only(&self) -> bool;
     /// Whether the body is to be stored in one buffer (`client_body_in_single_buffer`).
     fn body_in_single_buffer(&self) -> bool;
-    /// Starts reading the body; nginx calls `handler` when it is read. nginx's return code.
-    fn read_body(&mut self, handler: unsafe extern "C" fn(*mut ngx_http_request_t)) -> ngx_int_t;
     /// Holds the request while a scan runs: one more reference on the main request, the
     /// client's connection watched for a close, writes ignored.
     fn hold(&mut self);
     /// Whether something other than the caller holds the main request (its count above one).
     fn held_elsewhere(&self) -> bool;
-    /// Runs the phases again from the current one.
-    fn run_phases(&mut self);
     /// Whether nginx may have cleared the module's ctx slot of this request: an internal
     /// redirect, or a filter finalizing it (realip's rule).
     fn ctx_may_be_cleared(&self) -> bool;
@@ -59,12 +55,21 @@ pub trait RequestExt {
     fn block(&mut self);
     /// Takes back one `block`.
     fn unblock(&mut self);
-    /// Adds a request cleanup that nginx runs with the request as its data when it terminates
-    /// the request; `None` when out of memory.
-    fn add_cleanup(&mut self, handler: unsafe extern "C" fn(*mut c_void)) -> Option<()>;
     /// Whether the request's upstream connection is gone (nginx's upstream finalized it:
     /// the response came from a backend whose connection is closed, or from its cache).
     fn upstream_closed(&self) -> bool;
+    /// Removes the response's header fields (before a page replaces the response).
+    fn clean_header(&mut self);
+    /// Ends the response from one of the module's filters with `status` (nginx's error page,
+    /// or the `error_page` for it); what the filter returns.
+    fn filter_finalize(&mut self, status: ngx_int_t) -> ngx_int_t;
+    /// Has nginx close the client's connection instead of sending more of this response.
+    fn close_connection(&mut self);
+    /// The protocol version of the client's request, as its request line (or HTTP/2, HTTP/3)
+    /// named it (`NGX_HTTP_VERSION_*`).
+    fn client_version(&self) -> ngx_uint_t;
+    /// Where the location stores bodies (`client_body_temp_path`).
+    fn temp_path(&self) -> Option<std::path::PathBuf>;
     /// A name for this request that no other request of any nginx on the machine has at the
     /// same time: the worker's process id, the connection's number, the request's start.
     fn serial(&self) -> String;
@@ -147,12 +152,6 @@ impl RequestExt for Request {
         self.as_ref().request_body_in_single_buf() != 0
     }
 
-    fn read_body(&mut self, handler: unsafe extern "C" fn(*mut ngx_http_request_t)) -> ngx_int_t {
-        // SAFETY: a live request on nginx's thread is what nginx's body reader takes; it keeps
-        // its own reference on the request until it calls the handler.
-        unsafe { ngx_http_read_client_request_body(self.raw(), Some(handler)) }
-    }
-
     fn hold(&mut self) {
         let r = self.as_mut();
         // SAFETY: a request's main request outlives it (it is the request itself, or the one
@@ -166,12 +165,6 @@ impl RequestExt for Request {
     fn held_elsewhere(&self) -> bool {
         // SAFETY: as in `hold`.
         unsafe { (*self.as_ref().main).count() > 1 }
-    }
-
-    fn run_phases(&mut self) {
-        self.as_mut().write_event_handler = Some(ngx_http_core_run_phases);
-        // SAFETY: the phase engine takes a live request on nginx's thread.
-        unsafe { ngx_http_core_run_phases(self.raw()) }
     }
 
     fn ctx_may_be_cleared(&self) -> bool {
@@ -199,26 +192,48 @@ impl RequestExt for Request {
         r.set_blocked(r.blocked().saturating_sub(1));
     }
 
-    fn add_cleanup(&mut self, handler: unsafe extern "C" fn(*mut c_void)) -> Option<()> {
-        // SAFETY: nginx allocates the cleanup from the request's pool and runs it before the
-        // request is freed.
-        let cln = unsafe { ngx_http_cleanup_add(self.raw(), 0).as_mut() }?;
-        cln.handler = Some(handler);
-        cln.data = self.raw() as *mut c_void;
-        Some(())
+    fn clean_header(&mut self) {
+        // SAFETY: a live request on nginx's thread.
+        unsafe { ngx_http_clean_header(self.raw()) }
     }
-}
 
-/// Finalizes the request with `rc`, nginx's way.
-///
-/// # Safety
-/// `r` must be a live request on nginx's thread. nginx may free it in this call unless a
-/// reference is held on its main request for the caller (see [`RequestExt::hold`]): the caller
-/// must not use `r` afterwards otherwise.
-pub unsafe fn finalize(r: *mut ngx_http_request_t, rc: ngx_int_t) {
-    // SAFETY: a live request on nginx's thread (caller); what nginx may free is the caller's
-    // to stop using.
-    unsafe { ngx_http_finalize_request(r, rc) }
+    fn filter_finalize(&mut self, status: ngx_int_t) -> ngx_int_t {
+        // SAFETY: a live request in one of the module's filters, called inside the content
+        // handler's or a finalization's call, which holds the request; nginx clears the response
+        // head and sends the error page (or error_page's answer) for the status.
+        unsafe {
+            ngx_http_filter_finalize_request(
+                self.raw(),
+                std::ptr::addr_of_mut!(crate::ngx_http_ometascan_module),
+                status,
+            )
+        }
+    }
+
+    fn close_connection(&mut self) {
+        // SAFETY: the request's connection outlives it.
+        unsafe { (*self.connection()).set_error(1) };
+    }
+
+    fn client_version(&self) -> ngx_uint_t {
+        (match self.as_ref().http_protocol.as_bytes() {
+            b"HTTP/1.0" => NGX_HTTP_VERSION_10,
+            b"HTTP/2.0" => NGX_HTTP_VERSION_20,
+            // NGX_HTTP_VERSION_30, which nginx before 1.25 does not define.
+            b"HTTP/3.0" => 3000,
+            _ => NGX_HTTP_VERSION_11,
+        }) as ngx_uint_t
+    }
+
+    fn temp_path(&self) -> Option<std::path::PathBuf> {
+        use ngx::http::{HttpModuleLocationConf, NgxHttpCoreModule};
+        let clcf = NgxHttpCoreModule::location_conf(self)?;
+        // SAFETY: null, or the location's temp path in the configuration pool, which outlives
+        // every request.
+        let path = unsafe { clcf.client_body_temp_path.as_ref() }?;
+        let name = String::from_utf8_lossy(path.name.as_bytes()).into_owned();
+        Some(std::path::PathBuf::from(name))
+    }
 }
 
 /// A request nginx terminated while it was blocked waits for its last unblock: nginx set the

@@ -1,14 +1,14 @@
-//! A request's scan state, kept in a cleanup of the request pool so that it outlives nginx's
-//! internal redirects (which clear every module's ctx, but not the pool).
+//! A request's state in the module: the scan of its body and the hold on its response, kept
+//! with the main request (see [`crate::ngx_ext::cell`]: it outlives internal redirects and goes
+//! with the request's pool). Reached only through [`scan`] and [`held`], whose closures cannot
+//! run nginx code.
 
-use std::ptr;
-
-use ngx::ffi::*;
 use ngx::http::Request;
-use ometascan_core::{ResultKind, ScanError, ScanOutcome, Verdict};
+use ometascan_core::{ScanError, Verdict};
 
-use crate::ngx_ext::pool::cleanup_data;
-use crate::ngx_ext::request::RequestExt;
+use super::report::Report;
+use crate::ngx_ext::cell;
+use crate::response::held::Held;
 use crate::runtime::{self, SlotId};
 use crate::status;
 
@@ -28,8 +28,8 @@ pub enum State {
     },
 }
 
-/// Per-request state; dropping it (when the pool goes away) forgets a scan still in flight.
-pub struct Ctx {
+/// The scan of a request's body.
+pub struct Scan {
     pub state: State,
     /// The scanner URL as configured, for log lines.
     pub scanner: String,
@@ -37,52 +37,18 @@ pub struct Ctx {
     pub report: Report,
 }
 
-/// The scan as the `$ometascan_*` variables tell it.
-#[derive(Debug, Default, Clone)]
-pub struct Report {
-    pub result: Option<ResultKind>,
-    pub threat: Option<String>,
-    pub scan_time: Option<std::time::Duration>,
-    pub server: Option<ometascan_core::net::peer::PeerAddr>,
-    pub status: Option<u16>,
-    /// Objects sent to the scanner (a form's parts, or 1).
-    pub objects: usize,
-    /// The part of a form that decided, if any.
-    pub part: Option<String>,
-    /// What the verdict cache did (`None`: no cache here).
-    pub cache: Option<ometascan_core::cache::CacheStatus>,
-    /// The upload in pieces the request was a piece of.
-    pub upload: Option<ometascan_core::UploadReport>,
-    /// Where the scan's time went, and the hand-back to nginx.
-    pub phases: Option<(ometascan_core::Phases, std::time::Duration)>,
-}
-
-impl Report {
-    /// `failed`: what a failed scan counts as (`error`, or `unscanned` under
-    /// `ometascan_on_error pass`).
-    pub fn of(outcome: &ScanOutcome, failed: ResultKind) -> Report {
-        Report {
-            result: Some(match &outcome.result {
-                Ok(v) => v.kind(),
-                Err(_) => failed,
-            }),
-            threat: match &outcome.result {
-                Ok(Verdict::Blocked { threat, .. }) => threat.clone(),
-                _ => None,
-            },
-            scan_time: Some(outcome.elapsed),
-            server: outcome.server.clone(),
-            status: outcome.status,
-            objects: outcome.objects,
-            part: outcome.part.clone(),
-            cache: outcome.cache,
-            upload: outcome.upload.as_deref().cloned(),
-            phases: Some((outcome.phases, outcome.handback)),
+impl Scan {
+    pub fn new(scanner: String) -> Scan {
+        Scan {
+            state: State::Reading,
+            scanner,
+            report: Report::default(),
         }
     }
 }
 
-impl Drop for Ctx {
+/// Dropping it (when the pool goes away) forgets a scan still in flight.
+impl Drop for Scan {
     fn drop(&mut self) {
         if let State::Scanning(slot) = self.state {
             runtime::forget(slot);
@@ -91,70 +57,53 @@ impl Drop for Ctx {
     }
 }
 
-// The pool cleanup stores the ctx in memory aligned like any nginx pool allocation.
-const _: () = assert!(std::mem::align_of::<Ctx>() <= std::mem::align_of::<usize>());
-
-/// Drops the ctx kept in a pool cleanup.
-unsafe extern "C" fn drop_ctx(data: *mut std::ffi::c_void) {
-    // SAFETY: data is the Ctx written by `create`; nginx runs a pool cleanup once.
-    unsafe { ptr::drop_in_place(data as *mut Ctx) }
+/// What the module keeps of a request.
+#[derive(Default)]
+struct Ctx {
+    scan: Option<Scan>,
+    held: Option<Held>,
 }
 
-/// Allocates the request's ctx in a cleanup of its pool and points the module's ctx at it;
-/// `None` when out of memory.
-///
-/// # Safety
-/// `r` must be a main request without a ctx; the ctx is borrowed for `'a`, which must end
-/// before the request's pool is destroyed, and no other reference to it may be live meanwhile.
-pub unsafe fn create<'a>(r: &Request, value: Ctx) -> Option<&'a mut Ctx> {
-    // SAFETY: the cleanup and its data come from the request's pool, which lives as long as
-    // the request.
-    let cln = unsafe { ngx_pool_cleanup_add(r.pool().as_ptr(), std::mem::size_of::<Ctx>()) };
-    // SAFETY: null, or a fresh cleanup of the pool.
-    let cln = unsafe { cln.as_mut() }?;
-    let p = cln.data as *mut Ctx;
-    // SAFETY: the cleanup's data has room for a Ctx, aligned (see the assertion above); the
-    // cleanup drops it once, when the pool goes.
-    unsafe { ptr::write(p, value) };
-    cln.handler = Some(drop_ctx);
-    r.set_ctx_ptr(p as *mut _);
-    // SAFETY: p was just written; the caller keeps the borrow exclusive and within the pool's
-    // life.
-    unsafe { p.as_mut() }
+/// Runs `f` on the scan of `r`'s main request, if it has one.
+pub fn scan<R>(r: &mut Request, f: impl FnOnce(&mut Scan) -> R) -> Option<R> {
+    cell::with(r, |c: &mut Ctx| c.scan.as_mut().map(f)).flatten()
 }
 
-/// The module's ctx of a request, also after nginx cleared it for an internal redirect.
-///
-/// # Safety
-/// The ctx is borrowed for `'a`, which must end before the request's pool is destroyed, and no
-/// other reference to it may be live meanwhile.
-pub unsafe fn get<'a>(r: &Request) -> Option<&'a mut Ctx> {
-    let p = r.ctx_ptr() as *mut Ctx;
-    if !p.is_null() {
-        // SAFETY: the slot holds null or the Ctx `create` wrote, alive until the pool goes;
-        // the caller keeps the borrow exclusive and within the pool's life.
-        return unsafe { p.as_mut() };
+/// Runs `f` on the held response of `r`'s main request, if there is one.
+pub fn held<R>(r: &mut Request, f: impl FnOnce(&mut Held) -> R) -> Option<R> {
+    cell::with(r, |c: &mut Ctx| c.held.as_mut().map(f)).flatten()
+}
+
+/// Starts the scan state of the main request `r` (`None`: out of memory, or it has one).
+pub fn start_scan(r: &mut Request, value: Scan) -> Option<()> {
+    put(r, value, |c| &mut c.scan)
+}
+
+/// Holds the response of the main request `r` (`None`: out of memory, or it is held already).
+pub fn start_held(r: &mut Request, value: Held) -> Option<()> {
+    put(r, value, |c| &mut c.held)
+}
+
+fn put<T>(r: &mut Request, value: T, field: fn(&mut Ctx) -> &mut Option<T>) -> Option<()> {
+    if !cell::exists(r) {
+        cell::create(r, Ctx::default())?;
     }
-    // Only an internal redirect or a filter's finalization (`If-Match` failing, an image
-    // filter's 415) clears the slot of a request that has a ctx: realip's rule.
-    if !r.ctx_may_be_cleared() {
-        return None;
-    }
-    // SAFETY: the request's pool is live and read on nginx's thread; ours is found by its
-    // handler.
-    let data = unsafe { cleanup_data(r.pool().as_ptr(), drop_ctx) }?;
-    r.set_ctx_ptr(data);
-    // SAFETY: data is the Ctx `create` wrote, alive until the pool goes; the borrow is the
-    // caller's to keep exclusive and within the pool's life.
-    unsafe { (data as *mut Ctx).as_mut() }
+    cell::with(r, |c: &mut Ctx| {
+        let slot = field(c);
+        if slot.is_some() {
+            return None;
+        }
+        *slot = Some(value);
+        Some(())
+    })
+    .flatten()
 }
 
 /// Whether the module refused the request itself (blocked, failed, over its size): the
 /// response is then the module's page, or the operator's `error_page` for it.
-pub fn refused(r: &Request) -> bool {
-    // SAFETY: the borrow ends in this statement; no other is live in a filter call.
-    matches!(
-        unsafe { get(r) }.map(|c| &c.state),
-        Some(State::Applied { passed: false } | State::TooLarge)
-    )
+pub fn refused(r: &mut Request) -> bool {
+    scan(r, |s| {
+        matches!(s.state, State::Applied { passed: false } | State::TooLarge)
+    })
+    .unwrap_or(false)
 }

@@ -12,10 +12,10 @@ use ometascan_core::pieces::{self, Kind, Piece, Spool};
 use ometascan_core::ScanError;
 
 use crate::conf::pieces::{FieldSource, Pieces, PlaceConf, SizeConf};
-use crate::ngx_ext::conf::complex_value;
 use crate::ngx_ext::headers::{copy_headers_in, copy_headers_out, header_in};
 use crate::ngx_ext::log;
 use crate::ngx_ext::request::RequestExt;
+use crate::ngx_ext::value::evaluate;
 use crate::Module;
 
 /// The location's uploads in pieces, if any.
@@ -133,8 +133,7 @@ fn source(r: &Request, s: &FieldSource) -> Result<Source, ScanError> {
     match s {
         FieldSource::Field(name) => Ok(Source::Field(name.clone())),
         FieldSource::Value(cv) => {
-            // SAFETY: cv was compiled for the configuration of r's location (of(r) is it).
-            let v = unsafe { complex_value(r, *cv) }.ok_or_else(|| {
+            let v = evaluate(r, *cv).ok_or_else(|| {
                 ScanError::Module("cannot evaluate a value of \"ometascan_pieces\"".into())
             })?;
             Ok(Source::Value(v))
@@ -157,8 +156,7 @@ pub fn claims(r: &Request) -> bool {
 /// module's copy of it, with the first bytes a creation-with-upload carried.
 pub fn on_response(r: &mut Request) {
     let Some(p) = of(r) else { return };
-    let raw = r.as_ref();
-    if !std::ptr::eq(raw.main, raw) || !p.tus || !r.method_name().eq_ignore_ascii_case(b"POST") {
+    if !r.is_main() || !p.tus || !r.method_name().eq_ignore_ascii_case(b"POST") {
         return;
     }
     let headers = copy_headers_in(r);
@@ -201,11 +199,11 @@ pub fn on_response(r: &mut Request) {
         false => Ok(()),
     });
     if let Err(e) = made {
-        let msg = format!(
+        crate::error!(
+            log::scan(r, ""),
             "upload \"{}\" cannot be kept for assembly: {e}; its pieces will be refused",
             String::from_utf8_lossy(&key)
         );
-        log::error(r, NGX_LOG_ERR, "", &msg);
     }
 }
 

@@ -2,37 +2,47 @@
 //! or nothing) and what the client gets (the normal answer, the scanner's page, `error_page`,
 //! 502/504/500).
 
+use std::time::Duration;
+
 use bytes::Bytes;
 use ngx::ffi::*;
 use ngx::http::Request;
 use ometascan_core::disposition::rename_filename;
 use ometascan_core::{ResponsePage, SanitizedBody, ScanError, Verdict};
 
-use super::ctx::{Ctx, State};
-use super::{log_debug, log_error, NGX_DECLINED_, NGX_DONE_};
-use crate::conf::{LocConf, OnError};
+use super::ctx::{self, State};
+use super::{passes, NGX_DECLINED_};
+use crate::conf::LocConf;
 use crate::ngx_ext::body::{forget_body, replace_body};
 use crate::ngx_ext::headers::{header_in, push_header_out, set_header_in, set_header_in_copies};
+use crate::ngx_ext::hooks::Step;
+use crate::ngx_ext::log;
 use crate::ngx_ext::page::{has_error_page, send_page};
-use crate::ngx_ext::request::{finalize, RequestExt};
 
 const INTERNAL_ERROR: ngx_int_t = NGX_HTTP_INTERNAL_SERVER_ERROR as ngx_int_t;
 
-/// Applies the result kept in `ctx` (of the main request `r`, no scan in flight); returns what
-/// the phase handler returns.
-pub fn apply(r: &mut Request, ctx: &mut Ctx, lcf: &LocConf) -> ngx_int_t {
-    let result = match std::mem::replace(&mut ctx.state, State::Applied { passed: false }) {
-        State::Done(result) => result,
-        _ => return NGX_DECLINED_,
-    };
-    let passed = match &result {
-        Ok(Verdict::Allowed | Verdict::Sanitized { .. }) => true,
-        Ok(Verdict::BadRequest { .. }) => lcf.settings.allow_bad_request,
-        Ok(Verdict::Blocked { .. }) => false,
-        Err(e) => lcf.settings.on_error == OnError::Pass && e.may_pass_unscanned(),
-    };
-    ctx.state = State::Applied { passed };
-    let ms = ctx.report.scan_time.unwrap_or_default().as_millis();
+/// A scan's result taken from the request's state to be applied, with what its log lines say.
+pub struct Applying {
+    pub result: Result<Verdict, ScanError>,
+    /// The scanner, as configured.
+    pub scanner: String,
+    /// The part of a form that decided, if any.
+    pub part: Option<String>,
+    pub scan_time: Duration,
+}
+
+/// Applies a scan's result to the main request `r` (no scan in flight); what the phase handler
+/// does.
+pub fn apply(r: &mut Request, applying: Applying, lcf: &LocConf) -> Step {
+    let Applying {
+        result,
+        scanner,
+        part,
+        scan_time,
+    } = applying;
+    let passed = passes(&result, lcf);
+    ctx::scan(r, |s| s.state = State::Applied { passed });
+    let ms = scan_time.as_millis();
     if !passed {
         // Before anything else runs (error_page, the page being sent): from here on no later
         // step of nginx can find the body.
@@ -40,8 +50,8 @@ pub fn apply(r: &mut Request, ctx: &mut Ctx, lcf: &LocConf) -> ngx_int_t {
     }
     match result {
         Ok(Verdict::Allowed) => {
-            log_debug(r, &format!("ometascan: allowed in {ms} ms"));
-            NGX_DECLINED_
+            crate::debug!(&*r, "ometascan: allowed in {ms} ms");
+            Step::Rc(NGX_DECLINED_)
         }
         Ok(Verdict::Sanitized {
             body,
@@ -51,104 +61,87 @@ pub fn apply(r: &mut Request, ctx: &mut Ctx, lcf: &LocConf) -> ngx_int_t {
         }) => {
             let len = body.len();
             if sanitized(r, body, content_type, content_disposition).is_some() {
-                log_debug(r, &format!("ometascan: sanitized in {ms} ms, {len} bytes"));
-                return NGX_DECLINED_;
+                crate::debug!(&*r, "ometascan: sanitized in {ms} ms, {len} bytes");
+                return Step::Rc(NGX_DECLINED_);
             }
-            ctx.state = State::Applied { passed: false };
-            out_of_memory(r)
+            ctx::scan(r, |s| s.state = State::Applied { passed: false });
+            crate::error!(
+                log::scan(r, &scanner),
+                "cannot forward the sanitized body: out of memory"
+            );
+            drop_body(r);
+            Step::Rc(INTERNAL_ERROR)
         }
-        Ok(Verdict::Blocked { page, threat }) => blocked(r, ctx, lcf, &page, threat),
+        Ok(Verdict::Blocked { page, threat }) => {
+            if lcf.settings.log_blocked {
+                let mut threat = threat
+                    .map(|t| format!(", threat \"{t}\""))
+                    .unwrap_or_default();
+                if let Some(part) = &part {
+                    threat.push_str(&format!(", in {part}"));
+                }
+                crate::notice!(
+                    log::scan(r, &scanner),
+                    "request blocked by the scanner with status {}{threat}",
+                    page.status
+                );
+            }
+            crate::debug!(&*r, "ometascan: blocked in {ms} ms");
+            relay(r, lcf, &page)
+        }
         Ok(Verdict::BadRequest { page }) if passed => {
-            let msg = "scanner could not parse the request (400), forwarding it unscanned \
-                       because of \"ometascan_allow_bad_request_traffic on\"";
-            log_error(r, NGX_LOG_WARN, msg);
+            crate::warn!(
+                log::scan(r, &scanner),
+                "scanner could not parse the request (400), forwarding it unscanned because \
+                 of \"ometascan_allow_bad_request_traffic on\""
+            );
             drop(page);
-            NGX_DECLINED_
+            Step::Rc(NGX_DECLINED_)
         }
         Ok(Verdict::BadRequest { page }) => {
-            log_debug(r, "ometascan: scanner answered 400");
+            crate::debug!(&*r, "ometascan: scanner answered 400");
             relay(r, lcf, &page)
         }
         Err(e) if passed => {
-            let msg = format!(
+            crate::warn!(
+                log::scan(r, &scanner),
                 "scan failed: {e}; forwarding the request unscanned because of \
                  \"ometascan_on_error pass\""
             );
-            log_error(r, NGX_LOG_WARN, &msg);
-            NGX_DECLINED_
+            Step::Rc(NGX_DECLINED_)
         }
-        Err(e) => failed(r, &e),
+        Err(e) => failed(r, &scanner, &e),
     }
-}
-
-/// The sanitized body could not be put in place: 500, and nothing of the body goes on.
-fn out_of_memory(r: &mut Request) -> ngx_int_t {
-    log_error(
-        r,
-        NGX_LOG_ERR,
-        "cannot forward the sanitized body: out of memory",
-    );
-    drop_body(r);
-    INTERNAL_ERROR
-}
-
-/// A block: logged (with the threat and the part of a form that decided), then the page.
-fn blocked(
-    r: &mut Request,
-    ctx: &Ctx,
-    lcf: &LocConf,
-    page: &ResponsePage,
-    threat: Option<String>,
-) -> ngx_int_t {
-    if lcf.settings.log_blocked {
-        let mut threat = threat
-            .map(|t| format!(", threat \"{t}\""))
-            .unwrap_or_default();
-        if let Some(part) = &ctx.report.part {
-            threat.push_str(&format!(", in {part}"));
-        }
-        let status = page.status;
-        let msg = format!("request blocked by the scanner with status {status}{threat}");
-        log_error(r, NGX_LOG_NOTICE, &msg);
-    }
-    let ms = ctx.report.scan_time.unwrap_or_default().as_millis();
-    log_debug(r, &format!("ometascan: blocked in {ms} ms"));
-    relay(r, lcf, page)
 }
 
 /// A failed scan: the reason in the error log, 502/504 (500 when the module could not start
 /// the scan) to the client.
-fn failed(r: &mut Request, e: &ScanError) -> ngx_int_t {
-    let (level, msg) = match e {
-        ScanError::Module(m) => (NGX_LOG_ERR, m.clone()),
+fn failed(r: &mut Request, scanner: &str, e: &ScanError) -> Step {
+    match e {
+        ScanError::Module(m) => crate::error!(log::scan(r, scanner), "{m}"),
         // The client's doing, not a fault: logged as nginx logs a client's bad request.
-        ScanError::Refused { status, reason } => (
-            NGX_LOG_INFO,
-            format!("request refused with status {status}: {reason}"),
+        ScanError::Refused { status, reason } => crate::info!(
+            log::scan(r, scanner),
+            "request refused with status {status}: {reason}"
         ),
-        e => (NGX_LOG_ERR, format!("scan failed: {e}")),
-    };
-    log_error(r, level, &msg);
+        e => crate::error!(log::scan(r, scanner), "scan failed: {e}"),
+    }
     if let ScanError::Busy(wait, _) = e {
         // When to try again: the longest wait for a turn, in whole seconds. The header is not
         // sent yet; nginx keeps the field on its 503 page.
         let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
         let _ = push_header_out(r, b"Retry-After", secs.max(1).to_string().as_bytes());
     }
-    e.status() as ngx_int_t
+    Step::Rc(e.status() as ngx_int_t)
 }
 
 /// Sends the scanner's page (the header is not sent yet), or lets `error_page` answer when
 /// intercepting.
-fn relay(r: &mut Request, lcf: &LocConf, page: &ResponsePage) -> ngx_int_t {
+fn relay(r: &mut Request, lcf: &LocConf, page: &ResponsePage) -> Step {
     if lcf.settings.intercept_errors && page.status >= 300 && has_error_page(r, page.status) {
-        return page.status as ngx_int_t;
+        return Step::Rc(page.status as ngx_int_t);
     }
-    let rc = send_page(r, page);
-    // SAFETY: the phase handler's caller holds the request's own reference, so it stays
-    // allocated; r is not used after.
-    unsafe { finalize(r.raw(), rc) };
-    NGX_DONE_
+    Step::Finalize(send_page(r, page))
 }
 
 /// Replaces the request body with the scanner's, fixing `Content-Length`, `Content-Type` and

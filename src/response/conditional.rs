@@ -6,34 +6,28 @@
 use ngx::ffi::*;
 use ngx::http::{HttpModuleLocationConf, NgxHttpCoreModule, Request};
 
+use crate::ngx_ext::headers::{conditional, parse_http_time};
+
 /// `if_modified_since` of the core location configuration.
 const IMS_OFF: ngx_uint_t = 0;
 const IMS_EXACT: ngx_uint_t = 1;
 
 pub fn will_be_not_modified(r: &Request) -> bool {
-    let raw = r.as_ref();
-    let (hin, hout) = (&raw.headers_in, &raw.headers_out);
+    let c = conditional(r);
     // Preconditions that may fail (412) are left to nginx, after the scan.
-    if !hin.if_unmodified_since.is_null()
-        || !hin.if_match.is_null()
-        || raw.disable_not_modified() != 0
-    {
+    if c.preconditions || r.as_ref().disable_not_modified() != 0 {
         return false;
     }
-    // SAFETY: null, or elements of the request's header lists, alive with the request.
-    let (ims, inm) = unsafe { (hin.if_modified_since.as_ref(), hin.if_none_match.as_ref()) };
-    if ims.is_none() && inm.is_none() {
+    if c.if_modified_since.is_none() && c.if_none_match.is_none() {
         return false;
     }
-    if let Some(ims) = ims {
-        if modified_since(r, ims, hout.last_modified_time) {
+    if let Some(ims) = c.if_modified_since {
+        if modified_since(r, ims, c.last_modified) {
             return false;
         }
     }
-    if let Some(inm) = inm {
-        // SAFETY: null, or the response's ETag field, alive with the request.
-        let etag = unsafe { hout.etag.as_ref() }.map(|e| e.value.as_bytes());
-        if !none_match_fails(inm.value.as_bytes(), etag) {
+    if let Some(inm) = c.if_none_match {
+        if !none_match_fails(inm, c.etag) {
             return false;
         }
     }
@@ -42,14 +36,12 @@ pub fn will_be_not_modified(r: &Request) -> bool {
 
 /// As nginx tests `If-Modified-Since`: modified unless the date is the last modification
 /// (`if_modified_since exact`) or not before it (`before`).
-fn modified_since(r: &Request, ims: &ngx_table_elt_t, last_modified: time_t) -> bool {
+fn modified_since(r: &Request, ims: &[u8], last_modified: time_t) -> bool {
     let mode = NgxHttpCoreModule::location_conf(r).map_or(IMS_EXACT, |c| c.if_modified_since);
     if last_modified == -1 || mode == IMS_OFF {
         return true;
     }
-    let v = ims.value.as_bytes();
-    // SAFETY: nginx's date parser reads `len` bytes of the value, which lives with the request.
-    let t = unsafe { ngx_parse_http_time(v.as_ptr() as *mut u8, v.len()) };
+    let t = parse_http_time(ims);
     if mode == IMS_EXACT {
         t != last_modified
     } else {

@@ -5,11 +5,13 @@ use ngx::ffi::*;
 use ngx::http::{HttpModuleLocationConf, Request};
 use ometascan_core::ResultKind;
 
-use super::held::{self, Held, Phase};
+use super::held::{Held, Phase};
 use super::{conditional, next_body, next_header, release, scan, BUFFERED};
 use crate::conf::{LocConf, OverSize};
+use crate::ngx_ext::hooks::Chain;
 use crate::ngx_ext::log;
 use crate::ngx_ext::request::RequestExt;
+use crate::request::ctx;
 use crate::status;
 use crate::Module;
 
@@ -63,16 +65,15 @@ fn decide(r: &mut Request) -> Decision {
     let Some(lcf) = Module::location_conf(r) else {
         return Decision::Pass;
     };
-    let raw = r.as_ref();
-    let status = raw.headers_out.status;
+    let status = r.as_ref().headers_out.status;
     let scanned = lcf.response()
         && lcf.response_target().is_some()
-        && std::ptr::eq(raw.main, raw)
-        && raw.header_only() == 0
-        && raw.method != NGX_HTTP_HEAD as ngx_uint_t;
+        && r.is_main()
+        && !r.header_only()
+        && !r.is_head();
     // The module's own page for a refused upload (or the error_page answering it) is not a
     // download.
-    if !scanned || crate::request::ctx::refused(r) {
+    if !scanned || ctx::refused(r) {
         return Decision::Pass;
     }
     let class = class_of(status);
@@ -90,8 +91,10 @@ fn decide(r: &mut Request) -> Decision {
         .unwrap_or_default();
     if let Some(why) = crate::request::first_set(r, lcf.response_bypass.as_deref()) {
         status::response_counted(ResultKind::Skipped);
-        let msg = format!("response not scanned: \"ometascan_response_bypass\" value \"{why}\"");
-        log::response_error(r, NGX_LOG_INFO, &scanner, &msg);
+        crate::info!(
+            log::response(r, &scanner),
+            "response not scanned: \"ometascan_response_bypass\" value \"{why}\""
+        );
         return Decision::Unscanned(ResultKind::Skipped);
     }
     if let StatusClass::Unreadable(why) = class {
@@ -130,68 +133,51 @@ fn over_size(r: &mut Request, lcf: &LocConf, len: Option<u64>, scanner: &str) ->
             Decision::Unscanned(ResultKind::Unscanned),
         ),
     };
-    let msg =
-        format!("response of {len} bytes is over \"ometascan_response_max_size\" {max}, {what}");
-    log::response_error(r, level, scanner, &msg);
-    // SAFETY: the borrow ends in this statement.
-    if let Some(held) = unsafe { held::get(r) } {
-        held.report.result = Some(kind);
-    }
+    crate::log_at!(
+        log::response(r, scanner),
+        level,
+        "response of {len} bytes is over \"ometascan_response_max_size\" {max}, {what}"
+    );
+    ctx::held(r, |held| held.report.result = Some(kind));
     status::response_counted(kind);
     Some(decision)
 }
 
-pub unsafe extern "C" fn header_filter(r: *mut ngx_http_request_t) -> ngx_int_t {
-    // SAFETY: nginx calls a header filter with a live request on its thread.
-    let req = unsafe { Request::from_ngx_http_request(r) };
-    // SAFETY: the borrow ends in this statement.
-    if unsafe { held::get(req) }.is_some() {
-        return next_header(req);
+/// The header filter: holds the response, or sends it on.
+pub fn header(r: &mut Request) -> ngx_int_t {
+    if ctx::held(r, |_| ()).is_some() {
+        return next_header(r);
     }
-    crate::request::pieces::on_response(req);
-    let decision = decide(req);
+    crate::request::pieces::on_response(r);
+    let decision = decide(r);
     if matches!(decision, Decision::Pass) {
-        return next_header(req);
+        return next_header(r);
     }
-    let dir = crate::request::job::spill_dir(req);
-    // SAFETY: a main request without a held response (checked above); the borrow ends in
-    // this statement.
-    let Some(held) = (unsafe { held::create(req, Held::new(dir)) }) else {
-        return NGX_ERROR as ngx_int_t;
-    };
+    let mut held = Held::new(crate::request::job::spill_dir(r));
     held.report.result = match decision {
         Decision::Unscanned(kind) => Some(kind),
         Decision::TooLarge => Some(ResultKind::TooLarge),
         Decision::Partial | Decision::Unreadable(_) => Some(ResultKind::Error),
         _ => None,
     };
+    if !matches!(decision, Decision::Hold) {
+        held.phase = Phase::Released;
+    }
+    if ctx::start_held(r, held).is_none() {
+        return NGX_ERROR as ngx_int_t;
+    }
     match decision {
-        Decision::Unscanned(_) => {
-            held.phase = Phase::Released;
-            next_header(req)
-        }
+        Decision::Unscanned(_) => next_header(r),
         Decision::Hold => {
             // Nothing goes on until the verdict.
-            let raw = req.as_mut();
+            let raw = r.as_mut();
             raw.set_buffered(raw.buffered() | BUFFERED);
             NGX_OK as ngx_int_t
         }
-        Decision::TooLarge => {
-            held.phase = Phase::Released;
-            release::bad_gateway(req)
-        }
-        Decision::Partial => {
-            held.phase = Phase::Released;
-            release::partial(req)
-        }
-        Decision::Unreadable(why) => {
-            held.phase = Phase::Released;
-            release::unreadable(req, why)
-        }
-        _ => {
-            held.phase = Phase::Released;
-            not_modified(req)
-        }
+        Decision::TooLarge => release::bad_gateway(r),
+        Decision::Partial => release::partial(r),
+        Decision::Unreadable(why) => release::unreadable(r, why),
+        _ => not_modified(r),
     }
 }
 
@@ -202,39 +188,33 @@ fn not_modified(r: &mut Request) -> ngx_int_t {
     if r.as_ref().headers_out.status == NGX_HTTP_NOT_MODIFIED as ngx_uint_t {
         return rc;
     }
-    let msg = "a response expected to be \"304 Not Modified\" was not; closing the \
-               connection before its body";
-    log::response_error(r, NGX_LOG_ALERT, "", msg);
-    // SAFETY: the request's connection, live with it.
-    unsafe { (*r.connection()).set_error(1) };
+    crate::alert!(
+        log::response(r, ""),
+        "a response expected to be \"304 Not Modified\" was not; closing the connection \
+         before its body"
+    );
+    r.close_connection();
     NGX_ERROR as ngx_int_t
 }
 
-pub unsafe extern "C" fn body_filter(
-    r: *mut ngx_http_request_t,
-    chain: *mut ngx_chain_t,
-) -> ngx_int_t {
-    // SAFETY: nginx calls a body filter with a live request on its thread.
-    let req = unsafe { Request::from_ngx_http_request(r) };
-    // SAFETY: the borrow ends before any nginx code runs (the branches below borrow again
-    // only where none does).
-    let Some(held) = (unsafe { held::get(req) }) else {
-        return next_body(req, chain);
-    };
-    match held.phase {
-        Phase::Released => next_body(req, chain),
-        Phase::Scanning(_) => NGX_OK as ngx_int_t,
-        Phase::Holding => {
-            // SAFETY: the chain nginx passed, valid for the call.
-            let taken = unsafe { take_chain(held, chain) };
-            let len = held.len();
+/// The body filter: takes what is held, lets the rest through.
+pub fn body(r: &mut Request, mut chain: Chain<'_>) -> ngx_int_t {
+    match ctx::held(r, |held| held.phase) {
+        None | Some(Phase::Released) => next_body(r, chain),
+        Some(Phase::Scanning(_)) => NGX_OK as ngx_int_t,
+        Some(Phase::Holding) => {
+            let taken = ctx::held(r, |held| (take_chain(held, &mut chain), held.len()));
             match taken {
-                Err(e) => release::refuse(req, e, ResultKind::Error),
-                Ok(Taken {
-                    last: false,
-                    flush: true,
-                }) if req.upstream_closed() => release::cut_short(req),
-                Ok(Taken { last, .. }) => held_more(req, len, last),
+                None => NGX_ERROR as ngx_int_t,
+                Some((Err(e), _)) => release::refuse(r, e, ResultKind::Error),
+                Some((
+                    Ok(Taken {
+                        last: false,
+                        flush: true,
+                    }),
+                    _,
+                )) if r.upstream_closed() => release::cut_short(r),
+                Some((Ok(Taken { last, .. }), len)) => held_more(r, len, last),
             }
         }
     }
@@ -243,11 +223,11 @@ pub unsafe extern "C" fn body_filter(
 /// After taking buffers: the size checked against the cap while the body grows, the scan
 /// started after the last buffer.
 fn held_more(r: &mut Request, len: u64, last: bool) -> ngx_int_t {
-    let scanner = Module::location_conf(r)
-        .and_then(|l| l.response_target())
-        .map(|(t, _)| t.shown.clone())
-        .unwrap_or_default();
     if let Some(lcf) = Module::location_conf(r) {
+        let scanner = lcf
+            .response_target()
+            .map(|(t, _)| t.shown.clone())
+            .unwrap_or_default();
         match over_size(r, lcf, Some(len), &scanner) {
             Some(Decision::TooLarge) => return release::bad_gateway(r),
             Some(_) => return release::unscanned(r, last),
@@ -271,27 +251,20 @@ struct Taken {
 }
 
 /// Takes every buffer of `chain`.
-///
-/// # Safety
-/// `chain` is null or a chain of live buffers.
-unsafe fn take_chain(
-    held: &mut Held,
-    mut chain: *mut ngx_chain_t,
-) -> Result<Taken, ometascan_core::ScanError> {
+fn take_chain(held: &mut Held, chain: &mut Chain<'_>) -> Result<Taken, ometascan_core::ScanError> {
     let mut taken = Taken {
         last: false,
         flush: false,
     };
-    // SAFETY: each link and its buffer are live for the call (caller).
-    while let Some(cl) = unsafe { chain.as_ref() } {
-        // SAFETY: as above.
-        if let Some(b) = unsafe { cl.buf.as_mut() } {
-            held.take(b)?;
-            taken.last |= b.last_buf() != 0;
-            taken.flush |= b.flush() != 0;
+    let mut result = Ok(());
+    chain.for_each_buf(|b| {
+        if result.is_ok() {
+            result = held.take(b);
+            taken.last |= b.is_last();
+            taken.flush |= b.is_flush();
         }
-        chain = cl.next;
-    }
+    });
+    result?;
     if taken.last {
         held.finish()?;
     }

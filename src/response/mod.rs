@@ -8,86 +8,80 @@
 //! buffer starts the scan. nginx's write handler then waits, at most `send_timeout`, as for
 //! any response the client is slow to take. On the verdict the response is released to the
 //! filters after the module's (range, gzip, chunked, ...): as the backend sent it, with the
-//! scanner's body, or replaced by the scanner's page or an error (see [`release`]).
+//! scanner's body, or replaced by the scanner's page or an error (see [`release`]). Safe code:
+//! the entry points are in `ngx_ext/hooks.rs`.
 
 mod conditional;
 mod filter;
-mod held;
+pub mod held;
 mod release;
 mod scan;
 
 use ngx::ffi::*;
 use ngx::http::{HttpModuleLocationConf, Request};
+use ometascan_core::{RequestBody, ResultKind};
 
-use crate::conf::main::configuring;
-use crate::ngx_ext::request::RequestExt;
+use crate::ngx_ext::hooks::{Chain, Filters, Next};
+use crate::request::ctx;
 use crate::Module;
 
 /// The bit of `r->buffered` that says the module holds the response (nginx's own filters
 /// use 0x01 to 0x04).
 pub const BUFFERED: u32 = 0x08;
 
-/// Puts the module's filters first in the chain (postconfiguration).
-///
-/// # Safety
-/// `cf` is the http configuration being parsed, on nginx's thread.
-pub unsafe fn add_filters(cf: *mut ngx_conf_t) -> Option<()> {
-    // SAFETY: cf is the http block being configured (caller).
-    let main = unsafe { configuring(cf) }?;
-    // SAFETY: nginx's filter chain heads, set by the filter modules' postconfiguration before
-    // ours (a dynamic module comes after the built-in ones); nginx thread only.
-    unsafe {
-        main.next_header = ngx_http_top_header_filter;
-        ngx_http_top_header_filter = Some(filter::header_filter);
-        main.next_body = ngx_http_top_body_filter;
-        ngx_http_top_body_filter = Some(filter::body_filter);
-    }
-    Some(())
-}
+/// The module's filters, first in nginx's chain.
+pub struct ResponseFilters;
 
-fn next_header(r: &Request) -> ngx_int_t {
-    let next = crate::conf::main::running().and_then(|m| m.next_header);
-    match next {
-        // SAFETY: the next filter of this cycle's chain, with the request nginx gave ours.
-        Some(f) => unsafe { f(r.raw()) },
-        None => NGX_ERROR as ngx_int_t,
+impl Filters for ResponseFilters {
+    fn header(r: &mut Request) -> ngx_int_t {
+        filter::header(r)
+    }
+
+    fn body(r: &mut Request, chain: Chain<'_>) -> ngx_int_t {
+        filter::body(r, chain)
     }
 }
 
-fn next_body(r: &Request, chain: *mut ngx_chain_t) -> ngx_int_t {
-    let next = crate::conf::main::running().and_then(|m| m.next_body);
-    match next {
-        // SAFETY: the next filter of this cycle's chain, with the request and chain nginx
-        // gave ours.
-        Some(f) => unsafe { f(r.raw(), chain) },
+/// The filters after the module's in the running configuration's chain.
+fn next() -> Option<&'static Next> {
+    crate::conf::main::running().map(|m| &m.next)
+}
+
+fn next_header(r: &mut Request) -> ngx_int_t {
+    next().map_or(NGX_ERROR as ngx_int_t, |n| n.header(r))
+}
+
+fn next_body(r: &mut Request, chain: Chain<'_>) -> ngx_int_t {
+    next().map_or(NGX_ERROR as ngx_int_t, |n| n.body(r, chain))
+}
+
+/// `body` to the filters after the module's; `last`: it ends the response.
+fn pass_body(r: &mut Request, body: RequestBody, last: bool) -> ngx_int_t {
+    match next() {
+        Some(n) => crate::ngx_ext::buf::pass_body(r, n, body, last),
         None => NGX_ERROR as ngx_int_t,
     }
 }
 
 /// `$ometascan_response_result` (0), `_threat` (1), `_scan_time` (2), `_cache_status` (3) of
-/// `r`, whose main
-/// request is `main`: `skipped` where responses are scanned but this one was not.
-pub fn variable(r: &Request, main: &Request, which: usize) -> Option<String> {
-    // SAFETY: read in this call only; the module's code holds no borrow of the held response
-    // while nginx evaluates variables.
-    let Some(held) = (unsafe { held::get(main) }) else {
+/// `r` (read from its main request): `skipped` where responses are scanned but this one was
+/// not.
+pub fn variable(r: &mut Request, which: usize) -> Option<String> {
+    let shown = ctx::held(r, |held| {
+        let rep = &held.report;
+        match which {
+            0 => Some(rep.result.unwrap_or(ResultKind::Skipped).name().into()),
+            1 => rep.threat.clone(),
+            2 => rep
+                .scan_time
+                .map(|d| format!("{}.{:03}", d.as_secs(), d.subsec_millis())),
+            3 => rep.cache.map(|c| c.name().to_string()),
+            _ => None,
+        }
+    });
+    shown.unwrap_or_else(|| {
         let here =
             Module::location_conf(r).is_some_and(|l| l.response() && l.response_target().is_some());
-        return (which == 0 && here).then(|| ometascan_core::ResultKind::Skipped.name().into());
-    };
-    let rep = &held.report;
-    match which {
-        0 => Some(
-            rep.result
-                .unwrap_or(ometascan_core::ResultKind::Skipped)
-                .name()
-                .into(),
-        ),
-        1 => rep.threat.clone(),
-        2 => rep
-            .scan_time
-            .map(|d| format!("{}.{:03}", d.as_secs(), d.subsec_millis())),
-        3 => rep.cache.map(|c| c.name().to_string()),
-        _ => None,
-    }
+        (which == 0 && here).then(|| ResultKind::Skipped.name().into())
+    })
 }

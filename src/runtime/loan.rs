@@ -3,7 +3,11 @@
 
 use std::sync::{Arc, Mutex, OnceLock};
 
-use ometascan_core::ScanOutcome;
+use ngx::http::Request;
+use ometascan_core::{BodyPart, RequestBody, ScanError, ScanOutcome};
+
+use crate::ngx_ext::body::{body_buffers, Stored};
+use crate::ngx_ext::fd;
 
 use super::{push, SlotId};
 
@@ -47,6 +51,50 @@ impl Loan {
             len,
             _loan: self.0.clone(),
         })
+    }
+}
+
+/// What a scan being built (see [`super::start`]) may borrow of its request.
+pub struct Lender<'a>(pub(super) &'a Loan);
+
+impl Lender<'_> {
+    /// The body as nginx stored it: memory buffers lent, file ranges over a descriptor of the
+    /// scan's own for the temp file.
+    pub fn body(&self, r: &Request) -> Result<RequestBody, ScanError> {
+        let mut body = RequestBody::new();
+        let mut files: Vec<(ngx::ffi::ngx_fd_t, Arc<std::fs::File>)> = Vec::new();
+        for stored in body_buffers(r) {
+            match stored {
+                Stored::File { fd, start, end } => {
+                    let file = match files.iter().find(|(f, _)| *f == fd) {
+                        Some((_, file)) => file.clone(),
+                        None => {
+                            let file = Arc::new(fd::dup(fd).map_err(|e| {
+                                ScanError::Module(format!(
+                                    "dup() of the request body file failed ({e})"
+                                ))
+                            })?);
+                            files.push((fd, file.clone()));
+                            file
+                        }
+                    };
+                    body.push(BodyPart::File {
+                        file,
+                        offset: start,
+                        len: end - start,
+                    });
+                }
+                Stored::Memory { pos, len } => {
+                    // SAFETY: the buffer is the request's body (pool or client buffer), unchanged
+                    // while the request is blocked, which `start` does before this lender's
+                    // pieces can leave the nginx thread and undoes only on the loan's message,
+                    // after the last piece is dropped; nothing replaces a body while it is
+                    // scanned.
+                    body.push(BodyPart::Memory(unsafe { self.0.lend(pos, len) }));
+                }
+            }
+        }
+        Ok(body)
     }
 }
 

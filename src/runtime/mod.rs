@@ -35,7 +35,8 @@ use ngx::ffi::*;
 use ngx::http::Request;
 use ometascan_core::{ScanError, ScanOutcome, Scanner};
 
-pub use loan::Loan;
+pub use loan::Lender;
+use loan::Loan;
 
 use crate::ngx_ext::request::{finish_terminated, RequestExt};
 
@@ -54,9 +55,18 @@ struct Message {
     done: Option<(ScanOutcome, std::time::Instant)>,
 }
 
-/// What runs on the nginx thread when a scan's message arrives for a live request (its
-/// callers guarantee that: the request is live and unblocked, on the nginx thread).
-pub type OnDone = unsafe fn(*mut ngx_http_request_t, ScanOutcome);
+/// What runs on the nginx thread when a scan's message arrives for a live request (unblocked):
+/// it keeps the outcome and says how the request goes on.
+pub type OnDone = fn(&mut Request, ScanOutcome) -> AfterScan;
+
+/// How a request goes on after its scan.
+pub enum AfterScan {
+    /// Give back the reference the flow took for the scan (`RequestExt::hold`) and, if the
+    /// request is still wanted, run its phases again.
+    Phases,
+    /// Finalize it with this code (a response scan: what sending the response returned).
+    Finalize(ngx_int_t),
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum BridgeError {
@@ -269,76 +279,115 @@ pub fn scanner() -> Option<Arc<Scanner>> {
     SCANNER.get().cloned()
 }
 
-/// Runs `scan` for the main request `r` on the runtime and blocks the request until the
-/// scan's message (see the module docs); then `on_done` gets the outcome on the nginx thread.
-/// `loan` is the memory `scan` borrows from `r`. `None` when the runtime is not running;
-/// then nothing was started or blocked.
-///
-/// # Safety
-/// On the nginx thread, with a live main request `r` that has a cleanup calling [`cancel`].
-pub unsafe fn start<F>(
-    r: *mut ngx_http_request_t,
-    loan: Loan,
-    scan: F,
-    on_done: OnDone,
-) -> Option<SlotId>
+/// Runs the scan `build` makes for the main request `r` on the runtime, and blocks the request
+/// until the scan's message (see the module docs); then `on_done` gets the outcome on the nginx
+/// thread. `build` gets a [`Lender`] for the memory of `r` the scan reads; a scan that `build`
+/// could not make ends at once with its error, through `on_done` like any other. A request
+/// cleanup cancels the scan if nginx terminates the request first. `Err` when the runtime is
+/// not running or out of memory: then nothing was started or blocked.
+pub fn start<F, B>(r: &mut Request, build: B, on_done: OnDone) -> Result<SlotId, ScanError>
 where
     F: Future<Output = ScanOutcome> + Send + 'static,
+    B: FnOnce(&mut Request, &Lender) -> Result<F, ScanError>,
 {
-    let handle = HANDLE.get()?;
+    let not_running = || ScanError::Module("the scanner runtime is not running".into());
+    let handle = HANDLE.get().ok_or_else(not_running)?;
     if SHARED.closed.load(Ordering::Acquire) {
-        return None;
+        return Err(not_running());
     }
+    let cancel_at = add_cancel_cleanup(r)
+        .ok_or_else(|| ScanError::Module("no memory for the request cleanup".into()))?;
+    let loan = Loan::new();
+    let scan = build(r, &Lender(&loan));
+    let raw = r.raw();
     LOCAL.with(|l| {
         let mut guard = l.borrow_mut();
-        let local = guard.as_mut()?;
-        let slots = &mut local.slots;
-        let index = match slots.free.pop() {
+        let local = guard.as_mut().ok_or_else(not_running)?;
+        let slot = local.slots.take(raw, on_done);
+        // SAFETY: the cleanup's data was allocated for a SlotId (`add_cancel_cleanup`), in the
+        // request's pool.
+        unsafe { cancel_at.write(slot) };
+        loan.attach(slot);
+        // The message for this slot unblocks the request.
+        r.block();
+        let task = handle.spawn(async move {
+            let outcome = match scan {
+                // A bug in the scanner client must not leave the request waiting forever.
+                Ok(scan) => {
+                    let mut scan = CatchUnwind(Box::pin(scan));
+                    let outcome = (&mut scan)
+                        .await
+                        .unwrap_or_else(|_| failed(ScanError::Internal));
+                    // The request (and what it borrowed) goes first; the message leaves when
+                    // the last borrowed piece is dropped, here or in a connection task.
+                    drop(scan);
+                    outcome
+                }
+                Err(e) => failed(e),
+            };
+            loan.finish(outcome, std::time::Instant::now());
+        });
+        local.slots.entries[slot.index as usize].abort = Some(task.abort_handle());
+        if local.keeper.timer_set() == 0 {
+            // SAFETY: the keeper event lives in LOCAL for the whole worker.
+            unsafe { ngx_add_timer(&mut *local.keeper, KEEPER_INTERVAL) };
+        }
+        Ok(slot)
+    })
+}
+
+impl Slots {
+    /// A slot for a scan of `request`.
+    fn take(&mut self, request: *mut ngx_http_request_t, on_done: OnDone) -> SlotId {
+        let index = match self.free.pop() {
             Some(i) => i,
             None => {
-                slots.entries.push(Slot {
+                self.entries.push(Slot {
                     gen: 0,
                     request: std::ptr::null_mut(),
                     on_done: None,
                     abort: None,
                     cancelled: false,
                 });
-                (slots.entries.len() - 1) as u32
+                (self.entries.len() - 1) as u32
             }
         };
-        let entry = &mut slots.entries[index as usize];
+        let entry = &mut self.entries[index as usize];
         entry.gen = entry.gen.wrapping_add(1);
-        entry.request = r;
+        entry.request = request;
         entry.on_done = Some(on_done);
         entry.cancelled = false;
-        let slot = SlotId {
+        entry.abort = None;
+        self.in_use += 1;
+        SlotId {
             index,
             gen: entry.gen,
-        };
-        loan.attach(slot);
-        // SAFETY: r is a live main request on nginx's thread (caller); the message for this
-        // slot unblocks it.
-        unsafe { Request::from_ngx_http_request(r) }.block();
-        let task = handle.spawn(async move {
-            // A bug in the scanner client must not leave the request waiting forever.
-            let mut scan = CatchUnwind(Box::pin(scan));
-            let outcome = (&mut scan)
-                .await
-                .unwrap_or_else(|_| failed(ScanError::Internal));
-            let ended = std::time::Instant::now();
-            // The request (and what it borrowed) goes first; the message leaves when the
-            // last borrowed piece is dropped, here or in a connection task.
-            drop(scan);
-            loan.finish(outcome, ended);
-        });
-        entry.abort = Some(task.abort_handle());
-        slots.in_use += 1;
-        if local.keeper.timer_set() == 0 {
-            // SAFETY: the keeper event lives in LOCAL for the whole worker.
-            unsafe { ngx_add_timer(&mut *local.keeper, KEEPER_INTERVAL) };
         }
-        Some(slot)
-    })
+    }
+}
+
+/// A slot no scan has.
+const NO_SLOT: SlotId = SlotId {
+    index: u32::MAX,
+    gen: 0,
+};
+
+/// Adds the request cleanup that cancels its scan (nginx terminating the request: the client
+/// gone, the worker stopping); returns where the slot is to be written. `None`: out of memory.
+fn add_cancel_cleanup(r: &mut Request) -> Option<*mut SlotId> {
+    // SAFETY: nginx allocates the cleanup and its data from the request's pool and runs it on
+    // its thread before the request is freed.
+    let cln = unsafe { ngx_http_cleanup_add(r.raw(), std::mem::size_of::<SlotId>()).as_mut() }?;
+    let at = cln.data as *mut SlotId;
+    // SAFETY: the data has room for a SlotId, aligned as pool allocations are (for a u32 pair).
+    unsafe { at.write(NO_SLOT) };
+    cln.handler = Some(cancel_on_cleanup);
+    Some(at)
+}
+
+unsafe extern "C" fn cancel_on_cleanup(data: *mut std::ffi::c_void) {
+    // SAFETY: the SlotId written by `add_cancel_cleanup` and `start`, in the request's pool.
+    cancel(unsafe { *(data as *const SlotId) });
 }
 
 /// An outcome without a verdict.
@@ -437,77 +486,102 @@ fn ring() {
     }
 }
 
-/// The eventfd became readable: deliver every queued completion.
+/// The eventfd became readable: the scanner side's notices to the log and the counters, then
+/// every finished scan to its request.
 unsafe extern "C" fn on_notify(ev: *mut ngx_event_t) {
+    reset_bell();
+    // SAFETY: the event's log is the cycle log, valid for the worker's life.
+    relay_notices(unsafe { (*ev).log });
+    let batch = std::mem::take(&mut *SHARED.queue.lock().unwrap_or_else(|e| e.into_inner()));
+    for message in batch {
+        complete(message);
+    }
+}
+
+/// Resets the eventfd's counter before the queues are drained: whatever is pushed after the
+/// drain rings again.
+fn reset_bell() {
     let efd = SHARED.efd.load(Ordering::Acquire);
     if efd >= 0 {
         let mut counter: u64 = 0;
-        // Reset the counter first, then drain: a completion pushed after the drain writes
-        // the eventfd again.
         // SAFETY: reads 8 bytes into a valid u64 from our non-blocking eventfd.
         unsafe { libc::read(efd, &mut counter as *mut u64 as *mut libc::c_void, 8) };
     }
-    if let Some(scanner) = SCANNER.get() {
-        for (addr, down) in scanner.notices().drain_health() {
-            crate::status::server_health(&addr, down);
-        }
-        // SAFETY: the event's log is the cycle log, valid for the worker's life.
-        let log = unsafe { (*ev).log };
-        let (lines, dropped) = scanner.notices().drain();
-        for (level, line) in lines {
-            use ometascan_core::notices::Level;
-            let level = match level {
-                Level::Error => NGX_LOG_ERR,
-                Level::Warn => NGX_LOG_WARN,
-                Level::Notice => NGX_LOG_NOTICE,
-                Level::Info => NGX_LOG_INFO,
-                Level::Debug => NGX_LOG_DEBUG,
-            };
-            ngx::ngx_log_error!(level, log, "{}", line);
-        }
-        if dropped > 0 {
-            ngx::ngx_log_error!(
-                NGX_LOG_WARN,
-                log,
-                "ometascan: {} log lines from the scanner side were dropped",
-                dropped
-            );
-        }
+}
+
+/// Servers going down or up to the status counters; the scanner side's log lines to `log`.
+fn relay_notices(log: *mut ngx_log_t) {
+    let Some(scanner) = SCANNER.get() else {
+        return;
+    };
+    for (addr, down) in scanner.notices().drain_health() {
+        crate::status::server_health(&addr, down);
     }
-    let batch = std::mem::take(&mut *SHARED.queue.lock().unwrap_or_else(|e| e.into_inner()));
-    for message in batch {
-        let request = LOCAL.with(|l| {
-            let mut guard = l.borrow_mut();
-            let local = guard.as_mut()?;
-            let entry = local.slots.entries.get(message.slot.index as usize)?;
-            if entry.gen != message.slot.gen || entry.request.is_null() {
-                return None;
-            }
-            let (r, cancelled, on_done) = (entry.request, entry.cancelled, entry.on_done);
-            release(local, message.slot);
-            Some((r, cancelled, on_done))
-        });
-        let Some((r, cancelled, on_done)) = request else {
-            continue;
-        };
-        // SAFETY: the slot was live, so the request is blocked and has not been freed; none of
-        // its memory is lent any more. Each of finish_terminated and on_done is the last use
-        // of r here.
-        unsafe {
-            Request::from_ngx_http_request(r).unblock();
-            if cancelled {
-                finish_terminated(r);
-            } else if let Some(on_done) = on_done {
-                let done = match message.done {
-                    Some((mut outcome, ended)) => {
-                        outcome.handback = ended.elapsed();
-                        outcome
-                    }
-                    None => failed(ScanError::Internal),
-                };
-                on_done(r, done);
-            }
+    let (lines, dropped) = scanner.notices().drain();
+    for (level, line) in lines {
+        crate::ngx_ext::log::at_level(log, trace::nginx_level(level), &line);
+    }
+    if dropped > 0 {
+        crate::warn!(
+            log,
+            "ometascan: {} log lines from the scanner side were dropped",
+            dropped
+        );
+    }
+}
+
+/// A scan's message: its request, if the slot is still live, is unblocked and goes on.
+fn complete(message: Message) {
+    let request = LOCAL.with(|l| {
+        let mut guard = l.borrow_mut();
+        let local = guard.as_mut()?;
+        let entry = local.slots.entries.get(message.slot.index as usize)?;
+        if entry.gen != message.slot.gen || entry.request.is_null() {
+            return None;
         }
+        let (r, cancelled, on_done) = (entry.request, entry.cancelled, entry.on_done);
+        release(local, message.slot);
+        Some((r, cancelled, on_done))
+    });
+    let Some((r, cancelled, on_done)) = request else {
+        return;
+    };
+    // SAFETY: the slot was live, so the request is blocked and has not been freed; none of its
+    // memory is lent any more.
+    let req = unsafe { Request::from_ngx_http_request(r) };
+    req.unblock();
+    let c = req.connection();
+    if cancelled {
+        // SAFETY: r is live; it is not used after.
+        unsafe { finish_terminated(r) };
+        return;
+    }
+    let Some(on_done) = on_done else { return };
+    let outcome = match message.done {
+        Some((mut outcome, ended)) => {
+            outcome.handback = ended.elapsed();
+            outcome
+        }
+        None => failed(ScanError::Internal),
+    };
+    let then = on_done(req, outcome);
+    // SAFETY: r is live until the finalization below, after which it is not used. c stays
+    // addressable either way: connections are slots of the cycle's preallocated array, and one
+    // closed meanwhile is marked destroyed, which ngx_http_run_posted_requests checks first.
+    unsafe {
+        match then {
+            AfterScan::Phases => {
+                let alive = req.held_elsewhere();
+                // Gives back the reference the flow took; with another one held (alive), the
+                // request stays allocated and is resumed; otherwise it may be freed here.
+                ngx_http_finalize_request(r, NGX_DONE as ngx_int_t);
+                if alive {
+                    crate::ngx_ext::hooks::run_phases(r);
+                }
+            }
+            AfterScan::Finalize(rc) => ngx_http_finalize_request(r, rc),
+        }
+        ngx_http_run_posted_requests(c);
     }
 }
 

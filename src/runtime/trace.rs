@@ -31,6 +31,18 @@ pub fn max_level(ngx_level: usize) -> Level {
     }
 }
 
+/// The nginx log level of a line from the scanner side.
+pub fn nginx_level(level: NoticeLevel) -> u32 {
+    use ngx::ffi::{NGX_LOG_DEBUG, NGX_LOG_ERR, NGX_LOG_INFO, NGX_LOG_NOTICE, NGX_LOG_WARN};
+    match level {
+        NoticeLevel::Error => NGX_LOG_ERR,
+        NoticeLevel::Warn => NGX_LOG_WARN,
+        NoticeLevel::Notice => NGX_LOG_NOTICE,
+        NoticeLevel::Info => NGX_LOG_INFO,
+        NoticeLevel::Debug => NGX_LOG_DEBUG,
+    }
+}
+
 /// Installs the worker's subscriber (once per process; a second call is ignored).
 pub fn install(notices: Arc<Notices>, max: Level) {
     let _ = tracing::subscriber::set_global_default(ToErrorLog { notices, max });
