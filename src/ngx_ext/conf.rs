@@ -5,7 +5,6 @@ use std::ptr;
 
 use ngx::ffi::*;
 use ngx::http::Request;
-use ngx::ngx_conf_log_error;
 
 /// The arguments of the directive being parsed, name first.
 ///
@@ -47,7 +46,7 @@ pub fn conf_error() -> *mut c_char {
 /// # Safety
 /// `cf` must be valid.
 pub unsafe fn fail(cf: *mut ngx_conf_t, message: &str) -> *mut c_char {
-    ngx_conf_log_error!(NGX_LOG_EMERG, cf, "{}", message);
+    crate::emerg!(super::log::Parsing(cf), "{message}");
     conf_error()
 }
 
@@ -150,17 +149,7 @@ pub unsafe fn merge_error(cf: *mut ngx_conf_t, message: &str) -> *mut c_char {
 /// # Safety
 /// `cf` must be valid.
 pub unsafe fn merge_log(cf: *mut ngx_conf_t, level: u32, message: &str) {
-    let msg = format!("{message}\0");
-    // SAFETY: cf->log is the configuration log; the format consumes one C string.
-    unsafe {
-        ngx_log_error_core(
-            level as ngx_uint_t,
-            (*cf).log,
-            0,
-            c"%s".as_ptr(),
-            msg.as_ptr() as *const c_char,
-        );
-    }
+    crate::log_at!(super::log::Merging(cf), level, "{message}");
 }
 
 /// Compiles a directive argument that may hold variables; `None` when nginx refused it (it

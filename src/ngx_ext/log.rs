@@ -1,6 +1,8 @@
 //! Error-log lines in nginx's style, through one route: the level macros (`crate::emerg!`,
-//! `alert!`, `error!`, `warn!`, `notice!`, `info!`, `debug!`) write to a [`Sink`]: a log
-//! (the cycle's, an event's), a request ([`Scan`]: nginx's usual request context followed by
+//! `alert!`, `error!`, `warn!`, `notice!`, `info!`, `debug!`, and `log_at!` for a level
+//! known when the line is written) write to a [`Sink`]: a log (the cycle's, an event's), the
+//! configuration being parsed ([`Parsing`]: nginx appends the file and line) or merged
+//! ([`Merging`]), a request ([`Scan`]: nginx's usual request context followed by
 //! `scanner: "..."`, while scanning the request or its response), or a request's plain context
 //! for debug lines. The scanner side's lines (servers going down, the core's `tracing` events)
 //! come to the same route on the nginx thread ([`at_level`]).
@@ -46,6 +48,31 @@ impl Sink for &Request {
 impl Sink for &mut Request {
     fn line(self, level: u32, args: fmt::Arguments) {
         (&*self).line(level, args)
+    }
+}
+
+/// A line about the directive being parsed (nginx appends ` in FILE:LINE`).
+pub struct Parsing(pub *mut ngx_conf_t);
+
+impl Sink for Parsing {
+    fn line(self, level: u32, args: fmt::Arguments) {
+        if self.0.is_null() {
+            return;
+        }
+        let cf = self.0;
+        ngx::ngx_conf_log_error!(level as ngx_uint_t, cf, "{}", args);
+    }
+}
+
+/// A line of the configuration being merged (no directive position by then).
+pub struct Merging(pub *mut ngx_conf_t);
+
+impl Sink for Merging {
+    fn line(self, level: u32, args: fmt::Arguments) {
+        // SAFETY: null, or the configuration being merged, whose log is valid.
+        if let Some(cf) = unsafe { self.0.as_ref() } {
+            cf.log.line(level, args)
+        }
     }
 }
 
