@@ -27,6 +27,7 @@ mod request;
 mod response;
 mod runtime;
 mod status;
+#[deny(unsafe_code)]
 mod variables;
 
 /// Type that ties the module to `ngx`'s configuration accessors.
@@ -83,7 +84,10 @@ ngx_modules!(ngx_http_ometascan_module);
 /// Registers the `$ometascan_*` variables.
 unsafe extern "C" fn preconfiguration(cf: *mut ngx_conf_t) -> ngx_int_t {
     // SAFETY: cf is the http configuration being parsed.
-    unsafe { variables::add(cf) }
+    match unsafe { ngx_ext::hooks::add_variables::<variables::ScanVariables>(cf) } {
+        Some(()) => NGX_OK as ngx_int_t,
+        None => NGX_ERROR as ngx_int_t,
+    }
 }
 
 /// Registers the scan handler in the precontent phase and the response filters.

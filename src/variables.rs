@@ -11,7 +11,6 @@
 //! `$ometascan_response_result`, `$ometascan_response_threat`, `$ometascan_response_scan_time`,
 //! `$ometascan_response_cache_status`.
 
-use ngx::ffi::*;
 use ngx::http::{HttpModuleLocationConf, Request};
 use ometascan_core::ResultKind;
 
@@ -50,29 +49,15 @@ fn seconds(d: std::time::Duration) -> String {
     format!("{}.{:03}", d.as_secs(), d.subsec_millis())
 }
 
-/// Registers the variables (preconfiguration).
-///
-/// # Safety
-/// `cf` is the http configuration being parsed.
-pub unsafe fn add(cf: *mut ngx_conf_t) -> ngx_int_t {
-    for (name, index) in VARIABLES {
-        let mut n = ngx_str_t {
-            len: name.len(),
-            data: name.as_ptr() as *mut u8,
-        };
-        // SAFETY: nginx copies the name; cf is valid.
-        let var =
-            unsafe { ngx_http_add_variable(cf, &mut n, NGX_HTTP_VAR_NOCACHEABLE as ngx_uint_t) };
-        if var.is_null() {
-            return NGX_ERROR as ngx_int_t;
-        }
-        // SAFETY: var was just returned by nginx.
-        unsafe {
-            (*var).get_handler = Some(get);
-            (*var).data = index;
-        }
+/// The module's variables, registered in preconfiguration.
+pub struct ScanVariables;
+
+impl crate::ngx_ext::hooks::Variables for ScanVariables {
+    const NAMES: &'static [(&'static str, usize)] = &VARIABLES;
+
+    fn value(r: &mut Request, index: usize) -> Option<String> {
+        value(r, index)
     }
-    NGX_OK as ngx_int_t
 }
 
 /// The text of variable `index` for request `r` (read from its main request's state); `None`
@@ -118,30 +103,4 @@ fn shown(rep: &Report, index: usize) -> Option<String> {
         }
         _ => None,
     }
-}
-
-unsafe extern "C" fn get(
-    r: *mut ngx_http_request_t,
-    v: *mut ngx_http_variable_value_t,
-    data: usize,
-) -> ngx_int_t {
-    // SAFETY: nginx evaluates a variable on its thread for a request it has allocated, with a
-    // value slot of that request to fill, both valid for this call.
-    let (r, v) = unsafe { (Request::from_ngx_http_request(r), &mut *v) };
-    let Some(text) = value(r, data) else {
-        v.set_not_found(1);
-        return NGX_OK as ngx_int_t;
-    };
-    let p = r.pool().alloc_unaligned(text.len().max(1)) as *mut u8;
-    if p.is_null() {
-        return NGX_ERROR as ngx_int_t;
-    }
-    // SAFETY: p has room for the text (pool memory of the request, which outlives the value).
-    unsafe { std::ptr::copy_nonoverlapping(text.as_ptr(), p, text.len()) };
-    v.data = p;
-    v.set_len(text.len() as u32);
-    v.set_valid(1);
-    v.set_no_cacheable(0);
-    v.set_not_found(0);
-    NGX_OK as ngx_int_t
 }

@@ -1,5 +1,5 @@
-//! Where nginx calls the module's request flow: a phase handler with its body-read handler, and
-//! the header and body filters. Each entry point turns nginx's raw request into ngx's
+//! Where nginx calls the module's request flow: a phase handler with its body-read handler,
+//! the header and body filters, and the variables' getter. Each entry point turns nginx's raw request into ngx's
 //! `&mut Request` for the flow's safe code, and does itself what may free the request
 //! (finalizing it, running the phases again), after the flow's code has returned: the flow
 //! never holds a request nginx may have freed.
@@ -173,6 +173,58 @@ unsafe extern "C" fn body_filter<F: Filters>(
     // SAFETY: as for the header filter; the chain's links and buffers are live for the call.
     let (req, chain) = unsafe { (Request::from_ngx_http_request(r), Chain::from_raw(chain)) };
     F::body(req, chain)
+}
+
+/// The module's variables: each name with a number its getter is called with.
+pub trait Variables {
+    const NAMES: &'static [(&'static str, usize)];
+    /// The text of variable `index` for `r`; `None` when it has no value.
+    fn value(r: &mut Request, index: usize) -> Option<String>;
+}
+
+/// Registers `V`'s variables (preconfiguration), not cacheable: they change as the scan goes.
+///
+/// # Safety
+/// `cf` is the http configuration being parsed, on nginx's thread.
+pub unsafe fn add_variables<V: Variables>(cf: *mut ngx_conf_t) -> Option<()> {
+    for &(name, index) in V::NAMES {
+        let mut n = ngx_str_t {
+            len: name.len(),
+            data: name.as_ptr() as *mut u8,
+        };
+        let flags = NGX_HTTP_VAR_NOCACHEABLE as ngx_uint_t;
+        // SAFETY: nginx copies the name; cf is the configuration being parsed (caller).
+        let var = unsafe { ngx_http_add_variable(cf, &mut n, flags).as_mut() }?;
+        var.get_handler = Some(variable::<V>);
+        var.data = index;
+    }
+    Some(())
+}
+
+unsafe extern "C" fn variable<V: Variables>(
+    r: *mut ngx_http_request_t,
+    v: *mut ngx_http_variable_value_t,
+    data: usize,
+) -> ngx_int_t {
+    // SAFETY: nginx evaluates a variable on its thread for a request it has allocated, with a
+    // value slot of that request to fill, both valid for this call.
+    let (r, v) = unsafe { (Request::from_ngx_http_request(r), &mut *v) };
+    let Some(text) = V::value(r, data) else {
+        v.set_not_found(1);
+        return NGX_OK as ngx_int_t;
+    };
+    let p = r.pool().alloc_unaligned(text.len().max(1)) as *mut u8;
+    if p.is_null() {
+        return NGX_ERROR as ngx_int_t;
+    }
+    // SAFETY: p has room for the text (pool memory of the request, which outlives the value).
+    unsafe { std::ptr::copy_nonoverlapping(text.as_ptr(), p, text.len()) };
+    v.data = p;
+    v.set_len(text.len() as u32);
+    v.set_valid(1);
+    v.set_no_cacheable(0);
+    v.set_not_found(0);
+    NGX_OK as ngx_int_t
 }
 
 /// A chain of buffers as nginx's body filters pass it: valid for one call.
