@@ -39,22 +39,37 @@ fn main_of(r: &Request) -> &Request {
     unsafe { Request::from_ngx_http_request(r.as_ref().main) }
 }
 
+/// What the ctx slot holds once a walk found no state: the next call need not walk again
+/// (until nginx clears the slot once more).
+static NONE: u8 = 0;
+
+fn none() -> *mut c_void {
+    ptr::addr_of!(NONE) as *mut c_void
+}
+
 /// The kept value of the main request, if it has one.
 fn find(r: &Request) -> Option<&Kept> {
     let main = main_of(r);
     let mut p = main.ctx_ptr() as *const Kept;
+    if p as *mut c_void == none() {
+        return None;
+    }
     if p.is_null() {
         if !main.ctx_may_be_cleared() {
             return None;
         }
         // SAFETY: the main request's pool is live and read on nginx's thread; ours is found by
         // its handler.
-        let data = unsafe { cleanup_data(main.pool().as_ptr(), drop_kept) }?;
+        let Some(data) = (unsafe { cleanup_data(main.pool().as_ptr(), drop_kept) }) else {
+            main.set_ctx_ptr(none());
+            return None;
+        };
         main.set_ctx_ptr(data);
         p = data as *const Kept;
     }
-    // SAFETY: the slot holds null or the `Kept` that `create` wrote in the main request's pool,
-    // alive until that pool goes, after every call with the request (or a subrequest of it).
+    // SAFETY: the slot holds null, the marker, or the `Kept` that `create` wrote in the main
+    // request's pool, alive until that pool goes, after every call with the request (or a
+    // subrequest of it).
     Some(unsafe { &*p })
 }
 
