@@ -19,7 +19,8 @@ struct Declared {
 macro_rules! directives {
     ($(
         $name:ident {
-            $field:ident : $ty:ty = ($($default:expr)?), $ctx:ident, $args:ident, $set:path,
+            $field:ident : $ty:ty = ($($default:expr)?), $ctx:ident, $args:ident,
+            $set:path $([$post:expr])?,
             $syntax:literal, $default_text:literal, $example:literal, $doc:literal
         }
     )*) => {

@@ -11,9 +11,8 @@ use ngx::ffi::*;
 use ometascan_core::cache::{RedisSpec, DEFAULT_REDIS_TIMEOUT};
 use ometascan_core::net::tls::{self, TlsClient, TlsSettings, TlsVersion};
 
-use super::directives::time_handler;
 use super::{lcf, CacheZone};
-use crate::ngx_ext::conf::{duplicate_check, parse_time, text, time_param, Directive, CONF_OK};
+use crate::ngx_ext::conf::{duplicate_check, text, time_param, Directive, CONF_OK};
 
 /// `ometascan_cache zone | off`.
 pub unsafe extern "C" fn set_cache(
@@ -37,9 +36,6 @@ pub unsafe extern "C" fn set_cache(
     c.cache = Some(CacheZone::Zone(zone));
     CONF_OK
 }
-
-time_handler!(set_cache_valid, cache_valid, None);
-time_handler!(set_cache_revalidate, cache_revalidate, None);
 
 /// `ometascan_cache_redis address:port ... [master=name] [db=number] [user=name]
 /// [password=text] [tls=on] [ssl_trusted_certificate=file] [ssl_verify=on|off] [ssl_name=name]

@@ -3,11 +3,13 @@
 // level's configuration struct, its inheritance and the defaults; tests/declarations.rs
 // reads the same list to check the reference and every level.
 //
-// Each entry: the directive, then its field and how the level keeps it (`Option<T>`: our
-// handler parses it; `Flag`: nginx's own `ngx_conf_set_flag_slot` does; `Option<()>`: the
-// directive keeps no value of its own), its default (empty parentheses: none, the directive is off until set), the
-// levels it is allowed at (ANY: http, server, location), nginx's argument shape, the handler,
-// the syntax and default as the reference shows them, an example argument, a one-line doc.
+// Each entry: the directive, then its field and how the level keeps it (conf/slot.rs:
+// `Option<T>`: our handler parses it; `Flag`, `Msec`, `Num`: nginx's own flag, msec and num
+// slot setters do; `Option<()>`: the directive keeps no value of its own), its default (empty
+// parentheses: none, the directive is off until set), the levels it is allowed at (ANY: http,
+// server, location), nginx's argument shape, the handler (a slot setter with its `post` check
+// in brackets), the syntax and default as the reference shows them, an example argument, a
+// one-line doc.
 directives! {
     ometascan_pass {
         pass: Option<Pass> = (), ANY, NGX_CONF_TAKE1, set_pass,
@@ -20,17 +22,17 @@ directives! {
         "The requests that are scanned."
     }
     ometascan_connect_timeout {
-        connect_timeout: Option<Duration> = (DEFAULT_TIMEOUT), ANY, NGX_CONF_TAKE1, set_connect_timeout,
+        connect_timeout: Msec = (DEFAULT_TIMEOUT), ANY, NGX_CONF_TAKE1, ngx_conf_set_msec_slot[CONNECT],
         "time", "60s", "5s",
         "How long connecting to the scanner may take."
     }
     ometascan_send_timeout {
-        send_timeout: Option<Duration> = (DEFAULT_TIMEOUT), ANY, NGX_CONF_TAKE1, set_send_timeout,
+        send_timeout: Msec = (DEFAULT_TIMEOUT), ANY, NGX_CONF_TAKE1, ngx_conf_set_msec_slot[ABOVE_ZERO],
         "time", "60s", "5s",
         "The longest pause between two writes to the scanner."
     }
     ometascan_read_timeout {
-        read_timeout: Option<Duration> = (DEFAULT_TIMEOUT), ANY, NGX_CONF_TAKE1, set_read_timeout,
+        read_timeout: Msec = (DEFAULT_TIMEOUT), ANY, NGX_CONF_TAKE1, ngx_conf_set_msec_slot[ABOVE_ZERO],
         "time", "60s", "1d",
         "The longest pause between two reads from the scanner."
     }
@@ -75,7 +77,7 @@ directives! {
         "Verifies the TLS scanner's certificate."
     }
     ometascan_ssl_verify_depth {
-        ssl_verify_depth: Option<u32> = (1), ANY, NGX_CONF_TAKE1, set_ssl_verify_depth,
+        ssl_verify_depth: Num = (1), ANY, NGX_CONF_TAKE1, ngx_conf_set_num_slot[VERIFY_DEPTH],
         "number", "1", "2",
         "The longest certificate chain accepted above the scanner's own."
     }
@@ -117,13 +119,13 @@ directives! {
         "Logs each blocked request at notice, with the threat."
     }
     ometascan_keepalive {
-        keepalive: Option<usize> = (DEFAULT_KEEPALIVE), ANY, NGX_CONF_TAKE1, set_keepalive,
+        keepalive: Num = (DEFAULT_KEEPALIVE), ANY, NGX_CONF_TAKE1, ngx_conf_set_num_slot[KEEPALIVE],
         "number", "32", "0",
         "Idle connections kept per scanner server and worker."
     }
     ometascan_keepalive_timeout {
-        keepalive_timeout: Option<Duration> = (DEFAULT_TIMEOUT), ANY, NGX_CONF_TAKE1,
-        set_keepalive_timeout,
+        keepalive_timeout: Msec = (DEFAULT_TIMEOUT), ANY, NGX_CONF_TAKE1,
+        ngx_conf_set_msec_slot[ABOVE_ZERO],
         "time", "60s", "10s",
         "How long an idle connection to a scanner is kept."
     }
@@ -139,7 +141,7 @@ directives! {
         "Probes the scanner's servers from every worker and marks them down and up."
     }
     ometascan_bypass {
-        bypass: Option<Vec<*mut ngx_http_complex_value_t>> = (), ANY, NGX_CONF_1MORE, set_bypass,
+        bypass: Option<Vec<ComplexValue>> = (), ANY, NGX_CONF_1MORE, set_bypass,
         "string ...", "—", "$arg_x",
         "A request for which any value is non-empty and not 0 is not scanned."
     }
@@ -180,13 +182,13 @@ directives! {
         "Looks each scanned object up in the zone and keeps the scanner's verdict there."
     }
     ometascan_cache_valid {
-        cache_valid: Option<Duration> = (cache::DEFAULT_VALID), ANY, NGX_CONF_TAKE1, set_cache_valid,
+        cache_valid: Msec = (cache::DEFAULT_VALID), ANY, NGX_CONF_TAKE1, ngx_conf_set_msec_slot[ABOVE_ZERO],
         "time", "10m", "1m",
         "How long a verdict is given again."
     }
     ometascan_cache_revalidate {
-        cache_revalidate: Option<Duration> = (cache::DEFAULT_REVALIDATE), ANY, NGX_CONF_TAKE1,
-        set_cache_revalidate,
+        cache_revalidate: Msec = (cache::DEFAULT_REVALIDATE), ANY, NGX_CONF_TAKE1,
+        ngx_conf_set_msec_slot[ABOVE_ZERO],
         "time", "30s", "10s",
         "The longest time an ICAP service's ISTag is trusted without asking OPTIONS again."
     }
@@ -217,7 +219,7 @@ directives! {
         "Responses larger than size are refused (502) or sent unscanned."
     }
     ometascan_response_bypass {
-        response_bypass: Option<Vec<*mut ngx_http_complex_value_t>> = (), ANY, NGX_CONF_1MORE, set_response_bypass,
+        response_bypass: Option<Vec<ComplexValue>> = (), ANY, NGX_CONF_1MORE, set_response_bypass,
         "string ...", "—", "$sent_http_x_no_scan",
         "A response for which any value is non-empty and not 0 is not scanned."
     }

@@ -2,7 +2,6 @@
 //! level's [`LocConf`](super::LocConf). TLS directives are in `ssl`.
 
 use std::ffi::{c_char, c_void};
-use std::time::Duration;
 
 use bytes::Bytes;
 use ngx::ffi::*;
@@ -13,12 +12,9 @@ use ometascan_core::ScannerUrl;
 
 use super::{lcf, Pass, PassTarget, SetHeader};
 use crate::ngx_ext::conf::{
-    compile_complex, conf_error, duplicate_check, parse_on_off, parse_time, position, text,
-    Directive, CONF_OK,
+    conf_error, duplicate_check, parse_on_off, parse_time, position, text, Directive, CONF_OK,
 };
-
-/// Above this, a connect timeout is pointless: connections fail earlier anyway.
-const CONNECT_TIMEOUT_ADVICE: Duration = Duration::from_secs(75);
+use crate::ngx_ext::value::ComplexValue;
 
 /// `ometascan_allow_bad_request_traffic on | off`.
 pub unsafe extern "C" fn set_allow_bad_request(
@@ -37,78 +33,6 @@ pub unsafe extern "C" fn set_allow_bad_request(
             CONF_OK
         }
         None => d.invalid(&d.args[1], "it must be \"on\" or \"off\""),
-    }
-}
-
-macro_rules! time_handler {
-    ($fn:ident, $field:ident, $advice:expr) => {
-        /// Handler of a time directive (nginx time syntax).
-        pub unsafe extern "C" fn $fn(
-            cf: *mut ngx_conf_t,
-            cmd: *mut ngx_command_t,
-            conf: *mut c_void,
-        ) -> *mut c_char {
-            // SAFETY: nginx calls a handler with the configuration being parsed and the command,
-            // valid for the call, and (NGX_HTTP_LOC_CONF_OFFSET) this level's LocConf.
-            let (d, c) = unsafe { ($crate::ngx_ext::conf::Directive::new(cf, cmd), lcf(conf)) };
-            duplicate_check!(d, c.$field);
-            let Some(time) = parse_time(&d.args[1]) else {
-                let mut v = d.args[1];
-                // SAFETY: ngx_parse_time only reads the string.
-                let zero = unsafe { ngx_parse_time(&mut v, 0) } == 0;
-                let why = if zero {
-                    "it must be greater than zero"
-                } else {
-                    ""
-                };
-                return d.invalid(&d.args[1], why);
-            };
-            let advice: Option<std::time::Duration> = $advice;
-            if let Some(limit) = advice {
-                if time > limit {
-                    ngx::ngx_conf_log_error!(
-                        NGX_LOG_WARN,
-                        cf,
-                        "\"{}\" value \"{}\" is above {}s; connections usually fail earlier",
-                        d.name,
-                        text(&d.args[1]),
-                        limit.as_secs()
-                    );
-                }
-            }
-            c.$field = Some(time);
-            CONF_OK
-        }
-    };
-}
-
-pub(super) use time_handler;
-
-time_handler!(
-    set_connect_timeout,
-    connect_timeout,
-    Some(CONNECT_TIMEOUT_ADVICE)
-);
-time_handler!(set_send_timeout, send_timeout, None);
-time_handler!(set_read_timeout, read_timeout, None);
-time_handler!(set_keepalive_timeout, keepalive_timeout, None);
-
-/// `ometascan_keepalive number`: idle connections kept per scanner server (0: none).
-pub unsafe extern "C" fn set_keepalive(
-    cf: *mut ngx_conf_t,
-    cmd: *mut ngx_command_t,
-    conf: *mut c_void,
-) -> *mut c_char {
-    // SAFETY: nginx calls a handler with the configuration being parsed and the command,
-    // valid for the call, and (NGX_HTTP_LOC_CONF_OFFSET) this level's LocConf.
-    let (d, c) = unsafe { (Directive::new(cf, cmd), lcf(conf)) };
-    duplicate_check!(d, c.keepalive);
-    match text(&d.args[1]).parse::<usize>() {
-        Ok(n) if n <= 10_000 => {
-            c.keepalive = Some(n);
-            CONF_OK
-        }
-        _ => d.invalid(&d.args[1], "it must be a number from 0 to 10000"),
     }
 }
 
@@ -239,8 +163,13 @@ unsafe fn pass_value(cf: *mut ngx_conf_t, d: &Directive) -> Result<Pass, *mut c_
     if upstream.is_null() {
         return Err(conf_error());
     }
+    // SAFETY: cf is inside the http block (the directive's levels).
+    let Some(main) = (unsafe { super::main::configuring(cf) }) else {
+        return Err(conf_error());
+    };
     Ok(Pass::Scan(Box::new(PassTarget {
         url,
+        group: main.group_id(upstream),
         shown: raw,
         upstream,
     })))
@@ -284,7 +213,7 @@ pub unsafe extern "C" fn set_set_header(
         return d.invalid(&d.args[1], "it is not a valid header name");
     }
     // SAFETY: cf is the configuration nginx passed to the handler.
-    let Some(cv) = (unsafe { compile_complex(cf, &d.args[2]) }) else {
+    let Some(cv) = (unsafe { ComplexValue::compile(cf, &d.args[2]) }) else {
         return conf_error();
     };
     c.set_headers.get_or_insert_with(Vec::new).push(SetHeader {

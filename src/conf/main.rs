@@ -21,6 +21,10 @@ pub struct MainConf {
     /// The spools of `ometascan_pieces`, one per directory (the status page counts their
     /// uploads).
     pub spools: Vec<ometascan_core::pieces::Spool>,
+    /// The scanner groups' ids, by their nginx upstream: ngx_http_upstream_add gives the same
+    /// upstream for the same host (or `upstream {}` block), so its address names the group
+    /// while the configuration is read; requests and the core use the id only.
+    pub groups: Vec<(*mut ngx_http_upstream_srv_conf_t, usize)>,
     /// Scanner groups already warned about at `nginx -t` (each warning once, not per level).
     pub warned_groups: Vec<usize>,
     /// The filters after the module's response filters in this cycle's chain.
@@ -34,6 +38,7 @@ impl Default for MainConf {
             status_zone: std::ptr::null_mut(),
             cache_zones: Vec::new(),
             spools: Vec::new(),
+            groups: Vec::new(),
             warned_groups: Vec::new(),
             next: Default::default(),
         }
@@ -41,6 +46,16 @@ impl Default for MainConf {
 }
 
 impl MainConf {
+    /// The id of the scanner group of `upstream`, given the first time it is asked.
+    pub fn group_id(&mut self, upstream: *mut ngx_http_upstream_srv_conf_t) -> usize {
+        if let Some(&(_, id)) = self.groups.iter().find(|(u, _)| *u == upstream) {
+            return id;
+        }
+        let id = super::next_id();
+        self.groups.push((upstream, id));
+        id
+    }
+
     /// Whether group `group` is to be warned about now (the first time it is asked).
     pub fn first_warning(&mut self, group: usize) -> bool {
         let first = !self.warned_groups.contains(&group);

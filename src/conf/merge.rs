@@ -6,21 +6,19 @@ use std::ffi::{c_char, c_void};
 use ngx::ffi::*;
 
 use super::scanner;
-use super::settings::Settings;
 use super::{lcf, LocConf};
 use crate::ngx_ext::conf::{merge_error, CONF_OK};
 
 /// Creates a location configuration with nothing set.
 pub unsafe extern "C" fn create_loc_conf(cf: *mut ngx_conf_t) -> *mut c_void {
-    let mut conf = LocConf::default();
-    conf.settings = Settings::resolve(&conf);
+    let conf = LocConf::default();
     // SAFETY: the configuration pool outlives the configuration; the pool drops the value.
     let pool = unsafe { ngx::core::Pool::from_ngx_pool((*cf).pool) };
     pool.allocate(conf) as *mut c_void
 }
 
-/// Merges a level into the next inner one, resolves its settings and builds its scanner
-/// setup.
+/// Merges a level into the next inner one and builds what its requests read: its scanners
+/// and its scan options.
 pub unsafe extern "C" fn merge_loc_conf(
     cf: *mut ngx_conf_t,
     parent: *mut c_void,
@@ -29,7 +27,6 @@ pub unsafe extern "C" fn merge_loc_conf(
     // SAFETY: nginx passes two of our LocConfs.
     let (prev, conf) = unsafe { (lcf(parent), lcf(child)) };
     conf.inherit(prev);
-    conf.settings = Settings::resolve(conf);
     #[cfg(debug_assertions)]
     if std::env::var_os("OMETASCAN_CONF_DUMP").is_some() {
         // For tests/declarations.rs: what this level has, its own or inherited.
@@ -43,7 +40,7 @@ pub unsafe extern "C" fn merge_loc_conf(
         // SAFETY: cf is the configuration being merged, its log valid.
         unsafe { crate::ngx_ext::conf::merge_log(cf, NGX_LOG_WARN, &msg) };
     }
-    if conf.settings.allow_bad_request && !conf.settings.pre_cache {
+    if *conf.allow_bad_request() && !conf.pre_cache() {
         let at = conf.allow_bad_request_at.clone().unwrap_or_default();
         let msg = format!(
             "\"ometascan_allow_bad_request_traffic on\" requires \"ometascan_pre_cache on\" in {at}"
@@ -56,5 +53,7 @@ pub unsafe extern "C" fn merge_loc_conf(
         // SAFETY: cf is the configuration being merged, its log valid.
         return unsafe { merge_error(cf, &msg) };
     }
+    // SAFETY: as above.
+    conf.options = Some(unsafe { super::options::build(cf, conf) });
     CONF_OK
 }

@@ -14,29 +14,42 @@ mod cache;
 mod directives;
 pub mod main;
 mod merge;
+mod options;
 pub mod pieces;
 mod policy;
 mod response;
 pub mod scanner;
-pub mod settings;
+mod slot;
 mod ssl;
 mod table;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
 use ngx::ffi::*;
 use ometascan_core::ScannerUrl;
 
+use crate::ngx_ext::value::ComplexValue;
+
 pub use main::{create_main_conf, MainConf};
 pub use merge::{create_loc_conf, merge_loc_conf};
-pub use settings::Settings;
 pub use table::{LocConf, COMMANDS};
+
+/// A number no other scanner group or `ometascan_max_scans` of this process has: what the
+/// core's per-worker state (balancing, health, scan limits) is keyed by. Given while the
+/// configuration is read; a worker only ever runs one configuration.
+pub fn next_id() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
 
 /// Where `ometascan_pass` sends scans.
 #[derive(Clone)]
 pub struct PassTarget {
     pub url: ScannerUrl,
+    /// The scanner group's id ([`next_id`]), one per nginx upstream.
+    pub group: usize,
     /// The URL as written, for log lines.
     pub shown: String,
     /// nginx's upstream for the host: an `upstream {}` block of that name, or an implicit one
@@ -54,7 +67,7 @@ pub enum Pass {
 #[derive(Clone)]
 pub struct SetHeader {
     pub name: Bytes,
-    pub value: *mut ngx_http_complex_value_t,
+    pub value: ComplexValue,
 }
 
 /// What a body over `ometascan_max_size` gets.
@@ -133,10 +146,6 @@ impl LocConf {
             Some(t) => Some((t, self.response_scanner.as_ref()?)),
             None => Some((self.target()?, self.scanner.as_ref()?)),
         }
-    }
-
-    pub fn set_headers(&self) -> &[SetHeader] {
-        self.set_headers.as_deref().unwrap_or(&[])
     }
 }
 

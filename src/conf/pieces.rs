@@ -8,16 +8,15 @@ use ngx::ffi::*;
 use ometascan_core::pieces::{Spool, SpoolLimits};
 
 use super::lcf;
-use crate::ngx_ext::conf::{
-    compile_complex, conf_error, duplicate_check, parse_time, text, Directive, CONF_OK,
-};
+use crate::ngx_ext::conf::{conf_error, duplicate_check, parse_time, text, Directive, CONF_OK};
+use crate::ngx_ext::value::ComplexValue;
 
 /// Where a chunking uploader's piece says what it is: a form field, or a value nginx
 /// evaluates (`$arg_resumableIdentifier`).
 #[derive(Debug, Clone)]
 pub enum FieldSource {
     Field(String),
-    Value(*mut ngx_http_complex_value_t),
+    Value(ComplexValue),
 }
 
 /// Where a piece is: its offset, or its number (from 0 or from 1) and the chunk size.
@@ -279,7 +278,7 @@ unsafe fn source(
 ) -> Result<FieldSource, *mut c_char> {
     if value.starts_with('$') || (!value.is_empty() && value.bytes().all(|b| b.is_ascii_digit())) {
         // SAFETY: cf is the configuration being parsed (caller).
-        return match unsafe { compile_complex(cf, &after_eq(arg)) } {
+        return match unsafe { ComplexValue::compile(cf, &after_eq(arg)) } {
             Some(cv) => Ok(FieldSource::Value(cv)),
             None => Err(conf_error()),
         };

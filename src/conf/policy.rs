@@ -9,9 +9,8 @@ use ngx::ffi::*;
 use ometascan_core::BodyLimits;
 
 use super::{lcf, MaxScans, OnError, OverSize};
-use crate::ngx_ext::conf::{
-    compile_complex, conf_error, duplicate_check, text, time_param, Directive, CONF_OK,
-};
+use crate::ngx_ext::conf::{conf_error, duplicate_check, text, time_param, Directive, CONF_OK};
+use crate::ngx_ext::value::ComplexValue;
 
 /// Largest `ometascan_max_scans` accepted.
 const MAX_SCANS: usize = 100_000;
@@ -39,14 +38,11 @@ pub unsafe extern "C" fn set_bypass(
 ///
 /// # Safety
 /// `cf` is the configuration being parsed, `d` its directive.
-pub unsafe fn bypass_values(
-    cf: *mut ngx_conf_t,
-    d: &Directive,
-) -> Option<Vec<*mut ngx_http_complex_value_t>> {
+pub unsafe fn bypass_values(cf: *mut ngx_conf_t, d: &Directive) -> Option<Vec<ComplexValue>> {
     d.args[1..]
         .iter()
         // SAFETY: cf is the configuration being parsed (caller).
-        .map(|v| unsafe { compile_complex(cf, v) })
+        .map(|v| unsafe { ComplexValue::compile(cf, v) })
         .collect()
 }
 
@@ -131,7 +127,7 @@ pub unsafe extern "C" fn set_max_scans(
     c.max_scans = Some(MaxScans {
         max,
         wait,
-        id: conf as usize,
+        id: super::next_id(),
     });
     CONF_OK
 }

@@ -10,7 +10,7 @@ use ometascan_core::net::tls::TlsClient;
 use ometascan_core::upstream::balancer::{Balance, PeerSpec};
 use ometascan_core::upstream::health::HealthSpec;
 
-use super::settings::tls_settings;
+use super::options::tls_settings;
 use super::{LocConf, Pass, PassTarget};
 use crate::ngx_ext::balancing::{balancing, Method};
 use crate::ngx_ext::conf::{merge_log, text};
@@ -29,12 +29,12 @@ pub struct Built {
 /// `cf` is the configuration being merged; nginx's upstream groups are initialised.
 pub unsafe fn build(cf: *mut ngx_conf_t, conf: &mut LocConf) -> Result<(), String> {
     if let Some(t) = conf.target() {
-        let t = (t.url.clone(), t.shown.clone(), t.upstream);
+        let t = t.clone();
         // SAFETY: the caller's contract.
         conf.scanner = Some(unsafe { build_one(cf, conf, t) }?);
     }
     if let Some(Pass::Scan(t)) = &conf.response_pass {
-        let t = (t.url.clone(), t.shown.clone(), t.upstream);
+        let t = t.as_ref().clone();
         // SAFETY: the caller's contract.
         conf.response_scanner = Some(unsafe { build_one(cf, conf, t) }?);
     }
@@ -48,11 +48,12 @@ pub unsafe fn build(cf: *mut ngx_conf_t, conf: &mut LocConf) -> Result<(), Strin
 unsafe fn build_one(
     cf: *mut ngx_conf_t,
     conf: &LocConf,
-    (url, shown, upstream): (
-        ometascan_core::ScannerUrl,
-        String,
-        *mut ngx_http_upstream_srv_conf_t,
-    ),
+    PassTarget {
+        url,
+        group,
+        shown,
+        upstream,
+    }: PassTarget,
 ) -> Result<Built, String> {
     let mut tls = None;
     if url.scheme.is_tls() {
@@ -64,7 +65,7 @@ unsafe fn build_one(
         tls = Some(Arc::new(client));
     }
     // SAFETY: cf is the configuration being merged; upstream is one of its groups.
-    let balance = unsafe { applied_balancing(cf, upstream) }?;
+    let balance = unsafe { applied_balancing(cf, upstream, group) }?;
     // SAFETY: the upstream module initialised its groups before modules after it merge.
     let peers = unsafe { upstream_peers(upstream) };
     if peers.is_empty() {
@@ -73,7 +74,7 @@ unsafe fn build_one(
     let peers = Arc::new(peers);
     if let Some(params) = &conf.health_check {
         let spec = HealthSpec {
-            group: upstream as usize,
+            group,
             peers: peers.clone(),
             url,
             tls: tls.clone(),
@@ -96,7 +97,7 @@ unsafe fn build_one(
 pub fn scan_target(target: &PassTarget, built: &Built) -> ometascan_core::Target {
     ometascan_core::Target {
         url: target.url.clone(),
-        group: target.upstream as usize,
+        group: target.group,
         peers: built.peers.clone(),
         balance: built.balance,
     }
@@ -110,6 +111,7 @@ pub fn scan_target(target: &PassTarget, built: &Built) -> ometascan_core::Target
 unsafe fn applied_balancing(
     cf: *mut ngx_conf_t,
     upstream: *mut ngx_http_upstream_srv_conf_t,
+    group: usize,
 ) -> Result<Balance, String> {
     // SAFETY: cf is the configuration being merged and upstream one of its groups (caller).
     let found = unsafe { balancing(cf, upstream) };
@@ -139,8 +141,7 @@ unsafe fn applied_balancing(
         }
     };
     // SAFETY: cf is the configuration being merged, inside the http block.
-    let first =
-        unsafe { super::main::configuring(cf) }.is_some_and(|m| m.first_warning(upstream as usize));
+    let first = unsafe { super::main::configuring(cf) }.is_some_and(|m| m.first_warning(group));
     if found.zone && first {
         let msg = format!(
             "ometascan: \"zone\" of upstream \"{name}\" is not shared by \"ometascan_pass\": \

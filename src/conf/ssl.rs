@@ -32,25 +32,6 @@ pub unsafe extern "C" fn set_ssl_trusted_certificate(
     CONF_OK
 }
 
-/// `ometascan_ssl_verify_depth number`.
-pub unsafe extern "C" fn set_ssl_verify_depth(
-    cf: *mut ngx_conf_t,
-    cmd: *mut ngx_command_t,
-    conf: *mut c_void,
-) -> *mut c_char {
-    // SAFETY: nginx calls a handler with the configuration being parsed and the command,
-    // valid for the call, and (NGX_HTTP_LOC_CONF_OFFSET) this level's LocConf.
-    let (d, c) = unsafe { (Directive::new(cf, cmd), lcf(conf)) };
-    duplicate_check!(d, c.ssl_verify_depth);
-    match text(&d.args[1]).parse::<u32>() {
-        Ok(n) if (1..=100).contains(&n) => {
-            c.ssl_verify_depth = Some(n);
-            CONF_OK
-        }
-        _ => d.invalid(&d.args[1], "it must be a number from 1 to 100"),
-    }
-}
-
 /// `ometascan_ssl_protocols [SSLv3] [TLSv1] [TLSv1.1] [TLSv1.2] [TLSv1.3]`.
 pub unsafe extern "C" fn set_ssl_protocols(
     cf: *mut ngx_conf_t,

@@ -4,8 +4,6 @@
 //! with a default, an accessor that applies it. Adding a directive is one entry there, plus
 //! the code that uses its value.
 
-use std::time::Duration;
-
 use ngx::ffi::*;
 use ometascan_core::cache::{self, RedisSpec};
 use ometascan_core::methods::MethodSet;
@@ -19,8 +17,10 @@ use super::directives::*;
 use super::pieces::*;
 use super::policy::*;
 use super::response::*;
+use super::slot::{Flag, Msec, Num, Stored, ABOVE_ZERO, CONNECT, KEEPALIVE, VERIFY_DEPTH};
 use super::ssl::*;
 use super::{CacheZone, MaxScans, OnError, OverSize, Pass, ResponseStatuses, SetHeader};
+use crate::ngx_ext::value::ComplexValue;
 
 /// Allowed in `http`, `server` and `location`.
 const ANY: u32 = NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF;
@@ -28,50 +28,6 @@ const ANY: u32 = NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF;
 const LOC: u32 = NGX_HTTP_LOC_CONF;
 /// Allowed in `http` only.
 const MAIN: u32 = NGX_HTTP_MAIN_CONF;
-
-/// How a level keeps a directive's value: `Option<T>` where a handler of ours parses it,
-/// [`Flag`] where nginx's own `ngx_conf_set_flag_slot` writes it.
-pub trait Stored: Clone + Default {
-    /// The value a request uses.
-    type Value;
-    /// Whether the directive was written at this level (or inherited).
-    fn is_set(&self) -> bool;
-    /// The value, if set.
-    fn value(&self) -> Option<Self::Value>;
-}
-
-impl<T: Clone> Stored for Option<T> {
-    type Value = T;
-    fn is_set(&self) -> bool {
-        self.is_some()
-    }
-    fn value(&self) -> Option<T> {
-        self.clone()
-    }
-}
-
-/// An `on | off` directive's value as nginx's flag slot writes it: `NGX_CONF_UNSET` until the
-/// directive is read, then 1 or 0. The slot setter refuses a second occurrence ("is
-/// duplicate") and any other word, as for nginx's own flags.
-#[derive(Clone, Copy)]
-#[repr(transparent)]
-pub struct Flag(ngx_flag_t);
-
-impl Default for Flag {
-    fn default() -> Self {
-        Flag(NGX_CONF_UNSET as ngx_flag_t)
-    }
-}
-
-impl Stored for Flag {
-    type Value = bool;
-    fn is_set(&self) -> bool {
-        self.0 != NGX_CONF_UNSET as ngx_flag_t
-    }
-    fn value(&self) -> Option<bool> {
-        self.is_set().then_some(self.0 != 0)
-    }
-}
 
 /// A resolved default as the reference writes it (for the declarations test).
 #[cfg(debug_assertions)]
@@ -81,6 +37,8 @@ trait Shown {
 
 #[cfg(debug_assertions)]
 mod shown {
+    use std::time::Duration;
+
     use super::*;
 
     impl Shown for bool {
@@ -89,11 +47,6 @@ mod shown {
         }
     }
     impl Shown for usize {
-        fn shown(&self) -> String {
-            self.to_string()
-        }
-    }
-    impl Shown for u32 {
         fn shown(&self) -> String {
             self.to_string()
         }
@@ -238,29 +191,63 @@ mod shown {
 macro_rules! shown_default {
     ($out:ident, $c:ident, $name:ident, $field:ident) => {};
     ($out:ident, $c:ident, $name:ident, $field:ident, $default:expr) => {
-        $out.push(format!(
-            "{}={}",
-            stringify!($name),
-            Shown::shown(&$c.$field())
-        ));
+        $out.push(format!("{}={}", stringify!($name), $c.$field().shown()));
     };
 }
 
-/// The accessor of a directive with a default: its value at a merged level.
-macro_rules! default_accessor {
-    ($field:ident, $ty:ty) => {};
+/// The accessor of a directive: its value at a merged level, the default applied; for a
+/// directive without one (kept as an `Option`), the value if set.
+macro_rules! accessor {
+    ($field:ident, $ty:ty) => {
+        #[doc = concat!("`", stringify!($field), "` if set.")]
+        pub fn $field(&self) -> Option<&<$ty as Stored>::Value> {
+            self.$field.as_ref()
+        }
+    };
     ($field:ident, $ty:ty, $default:expr) => {
         #[doc = concat!("`", stringify!($field), "` as set, else its default.")]
-        pub fn $field(&self) -> <$ty as Stored>::Value {
-            self.$field.value().unwrap_or_else(|| $default)
+        pub fn $field(&self) -> <$ty as Stored>::Read<'_> {
+            <$ty as Stored>::read(&self.resolved.$field)
         }
+    };
+}
+
+/// What [`Resolved`] keeps of a directive: its value for one with a default, nothing for
+/// one without (read from the level's own field).
+macro_rules! resolved_type {
+    ($ty:ty) => {
+        ()
+    };
+    ($ty:ty, $default:expr) => {
+        <$ty as Stored>::Value
+    };
+}
+
+/// A directive's default, for a level nothing is merged into.
+macro_rules! resolved_default {
+    () => {
+        ()
+    };
+    ($default:expr) => {
+        $default
+    };
+}
+
+/// A directive's resolved value: as set, else its default.
+macro_rules! resolved_value {
+    ($c:ident, $field:ident) => {
+        ()
+    };
+    ($c:ident, $field:ident, $default:expr) => {
+        $c.$field.value().unwrap_or_else(|| $default)
     };
 }
 
 macro_rules! directives {
     ($(
         $name:ident {
-            $field:ident : $ty:ty = ($($default:expr)?), $ctx:ident, $args:ident, $set:path,
+            $field:ident : $ty:ty = ($($default:expr)?), $ctx:ident, $args:ident,
+            $set:path $([$post:expr])?,
             $syntax:literal, $default_text:literal, $example:literal, $doc:literal
         }
     )*) => {
@@ -272,24 +259,48 @@ macro_rules! directives {
             /// Where `ometascan_allow_bad_request_traffic on` was written, for the merge-time
             /// check (inherited with it).
             pub allow_bad_request_at: Option<String>,
-            /// What a request uses: every value resolved, defaults applied (set when merging).
-            pub settings: super::Settings,
+            /// Every directive with a default as this level resolves it (the defaults alone
+            /// until the level is merged).
+            resolved: Resolved,
+            /// What a scan of this level reads, built when merging (`None` at a level no
+            /// request uses: the http block's own).
+            pub options: Option<ometascan_core::ScanOptions>,
             /// The scanner of `ometascan_pass`, made ready when merging.
             pub scanner: Option<super::scanner::Built>,
             /// ... and the one of `ometascan_response_pass`.
             pub response_scanner: Option<super::scanner::Built>,
         }
 
+        /// The values of a level's directives with a default, resolved once.
+        #[allow(dead_code)] // the `()` of each directive without a default
+        struct Resolved {
+            $( $field: resolved_type!($ty $(, $default)?), )*
+        }
+
+        impl Default for Resolved {
+            fn default() -> Self {
+                Resolved { $( $field: resolved_default!($($default)?), )* }
+            }
+        }
+
+        impl Resolved {
+            fn of(c: &LocConf) -> Resolved {
+                Resolved { $( $field: resolved_value!(c, $field $(, $default)?), )* }
+            }
+        }
+
         impl LocConf {
-            /// Takes from `prev` (the enclosing level) every directive this level did not set.
+            /// Takes from `prev` (the enclosing level) every directive this level did not set
+            /// and resolves what the level's requests read.
             pub(super) fn inherit(&mut self, prev: &LocConf) {
                 if self.allow_bad_request.is_none() {
                     self.allow_bad_request_at = prev.allow_bad_request_at.clone();
                 }
                 $( if !self.$field.is_set() { self.$field = prev.$field.clone(); } )*
+                self.resolved = Resolved::of(self);
             }
 
-            $( default_accessor!($field, $ty $(, $default)?); )*
+            $( accessor!($field, $ty $(, $default)?); )*
 
             /// The directives this level has a value of, its own or inherited.
             #[cfg(debug_assertions)]
@@ -315,6 +326,7 @@ macro_rules! directives {
                 $ctx | $args,
                 $set,
                 std::mem::offset_of!(LocConf, $field),
+                post_of!($($post)?),
             ), )*
             ngx_command_t::empty(),
         ];
@@ -327,9 +339,26 @@ type Handler = unsafe extern "C" fn(
     *mut std::ffi::c_void,
 ) -> *mut std::ffi::c_char;
 
+/// A command's `post`: the check of what a slot setter read, if any.
+macro_rules! post_of {
+    () => {
+        std::ptr::null_mut()
+    };
+    ($post:expr) => {
+        super::slot::post(&$post)
+    };
+}
+
 /// One entry of the command table; `name` ends with a NUL. `offset` is the field's place in
-/// [`LocConf`], where nginx's slot setters write (our handlers find the field by name).
-const fn command(name: &'static str, type_: u32, set: Handler, offset: usize) -> ngx_command_t {
+/// [`LocConf`], where nginx's slot setters write (our handlers find the field by name); `post`
+/// what a slot setter calls with the value it read.
+const fn command(
+    name: &'static str,
+    type_: u32,
+    set: Handler,
+    offset: usize,
+    post: *mut std::ffi::c_void,
+) -> ngx_command_t {
     ngx_command_t {
         name: ngx_str_t {
             len: name.len() - 1,
@@ -339,7 +368,7 @@ const fn command(name: &'static str, type_: u32, set: Handler, offset: usize) ->
         set: Some(set),
         conf: NGX_HTTP_LOC_CONF_OFFSET,
         offset: offset as ngx_uint_t,
-        post: std::ptr::null_mut(),
+        post,
     }
 }
 

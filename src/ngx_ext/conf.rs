@@ -4,7 +4,6 @@ use std::ffi::c_char;
 use std::ptr;
 
 use ngx::ffi::*;
-use ngx::http::Request;
 
 /// The arguments of the directive being parsed, name first.
 ///
@@ -150,45 +149,6 @@ pub unsafe fn merge_error(cf: *mut ngx_conf_t, message: &str) -> *mut c_char {
 /// `cf` must be valid.
 pub unsafe fn merge_log(cf: *mut ngx_conf_t, level: u32, message: &str) {
     crate::log_at!(super::log::Merging(cf), level, "{message}");
-}
-
-/// Compiles a directive argument that may hold variables; `None` when nginx refused it (it
-/// has logged why).
-///
-/// # Safety
-/// `cf` must be the configuration nginx passes to a directive handler.
-pub unsafe fn compile_complex(
-    cf: *mut ngx_conf_t,
-    value: &ngx_str_t,
-) -> Option<*mut ngx_http_complex_value_t> {
-    // SAFETY: the complex value lives in the configuration pool, like nginx's own.
-    let cv = unsafe {
-        ngx_pcalloc((*cf).pool, std::mem::size_of::<ngx_http_complex_value_t>())
-            as *mut ngx_http_complex_value_t
-    };
-    if cv.is_null() {
-        return None;
-    }
-    let mut value = *value;
-    // SAFETY: zeroed is the documented starting state of ngx_http_compile_complex_value_t.
-    let mut ccv: ngx_http_compile_complex_value_t = unsafe { std::mem::zeroed() };
-    ccv.cf = cf;
-    ccv.value = &mut value;
-    ccv.complex_value = cv;
-    // SAFETY: ccv is fully set up; nginx logs its own error for a bad variable.
-    let rc = unsafe { ngx_http_compile_complex_value(&mut ccv) };
-    (rc == NGX_OK as ngx_int_t).then_some(cv)
-}
-
-/// Evaluates a compiled value for a request; `None` when nginx could not.
-///
-/// # Safety
-/// `cv` must be a value compiled for the configuration of `r`'s location (it lives in the
-/// configuration pool, which outlives every request).
-pub unsafe fn complex_value(r: &Request, cv: *mut ngx_http_complex_value_t) -> Option<Vec<u8>> {
-    // SAFETY: cv is a value compiled for r's location (caller), in the configuration pool.
-    let cv = unsafe { &*cv };
-    r.get_complex_value(cv).map(|v| v.as_bytes().to_vec())
 }
 
 /// Parses an nginx time (`500ms`, `90s`, `1d`); `None` unless it is positive.

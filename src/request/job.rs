@@ -3,19 +3,14 @@
 //! starting it on the runtime.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use bytes::Bytes;
-use ngx::http::{HttpModuleLocationConf, NgxHttpCoreModule, Request};
-use ometascan_core::cache::CacheSettings;
-use ometascan_core::headers::HeaderRules;
-use ometascan_core::{ScanError, ScanLimit, ScanOptions, ScanRequest, Target};
+use ngx::http::Request;
+use ometascan_core::{ScanError, ScanOptions, ScanRequest, Target};
 
-use crate::cache::ShmStore;
 use crate::conf::{LocConf, PassTarget};
 use crate::ngx_ext::headers::copy_headers_in;
 use crate::ngx_ext::request::RequestExt;
-use crate::ngx_ext::value::evaluate;
 use crate::runtime::{self, Lender, SlotId};
 
 pub fn module_error(msg: impl Into<String>) -> ScanError {
@@ -75,59 +70,26 @@ fn scan_request(r: &Request, lender: &Lender) -> Result<ScanRequest, ScanError> 
     })
 }
 
-/// The location's scan options for this request (`ometascan_set_header` values evaluated).
-#[allow(unsafe_code)] // the cache store, made at merge time next
+/// The location's scan options for this request: what merging built, with the
+/// `ometascan_set_header` values evaluated.
 pub fn scan_options(r: &Request, lcf: &LocConf) -> Result<ScanOptions, ScanError> {
-    let mut set_headers = Vec::new();
-    for h in lcf.set_headers() {
-        let Some(value) = evaluate(r, h.value) else {
+    let mut options = lcf
+        .options
+        .clone()
+        .ok_or_else(|| module_error("the location has no scan options"))?;
+    for h in lcf.set_headers().into_iter().flatten() {
+        let Some(value) = h.value.evaluate(r) else {
             return Err(module_error(format!(
                 "cannot evaluate \"ometascan_set_header {}\"",
                 String::from_utf8_lossy(&h.name)
             )));
         };
-        set_headers.push((h.name.clone(), Bytes::from(value)));
+        options
+            .rules
+            .set_headers
+            .push((h.name.clone(), Bytes::from(value)));
     }
-    let clcf = NgxHttpCoreModule::location_conf(r);
-    let max_sanitized = clcf
-        .map(|c| c.client_max_body_size)
-        .filter(|&n| n > 0)
-        .map(|n| n as u64);
-    let spill_dir = spill_dir(r);
-    let s = &lcf.settings;
-    Ok(ScanOptions {
-        timeouts: s.timeouts,
-        rules: HeaderRules {
-            x_forwarded_for: s.x_forwarded_for,
-            set_headers,
-        },
-        pre_cache: s.pre_cache,
-        spill_dir,
-        tls: lcf.scanner.as_ref().and_then(|b| b.tls.clone()),
-        max_sanitized,
-        limit: s.max_scans.map(|m| ScanLimit {
-            id: m.id,
-            max: m.max,
-        }),
-        queue_wait: s
-            .max_scans
-            .map_or(ometascan_core::scan::options::DEFAULT_QUEUE_WAIT, |m| {
-                m.wait
-            }),
-        keepalive: s.keepalive,
-        keepalive_timeout: s.keepalive_timeout,
-        body_limits: s.body_limits,
-        objects: s.multipart,
-        clamd_fildes: s.clamd_fildes,
-        cache: s.cache.map(|zone| CacheSettings {
-            // SAFETY: the zone belongs to the running cycle's configuration.
-            store: Arc::new(unsafe { ShmStore::new(zone) }),
-            valid: s.cache_valid,
-            revalidate: s.cache_revalidate,
-            redis: s.cache_redis.clone(),
-        }),
-        ..ScanOptions::default()
-    })
+    Ok(options)
 }
 
 /// Where bodies the module keeps go: the location's `client_body_temp_path`.

@@ -21,7 +21,7 @@ use crate::ngx_ext::body::{body_buffers, Stored};
 use crate::ngx_ext::hooks::{Phase, Resume, Step};
 use crate::ngx_ext::log;
 use crate::ngx_ext::request::RequestExt;
-use crate::ngx_ext::value::evaluate;
+use crate::ngx_ext::value::ComplexValue;
 use crate::runtime::AfterScan;
 use crate::status;
 use crate::Module;
@@ -62,16 +62,11 @@ fn handle(r: &mut Request) -> Step {
     if pieces::terminated(r) {
         return Step::Rc(NGX_DECLINED_);
     }
-    if !lcf
-        .settings
-        .methods
-        .scans(r.method_name(), r.announces_body())
-        && !pieces::claims(r)
-    {
+    if !lcf.methods().scans(r.method_name(), r.announces_body()) && !pieces::claims(r) {
         status::counted(ResultKind::Skipped);
         return Step::Rc(NGX_DECLINED_);
     }
-    if let Some(why) = first_set(r, lcf.bypass.as_deref()) {
+    if let Some(why) = first_set(r, lcf.bypass().map(Vec::as_slice)) {
         status::counted(ResultKind::Skipped);
         crate::info!(
             log::scan(r, &target.shown),
@@ -100,16 +95,16 @@ fn store_as_dav_would(r: &mut Request) {
 
 /// The first of a bypass directive's values that is non-empty and not "0" for `r` (a value
 /// that cannot be evaluated does not bypass).
-pub fn first_set(r: &Request, values: Option<&[*mut ngx_http_complex_value_t]>) -> Option<String> {
-    values?.iter().find_map(|&cv| {
-        let v = evaluate(r, cv)?;
+pub fn first_set(r: &Request, values: Option<&[ComplexValue]>) -> Option<String> {
+    values?.iter().find_map(|cv| {
+        let v = cv.evaluate(r)?;
         (!v.is_empty() && v != b"0").then(|| String::from_utf8_lossy(&v).into_owned())
     })
 }
 
 /// What a failed scan counts as in this location.
 fn failed_kind(lcf: &LocConf) -> ResultKind {
-    match lcf.settings.on_error {
+    match lcf.on_error() {
         OnError::Block => ResultKind::Error,
         OnError::Pass => ResultKind::Unscanned,
     }
@@ -179,7 +174,7 @@ fn body_read(r: &mut Request) -> Resume {
         return Resume::Wait;
     }
     let len = body_buffers(r).iter().map(Stored::len).sum();
-    if let Some((max, over)) = lcf.settings.max_size.filter(|(max, _)| len > *max) {
+    if let Some((max, over)) = lcf.max_size().copied().filter(|(max, _)| len > *max) {
         over_size(r, target, len, max, over);
         return Resume::Phases;
     }
@@ -263,8 +258,8 @@ fn on_done(r: &mut Request, outcome: ScanOutcome) -> AfterScan {
 fn passes(result: &Result<Verdict, ScanError>, lcf: &LocConf) -> bool {
     match result {
         Ok(Verdict::Allowed | Verdict::Sanitized { .. }) => true,
-        Ok(Verdict::BadRequest { .. }) => lcf.settings.allow_bad_request,
+        Ok(Verdict::BadRequest { .. }) => *lcf.allow_bad_request(),
         Ok(Verdict::Blocked { .. }) => false,
-        Err(e) => lcf.settings.on_error == OnError::Pass && e.may_pass_unscanned(),
+        Err(e) => *lcf.on_error() == OnError::Pass && e.may_pass_unscanned(),
     }
 }

@@ -15,12 +15,11 @@ use crate::conf::pieces::{FieldSource, Pieces, PlaceConf, SizeConf};
 use crate::ngx_ext::headers::{copy_headers_in, copy_headers_out, header_in};
 use crate::ngx_ext::log;
 use crate::ngx_ext::request::RequestExt;
-use crate::ngx_ext::value::evaluate;
 use crate::Module;
 
 /// The location's uploads in pieces, if any.
 pub fn of(r: &Request) -> Option<&'static Pieces> {
-    Module::location_conf(r)?.pieces.as_ref()?.as_ref()
+    Module::location_conf(r)?.pieces().as_ref()
 }
 
 /// A `DELETE` of an upload (tus's termination) or of a file written in ranges: the copy goes
@@ -133,7 +132,7 @@ fn source(r: &Request, s: &FieldSource) -> Result<Source, ScanError> {
     match s {
         FieldSource::Field(name) => Ok(Source::Field(name.clone())),
         FieldSource::Value(cv) => {
-            let v = evaluate(r, *cv).ok_or_else(|| {
+            let v = cv.evaluate(r).ok_or_else(|| {
                 ScanError::Module("cannot evaluate a value of \"ometascan_pieces\"".into())
             })?;
             Ok(Source::Value(v))

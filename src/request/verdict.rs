@@ -73,7 +73,7 @@ pub fn apply(r: &mut Request, applying: Applying, lcf: &LocConf) -> Step {
             Step::Rc(INTERNAL_ERROR)
         }
         Ok(Verdict::Blocked { page, threat }) => {
-            if lcf.settings.log_blocked {
+            if lcf.log_blocked() {
                 let mut threat = threat
                     .map(|t| format!(", threat \"{t}\""))
                     .unwrap_or_default();
@@ -138,7 +138,7 @@ fn failed(r: &mut Request, scanner: &str, e: &ScanError) -> Step {
 /// Sends the scanner's page (the header is not sent yet), or lets `error_page` answer when
 /// intercepting.
 fn relay(r: &mut Request, lcf: &LocConf, page: &ResponsePage) -> Step {
-    if lcf.settings.intercept_errors && page.status >= 300 && has_error_page(r, page.status) {
+    if lcf.intercept_errors() && page.status >= 300 && has_error_page(r, page.status) {
         return Step::Rc(page.status as ngx_int_t);
     }
     Step::Finalize(send_page(r, page))

@@ -89,7 +89,7 @@ fn decide(r: &mut Request) -> Decision {
         .response_target()
         .map(|(t, _)| t.shown.clone())
         .unwrap_or_default();
-    if let Some(why) = crate::request::first_set(r, lcf.response_bypass.as_deref()) {
+    if let Some(why) = crate::request::first_set(r, lcf.response_bypass().map(Vec::as_slice)) {
         status::response_counted(ResultKind::Skipped);
         crate::info!(
             log::response(r, &scanner),
@@ -117,7 +117,7 @@ fn decide(r: &mut Request) -> Decision {
 
 /// The decision for a response of `len` bytes over the location's cap, if it is.
 fn over_size(r: &mut Request, lcf: &LocConf, len: Option<u64>, scanner: &str) -> Option<Decision> {
-    let (max, over) = lcf.response_max_size?;
+    let &(max, over) = lcf.response_max_size()?;
     let len = len.filter(|&l| l > max)?;
     let (what, kind, level, decision) = match over {
         OverSize::Reject => (

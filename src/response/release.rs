@@ -34,7 +34,7 @@ fn scanner(r: &Request) -> String {
 /// Whether a failed scan lets the response go out unscanned here.
 fn passes(r: &Request, e: &ScanError) -> bool {
     e.may_pass_unscanned()
-        && Module::location_conf(r).is_some_and(|l| l.settings.on_error == OnError::Pass)
+        && Module::location_conf(r).is_some_and(|l| *l.on_error() == OnError::Pass)
 }
 
 /// The scan is over (runtime, nginx thread; the request is live and unblocked): what goes out,
@@ -202,7 +202,7 @@ fn blocked(r: &mut Request, page: &ResponsePage, threat: Option<String>) -> ngx_
     let Some(lcf) = Module::location_conf(r) else {
         return INTERNAL_ERROR;
     };
-    if lcf.settings.log_blocked {
+    if lcf.log_blocked() {
         let threat = threat
             .map(|t| format!(", threat \"{t}\""))
             .unwrap_or_default();
@@ -215,7 +215,7 @@ fn blocked(r: &mut Request, page: &ResponsePage, threat: Option<String>) -> ngx_
     unbuffer(r);
     // The backend's fields go.
     r.clean_header();
-    if lcf.settings.intercept_errors && page.status >= 300 && has_error_page(r, page.status) {
+    if lcf.intercept_errors() && page.status >= 300 && has_error_page(r, page.status) {
         return page.status as ngx_int_t;
     }
     // The page's own status, not one an `error_page ... =code` set for the response.

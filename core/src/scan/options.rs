@@ -14,7 +14,7 @@ pub const DEFAULT_QUEUE_WAIT: Duration = Duration::from_secs(10);
 /// At most `max` scans of a location at once, per worker (`ometascan_max_scans`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ScanLimit {
-    /// Tells the locations apart (the adapter uses its configuration's address).
+    /// Tells the levels that wrote a limit apart (a number the adapter gives each).
     pub id: usize,
     pub max: usize,
 }
@@ -34,6 +34,8 @@ pub struct Timeouts {
     pub read: Duration,
 }
 
+/// For tests: the module resolves every value from its configuration.
+#[cfg(any(test, feature = "testing"))]
 impl Default for Timeouts {
     fn default() -> Self {
         Timeouts {
@@ -79,6 +81,9 @@ pub struct ScanOptions {
     pub clamd_fildes: bool,
 }
 
+/// For tests: the module builds a location's options from its configuration, with the
+/// defaults the directives declare.
+#[cfg(any(test, feature = "testing"))]
 impl Default for ScanOptions {
     fn default() -> Self {
         ScanOptions {
