@@ -5,7 +5,6 @@ use std::ffi::{c_char, c_void};
 
 use bytes::Bytes;
 use ngx::ffi::*;
-use ngx::ngx_conf_log_error;
 use ometascan_core::methods::MethodSet;
 use ometascan_core::upstream::health::HealthParams;
 use ometascan_core::ScannerUrl;
@@ -14,6 +13,7 @@ use super::{lcf, Pass, PassTarget, SetHeader};
 use crate::ngx_ext::conf::{
     conf_error, duplicate_check, parse_on_off, parse_time, position, text, Directive, CONF_OK,
 };
+use crate::ngx_ext::log::Parsing;
 use crate::ngx_ext::value::ComplexValue;
 
 /// `ometascan_allow_bad_request_traffic on | off`.
@@ -237,9 +237,8 @@ pub unsafe extern "C" fn set_pre_cache_size(
     if unsafe { ngx_parse_offset(&mut v) } < 0 {
         return d.invalid(&d.args[1], "");
     }
-    ngx_conf_log_error!(
-        NGX_LOG_WARN,
-        cf,
+    crate::warn!(
+        Parsing(cf),
         "the \"{}\" directive is deprecated and has no effect",
         d.name
     );

@@ -8,6 +8,8 @@ use ngx::ffi::*;
 use super::scanner;
 use super::{lcf, LocConf};
 use crate::ngx_ext::conf::{merge_error, CONF_OK};
+#[cfg(debug_assertions)]
+use crate::ngx_ext::log::Merging;
 
 /// Creates a location configuration with nothing set.
 pub unsafe extern "C" fn create_loc_conf(cf: *mut ngx_conf_t) -> *mut c_void {
@@ -30,15 +32,10 @@ pub unsafe extern "C" fn merge_loc_conf(
     #[cfg(debug_assertions)]
     if std::env::var_os("OMETASCAN_CONF_DUMP").is_some() {
         // For tests/declarations.rs: what this level has, its own or inherited.
-        let msg = format!(
-            "ometascan merged level: {}",
-            conf.set_directives().join(" ")
-        );
-        // SAFETY: cf is the configuration being merged.
-        unsafe { crate::ngx_ext::conf::merge_log(cf, NGX_LOG_WARN, &msg) };
-        let msg = format!("ometascan resolved: {}", conf.resolved_defaults().join("|"));
-        // SAFETY: cf is the configuration being merged, its log valid.
-        unsafe { crate::ngx_ext::conf::merge_log(cf, NGX_LOG_WARN, &msg) };
+        let set = conf.set_directives().join(" ");
+        crate::warn!(Merging(cf), "ometascan merged level: {set}");
+        let resolved = conf.resolved_defaults().join("|");
+        crate::warn!(Merging(cf), "ometascan resolved: {resolved}");
     }
     if *conf.allow_bad_request() && !conf.pre_cache() {
         let at = conf.allow_bad_request_at.clone().unwrap_or_default();

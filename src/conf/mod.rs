@@ -1,14 +1,16 @@
 //! The module's configuration. A level's [`LocConf`] keeps what its directives said (unset:
-//! not set there); merging takes what an inner level left unset from the level
-//! above and resolves the [`Settings`] a request uses, every default applied in one place
-//! ([`settings`]).
+//! not set there); merging takes what an inner level left unset from the level above, resolves
+//! every default once and builds what the level's requests read (its scanners, its scan
+//! options). A request reads a directive through the accessor named after it, and a scan the
+//! options built for its level.
 //!
 //! Files: `declared.rs` every directive declared once (name, levels, arguments, handler,
 //! default, reference lines), from which `table` makes the command table, [`LocConf`], its
-//! inheritance and the defaults; `directives`, `policy`, `cache` and `ssl` the handlers of
-//! the directives nginx's own slot setters do not read;
-//! `settings` what a request reads; `merge` the merge and the checks `nginx -t` makes;
-//! `scanner` what is built from a location's scanner directives when merging.
+//! inheritance, its resolved defaults and the accessors; `slot` how a level keeps a value
+//! (nginx's own flag, msec and num slots among them) and the checks after a slot setter;
+//! `directives`, `policy`, `cache`, `pieces`, `response` and `ssl` the handlers of the
+//! directives nginx's slot setters do not read; `merge` the merge and the checks `nginx -t`
+//! makes; `scanner` and `options` what merging builds; `main` what is module-wide.
 
 mod cache;
 mod directives;

@@ -13,7 +13,8 @@ use ometascan_core::upstream::health::HealthSpec;
 use super::options::tls_settings;
 use super::{LocConf, Pass, PassTarget};
 use crate::ngx_ext::balancing::{balancing, Method};
-use crate::ngx_ext::conf::{merge_log, text};
+use crate::ngx_ext::conf::text;
+use crate::ngx_ext::log::Merging;
 use crate::ngx_ext::upstream::upstream_peers;
 
 /// A scanner made ready for requests: its TLS client, its servers, how they are chosen.
@@ -147,8 +148,7 @@ unsafe fn applied_balancing(
             "ometascan: \"zone\" of upstream \"{name}\" is not shared by \"ometascan_pass\": \
              its balancing and failure counts are per worker process"
         );
-        // SAFETY: cf is the configuration being merged, its log valid.
-        unsafe { merge_log(cf, NGX_LOG_WARN, &msg) };
+        crate::warn!(Merging(cf), "{msg}");
     }
     Ok(method)
 }

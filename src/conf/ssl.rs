@@ -3,7 +3,6 @@
 use std::ffi::{c_char, c_void};
 
 use ngx::ffi::*;
-use ngx::ngx_conf_log_error;
 use ometascan_core::net::tls;
 
 use super::lcf;
@@ -46,9 +45,8 @@ pub unsafe extern "C" fn set_ssl_protocols(
     match tls::parse_protocols(&names) {
         Ok(p) => {
             for ignored in &p.ignored {
-                ngx_conf_log_error!(
-                    NGX_LOG_WARN,
-                    cf,
+                crate::warn!(
+                    crate::ngx_ext::log::Parsing(cf),
                     "\"{}\": {} is not supported by the TLS library and is ignored",
                     d.name,
                     ignored

@@ -1,8 +1,9 @@
 //! What follows from the declarations of `declared.rs`: the command table nginx reads, the
 //! [`LocConf`] fields a level keeps (unset until its directive is read), its inheritance (an
-//! inner level takes every value it did not set from the outer one) and, for each directive
-//! with a default, an accessor that applies it. Adding a directive is one entry there, plus
-//! the code that uses its value.
+//! inner level takes every value it did not set from the outer one), the defaults resolved once
+//! when merging, and an accessor per directive. Adding a directive of a plain value is one
+//! entry there (with nginx's slot setter, or a handler), its use through the accessor, and its
+//! reference entry in docs/directives.md.
 
 use ngx::ffi::*;
 use ometascan_core::cache::{self, RedisSpec};

@@ -138,20 +138,10 @@ pub fn parse_on_off(v: &ngx_str_t) -> Option<bool> {
 /// # Safety
 /// `cf` must be valid.
 pub unsafe fn merge_error(cf: *mut ngx_conf_t, message: &str) -> *mut c_char {
-    // SAFETY: cf is the configuration being merged (caller), its log valid.
-    unsafe { merge_log(cf, NGX_LOG_EMERG, message) };
+    crate::emerg!(super::log::Merging(cf), "{message}");
     conf_error()
 }
 
-/// Logs `message` at `level` in the configuration log while levels are merged.
-///
-/// # Safety
-/// `cf` must be valid.
-pub unsafe fn merge_log(cf: *mut ngx_conf_t, level: u32, message: &str) {
-    crate::log_at!(super::log::Merging(cf), level, "{message}");
-}
-
-/// Parses an nginx time (`500ms`, `90s`, `1d`); `None` unless it is positive.
 /// The time of a `key=time` argument (`wait=10s`), `None` for another key or no time.
 pub fn time_param(arg: &ngx_str_t, key: &str) -> Option<std::time::Duration> {
     let v = arg.as_bytes().strip_prefix(key.as_bytes())?;
@@ -161,6 +151,7 @@ pub fn time_param(arg: &ngx_str_t, key: &str) -> Option<std::time::Duration> {
     })
 }
 
+/// Parses an nginx time (`500ms`, `90s`, `1d`); `None` unless it is positive.
 pub fn parse_time(value: &ngx_str_t) -> Option<std::time::Duration> {
     let mut v = *value;
     // SAFETY: ngx_parse_time only reads the string.
