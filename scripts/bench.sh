@@ -238,6 +238,10 @@ for _ in $(seq 1 50); do grep -q '^clamd+unix://' "$run/clamd.log" && break; sle
 clamd_local=$(grep -m1 '^clamd+unix://' "$run/clamd.log")
 clamd_pids=$(sed -n 's/^pids (\([0-9]*\), [0-9]*)/\1/p' "$run/clamd.log")
 
+# Every nginx listens with `reuseport`: each worker gets its own accept queue and the kernel
+# spreads connections over them. Without it, one worker held about 93 of wrk's 100 connections
+# in one run; with a per-worker bound (ometascan_max_scans, row 4) the other worker's scanner
+# share then idles while that one's clients wait twice as long.
 nginx_conf() { # name listen location-body [worker_processes] [more server-level lines]
     cat >"$run/nginx-$1.conf" <<CONF
 load_module $bin/libngx_http_ometascan_module.so;
@@ -246,7 +250,7 @@ error_log $run/logs/error-$1.log warn;
 pid $run/logs/nginx-$1.pid;
 events { worker_connections 4096; }
 http {
-    log_format rt '\$request_time \$status \$ometascan_scan_time \$ometascan_scan_wait_time \$ometascan_scan_connect_time \$ometascan_scan_send_time \$ometascan_scan_answer_time \$ometascan_scan_handback_time';
+    log_format rt '\$request_time \$status \$ometascan_scan_time \$ometascan_scan_wait_time \$ometascan_scan_connect_time \$ometascan_scan_send_time \$ometascan_scan_answer_time \$ometascan_scan_handback_time \$pid';
     access_log $run/logs/access-$1.log rt buffer=256k flush=1s;
     sendfile on;
     client_max_body_size 10m;
@@ -256,7 +260,7 @@ http {
     ometascan_cache_zone verdicts:64m;
     upstream backend { server 127.0.0.1:$p_back; keepalive 64; }
     server {
-        listen 127.0.0.1:$2 backlog=4096;
+        listen 127.0.0.1:$2 backlog=4096 reuseport;
         location / { $3 proxy_pass http://backend; }
         ${5:-}
         location = /ometascan_status { ometascan_status; }
@@ -276,10 +280,10 @@ icap_limit="ometascan_max_scans 4 wait=10m;"
 nginx_conf icap "$p_icap" "ometascan_pass $icap_url; ometascan_read_timeout 10m; $icap_limit"
 nginx_conf miss "$p_miss" "ometascan_pass http://127.0.0.1:$p_double; ometascan_cache verdicts; ometascan_cache_valid 1ms;"
 nginx_conf hit "$p_hit" "ometascan_pass http://127.0.0.1:$p_double; ometascan_cache verdicts; ometascan_cache_valid 1h;"
-nginx_conf clamd "$p_clamd" "ometascan_pass $clamd_url; ometascan_read_timeout 10m;"
+nginx_conf clamd "$p_clamd" "ometascan_pass $clamd_url; ometascan_read_timeout 10m; $icap_limit"
 p_clamd_unix=$(port); p_clamd_fd=$(port)
-nginx_conf clamdunix "$p_clamd_unix" "ometascan_pass $clamd_local; ometascan_read_timeout 10m;"
-nginx_conf clamdfd "$p_clamd_fd" "ometascan_pass $clamd_local; ometascan_read_timeout 10m; ometascan_clamd_fildes on;"
+nginx_conf clamdunix "$p_clamd_unix" "ometascan_pass $clamd_local; ometascan_read_timeout 10m; $icap_limit"
+nginx_conf clamdfd "$p_clamd_fd" "ometascan_pass $clamd_local; ometascan_read_timeout 10m; ometascan_clamd_fildes on; $icap_limit"
 nginx_conf mirror "$p_mirror" "mirror /ometascan_mirror; mirror_request_body on;" \
     "" "location = /ometascan_mirror { internal; proxy_pass http://127.0.0.1:$p_double; }"
 
@@ -349,11 +353,15 @@ row() { # label script url group-name:pids...
     rps=$(sed -n 's/^Requests\/sec: *\([0-9.]*\)/\1/p' <<<"$out")
     p50=$(awk '$1=="50%"{print $2}' <<<"$out")
     p99=$(awk '$1=="99%"{print $2}' <<<"$out")
-    local p90 ngx99=-
+    local p90 ngx99=- workers=""
     p90=$(awk '$1=="90%"{print $2}' <<<"$out")
     if [ -n "$access" ]; then
         sleep 1.2
         ngx99=$(sort -n "$access" | awk '{v[NR]=$1} END {i=int(NR*0.99); if (i<1) i=1; if (NR) printf "%.0f", v[i]*1000; else print "-"}')
+        # Each worker's requests and their mean $request_time (the log's last field is $pid):
+        # a per-worker bound (ometascan_max_scans) gives each worker the same share of the
+        # scanner, so a worker holding more connections keeps its clients waiting longer.
+        workers=$(awk '{n[$NF]++; s[$NF]+=$1} END {for (p in n) printf "%s%d requests %.0f ms", (k++ ? ", " : ""), n[p], s[p]/n[p]*1000}' "$access")
     fi
     errs=$(( $(sed -n 's/.*Non-2xx or 3xx responses: *\([0-9]*\).*/\1/p' <<<"$out" | head -1 || echo 0) + 0 ))
     local sockerr
@@ -382,6 +390,11 @@ g=re.match(r'([0-9.]+)([a-z]+)',v)
 print(f'{float(g.group(1))*m[g.group(2)]:.0f}' if g else '-')"; }
     printf '%-34s %8s %7s %7s %7s %7s %7s %6s %7s %4s %6s %s\n' "$label" "$rps" "$mbs" "$(to_ms "$p50")" "$(to_ms "$p90")" "$(to_ms "$p99")" "$ngx99" "$errs" "$blocked" "$cut" "$passed" "$cpu"
     local n=${label%% *}
+    printf -v "workers_$n" '%s' "$workers"
+    # wrk's mean and longest latency, and the mean that Little's law gives for the clients
+    # and the rate (clients / req/s): a mean far below that one says some connections sat
+    # unanswered, which the percentiles of the finished requests do not show.
+    printf -v "lat_$n" '%s' "$(awk -v c="$conns" -v r="$rps" '$1 == "Latency" {print "mean " $2 ", max " $4 ", clients / rate " sprintf("%.0f", c / r * 1000) "ms"}' <<<"$out")"
     printf -v "rps_$n" '%s' "$rps"
     printf -v "p99_$n" '%s' "$(to_ms "$p99")"
     printf -v "cpu_$n" '%s' "$(sed -n 's/.*\(nginx\|squid\)=\([0-9.]*\).*/\2/p' <<<"$cpu")"
@@ -477,7 +490,7 @@ http {
     ometascan_cache_zone dlverdicts:64m;
     upstream files { server 127.0.0.1:$p_files; keepalive 64; }
     server {
-        listen 127.0.0.1:$2 backlog=4096;
+        listen 127.0.0.1:$2 backlog=4096 reuseport;
         location / { ometascan_methods POST; $3 proxy_pass http://files; }
     }
 }
@@ -585,6 +598,14 @@ for what, value in [
 ]:
     print(f"  {what:<60} {value:>6.2f}x   (reported)")
 PY
+for n in 4 21; do
+    w=workers_$n
+    [ -n "${!w:-}" ] && printf '  %-52s %s   (reported)\n' "row $n, each worker: requests, mean \$request_time" "${!w}"
+done
+for n in 4 5 21; do
+    l=lat_$n
+    [ -n "${!l:-}" ] && printf '  %-52s %s   (reported)\n' "row $n, wrk's latency" "${!l}"
+done
 
 [ -z "${ROWS:-}" ] || exit 0
 # Memory: 20 concurrent 100 MB uploads, through plain nginx and through nginx + module +
