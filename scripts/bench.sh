@@ -394,7 +394,7 @@ print(f'{float(g.group(1))*m[g.group(2)]:.0f}' if g else '-')"; }
     # wrk's mean and longest latency, and the mean that Little's law gives for the clients
     # and the rate (clients / req/s): a mean far below that one says some connections sat
     # unanswered, which the percentiles of the finished requests do not show.
-    printf -v "lat_$n" '%s' "$(awk -v c="$conns" -v r="$rps" '$1 == "Latency" {print "mean " $2 ", max " $4 ", clients / rate " sprintf("%.0f", c / r * 1000) "ms"}' <<<"$out")"
+    printf -v "lat_$n" '%s' "$(awk -v c="$conns" -v r="$rps" '$1 == "Latency" && $2 != "Distribution" {print "mean " $2 ", max " $4 ", clients / rate " sprintf("%.0f", c / r * 1000) "ms"}' <<<"$out")"
     printf -v "rps_$n" '%s' "$rps"
     printf -v "p99_$n" '%s' "$(to_ms "$p99")"
     printf -v "cpu_$n" '%s' "$(sed -n 's/.*\(nginx\|squid\)=\([0-9.]*\).*/\2/p' <<<"$cpu")"
