@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use ngx::ffi::*;
 
-use crate::ngx_ext::conf::{args, fail, invalid, text, CONF_OK};
+use crate::ngx_ext::conf::{args, fail, invalid_text, text, CONF_OK};
 
 /// What a level keeps of a directive.
 pub trait Stored: Clone + Default {
@@ -175,10 +175,12 @@ pub const fn post<T>(post: &'static T) -> *mut c_void {
 ///
 /// # Safety
 /// `cf` is the configuration nginx passes to a directive handler, during the call.
-unsafe fn written<'a>(cf: *mut ngx_conf_t) -> (String, &'a ngx_str_t) {
-    // SAFETY: the caller's contract; a slot setter runs its post with the directive's words.
+unsafe fn written(cf: *mut ngx_conf_t) -> (String, String) {
+    // SAFETY: the caller's contract; a slot setter runs its post with the directive's words
+    // (its name and, for the directives declared with a post, one value).
     let words = unsafe { args(cf) };
-    (text(&words[0]), &words[1])
+    let word = |i: usize| words.get(i).map(text).unwrap_or_default();
+    (word(0), word(1))
 }
 
 unsafe extern "C" fn check_time(
@@ -193,13 +195,17 @@ unsafe extern "C" fn check_time(
     let (name, value) = unsafe { written(cf) };
     if ms == 0 {
         // SAFETY: as above.
-        return unsafe { fail(cf, &invalid(value, &name, "it must be greater than zero")) };
+        return unsafe {
+            fail(
+                cf,
+                &invalid_text(&value, &name, "it must be greater than zero"),
+            )
+        };
     }
     if post.advice > 0 && ms as u64 > post.advice * 1000 {
         crate::warn!(
             crate::ngx_ext::log::Parsing(cf),
-            "\"{name}\" value \"{}\" is above {}s; connections usually fail earlier",
-            text(value),
+            "\"{name}\" value \"{value}\" is above {}s; connections usually fail earlier",
             post.advice
         );
     }
@@ -221,5 +227,5 @@ unsafe extern "C" fn check_bounds(
     let (name, value) = unsafe { written(cf) };
     let why = format!("it must be a number from {} to {}", b.low, b.high);
     // SAFETY: as above.
-    unsafe { fail(cf, &invalid(value, &name, &why)) }
+    unsafe { fail(cf, &invalid_text(&value, &name, &why)) }
 }

@@ -49,20 +49,17 @@ pub unsafe fn fail(cf: *mut ngx_conf_t, message: &str) -> *mut c_char {
     conf_error()
 }
 
+/// `invalid value "..." in "..." directive[, why]`.
 pub fn invalid(value: &ngx_str_t, name: &str, why: &str) -> String {
+    invalid_text(&text(value), name, why)
+}
+
+/// As [`invalid`], for a value already read.
+pub fn invalid_text(value: &str, name: &str, why: &str) -> String {
     if why.is_empty() {
-        format!(
-            "invalid value \"{}\" in \"{}\" directive",
-            text(value),
-            name
-        )
+        format!("invalid value \"{value}\" in \"{name}\" directive")
     } else {
-        format!(
-            "invalid value \"{}\" in \"{}\" directive, {}",
-            text(value),
-            name,
-            why
-        )
+        format!("invalid value \"{value}\" in \"{name}\" directive, {why}")
     }
 }
 
